@@ -1,0 +1,69 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/simgate/simgate/modem/modemsim"
+)
+
+func newModemsimCmd() *cobra.Command {
+	var (
+		cfg modemsim.Config
+		out string
+	)
+	cmd := &cobra.Command{
+		Use:   "modemsim",
+		Short: "Run a simulated GSM modem on a pseudo-terminal",
+		Long: `Run a simulated GSM modem (3GPP TS 27.007/27.005, PDU mode) on a
+pseudo-terminal and print its device path. Point simgate, or any AT client, at
+that path. Every SMS it takes is decoded and written as a JSON line to --out
+(standard output by default). It runs until interrupted.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			w := cmd.OutOrStdout()
+			if out != "" && out != "-" {
+				f, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				w = f
+			}
+			enc := json.NewEncoder(w)
+			msgs := make(chan modemsim.Message, 64)
+			cfg.OnMessage = func(m modemsim.Message) { msgs <- m }
+			cfg.Logger = newLogger(cmd.ErrOrStderr(), "info", "text")
+			sim, err := modemsim.Start(cfg)
+			if err != nil {
+				return err
+			}
+			defer sim.Close()
+			fmt.Fprintln(cmd.ErrOrStderr(), "simulated modem on", sim.Path())
+			if cfg.Link != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "linked at", cfg.Link)
+			}
+			for {
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case m := <-msgs:
+					enc.Encode(m)
+				}
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Name, "name", "sim1", "modem name")
+	f.StringVar(&cfg.Link, "link", "", "also make this symlink to the device")
+	f.DurationVar(&cfg.SendDelay, "send-delay", 500*time.Millisecond, "network delay of AT+CMGS")
+	f.StringVar(&cfg.PIN, "pin", "", "SIM PIN the simulated SIM asks for (none when empty)")
+	f.IntVar(&cfg.Signal, "signal", 20, "signal quality reported by AT+CSQ (0-31, 99 unknown)")
+	f.IntVar(&cfg.Registration, "registration", 1, "network registration state for AT+CREG (1 home, 5 roaming, 0/2/3 not registered)")
+	f.StringVar(&out, "out", "-", "where to write received messages as JSON lines")
+	return cmd
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/queue"
+)
+
+// Exit statuses of simgate send.
+const (
+	exitRejected = 2 // the job was rejected
+	exitFailed   = 3 // the job failed or expired
+)
+
+func newSendCmd() *cobra.Command {
+	var (
+		job     otp.Job
+		ttl     time.Duration
+		url     string
+		wait    bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "send --to NUMBER (--code DIGITS | --text TEXT)",
+		Short: "Send one OTP (or text) through otp.request and optionally follow its events",
+		Long: `Send one job through otp.request and print the immediate answer as JSON.
+With --wait, follow the job's events until a final one and print each.
+Exit status: 0 sent (or accepted without --wait), 2 rejected, 3 failed or
+expired, 1 any other error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if job.ID == "" {
+				job.ID = rand.Text()
+			}
+			job.TTL = otp.Duration(ttl)
+			if url == "" {
+				url = os.Getenv("SIMGATE_NATS_URL")
+			}
+			if url == "" {
+				url = nats.DefaultURL
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			return send(ctx, cmd, url, job, wait)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&job.To, "to", "", "destination phone number")
+	f.StringVar(&job.Region, "region", "", "ISO region for a national number (DK)")
+	f.StringVar(&job.Code, "code", "", "one-time code (4-10 digits)")
+	f.StringVar(&job.Text, "text", "", "plain SMS text instead of a code")
+	f.StringVar(&job.ID, "id", "", "job id (idempotency key); random when empty")
+	f.StringVar(&job.Template, "template", "", "template name")
+	f.StringVar(&job.Locale, "locale", "", "template locale")
+	f.DurationVar(&ttl, "ttl", 0, "how long the code is worth sending (default: the daemon's)")
+	f.StringVar(&url, "nats-url", "", "NATS server (default $SIMGATE_NATS_URL or nats://127.0.0.1:4222)")
+	f.BoolVar(&wait, "wait", false, "follow the job's events until a final one")
+	f.DurationVar(&timeout, "timeout", 3*time.Minute, "give up after this long")
+	cmd.MarkFlagRequired("to")
+	return cmd
+}
+
+func send(ctx context.Context, cmd *cobra.Command, url string, job otp.Job, wait bool) error {
+	nc, err := nats.Connect(url, nats.Name("simgate send"))
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", url, err)
+	}
+	defer nc.Close()
+	var events jetstream.ConsumeContext
+	evCh := make(chan otp.Event, 16)
+	if wait {
+		// Subscribe before asking, replaying from the start of the job's
+		// subject, so that no event can be missed.
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return err
+		}
+		c, err := js.OrderedConsumer(ctx, queue.StreamEvents, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{queue.EventSubject(job.ID)},
+		})
+		if err != nil {
+			return fmt.Errorf("follow events: %w", err)
+		}
+		events, err = c.Consume(func(m jetstream.Msg) {
+			var ev otp.Event
+			if json.Unmarshal(m.Data(), &ev) == nil {
+				evCh <- ev
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("follow events: %w", err)
+		}
+		defer events.Stop()
+	}
+	body, err := json.Marshal(job)
+	if err != nil {
+		return err
+	}
+	msg, err := nc.RequestWithContext(ctx, queue.SubjectRequest, body)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return fmt.Errorf("no simgate daemon answers on %s at %s", queue.SubjectRequest, url)
+	}
+	if err != nil {
+		return fmt.Errorf("request: %w", err)
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintln(out, string(msg.Data))
+	var reply otp.Reply
+	if err := json.Unmarshal(msg.Data, &reply); err != nil {
+		return fmt.Errorf("unreadable answer: %w", err)
+	}
+	switch reply.Status {
+	case otp.StatusRejected:
+		return &exitError{exitRejected, fmt.Errorf("rejected: %s %s", reply.Reason, reply.Detail)}
+	case otp.StatusError:
+		return fmt.Errorf("simgate could not queue the job: %s", reply.Detail)
+	}
+	if !wait {
+		return nil
+	}
+	enc := json.NewEncoder(out)
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for events: %w", ctx.Err())
+		case ev := <-evCh:
+			enc.Encode(ev)
+			if !ev.Type.Final() {
+				continue
+			}
+			if ev.Type == otp.EventSent {
+				return nil
+			}
+			if ev.Type == otp.EventRejected {
+				return &exitError{exitRejected, fmt.Errorf("%s: %s", ev.Type, ev.Reason)}
+			}
+			return &exitError{exitFailed, fmt.Errorf("%s: %s", ev.Type, ev.Reason)}
+		}
+	}
+}

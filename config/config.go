@@ -1,0 +1,329 @@
+// Package config loads simgate's configuration from a YAML file, SIMGATE_*
+// environment variables and command-line flags, in that order of increasing
+// precedence, over built-in defaults.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// EnvPrefix prefixes the environment variables: nats.url is SIMGATE_NATS_URL.
+const EnvPrefix = "SIMGATE"
+
+// Config is the whole configuration of a daemon.
+type Config struct {
+	// Node names this daemon in events and logs; the host name when empty.
+	Node string `mapstructure:"node"`
+	// StateDir keeps the embedded server's JetStream files.
+	StateDir string `mapstructure:"state_dir"`
+	// Simulate, when above zero, replaces the modems with that many
+	// simulated modems on pseudo-terminals: no real SMS is sent.
+	Simulate int     `mapstructure:"simulate"`
+	Log      Log     `mapstructure:"log"`
+	NATS     NATS    `mapstructure:"nats"`
+	Metrics  Metrics `mapstructure:"metrics"`
+	OTP      OTP     `mapstructure:"otp"`
+	Modems   []Modem `mapstructure:"modems"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `mapstructure:"level"`  // debug, info, warn, error
+	Format string `mapstructure:"format"` // text or json
+}
+
+// NATS configures the connection to NATS.
+type NATS struct {
+	// URL of an external server or cluster; empty starts an embedded server.
+	URL string `mapstructure:"url"`
+	// Listen is the embedded server's client address.
+	Listen string `mapstructure:"listen"`
+	// Replicas of the streams in a JetStream cluster.
+	Replicas int `mapstructure:"replicas"`
+	// AckWait is how long a job may be held without a sign of progress
+	// before another worker gets it.
+	AckWait time.Duration `mapstructure:"ack_wait"`
+	// EventsMaxAge is how long events are kept in the events stream.
+	EventsMaxAge time.Duration `mapstructure:"events_max_age"`
+}
+
+// Metrics configures the HTTP endpoint for /metrics, /healthz and /readyz.
+type Metrics struct {
+	Listen string `mapstructure:"listen"`
+}
+
+// OTP configures job handling.
+type OTP struct {
+	DefaultTTL time.Duration `mapstructure:"default_ttl"`
+	MaxTTL     time.Duration `mapstructure:"max_ttl"`
+	// Region is the ISO region used for numbers without a country code.
+	Region string `mapstructure:"region"`
+	// Brand is {{.Brand}} in templates.
+	Brand string `mapstructure:"brand"`
+	// Locale is the default locale of templates.
+	Locale string `mapstructure:"locale"`
+	// Templates maps a template name to a map from locale to text.
+	Templates map[string]map[string]string `mapstructure:"templates"`
+	// MaxAttempts bounds how often a job is handed to a modem.
+	MaxAttempts int `mapstructure:"max_attempts"`
+	// RetryDelay is the first delay before a failed job is tried again.
+	RetryDelay time.Duration `mapstructure:"retry_delay"`
+}
+
+// Modem configures one modem.
+type Modem struct {
+	Name   string `mapstructure:"name"`
+	Device string `mapstructure:"device"`
+	Baud   int    `mapstructure:"baud"`
+	// PINFile and PINEnv name where the SIM PIN is read from (a file, or an
+	// environment variable); the PIN itself never appears in the file.
+	PINFile        string        `mapstructure:"pin_file"`
+	PINEnv         string        `mapstructure:"pin_env"`
+	CommandTimeout time.Duration `mapstructure:"command_timeout"`
+	SendTimeout    time.Duration `mapstructure:"send_timeout"`
+}
+
+// PIN returns the modem's SIM PIN from its file or environment variable, or
+// "" when none is configured.
+func (m Modem) PIN() (string, error) {
+	switch {
+	case m.PINFile != "":
+		b, err := os.ReadFile(m.PINFile)
+		if err != nil {
+			return "", fmt.Errorf("modem %s: read PIN: %w", m.Name, err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	case m.PINEnv != "":
+		pin, ok := os.LookupEnv(m.PINEnv)
+		if !ok {
+			return "", fmt.Errorf("modem %s: PIN variable %s is not set", m.Name, m.PINEnv)
+		}
+		return strings.TrimSpace(pin), nil
+	}
+	return "", nil
+}
+
+// defaults holds every scalar key with its default: viper reads environment
+// variables only for keys it knows.
+var defaults = map[string]any{
+	"node":                "",
+	"state_dir":           "/var/lib/simgate",
+	"simulate":            0,
+	"log.level":           "info",
+	"log.format":          "text",
+	"nats.url":            "",
+	"nats.listen":         "127.0.0.1:4222",
+	"nats.replicas":       1,
+	"nats.ack_wait":       "30s",
+	"nats.events_max_age": "24h",
+	"metrics.listen":      "127.0.0.1:9464",
+	"otp.default_ttl":     "10m",
+	"otp.max_ttl":         "1h",
+	"otp.region":          "",
+	"otp.brand":           "simgate",
+	"otp.locale":          "en",
+	"otp.max_attempts":    5,
+	"otp.retry_delay":     "2s",
+}
+
+// Flags defines the command-line flags that override configuration keys.
+// Bind them with Load.
+func Flags(fs *pflag.FlagSet) {
+	fs.String("config", "", "configuration file (YAML)")
+	fs.String("nats-url", "", "external NATS server URL (nats.url); empty starts an embedded server")
+	fs.String("nats-listen", "", "embedded NATS server client address (nats.listen)")
+	fs.String("state-dir", "", "state directory (state_dir)")
+	fs.String("metrics-listen", "", "metrics, /healthz and /readyz address (metrics.listen)")
+	fs.String("log-level", "", "log level: debug, info, warn, error (log.level)")
+	fs.String("log-format", "", "log format: text or json (log.format)")
+	fs.Int("simulate", 0, "use N simulated modems instead of the configured ones: no real SMS is sent")
+}
+
+var flagKeys = map[string]string{
+	"nats-url":       "nats.url",
+	"nats-listen":    "nats.listen",
+	"state-dir":      "state_dir",
+	"metrics-listen": "metrics.listen",
+	"log-level":      "log.level",
+	"log-format":     "log.format",
+	"simulate":       "simulate",
+}
+
+// Default returns the built-in defaults, without reading a file, the
+// environment or flags, and without validation (it configures no modem).
+func Default() Config {
+	v := viper.New()
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	var c Config
+	if err := v.Unmarshal(&c, decodeHook); err != nil {
+		panic("config defaults: " + err.Error())
+	}
+	return c
+}
+
+var decodeHook = viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+	mapstructure.StringToTimeDurationHookFunc(),
+	mapstructure.StringToSliceHookFunc(","),
+))
+
+// Load reads the configuration: defaults, then the file named by the
+// --config flag (if any), then SIMGATE_* variables, then flags that were
+// set. fs may be nil. Unknown keys in the file are an error naming them.
+func Load(fs *pflag.FlagSet) (Config, error) {
+	v := viper.New()
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if fs != nil {
+		if f := fs.Lookup("config"); f != nil && f.Value.String() != "" {
+			v.SetConfigFile(f.Value.String())
+			v.SetConfigType("yaml")
+			if err := v.ReadInConfig(); err != nil {
+				return Config{}, fmt.Errorf("read %s: %w", f.Value.String(), err)
+			}
+		}
+		for name, key := range flagKeys {
+			if f := fs.Lookup(name); f != nil && f.Changed {
+				v.Set(key, f.Value.String())
+			}
+		}
+	}
+	var c Config
+	err := v.UnmarshalExact(&c, decodeHook)
+	if err != nil {
+		return Config{}, unknownKeys(err)
+	}
+	if c.Node == "" {
+		c.Node, _ = os.Hostname()
+	}
+	return c, c.Validate()
+}
+
+// unknownKeys rewords mapstructure's complaints about unused keys
+// ("'nats' has invalid keys: ulr") into the full key names ("nats.ulr").
+func unknownKeys(err error) error {
+	var keys []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		before, list, ok := strings.Cut(line, " has invalid keys: ")
+		if !ok {
+			continue
+		}
+		parent := before
+		if i := strings.Index(parent, "'"); i >= 0 {
+			parent = strings.Trim(parent[i:], "'")
+		}
+		for _, k := range strings.Split(list, ",") {
+			k = strings.TrimSpace(k)
+			if parent != "" {
+				k = parent + "." + k
+			}
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	return fmt.Errorf("configuration: unknown key(s): %s", strings.Join(keys, ", "))
+}
+
+// Validate lists every problem of c.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level %q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format %q: want text or json", c.Log.Format)
+	}
+	if c.NATS.URL == "" {
+		if _, _, err := net.SplitHostPort(c.NATS.Listen); err != nil && c.NATS.Listen != "-" {
+			bad("nats.listen %q: %v", c.NATS.Listen, err)
+		}
+		if c.StateDir == "" {
+			bad("state_dir is required for the embedded NATS server")
+		}
+	}
+	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
+		bad("nats.replicas %d: want 1 to 5", c.NATS.Replicas)
+	}
+	if c.NATS.AckWait < time.Second {
+		bad("nats.ack_wait %s: want at least 1s", c.NATS.AckWait)
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			bad("metrics.listen %q: %v", c.Metrics.Listen, err)
+		}
+	}
+	if c.OTP.DefaultTTL <= 0 || c.OTP.MaxTTL <= 0 || c.OTP.DefaultTTL > c.OTP.MaxTTL {
+		bad("otp.default_ttl %s and otp.max_ttl %s: want 0 < default_ttl <= max_ttl", c.OTP.DefaultTTL, c.OTP.MaxTTL)
+	}
+	if c.OTP.MaxAttempts < 1 {
+		bad("otp.max_attempts %d: want at least 1", c.OTP.MaxAttempts)
+	}
+	if c.OTP.RetryDelay <= 0 {
+		bad("otp.retry_delay %s: want a positive duration", c.OTP.RetryDelay)
+	}
+	if c.Simulate < 0 || c.Simulate > 64 {
+		bad("simulate %d: want 0 to 64", c.Simulate)
+	}
+	if c.Simulate == 0 && len(c.Modems) == 0 {
+		bad("no modems configured (modems) and none simulated (--simulate N)")
+	}
+	names := map[string]bool{}
+	for i, m := range c.Modems {
+		where := fmt.Sprintf("modems[%d]", i)
+		if m.Name == "" {
+			bad("%s.name is required", where)
+		} else if !modemName(m.Name) {
+			bad("%s.name %q: want 1-32 characters of a-z A-Z 0-9 _ -", where, m.Name)
+		} else if names[m.Name] {
+			bad("%s.name %q: used twice", where, m.Name)
+		}
+		names[m.Name] = true
+		if m.Device == "" {
+			bad("%s.device is required", where)
+		}
+		if m.Baud < 0 {
+			bad("%s.baud %d: want a positive speed", where, m.Baud)
+		}
+		if m.PINFile != "" && m.PINEnv != "" {
+			bad("%s: pin_file and pin_env are mutually exclusive", where)
+		}
+		if m.CommandTimeout < 0 || m.SendTimeout < 0 {
+			bad("%s: timeouts must not be negative", where)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func modemName(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+

@@ -1,0 +1,171 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "simgate.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func flags(t *testing.T, args ...string) *pflag.FlagSet {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	Flags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+const minimal = `
+modems:
+  - name: m1
+    device: /dev/ttyUSB2
+`
+
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, minimal+`
+nats:
+  url: nats://file:4222
+  listen: 127.0.0.1:5222
+metrics:
+  listen: 127.0.0.1:9999
+otp:
+  default_ttl: 5m
+`)
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		url     string
+		listen  string
+		metrics string
+	}{
+		{"file over default", nil, nil, "nats://file:4222", "127.0.0.1:5222", "127.0.0.1:9999"},
+		{"env over file", map[string]string{"SIMGATE_NATS_URL": "nats://env:4222", "SIMGATE_METRICS_LISTEN": "127.0.0.1:1"}, nil, "nats://env:4222", "127.0.0.1:5222", "127.0.0.1:1"},
+		{"flag over env", map[string]string{"SIMGATE_NATS_URL": "nats://env:4222"}, []string{"--nats-url", "nats://flag:4222"}, "nats://flag:4222", "127.0.0.1:5222", "127.0.0.1:9999"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			c, err := Load(flags(t, append([]string{"--config", file}, tc.args...)...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.NATS.URL != tc.url || c.NATS.Listen != tc.listen || c.Metrics.Listen != tc.metrics {
+				t.Errorf("url %q listen %q metrics %q", c.NATS.URL, c.NATS.Listen, c.Metrics.Listen)
+			}
+			if c.OTP.DefaultTTL != 5*time.Minute || c.OTP.MaxTTL != time.Hour {
+				t.Errorf("ttl %s/%s", c.OTP.DefaultTTL, c.OTP.MaxTTL)
+			}
+		})
+	}
+}
+
+func TestEnvironmentWithoutFile(t *testing.T) {
+	t.Setenv("SIMGATE_SIMULATE", "3")
+	t.Setenv("SIMGATE_OTP_MAX_ATTEMPTS", "7")
+	c, err := Load(flags(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Simulate != 3 || c.OTP.MaxAttempts != 7 {
+		t.Errorf("simulate %d max_attempts %d", c.Simulate, c.OTP.MaxAttempts)
+	}
+}
+
+func TestUnknownKeyIsNamed(t *testing.T) {
+	for _, tc := range []struct{ body, key string }{
+		{minimal + "natz:\n  url: x\n", "natz"},
+		{minimal + "nats:\n  ulr: x\n", "nats.ulr"},
+		{"modems:\n  - name: m1\n    device: /dev/x\n    bauds: 9600\n", "bauds"},
+	} {
+		_, err := Load(flags(t, "--config", writeFile(t, tc.body)))
+		if err == nil || !strings.Contains(err.Error(), "unknown key") || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("error %v, want unknown key naming %q", err, tc.key)
+		}
+	}
+}
+
+func TestValidateListsEveryProblem(t *testing.T) {
+	body := `
+log: {level: loud}
+otp: {default_ttl: 2h, max_ttl: 1h}
+modems:
+  - {name: m1, device: /dev/a}
+  - {name: m1, device: ""}
+`
+	_, err := Load(flags(t, "--config", writeFile(t, body)))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"log.level", "otp.default_ttl", `"m1": used twice`, "modems[1].device"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestNoModems(t *testing.T) {
+	if _, err := Load(flags(t)); err == nil || !strings.Contains(err.Error(), "no modems") {
+		t.Errorf("error %v", err)
+	}
+	if _, err := Load(flags(t, "--simulate", "2")); err != nil {
+		t.Errorf("simulated: %v", err)
+	}
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := Load(flags(t, "--config", "../configs/simgate.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Default()
+	c.Modems, d.Modems = nil, nil
+	c.OTP.Templates, d.OTP.Templates = nil, nil
+	c.Node, d.Node = "", ""
+	if !reflect.DeepEqual(c, d) {
+		t.Errorf("example config differs from the defaults:\n%+v\n%+v", c, d)
+	}
+}
+
+func TestPIN(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "pin")
+	os.WriteFile(p, []byte("1234\n"), 0o600)
+	t.Setenv("TEST_PIN", "4321")
+	for _, tc := range []struct {
+		m    Modem
+		want string
+		err  bool
+	}{
+		{Modem{Name: "a"}, "", false},
+		{Modem{Name: "a", PINFile: p}, "1234", false},
+		{Modem{Name: "a", PINEnv: "TEST_PIN"}, "4321", false},
+		{Modem{Name: "a", PINFile: filepath.Join(dir, "none")}, "", true},
+		{Modem{Name: "a", PINEnv: "TEST_NO_SUCH_PIN"}, "", true},
+	} {
+		got, err := tc.m.PIN()
+		if got != tc.want || (err != nil) != tc.err {
+			t.Errorf("%+v: %q, %v", tc.m, got, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "1234") {
+			t.Errorf("error reveals the PIN: %v", err)
+		}
+	}
+}

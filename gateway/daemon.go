@@ -1,0 +1,274 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/simgate/simgate/config"
+	"github.com/simgate/simgate/metrics"
+	"github.com/simgate/simgate/modem"
+	"github.com/simgate/simgate/modem/modemsim"
+	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/queue"
+)
+
+// Daemon is a running simgate: NATS (embedded or external), the streams, the
+// otp.request endpoint, one worker per modem and the metrics endpoint.
+type Daemon struct {
+	cfg config.Config
+	log *slog.Logger
+
+	ns      *server.Server // nil with an external server
+	nc      *nats.Conn
+	gw      *Gateway
+	reg     *prometheus.Registry
+	metrics *metrics.Server
+	sims    []*modemsim.Modem
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Start brings a daemon up and returns once it takes jobs. Stop it with
+// Stop.
+func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version string) (d *Daemon, err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d = &Daemon{cfg: cfg, log: log, reg: metrics.NewRegistry()}
+	defer func() {
+		if err != nil {
+			d.Stop(context.Background())
+			d = nil
+		}
+	}()
+
+	modems, err := d.modemConfigs()
+	if err != nil {
+		return d, err
+	}
+	if err := d.connect(); err != nil {
+		return d, err
+	}
+	js, err := jetstream.New(d.nc)
+	if err != nil {
+		return d, fmt.Errorf("jetstream: %w", err)
+	}
+	cons, err := queue.Setup(ctx, js, queue.StreamConfig{
+		Replicas:     cfg.NATS.Replicas,
+		DedupWindow:  cfg.OTP.MaxTTL,
+		EventsMaxAge: cfg.NATS.EventsMaxAge,
+		AckWait:      cfg.NATS.AckWait,
+	})
+	if err != nil {
+		return d, err
+	}
+	renderer, err := otp.NewRenderer(cfg.OTP.Brand, cfg.OTP.Locale, cfg.OTP.Templates)
+	if err != nil {
+		return d, err
+	}
+	names := make([]string, len(modems))
+	for i, m := range modems {
+		names[i] = m.Name
+	}
+	m := metrics.New(d.reg, version, names)
+	d.gw = New(Options{
+		NC: d.nc, JS: js, Consumer: cons,
+		Limits:      otp.Limits{DefaultTTL: cfg.OTP.DefaultTTL, MaxTTL: cfg.OTP.MaxTTL, Region: cfg.OTP.Region},
+		Renderer:    renderer,
+		Metrics:     m,
+		Logger:      log,
+		Node:        cfg.Node,
+		Version:     version,
+		MaxAttempts: cfg.OTP.MaxAttempts,
+		RetryDelay:  cfg.OTP.RetryDelay,
+		AckWait:     cfg.NATS.AckWait,
+	})
+	if cfg.Metrics.Listen != "" {
+		d.metrics, err = metrics.Listen(cfg.Metrics.Listen, d.reg, d.Ready)
+		if err != nil {
+			return d, fmt.Errorf("metrics listen %s: %w", cfg.Metrics.Listen, err)
+		}
+		log.Info("metrics", "url", "http://"+d.metrics.Addr()+"/metrics")
+	}
+	if err := d.gw.StartRequests(); err != nil {
+		return d, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.cancel = cancel
+	for _, mc := range modems {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.gw.RunModem(runCtx, mc)
+		}()
+	}
+	log.Info("simgate started", "node", cfg.Node, "modems", len(modems), "version", version)
+	return d, nil
+}
+
+// connect starts the embedded server when no URL is configured, and
+// connects to NATS.
+func (d *Daemon) connect() error {
+	opts := []nats.Option{
+		nats.Name("simgate " + d.cfg.Node),
+		nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				d.log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { d.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	}
+	if d.cfg.NATS.URL != "" {
+		nc, err := nats.Connect(d.cfg.NATS.URL, opts...)
+		if err != nil {
+			return fmt.Errorf("connect to nats %s: %w", d.cfg.NATS.URL, err)
+		}
+		d.nc = nc
+		d.log.Info("connected to nats", "url", nc.ConnectedUrlRedacted())
+		return nil
+	}
+	store := filepath.Join(d.cfg.StateDir, "jetstream")
+	if err := os.MkdirAll(store, 0o750); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	ns, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: d.cfg.NATS.Listen, StoreDir: store, Name: "simgate"})
+	if err != nil {
+		return err
+	}
+	d.ns = ns
+	opts = append(opts, nats.InProcessServer(ns))
+	nc, err := nats.Connect("", opts...)
+	if err != nil {
+		return fmt.Errorf("connect to embedded nats: %w", err)
+	}
+	d.nc = nc
+	d.log.Info("embedded nats server started", "url", d.ClientURL(), "store", store)
+	return nil
+}
+
+// modemConfigs resolves the configured modems (reading SIM PINs), or starts
+// simulated ones.
+func (d *Daemon) modemConfigs() ([]modem.Config, error) {
+	if n := d.cfg.Simulate; n > 0 {
+		d.log.Warn("SIMULATED MODEMS: no real SMS is sent", "count", n)
+		var out []modem.Config
+		for i := range n {
+			name := fmt.Sprintf("sim%d", i+1)
+			sim, err := modemsim.Start(modemsim.Config{
+				Name:   name,
+				Logger: d.log.With("sim", name),
+				OnMessage: func(m modemsim.Message) {
+					d.log.Info("simulated network took an SMS", "sim", m.Modem, "parts", m.Parts, "encoding", m.Encoding)
+				},
+			})
+			if err != nil {
+				return nil, fmt.Errorf("simulated modem %s: %w", name, err)
+			}
+			d.sims = append(d.sims, sim)
+			d.log.Info("simulated modem", "name", name, "device", sim.Path())
+			out = append(out, modem.Config{Name: name, Device: sim.Path(), CommandTimeout: 5 * time.Second, SendTimeout: 30 * time.Second})
+		}
+		return out, nil
+	}
+	out := make([]modem.Config, 0, len(d.cfg.Modems))
+	for _, mc := range d.cfg.Modems {
+		pin, err := mc.PIN()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, modem.Config{
+			Name: mc.Name, Device: mc.Device, Baud: mc.Baud, PIN: pin,
+			CommandTimeout: mc.CommandTimeout, SendTimeout: mc.SendTimeout,
+		})
+	}
+	return out, nil
+}
+
+// ClientURL returns the embedded server's client URL, or "" when simgate
+// uses an external server or the embedded one does not listen.
+func (d *Daemon) ClientURL() string {
+	if d.ns == nil || d.cfg.NATS.Listen == "-" {
+		return ""
+	}
+	return d.ns.ClientURL()
+}
+
+// Registry returns the daemon's Prometheus registry.
+func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
+
+// MetricsAddr returns the address of the metrics endpoint, or "".
+func (d *Daemon) MetricsAddr() string {
+	if d.metrics == nil {
+		return ""
+	}
+	return d.metrics.Addr()
+}
+
+// Simulated returns the simulated modems started for --simulate.
+func (d *Daemon) Simulated() []*modemsim.Modem { return d.sims }
+
+// Ready reports whether the daemon can take jobs: NATS connected and at
+// least one modem ready.
+func (d *Daemon) Ready() error {
+	switch {
+	case d.nc == nil || !d.nc.IsConnected():
+		return errors.New("nats not connected")
+	case d.gw == nil || d.gw.ModemsReady() == 0:
+		return errors.New("no modem ready")
+	}
+	return nil
+}
+
+// ModemsReady returns how many modems are open and initialised.
+func (d *Daemon) ModemsReady() int {
+	if d.gw == nil {
+		return 0
+	}
+	return d.gw.ModemsReady()
+}
+
+// Stop stops taking jobs, lets a send in progress finish, and shuts down.
+// ctx bounds the wait.
+func (d *Daemon) Stop(ctx context.Context) error {
+	var errs []error
+	if d.gw != nil {
+		errs = append(errs, d.gw.StopRequests())
+	}
+	if d.cancel != nil {
+		d.cancel()
+	}
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("modem workers still busy: %w", ctx.Err()))
+	}
+	if d.metrics != nil {
+		errs = append(errs, d.metrics.Shutdown(ctx))
+	}
+	if d.nc != nil {
+		d.nc.Close()
+	}
+	if d.ns != nil {
+		d.ns.Shutdown()
+		d.ns.WaitForShutdown()
+	}
+	for _, s := range d.sims {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,479 @@
+// Package gateway moves OTP jobs from NATS to modems: it answers
+// otp.request, runs one worker per modem that pulls a job only when its modem
+// is free, checks and renders the job, sends it, and ends it with an ack and
+// an event.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/simgate/simgate/metrics"
+	"github.com/simgate/simgate/modem"
+	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/queue"
+)
+
+// Options configure a Gateway.
+type Options struct {
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Consumer jetstream.Consumer
+	Limits   otp.Limits
+	Renderer *otp.Renderer
+	Metrics  *metrics.Metrics
+	Logger   *slog.Logger
+	// Node names this daemon in events.
+	Node string
+	// Version is reported by the otp.request micro service.
+	Version string
+	// MaxAttempts bounds how often a job is handed to a modem; 5 when zero.
+	MaxAttempts int
+	// RetryDelay is the first delay before a failed job is tried again; it
+	// doubles with each attempt up to 1 min. 2 s when zero.
+	RetryDelay time.Duration
+	// AckWait is the consumer's ack wait; progress is signalled at a third
+	// of it while a modem sends. 30 s when zero.
+	AckWait time.Duration
+	// Now returns the current time; time.Now when nil.
+	Now func() time.Time
+}
+
+// Gateway processes jobs. Create it with New.
+type Gateway struct {
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+
+	mu     sync.Mutex
+	ready  map[string]bool // modem name -> open and initialised
+	svc    micro.Service
+	closed bool
+}
+
+// New returns a Gateway.
+func New(opts Options) *Gateway {
+	if opts.MaxAttempts == 0 {
+		opts.MaxAttempts = 5
+	}
+	if opts.RetryDelay == 0 {
+		opts.RetryDelay = 2 * time.Second
+	}
+	if opts.AckWait == 0 {
+		opts.AckWait = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Gateway{opts: opts, log: opts.Logger, now: now, ready: map[string]bool{}}
+}
+
+// ModemsReady returns how many modems are open and initialised.
+func (g *Gateway) ModemsReady() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, up := range g.ready {
+		if up {
+			n++
+		}
+	}
+	return n
+}
+
+func (g *Gateway) setReady(name string, up bool) {
+	g.mu.Lock()
+	g.ready[name] = up
+	g.mu.Unlock()
+	v := 0.0
+	if up {
+		v = 1
+	}
+	g.opts.Metrics.ModemUp.WithLabelValues(name).Set(v)
+}
+
+// StartRequests serves otp.request (as a NATS micro service, so every
+// daemon answers in one queue group) until StopRequests.
+func (g *Gateway) StartRequests() error {
+	svc, err := micro.AddService(g.opts.NC, micro.Config{
+		Name:        "simgate",
+		Version:     g.opts.Version,
+		Description: "OTP over SMS: validates a job, queues it and answers at once",
+		Endpoint: &micro.EndpointConfig{
+			Subject: queue.SubjectRequest,
+			Handler: micro.HandlerFunc(g.handleRequest),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("serve %s: %w", queue.SubjectRequest, err)
+	}
+	g.mu.Lock()
+	g.svc = svc
+	g.mu.Unlock()
+	return nil
+}
+
+// StopRequests stops answering otp.request.
+func (g *Gateway) StopRequests() error {
+	g.mu.Lock()
+	svc := g.svc
+	g.svc = nil
+	g.mu.Unlock()
+	if svc == nil {
+		return nil
+	}
+	return svc.Stop()
+}
+
+func (g *Gateway) handleRequest(req micro.Request) {
+	g.opts.Metrics.JobsReceived.WithLabelValues("request").Inc()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reply := g.request(ctx, req.Data())
+	b, _ := json.Marshal(reply)
+	if err := req.Respond(b); err != nil {
+		g.log.Warn("answer otp.request", "id", reply.ID, "err", err)
+	}
+}
+
+func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {
+	job, p, _, err := g.prepare(data)
+	if err != nil {
+		re, _ := otp.AsReject(err)
+		g.rejected(ctx, job.ID, re, 0)
+		return otp.RejectReply(job.ID, re)
+	}
+	msg := &nats.Msg{Subject: queue.SubjectSend, Data: data, Header: nats.Header{}}
+	msg.Header.Set(queue.HeaderAccepted, g.now().UTC().Format(time.RFC3339Nano))
+	ack, err := g.opts.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(job.ID))
+	if err != nil {
+		g.log.Error("queue job", "id", job.ID, "err", err)
+		return otp.Reply{Status: otp.StatusError, ID: job.ID, Detail: "could not queue the job; try again"}
+	}
+	reply := otp.Reply{Status: otp.StatusAccepted, ID: job.ID, To: p.Number.Masked()}
+	if ack.Duplicate {
+		g.opts.Metrics.Duplicates.Inc()
+		g.log.Info("duplicate job", "id", job.ID, "to", p.Number.Masked())
+		reply.Duplicate = true
+		return reply
+	}
+	g.log.Info("job accepted", "id", job.ID, "to", p.Number.Masked(), "source", "request")
+	g.publish(ctx, otp.Event{Type: otp.EventAccepted, ID: job.ID, To: p.Number.Masked()})
+	return reply
+}
+
+// prepare decodes, checks and renders a job. On error the returned job
+// carries whatever was decoded, and the error is a *otp.RejectError.
+func (g *Gateway) prepare(data []byte) (otp.Job, otp.Prepared, string, error) {
+	job, err := otp.DecodeJob(data)
+	if err != nil {
+		return job, otp.Prepared{}, "", err
+	}
+	p, err := g.opts.Limits.Prepare(job)
+	if err != nil {
+		return job, p, "", err
+	}
+	text, err := g.opts.Renderer.Render(p)
+	if err != nil {
+		if _, ok := otp.AsReject(err); !ok {
+			err = &otp.RejectError{Reason: otp.ReasonUnknownTemplate, Field: "template", Detail: err.Error()}
+		}
+		return job, p, "", err
+	}
+	return job, p, text, nil
+}
+
+// rejected records a rejected job: metric, log and event.
+func (g *Gateway) rejected(ctx context.Context, id string, re *otp.RejectError, attempt int) {
+	g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeRejected).Inc()
+	g.opts.Metrics.Rejected.WithLabelValues(string(re.Reason)).Inc()
+	g.log.Info("job rejected", "id", id, "reason", re.Reason, "field", re.Field)
+	ev := otp.Event{Type: otp.EventRejected, ID: id, Reason: re.Reason, Detail: re.Detail,
+		RetryAfter: re.RetryAfter.Seconds(), Attempt: attempt}
+	if !otp.ValidID(id) {
+		ev.ID = ""
+	}
+	g.publish(ctx, ev)
+}
+
+// publish sends an event to otp.events.<id> (or the no-id subject). Events
+// are best effort: a failure is logged, the job goes on.
+func (g *Gateway) publish(ctx context.Context, ev otp.Event) {
+	ev.Time = g.now().UTC()
+	ev.Node = g.opts.Node
+	subject := queue.SubjectRejectedNoID
+	if ev.ID != "" {
+		subject = queue.EventSubject(ev.ID)
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		g.log.Error("encode event", "type", ev.Type, "id", ev.ID, "err", err)
+		return
+	}
+	if _, err := g.opts.JS.Publish(ctx, subject, b); err != nil {
+		g.log.Warn("publish event", "type", ev.Type, "id", ev.ID, "err", err)
+	}
+}
+
+// RunModem runs the worker of one modem until ctx ends: it opens the modem
+// (again, with backoff, after every fault), then takes jobs one at a time
+// while the modem is up.
+func (g *Gateway) RunModem(ctx context.Context, cfg modem.Config) {
+	log := g.log.With("modem", cfg.Name)
+	cfg.Logger = g.log
+	backoff := newBackoff(time.Second, time.Minute)
+	for ctx.Err() == nil {
+		m, err := modem.Open(ctx, cfg)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			g.setReady(cfg.Name, false)
+			if errors.Is(err, modem.ErrWrongPIN) || errors.Is(err, modem.ErrSIMPUK) {
+				// Another try could lock the SIM for good.
+				log.Error("modem disabled until restart: SIM needs a person", "err", err)
+				<-ctx.Done()
+				return
+			}
+			d := backoff.next()
+			log.Warn("modem not available", "err", err, "retry_in", d)
+			sleep(ctx, d)
+			continue
+		}
+		backoff.reset()
+		inf := m.Info()
+		log.Info("modem ready", "manufacturer", inf.Manufacturer, "model", inf.Model, "revision", inf.Revision)
+		g.setReady(cfg.Name, true)
+		g.serveModem(ctx, m, log)
+		g.setReady(cfg.Name, false)
+		m.Close()
+		if ctx.Err() == nil {
+			log.Warn("modem lost; reopening")
+		}
+	}
+}
+
+// serveModem takes jobs for m until m breaks or ctx ends.
+func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, log *slog.Logger) {
+	// Stop waiting for a job as soon as the modem goes away.
+	fetchCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-m.Closed():
+			cancel()
+		case <-fetchCtx.Done():
+		}
+	}()
+	for {
+		msg, err := g.opts.Consumer.Next(jetstream.FetchContext(fetchCtx))
+		if err != nil {
+			if fetchCtx.Err() != nil {
+				return
+			}
+			log.Warn("fetch job", "err", err)
+			sleep(fetchCtx, time.Second)
+			continue
+		}
+		if broken := g.process(ctx, m, msg); broken {
+			return
+		}
+	}
+}
+
+// process handles one delivery of a job and reports whether the modem must
+// be reopened.
+func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg) (broken bool) {
+	g.opts.Metrics.JobsReceived.WithLabelValues("queue").Inc()
+	meta, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream message: cannot happen on a pull consumer.
+		g.log.Error("job without metadata", "err", err)
+		msg.Term()
+		return false
+	}
+	attempt := int(meta.NumDelivered)
+	job, p, text, err := g.prepare(msg.Data())
+	if err != nil {
+		re, _ := otp.AsReject(err)
+		if job.ID == "" || !otp.ValidID(job.ID) {
+			job.ID = msg.Headers().Get(jetstream.MsgIDHeader)
+		}
+		g.rejected(ctx, job.ID, re, attempt)
+		g.term(msg, string(re.Reason))
+		return false
+	}
+	log := g.log.With("id", job.ID, "to", p.Number.Masked(), "modem", m.Name(), "attempt", attempt)
+	accepted := meta.Timestamp
+	deadline := accepted.Add(p.TTL)
+	if attempt == 1 && msg.Headers().Get(queue.HeaderAccepted) == "" {
+		log.Info("job accepted", "source", "queue")
+		g.publish(ctx, otp.Event{Type: otp.EventAccepted, ID: job.ID, To: p.Number.Masked()})
+	}
+	if !g.now().Before(deadline) {
+		log.Info("job expired before a modem could send it", "late", g.now().Sub(deadline).Round(time.Millisecond))
+		g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeExpired).Inc()
+		g.publish(ctx, otp.Event{Type: otp.EventExpired, ID: job.ID, To: p.Number.Masked(), Attempt: attempt})
+		g.term(msg, "expired")
+		return false
+	}
+	if attempt > g.opts.MaxAttempts {
+		// Only reached when earlier attempts died with their daemon.
+		g.fail(ctx, msg, log, p, attempt, otp.ReasonAttemptsExhausted, "no attempt completed")
+		return false
+	}
+
+	g.opts.Metrics.ModemBusy.WithLabelValues(m.Name()).Set(1)
+	stop := g.keepInProgress(msg)
+	res, err := m.Send(ctx, p.Number.E164, text)
+	stop()
+	g.opts.Metrics.ModemBusy.WithLabelValues(m.Name()).Set(0)
+
+	if err == nil {
+		g.opts.Metrics.SMSSent.WithLabelValues(m.Name()).Inc()
+		g.opts.Metrics.SMSParts.WithLabelValues(m.Name()).Add(float64(len(res.Refs)))
+		g.opts.Metrics.CMGSDuration.WithLabelValues(m.Name()).Observe(res.Duration.Seconds())
+		g.opts.Metrics.SendLatency.Observe(g.now().Sub(accepted).Seconds())
+		g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeSent).Inc()
+		if err := g.ack(ctx, msg); err != nil {
+			// The server will hand the job out again after AckWait.
+			log.Error("ack sent job; it may be sent again", "err", err)
+		}
+		log.Info("sms sent", "parts", len(res.Refs), "cmgs", res.Duration.Round(time.Millisecond))
+		g.publish(ctx, otp.Event{Type: otp.EventSent, ID: job.ID, To: p.Number.Masked(),
+			Modem: m.Name(), Refs: res.Refs, Parts: len(res.Refs), Attempt: attempt})
+		return false
+	}
+
+	var se *modem.SendError
+	if !errors.As(err, &se) {
+		se = &modem.SendError{Class: modem.Retryable, Err: err}
+	}
+	g.opts.Metrics.SMSFailed.WithLabelValues(m.Name(), se.Class.String()).Inc()
+	log = log.With("class", se.Class, "code", se.Code)
+	switch {
+	case se.Class == modem.Permanent:
+		g.fail(ctx, msg, log, p, attempt, otp.ReasonModemRejected, modemDetail(se))
+	case attempt >= g.opts.MaxAttempts:
+		reason := otp.ReasonAttemptsExhausted
+		if se.Class == modem.Unknown {
+			reason = otp.ReasonUnknownOutcome
+		}
+		g.fail(ctx, msg, log, p, attempt, reason, modemDetail(se))
+	default:
+		// Retry the same job (so the same code) while it is valid: a code
+		// sent twice is harmless, a different code never goes out.
+		delay := min(g.retryDelay(attempt), max(deadline.Sub(g.now()), 0))
+		g.opts.Metrics.Retries.WithLabelValues(se.Class.String()).Inc()
+		log.Warn("send failed; will retry", "err", se.Err, "retry_in", delay)
+		if err := msg.NakWithDelay(delay); err != nil {
+			log.Warn("nak job", "err", err)
+		}
+		g.publish(ctx, otp.Event{Type: otp.EventRetrying, ID: job.ID, To: p.Number.Masked(),
+			Reason: otp.Reason(se.Class.String()), Detail: modemDetail(se),
+			RetryAfter: delay.Seconds(), Modem: m.Name(), Attempt: attempt})
+	}
+	return se.Broken
+}
+
+func modemDetail(se *modem.SendError) string {
+	if se.Code != "" {
+		return "+CMS ERROR: " + se.Code
+	}
+	return se.Err.Error()
+}
+
+func (g *Gateway) fail(ctx context.Context, msg jetstream.Msg, log *slog.Logger, p otp.Prepared, attempt int, reason otp.Reason, detail string) {
+	log.Warn("job failed", "reason", reason, "detail", detail)
+	g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeFailed).Inc()
+	g.publish(ctx, otp.Event{Type: otp.EventFailed, ID: p.ID, To: p.Number.Masked(),
+		Reason: reason, Detail: detail, Attempt: attempt})
+	g.term(msg, string(reason))
+}
+
+func (g *Gateway) term(msg jetstream.Msg, reason string) {
+	if err := msg.TermWithReason(reason); err != nil {
+		g.log.Warn("terminate job", "err", err)
+	}
+}
+
+// ack acknowledges a sent job and waits for the server to confirm, trying a
+// few times: a lost ack means the SMS goes out again.
+func (g *Gateway) ack(ctx context.Context, msg jetstream.Msg) error {
+	var err error
+	for i := range 3 {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		err = msg.DoubleAck(actx)
+		cancel()
+		if err == nil || errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			return nil
+		}
+		time.Sleep(time.Duration(i+1) * 100 * time.Millisecond)
+	}
+	return err
+}
+
+// keepInProgress tells the server the job is being worked on until stop is
+// called, so that a long AT+CMGS does not get the job redelivered.
+func (g *Gateway) keepInProgress(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(g.opts.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+func (g *Gateway) retryDelay(attempt int) time.Duration {
+	d := g.opts.RetryDelay << min(attempt-1, 10)
+	return min(d, time.Minute)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// backoff doubles a delay up to a maximum.
+type backoff struct{ first, max, cur time.Duration }
+
+func newBackoff(first, max time.Duration) *backoff { return &backoff{first: first, max: max} }
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.first
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }

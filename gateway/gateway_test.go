@@ -1,0 +1,444 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/simgate/simgate/config"
+	"github.com/simgate/simgate/gateway"
+	"github.com/simgate/simgate/modem/modemsim"
+	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/queue"
+)
+
+// sim is a simulated modem whose complete messages arrive on msgs.
+type sim struct {
+	*modemsim.Modem
+	msgs chan modemsim.Message
+}
+
+func startSim(t testing.TB, name string, delay time.Duration) *sim {
+	t.Helper()
+	s := &sim{msgs: make(chan modemsim.Message, 1024)}
+	m, err := modemsim.Start(modemsim.Config{
+		Name:      name,
+		SendDelay: delay,
+		OnMessage: func(m modemsim.Message) { s.msgs <- m },
+	})
+	if err != nil {
+		t.Fatalf("start simulated modem: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	s.Modem = m
+	return s
+}
+
+// testConfig returns a configuration for a daemon on an embedded server in
+// dir, using the given simulated modems.
+func testConfig(dir string, sims ...*sim) config.Config {
+	cfg := config.Default()
+	cfg.Node = "test"
+	cfg.StateDir = dir
+	cfg.NATS.Listen = "127.0.0.1:0"
+	cfg.Metrics.Listen = "127.0.0.1:0"
+	cfg.OTP.RetryDelay = 20 * time.Millisecond
+	for _, s := range sims {
+		cfg.Modems = append(cfg.Modems, config.Modem{Name: s.Modem.Name(), Device: s.Path(),
+			CommandTimeout: 2 * time.Second, SendTimeout: 10 * time.Second})
+	}
+	return cfg
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// harness is a running daemon with a client connection that sees every
+// event.
+type harness struct {
+	t      testing.TB
+	d      *gateway.Daemon
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	mu     sync.Mutex
+	events map[string]chan otp.Event
+}
+
+func start(t testing.TB, cfg config.Config) *harness {
+	t.Helper()
+	ctx := context.Background()
+	d, err := gateway.Start(ctx, cfg, testLogger(t), "test")
+	if err != nil {
+		t.Fatalf("start daemon: %v", err)
+	}
+	h := &harness{t: t, d: d, events: map[string]chan otp.Event{}}
+	t.Cleanup(func() { h.stop() })
+	h.nc, err = nats.Connect(d.ClientURL())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	h.js, err = jetstream.New(h.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.nc.Subscribe(queue.SubjectEvents+".>", func(m *nats.Msg) {
+		var ev otp.Event
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			t.Errorf("event on %s is not JSON: %v", m.Subject, err)
+			return
+		}
+		h.eventsOf(strings.TrimPrefix(m.Subject, queue.SubjectEvents+".")) <- ev
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.nc.Flush()
+	return h
+}
+
+func (h *harness) stop() {
+	if h.d == nil {
+		return
+	}
+	if h.nc != nil {
+		h.nc.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.d.Stop(ctx); err != nil {
+		h.t.Errorf("stop daemon: %v", err)
+	}
+	h.d = nil
+}
+
+func (h *harness) eventsOf(id string) chan otp.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch, ok := h.events[id]
+	if !ok {
+		ch = make(chan otp.Event, 64)
+		h.events[id] = ch
+	}
+	return ch
+}
+
+// publish queues a job on otp.send the way an auth service does.
+func (h *harness) publish(job map[string]any) {
+	h.t.Helper()
+	b, _ := json.Marshal(job)
+	id, _ := job["id"].(string)
+	if _, err := h.js.Publish(context.Background(), queue.SubjectSend, b, jetstream.WithMsgID(id)); err != nil {
+		h.t.Fatalf("publish: %v", err)
+	}
+}
+
+// request sends a job on otp.request and returns the answer.
+func (h *harness) request(job any) otp.Reply {
+	h.t.Helper()
+	var b []byte
+	if s, ok := job.(string); ok {
+		b = []byte(s)
+	} else {
+		b, _ = json.Marshal(job)
+	}
+	msg, err := h.nc.Request(queue.SubjectRequest, b, 10*time.Second)
+	if err != nil {
+		h.t.Fatalf("request: %v", err)
+	}
+	var r otp.Reply
+	if err := json.Unmarshal(msg.Data, &r); err != nil {
+		h.t.Fatalf("reply %q: %v", msg.Data, err)
+	}
+	return r
+}
+
+// waitEvent returns the next event of job id, failing the test after 20 s.
+func (h *harness) waitEvent(id string) otp.Event {
+	h.t.Helper()
+	select {
+	case ev := <-h.eventsOf(id):
+		return ev
+	case <-time.After(20 * time.Second):
+		h.t.Fatalf("no event for job %s", id)
+		return otp.Event{}
+	}
+}
+
+// waitFinal returns the events of job id up to and including a final one.
+func (h *harness) waitFinal(id string) []otp.Event {
+	h.t.Helper()
+	var evs []otp.Event
+	for {
+		ev := h.waitEvent(id)
+		evs = append(evs, ev)
+		if ev.Type.Final() {
+			return evs
+		}
+	}
+}
+
+func types(evs []otp.Event) string {
+	var s []string
+	for _, ev := range evs {
+		s = append(s, string(ev.Type))
+	}
+	return strings.Join(s, ",")
+}
+
+func waitMessage(t testing.TB, s *sim) modemsim.Message {
+	t.Helper()
+	select {
+	case m := <-s.msgs:
+		return m
+	case <-time.After(20 * time.Second):
+		t.Fatalf("simulated modem %s received no message", s.Modem.Name())
+		return modemsim.Message{}
+	}
+}
+
+func scrape(t testing.TB, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestPublishedJobIsSentEndToEnd(t *testing.T) {
+	s := startSim(t, "m1", 0)
+	h := start(t, testConfig(t.TempDir(), s))
+
+	h.publish(map[string]any{"id": "job-1", "to": "+45 26 22 79 21", "code": "034812"})
+
+	evs := h.waitFinal("job-1")
+	if got := types(evs); got != "accepted,sent" {
+		t.Fatalf("events = %s, want accepted,sent", got)
+	}
+	sent := evs[1]
+	if sent.Modem != "m1" || sent.Parts != 1 || len(sent.Refs) != 1 || sent.To != "+45******21" {
+		t.Errorf("sent event = %+v", sent)
+	}
+	m := waitMessage(t, s)
+	if m.To != "+4526227921" {
+		t.Errorf("SMS to %q, want +4526227921", m.To)
+	}
+	if want := "Your simgate verification code is 034812. It expires in 10 min."; m.Text != want {
+		t.Errorf("SMS text %q, want %q", m.Text, want)
+	}
+	if m.Encoding != "gsm7" || m.Parts != 1 || m.MRs[0] != sent.Refs[0] {
+		t.Errorf("SMS = %+v, sent refs %v", m, sent.Refs)
+	}
+	body := scrape(t, h.d.MetricsAddr())
+	for _, want := range []string{
+		`simgate_jobs_total{outcome="sent"} 1`,
+		`simgate_sms_sent_total{modem="m1"} 1`,
+		`simgate_send_latency_seconds_count 1`,
+		`simgate_modem_up{modem="m1"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(body, "26227921") || strings.Contains(body, "034812") || strings.Contains(body, "job-1") {
+		t.Error("metrics contain a number, a code or a job id")
+	}
+}
+
+func TestRequestAnswersAtOnce(t *testing.T) {
+	s := startSim(t, "m1", 0)
+	h := start(t, testConfig(t.TempDir(), s))
+
+	for _, tc := range []struct {
+		name   string
+		job    any
+		reason otp.Reason
+		field  string
+	}{
+		{"invalid number", map[string]any{"id": "bad-1", "to": "+45 1", "code": "123456"}, otp.ReasonInvalidNumber, "to"},
+		{"letters", map[string]any{"id": "bad-2", "to": "1-800-FLOWERS", "code": "123456"}, otp.ReasonInvalidNumber, "to"},
+		{"unknown field", map[string]any{"id": "bad-3", "to": "+4526227921", "code": "123456", "pin": 1}, otp.ReasonUnknownField, "pin"},
+		{"not json", "{nope", otp.ReasonMalformed, ""},
+		{"bad code", map[string]any{"id": "bad-4", "to": "+4526227921", "code": "12ab56"}, otp.ReasonInvalidCode, "code"},
+		{"ttl above max", map[string]any{"id": "bad-5", "to": "+4526227921", "code": "123456", "ttl": "2h"}, otp.ReasonInvalidTTL, "ttl"},
+		{"unknown template", map[string]any{"id": "bad-6", "to": "+4526227921", "code": "123456", "template": "nope"}, otp.ReasonUnknownTemplate, "template"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := h.request(tc.job)
+			if r.Status != otp.StatusRejected || r.Reason != tc.reason || r.Field != tc.field || r.Detail == "" {
+				t.Fatalf("reply = %+v, want rejected %s (%s)", r, tc.reason, tc.field)
+			}
+			if m, ok := tc.job.(map[string]any); ok {
+				ev := h.waitEvent(m["id"].(string))
+				if ev.Type != otp.EventRejected || ev.Reason != tc.reason {
+					t.Errorf("event = %+v", ev)
+				}
+			}
+		})
+	}
+
+	r := h.request(map[string]any{"id": "good-1", "to": "26227921", "region": "DK", "code": "987654", "ttl": 120})
+	if r.Status != otp.StatusAccepted || r.ID != "good-1" || r.To != "+45******21" || r.Duplicate {
+		t.Fatalf("reply = %+v", r)
+	}
+	if got := types(h.waitFinal("good-1")); got != "accepted,sent" {
+		t.Fatalf("events = %s", got)
+	}
+	m := waitMessage(t, s)
+	if !strings.Contains(m.Text, "987654") || !strings.Contains(m.Text, "2 min") {
+		t.Errorf("text = %q", m.Text)
+	}
+	// The same job id again is a duplicate: answered, not queued again.
+	r = h.request(map[string]any{"id": "good-1", "to": "26227921", "region": "DK", "code": "987654"})
+	if r.Status != otp.StatusAccepted || !r.Duplicate {
+		t.Fatalf("second reply = %+v, want accepted duplicate", r)
+	}
+	// Only the good job reached the modem.
+	h.request(map[string]any{"id": "good-2", "to": "+4526227921", "text": "hello"})
+	h.waitFinal("good-2")
+	if m := waitMessage(t, s); m.Text != "hello" {
+		t.Errorf("second SMS = %q, want hello", m.Text)
+	}
+	if n := len(s.Submissions()); n != 2 {
+		t.Errorf("modem received %d PDUs, want 2", n)
+	}
+}
+
+func TestMalformedQueuedJobDoesNotBlockTheQueue(t *testing.T) {
+	s := startSim(t, "m1", 0)
+	h := start(t, testConfig(t.TempDir(), s))
+	if _, err := h.js.Publish(context.Background(), queue.SubjectSend, []byte("not json"), jetstream.WithMsgID("junk-1")); err != nil {
+		t.Fatal(err)
+	}
+	h.publish(map[string]any{"id": "after-junk", "to": "+4526227921", "code": "1234"})
+	ev := h.waitEvent("junk-1")
+	if ev.Type != otp.EventRejected || ev.Reason != otp.ReasonMalformed {
+		t.Errorf("junk event = %+v", ev)
+	}
+	if got := types(h.waitFinal("after-junk")); got != "accepted,sent" {
+		t.Errorf("events = %s", got)
+	}
+}
+
+func TestJobExpiresWhileWaitingForAModem(t *testing.T) {
+	s := startSim(t, "m1", 1500*time.Millisecond)
+	h := start(t, testConfig(t.TempDir(), s))
+
+	h.publish(map[string]any{"id": "slow", "to": "+4526227921", "code": "111111"})
+	if ev := h.waitEvent("slow"); ev.Type != otp.EventAccepted {
+		t.Fatalf("first event %s", ev.Type)
+	}
+	// The only modem is now busy for 1.5 s; this job is worth 300 ms.
+	h.publish(map[string]any{"id": "late", "to": "+4526227921", "code": "222222", "ttl": "300ms"})
+	evs := h.waitFinal("late")
+	if last := evs[len(evs)-1]; last.Type != otp.EventExpired {
+		t.Fatalf("late job events = %s, want ...expired", types(evs))
+	}
+	if got := types(h.waitFinal("slow")); got != "sent" {
+		t.Errorf("slow job events after accepted = %s", got)
+	}
+	if m := waitMessage(t, s); !strings.Contains(m.Text, "111111") {
+		t.Errorf("sent %q", m.Text)
+	}
+	for _, sub := range s.Submissions() {
+		if strings.Contains(sub.Text, "222222") {
+			t.Error("expired code was sent")
+		}
+	}
+	if body := scrape(t, h.d.MetricsAddr()); !strings.Contains(body, `simgate_jobs_total{outcome="expired"} 1`) {
+		t.Error("expired job not counted")
+	}
+}
+
+func TestRetryableErrorIsRetriedAndPermanentErrorFails(t *testing.T) {
+	s := startSim(t, "m1", 0)
+	h := start(t, testConfig(t.TempDir(), s))
+
+	s.FailNextSends(42) // congestion
+	h.publish(map[string]any{"id": "retry", "to": "+4526227921", "code": "5555"})
+	evs := h.waitFinal("retry")
+	if got := types(evs); got != "accepted,retrying,sent" {
+		t.Fatalf("events = %s", got)
+	}
+	if evs[1].Detail != "+CMS ERROR: 42" || evs[2].Attempt != 2 {
+		t.Errorf("retrying = %+v, sent = %+v", evs[1], evs[2])
+	}
+
+	s.FailNextSends(1) // unassigned number
+	h.publish(map[string]any{"id": "perm", "to": "+4526227921", "code": "6666"})
+	evs = h.waitFinal("perm")
+	if got := types(evs); got != "accepted,failed" {
+		t.Fatalf("events = %s", got)
+	}
+	if f := evs[1]; f.Reason != otp.ReasonModemRejected || f.Detail != "+CMS ERROR: 1" {
+		t.Errorf("failed = %+v", f)
+	}
+
+	s.FailNextSends(42, 42, 42, 42, 42)
+	h.publish(map[string]any{"id": "exhaust", "to": "+4526227921", "code": "7777"})
+	evs = h.waitFinal("exhaust")
+	if last := evs[len(evs)-1]; last.Type != otp.EventFailed || last.Reason != otp.ReasonAttemptsExhausted || last.Attempt != 5 {
+		t.Errorf("events = %s, last %+v", types(evs), last)
+	}
+	body := scrape(t, h.d.MetricsAddr())
+	for _, want := range []string{
+		`simgate_sms_failed_total{class="retryable",modem="m1"} 6`,
+		`simgate_sms_failed_total{class="permanent",modem="m1"} 1`,
+		`simgate_jobs_total{outcome="failed"} 2`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestQueuedJobsSurviveARestart(t *testing.T) {
+	dir := t.TempDir()
+	// A daemon whose only modem is missing takes no job.
+	cfg := testConfig(dir)
+	cfg.Modems = []config.Modem{{Name: "m1", Device: dir + "/no-such-modem"}}
+	h := start(t, cfg)
+	ids := []string{"r1", "r2", "r3", "r4", "r5"}
+	for i, id := range ids {
+		h.publish(map[string]any{"id": id, "to": "+4526227921", "code": fmt.Sprintf("10000%d", i)})
+	}
+	h.stop()
+
+	s := startSim(t, "m1", 0)
+	h = start(t, testConfig(dir, s))
+	for _, id := range ids {
+		evs := h.waitFinal(id)
+		if last := evs[len(evs)-1]; last.Type != otp.EventSent {
+			t.Errorf("job %s: events %s", id, types(evs))
+		}
+	}
+	got := map[string]bool{}
+	for range ids {
+		got[waitMessage(t, s).Text] = true
+	}
+	if len(got) != len(ids) {
+		t.Errorf("%d distinct messages sent, want %d", len(got), len(ids))
+	}
+}

@@ -1,0 +1,202 @@
+// Package metrics defines simgate's Prometheus metrics and serves them, with
+// liveness and readiness endpoints, over HTTP.
+//
+// Labels only ever take values from small fixed sets (modem names from the
+// configuration, outcomes, reasons, error classes): never a phone number, a
+// code or a job id.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const namespace = "simgate"
+
+// Job outcomes, the values of the outcome label of simgate_jobs_total.
+const (
+	OutcomeSent     = "sent"
+	OutcomeFailed   = "failed"
+	OutcomeExpired  = "expired"
+	OutcomeRejected = "rejected"
+)
+
+// Metrics holds simgate's collectors.
+type Metrics struct {
+	// JobsReceived counts jobs taken from the queue or the request endpoint
+	// by source ("queue", "request").
+	JobsReceived *prometheus.CounterVec
+	// Jobs counts jobs that reached a final state, by outcome.
+	Jobs *prometheus.CounterVec
+	// Rejected counts rejected jobs by reason.
+	Rejected *prometheus.CounterVec
+	// Duplicates counts re-published job ids that were suppressed.
+	Duplicates prometheus.Counter
+	// Retries counts jobs queued again after a failed attempt, by class
+	// ("retryable", "unknown_outcome").
+	Retries *prometheus.CounterVec
+	// SMSSent counts messages confirmed by +CMGS, per modem.
+	SMSSent *prometheus.CounterVec
+	// SMSParts counts SMS parts confirmed by +CMGS, per modem.
+	SMSParts *prometheus.CounterVec
+	// SMSFailed counts failed send attempts per modem and error class.
+	SMSFailed *prometheus.CounterVec
+	// SendLatency observes the time from a job's acceptance (queued) to the
+	// modem's +CMGS confirmation of its last part.
+	SendLatency prometheus.Histogram
+	// CMGSDuration observes the time spent in AT+CMGS per message, per modem.
+	CMGSDuration *prometheus.HistogramVec
+	// ModemUp is 1 while a modem is open and initialised.
+	ModemUp *prometheus.GaugeVec
+	// ModemBusy is 1 while a modem is sending.
+	ModemBusy *prometheus.GaugeVec
+}
+
+// New creates the metrics and registers them, with a build-info gauge, on
+// reg. modems are the configured modem names: their series are created at
+// zero so that dashboards and alerts see them before the first event.
+func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
+	m := &Metrics{
+		JobsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "jobs_received_total",
+			Help: "Jobs received, by source (queue, request).",
+		}, []string{"source"}),
+		Jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "jobs_total",
+			Help: "Jobs that reached a final state, by outcome (sent, failed, expired, rejected).",
+		}, []string{"outcome"}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "jobs_rejected_total",
+			Help: "Rejected jobs by reason.",
+		}, []string{"reason"}),
+		Duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "jobs_duplicate_total",
+			Help: "Re-published job ids that were suppressed.",
+		}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "job_retries_total",
+			Help: "Jobs queued again after a failed attempt, by class (retryable, unknown_outcome).",
+		}, []string{"class"}),
+		SMSSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "sms_sent_total",
+			Help: "Messages confirmed by the modem (+CMGS), per modem.",
+		}, []string{"modem"}),
+		SMSParts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "sms_parts_sent_total",
+			Help: "SMS parts confirmed by the modem (+CMGS), per modem.",
+		}, []string{"modem"}),
+		SMSFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "sms_failed_total",
+			Help: "Failed send attempts, per modem and class (retryable, permanent, unknown_outcome).",
+		}, []string{"modem", "class"}),
+		SendLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "send_latency_seconds",
+			Help:    "Time from a job's acceptance to the modem's +CMGS confirmation.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
+		}),
+		CMGSDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "cmgs_duration_seconds",
+			Help:    "Time spent in AT+CMGS for a whole message, per modem.",
+			Buckets: []float64{.01, .05, .1, .5, 1, 2, 5, 10, 20, 30, 60, 120},
+		}, []string{"modem"}),
+		ModemUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "modem_up",
+			Help: "1 while the modem is open and initialised.",
+		}, []string{"modem"}),
+		ModemBusy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "modem_busy",
+			Help: "1 while the modem is sending.",
+		}, []string{"modem"}),
+	}
+	bi := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "build_info",
+		Help: "Build information; always 1.",
+	}, []string{"version", "goversion"})
+	goVersion := "unknown"
+	if info, ok := debug.ReadBuildInfo(); ok {
+		goVersion = info.GoVersion
+	}
+	bi.WithLabelValues(version, goVersion).Set(1)
+
+	reg.MustRegister(m.JobsReceived, m.Jobs, m.Rejected, m.Duplicates, m.Retries,
+		m.SMSSent, m.SMSParts, m.SMSFailed, m.SendLatency, m.CMGSDuration,
+		m.ModemUp, m.ModemBusy, bi)
+
+	for _, o := range []string{OutcomeSent, OutcomeFailed, OutcomeExpired, OutcomeRejected} {
+		m.Jobs.WithLabelValues(o)
+	}
+	for _, s := range []string{"queue", "request"} {
+		m.JobsReceived.WithLabelValues(s)
+	}
+	for _, name := range modems {
+		m.SMSSent.WithLabelValues(name)
+		m.SMSParts.WithLabelValues(name)
+		m.ModemUp.WithLabelValues(name)
+		m.ModemBusy.WithLabelValues(name)
+		m.CMGSDuration.WithLabelValues(name)
+	}
+	return m
+}
+
+// NewRegistry returns a registry with the Go runtime and process collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
+}
+
+// Server serves /metrics, /healthz and /readyz.
+type Server struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// Listen starts serving on addr ("127.0.0.1:9464"; port 0 picks one). ready
+// tells /readyz whether the daemon can take jobs; a non-nil error is
+// reported with status 503.
+func Listen(addr string, g prometheus.Gatherer, ready func() error) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	s := &Server{
+		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
+		ln:  ln,
+	}
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Shutdown stops the server gracefully.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

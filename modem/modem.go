@@ -1,0 +1,297 @@
+// Package modem drives GSM modems over a serial port with AT commands in PDU
+// mode (3GPP TS 27.007 and 27.005): it opens and initialises a modem, unlocks
+// its SIM and sends SMS, telling apart failures that may be retried, that
+// never will succeed, and whose outcome is unknown.
+package modem
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/warthog618/modem/at"
+	"github.com/warthog618/modem/gsm"
+	"github.com/warthog618/modem/info"
+	"github.com/warthog618/sms"
+	"go.bug.st/serial"
+)
+
+// Config describes one modem.
+type Config struct {
+	// Name identifies the modem in logs, events and metric labels.
+	Name string
+	// Device is the serial port, best a stable path such as
+	// /dev/serial/by-id/usb-...-if02-port0.
+	Device string
+	// Baud is the port speed; 115200 when zero.
+	Baud int
+	// PIN unlocks the SIM when it asks for one. It is never logged.
+	PIN string
+	// CommandTimeout bounds ordinary AT commands; 5 s when zero.
+	CommandTimeout time.Duration
+	// SendTimeout bounds one AT+CMGS; 120 s when zero (the maximum response
+	// time module manuals give; the network decides).
+	SendTimeout time.Duration
+	// Logger receives the modem's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Baud == 0 {
+		c.Baud = 115200
+	}
+	if c.CommandTimeout == 0 {
+		c.CommandTimeout = 5 * time.Second
+	}
+	if c.SendTimeout == 0 {
+		c.SendTimeout = 120 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Info is what a modem says about itself.
+type Info struct {
+	Manufacturer string
+	Model        string
+	Revision     string
+}
+
+// Modem is an open, initialised modem. Send must not be called
+// concurrently: a modem sends one SMS at a time.
+type Modem struct {
+	cfg  Config
+	log  *slog.Logger
+	port io.ReadWriteCloser
+	at   *at.AT
+	gsm  *gsm.GSM
+	// enc is kept for the modem's life so that concatenated messages get
+	// distinct reference numbers (sms.Encode would restart at 1 each call).
+	enc  *sms.Encoder
+	info Info
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens the serial port and initialises the modem: echo off, numeric
+// errors, SIM unlocked (entering the configured PIN once), PDU mode. ctx
+// bounds the whole initialisation.
+func Open(ctx context.Context, cfg Config) (*Modem, error) {
+	cfg.setDefaults()
+	// No read timeout on the port: at's line scanner treats a (0, nil) read
+	// as no progress and would close itself.
+	port, err := serial.Open(cfg.Device, &serial.Mode{BaudRate: cfg.Baud})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", cfg.Device, err)
+	}
+	// Drop whatever the modem said before we came.
+	_ = port.ResetInputBuffer()
+	m, err := newModem(ctx, port, cfg)
+	if err != nil {
+		port.Close()
+		return nil, fmt.Errorf("init %s: %w", cfg.Device, err)
+	}
+	return m, nil
+}
+
+func newModem(ctx context.Context, port io.ReadWriteCloser, cfg Config) (*Modem, error) {
+	a := at.New(port, at.WithTimeout(cfg.CommandTimeout), at.WithCmds("Z", "E0"))
+	m := &Modem{
+		cfg:  cfg,
+		log:  cfg.Logger.With("modem", cfg.Name),
+		port: port,
+		at:   a,
+		gsm:  gsm.New(a),
+		enc:  sms.NewEncoder(sms.AsSubmit),
+	}
+	// Close the port if ctx ends during initialisation: that unblocks any
+	// command in progress.
+	stop := context.AfterFunc(ctx, func() { port.Close() })
+	defer stop()
+	if err := m.init(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Modem) init() error {
+	// Escape any half-entered SMS, reset (ATZ also resets +CNMI, so
+	// indications must be configured after this), echo off.
+	if err := m.at.Init(); err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	// Numeric +CME/+CMS errors make failures classifiable. A modem that
+	// refuses still works: its errors are then retryable.
+	if _, err := m.at.Command("+CMEE=1"); err != nil {
+		m.log.Warn("modem refuses numeric errors (AT+CMEE=1)", "err", err)
+	}
+	if err := m.unlockSIM(); err != nil {
+		return err
+	}
+	if _, err := m.at.Command("+CMGF=0"); err != nil {
+		return fmt.Errorf("PDU mode (AT+CMGF=0): %w", err)
+	}
+	m.info = Info{
+		Manufacturer: m.query("+CGMI"),
+		Model:        m.query("+CGMM"),
+		Revision:     m.query("+CGMR"),
+	}
+	return nil
+}
+
+// simState returns the value of +CPIN?: "READY", "SIM PIN", "SIM PUK", ...
+func (m *Modem) simState() (string, error) {
+	lines, err := m.at.Command("+CPIN?")
+	if err != nil {
+		return "", fmt.Errorf("SIM state (AT+CPIN?): %w", err)
+	}
+	for _, l := range lines {
+		if info.HasPrefix(l, "+CPIN") {
+			return strings.Trim(info.TrimPrefix(l, "+CPIN"), `" `), nil
+		}
+	}
+	return "", fmt.Errorf("SIM state (AT+CPIN?): no +CPIN line in %q", lines)
+}
+
+func (m *Modem) unlockSIM() error {
+	state, err := m.simState()
+	if err != nil {
+		return err
+	}
+	switch state {
+	case "READY":
+		return nil
+	case "SIM PIN":
+		if m.cfg.PIN == "" {
+			return ErrSIMPINRequired
+		}
+	case "SIM PUK", "SIM PUK2":
+		return ErrSIMPUK
+	default:
+		return fmt.Errorf("SIM not ready: %s", state)
+	}
+	m.log.Info("entering SIM PIN")
+	if _, err := m.at.Command(`+CPIN="` + m.cfg.PIN + `"`); err != nil {
+		var cme at.CMEError
+		if errors.As(err, &cme) && (cme == "16" || strings.EqualFold(string(cme), "incorrect password")) {
+			return ErrWrongPIN
+		}
+		return fmt.Errorf("enter SIM PIN: %w", err)
+	}
+	// Some SIMs take a moment after the PIN before they answer READY.
+	deadline := time.Now().Add(10 * m.cfg.CommandTimeout)
+	for {
+		state, err := m.simState()
+		if err == nil && state == "READY" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("SIM not ready after PIN: %s %v", state, err)
+		}
+		select {
+		case <-m.at.Closed():
+			return at.ErrClosed
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// query returns the first information line of a command, or "" when the
+// modem does not answer it.
+func (m *Modem) query(cmd string) string {
+	lines, err := m.at.Command(cmd)
+	if err != nil {
+		return ""
+	}
+	for _, l := range lines {
+		if l = strings.TrimSpace(info.TrimPrefix(l, cmd)); l != "" && !isURC(l) {
+			return l
+		}
+	}
+	return ""
+}
+
+// isURC reports whether a line is an unsolicited result code that may leak
+// into a command's response (at v0.4.0 passes the first line of an
+// indication on to the command in progress).
+func isURC(line string) bool {
+	for _, p := range []string{"+CMTI:", "+CMT:", "+CDS:", "+CDSI:", "+CBM:", "+CREG:", "+CEREG:", "+CGREG:", "RING", "+CLIP:", "+CUSD:", "^", "+CIEV:"} {
+		if strings.HasPrefix(line, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Name returns the configured name of the modem.
+func (m *Modem) Name() string { return m.cfg.Name }
+
+// Info returns what the modem said about itself at initialisation.
+func (m *Modem) Info() Info { return m.info }
+
+// Closed is closed when the connection to the modem is lost.
+func (m *Modem) Closed() <-chan struct{} { return m.at.Closed() }
+
+// Close closes the serial port. It is safe to call more than once.
+func (m *Modem) Close() error {
+	m.closeOnce.Do(func() { m.closeErr = m.port.Close() })
+	return m.closeErr
+}
+
+// Result describes a sent message.
+type Result struct {
+	// Refs are the message references (TP-MR) the modem returned, one per
+	// part.
+	Refs []int
+	// Duration is the total time spent in AT+CMGS.
+	Duration time.Duration
+}
+
+// Send sends text to number (E.164, "+4526227921") as one or more
+// concatenated SMS, choosing GSM 7-bit or UCS-2. It returns when every part
+// was confirmed (+CMGS), or with a *SendError. ctx is checked between
+// parts; an AT+CMGS in progress is not interrupted, since abandoning it
+// would leave its outcome unknown.
+func (m *Modem) Send(ctx context.Context, number, text string) (Result, error) {
+	var res Result
+	pdus, err := m.enc.Encode([]byte(text), sms.To(number))
+	if err != nil {
+		return res, &SendError{Class: Permanent, Err: fmt.Errorf("encode: %w", err)}
+	}
+	for _, p := range pdus {
+		if err := ctx.Err(); err != nil {
+			return res, &SendError{Class: Retryable, Sent: len(res.Refs), Err: err}
+		}
+		tp, err := p.MarshalBinary()
+		if err != nil {
+			return res, &SendError{Class: Permanent, Err: fmt.Errorf("encode: %w", err)}
+		}
+		start := time.Now()
+		mr, err := m.gsm.SendPDU(tp, at.WithTimeout(m.cfg.SendTimeout))
+		res.Duration += time.Since(start)
+		if err != nil {
+			return res, classify(err, len(res.Refs))
+		}
+		// +CMGS: <mr>[,<scts>|<ackpdu>]
+		mr, _, _ = strings.Cut(mr, ",")
+		ref, err := strconv.Atoi(strings.TrimSpace(mr))
+		if err != nil {
+			// The modem said +CMGS but not a number: the part went out.
+			m.log.Warn("unparsable message reference", "cmgs", mr)
+			ref = -1
+		}
+		res.Refs = append(res.Refs, ref)
+	}
+	return res, nil
+}

@@ -1,0 +1,50 @@
+package otp
+
+import "time"
+
+// EventType names a state of a job. The set is part of the public contract.
+type EventType string
+
+// Event types, in the order a job can go through them.
+const (
+	EventAccepted EventType = "accepted" // validated and durably queued
+	EventRejected EventType = "rejected" // refused before queueing or when taken from the queue; final
+	EventRetrying EventType = "retrying" // an attempt failed and the job is queued again
+	EventSent     EventType = "sent"     // a modem confirmed +CMGS for every part; final for sending
+	EventFailed   EventType = "failed"   // will not be sent; final
+	EventExpired  EventType = "expired"  // its ttl passed before a modem could send it; final
+)
+
+// Final reports whether no further sending event follows t.
+func (t EventType) Final() bool {
+	switch t {
+	case EventRejected, EventSent, EventFailed, EventExpired:
+		return true
+	}
+	return false
+}
+
+// Event is published as JSON on otp.events.<job id> at every state change of
+// a job. It never contains the code, the text or the full number.
+type Event struct {
+	Type EventType `json:"type"`
+	ID   string    `json:"id"`
+	// To is the masked destination ("+45******21").
+	To   string    `json:"to,omitempty"`
+	Time time.Time `json:"time"`
+	// Reason and Detail explain rejected, retrying and failed events.
+	Reason Reason `json:"reason,omitempty"`
+	Detail string `json:"detail,omitempty"`
+	// RetryAfter (seconds) tells when a rejected job may be tried again, or
+	// when a retrying job will be.
+	RetryAfter float64 `json:"retry_after,omitempty"`
+	// Attempt counts deliveries of the job to a modem worker, from 1.
+	Attempt int `json:"attempt,omitempty"`
+	// Modem, Refs and Parts describe a sent message: the modem's name, the
+	// TP-MR of each part as returned by +CMGS, and the number of parts.
+	Modem string `json:"modem,omitempty"`
+	Refs  []int  `json:"refs,omitempty"`
+	Parts int    `json:"parts,omitempty"`
+	// Node names the daemon that published the event.
+	Node string `json:"node,omitempty"`
+}

@@ -1,0 +1,200 @@
+package otp
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits of the job contract.
+const (
+	MaxJobSize = 8 << 10 // bytes of JSON
+	MaxTextLen = 1000    // characters of a plain SMS text (7 concatenated GSM-7 parts)
+)
+
+// Job is one send request as published by an auth service on otp.send or
+// otp.request. Exactly one of Code and Text is set.
+type Job struct {
+	// ID is the publisher's idempotency key: 1-64 characters of [A-Za-z0-9_-].
+	// It is also the last token of the job's event subject.
+	ID string `json:"id"`
+	// To is the destination as typed by a person; see ParseNumber.
+	To string `json:"to"`
+	// Region is the ISO region for national numbers ("DK"); optional.
+	Region string `json:"region,omitempty"`
+	// Code is the one-time passcode: 4-10 ASCII digits.
+	Code string `json:"code,omitempty"`
+	// Text is a plain SMS text, sent as is.
+	Text string `json:"text,omitempty"`
+	// TTL is how long the code is worth sending, counted from when the job
+	// was queued. Zero means the configured default.
+	TTL Duration `json:"ttl,omitzero"`
+	// Template and Locale choose the message template for a code.
+	Template string `json:"template,omitempty"`
+	Locale   string `json:"locale,omitempty"`
+}
+
+// Duration is a time.Duration that reads from JSON either as a Go duration
+// string ("90s", "5m") or as a number of seconds (300).
+type Duration time.Duration
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return errBadDuration
+		}
+		*d = Duration(v)
+		return nil
+	}
+	secs, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || secs > maxSeconds || secs < -maxSeconds {
+		return errBadDuration
+	}
+	*d = Duration(secs * float64(time.Second))
+	return nil
+}
+
+var errBadDuration = errors.New("not a duration string or a number of seconds")
+
+const maxSeconds = float64(1<<62) / float64(time.Second)
+
+// MarshalJSON implements json.Marshaler; it writes a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+var (
+	idPattern   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	codePattern = regexp.MustCompile(`^[0-9]{4,10}$`)
+	namePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+)
+
+// ValidID reports whether id may be used as a job id (and as a NATS subject
+// token).
+func ValidID(id string) bool { return idPattern.MatchString(id) }
+
+// DecodeJob parses and checks the syntax of a job. Every error it returns is
+// a *RejectError. It does not check the phone number (see ParseNumber) nor
+// the TTL against a maximum (see Limits.Check); when the error is not
+// ReasonMalformed the returned job carries whatever fields were decoded, so
+// the caller can name the job in its answer.
+func DecodeJob(data []byte) (Job, error) {
+	var j Job
+	if len(data) > MaxJobSize {
+		return j, reject(ReasonMalformed, "", "job is larger than %d bytes", MaxJobSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
+		return j, decodeError(data, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return j, reject(ReasonMalformed, "", "trailing data after the job object")
+	}
+	return j, j.validate()
+}
+
+// decodeError turns an encoding/json error into a typed rejection.
+func decodeError(data []byte, err error) *RejectError {
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &typeErr):
+		return reject(ReasonMalformed, typeErr.Field, "%s must be a %s", typeErr.Field, jsonKind(typeErr.Field))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return reject(ReasonUnknownField, field, "unknown field %q", field)
+	case errors.Is(err, errBadDuration):
+		return reject(ReasonInvalidTTL, "ttl", "ttl must be a duration string such as \"5m\" or a number of seconds")
+	case !utf8.Valid(data):
+		return reject(ReasonMalformed, "", "job is not valid UTF-8")
+	default:
+		return reject(ReasonMalformed, "", "job is not a JSON object: %v", err)
+	}
+}
+
+func jsonKind(field string) string {
+	if field == "ttl" {
+		return "duration string or number of seconds"
+	}
+	return "string"
+}
+
+func (j *Job) validate() error {
+	switch {
+	case j.ID == "":
+		return reject(ReasonMissingField, "id", "id is required")
+	case !ValidID(j.ID):
+		return reject(ReasonInvalidID, "id", "id must be 1-64 characters of A-Z a-z 0-9 _ -")
+	case j.To == "":
+		return reject(ReasonMissingField, "to", "to is required")
+	case j.Code == "" && j.Text == "":
+		return reject(ReasonMissingField, "code", "one of code or text is required")
+	case j.Code != "" && j.Text != "":
+		return reject(ReasonMalformed, "text", "code and text are mutually exclusive")
+	case j.Code != "" && !codePattern.MatchString(j.Code):
+		return reject(ReasonInvalidCode, "code", "code must be 4-10 digits")
+	case j.Text != "" && !utf8.ValidString(j.Text):
+		return reject(ReasonInvalidText, "text", "text is not valid UTF-8")
+	case utf8.RuneCountInString(j.Text) > MaxTextLen:
+		return reject(ReasonInvalidText, "text", "text is longer than %d characters", MaxTextLen)
+	case j.TTL < 0:
+		return reject(ReasonInvalidTTL, "ttl", "ttl must be positive")
+	case j.Region != "" && !regionPattern.MatchString(j.Region):
+		return reject(ReasonMalformed, "region", "region must be an ISO 3166-1 alpha-2 code")
+	case j.Template != "" && !namePattern.MatchString(j.Template):
+		return reject(ReasonUnknownTemplate, "template", "template name must be 1-32 characters of A-Z a-z 0-9 _ -")
+	case j.Locale != "" && !namePattern.MatchString(j.Locale):
+		return reject(ReasonUnknownTemplate, "locale", "locale must be 1-32 characters of A-Z a-z 0-9 _ -")
+	}
+	return nil
+}
+
+var regionPattern = regexp.MustCompile(`^[A-Za-z]{2}$`)
+
+// Limits are the configured bounds a job is checked against once decoded.
+type Limits struct {
+	DefaultTTL time.Duration // used when a job has no ttl
+	MaxTTL     time.Duration // a larger ttl is rejected
+	Region     string        // default region for national numbers
+}
+
+// Prepared is a job that passed every check: its number is normalised and its
+// TTL resolved.
+type Prepared struct {
+	Job
+	Number Number
+	TTL    time.Duration
+}
+
+// Prepare checks a decoded job against the limits and normalises its number.
+// Every error it returns is a *RejectError.
+func (l Limits) Prepare(j Job) (Prepared, error) {
+	ttl := time.Duration(j.TTL)
+	if ttl == 0 {
+		ttl = l.DefaultTTL
+	}
+	if l.MaxTTL > 0 && ttl > l.MaxTTL {
+		return Prepared{}, reject(ReasonInvalidTTL, "ttl", "ttl %s is above the maximum %s", ttl, l.MaxTTL)
+	}
+	region := j.Region
+	if region == "" {
+		region = l.Region
+	}
+	n, err := ParseNumber(j.To, region)
+	if err != nil {
+		return Prepared{}, err
+	}
+	return Prepared{Job: j, Number: n, TTL: ttl}, nil
+}

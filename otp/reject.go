@@ -1,0 +1,64 @@
+package otp
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Reason is the machine-readable cause of a rejected or failed job. Reasons
+// are part of the public contract: auth services switch on them.
+type Reason string
+
+// Reasons a job can be rejected before it reaches a modem.
+const (
+	ReasonMalformed       Reason = "malformed"        // not a JSON object, or trailing data
+	ReasonUnknownField    Reason = "unknown_field"    // a field the contract does not define
+	ReasonMissingField    Reason = "missing_field"    // a required field is absent
+	ReasonInvalidID       Reason = "invalid_id"       // id is not 1-64 of [A-Za-z0-9_-]
+	ReasonInvalidNumber   Reason = "invalid_number"   // to is not a valid phone number
+	ReasonInvalidCode     Reason = "invalid_code"     // code is not 4-10 digits
+	ReasonInvalidText     Reason = "invalid_text"     // text is empty, too long or not UTF-8
+	ReasonInvalidTTL      Reason = "invalid_ttl"      // ttl is not a positive duration within the maximum
+	ReasonUnknownTemplate Reason = "unknown_template" // template/locale not configured
+	ReasonDuplicate       Reason = "duplicate"        // the job id was seen before
+)
+
+// Reasons a job can fail after it was accepted.
+const (
+	ReasonModemRejected     Reason = "modem_rejected"     // the modem or network refused the SMS for good
+	ReasonAttemptsExhausted Reason = "attempts_exhausted" // retryable failures until the attempt limit
+	ReasonUnknownOutcome    Reason = "unknown_outcome"    // the last attempt timed out; the SMS may have gone out
+)
+
+// RejectError is a job refused with a typed reason. It is what a publisher
+// gets back on otp.request and in the rejected event.
+type RejectError struct {
+	Reason Reason
+	Field  string // the JSON field at fault, if any
+	Detail string // a human-readable explanation; never contains a code or a full number
+	// RetryAfter is set when the same job may succeed later (rate limits).
+	RetryAfter time.Duration
+}
+
+func (e *RejectError) Error() string {
+	s := "rejected: " + string(e.Reason)
+	if e.Field != "" {
+		s += " (" + e.Field + ")"
+	}
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	return s
+}
+
+func reject(reason Reason, field, format string, args ...any) *RejectError {
+	return &RejectError{Reason: reason, Field: field, Detail: fmt.Sprintf(format, args...)}
+}
+
+// AsReject returns the RejectError in err's chain, if any.
+func AsReject(err error) (*RejectError, bool) {
+	var re *RejectError
+	ok := errors.As(err, &re)
+	return re, ok
+}

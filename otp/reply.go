@@ -1,0 +1,38 @@
+package otp
+
+// Status is the immediate answer to a job sent on otp.request.
+type Status string
+
+// Statuses of a Reply.
+const (
+	StatusAccepted Status = "accepted" // validated and durably queued
+	StatusRejected Status = "rejected" // refused; see Reason
+	StatusError    Status = "error"    // simgate could not queue the job; try again
+)
+
+// Reply is the JSON answer on otp.request.
+type Reply struct {
+	Status Status `json:"status"`
+	ID     string `json:"id,omitempty"`
+	// To is the masked, normalised destination.
+	To string `json:"to,omitempty"`
+	// Duplicate is true when the job id was queued before: nothing new was
+	// queued and the first job's events tell its fate.
+	Duplicate  bool    `json:"duplicate,omitempty"`
+	Reason     Reason  `json:"reason,omitempty"`
+	Field      string  `json:"field,omitempty"`
+	Detail     string  `json:"detail,omitempty"`
+	RetryAfter float64 `json:"retry_after,omitempty"`
+}
+
+// RejectReply returns the reply for a rejected job.
+func RejectReply(id string, re *RejectError) Reply {
+	return Reply{
+		Status:     StatusRejected,
+		ID:         id,
+		Reason:     re.Reason,
+		Field:      re.Field,
+		Detail:     re.Detail,
+		RetryAfter: re.RetryAfter.Seconds(),
+	}
+}

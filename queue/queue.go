@@ -1,0 +1,166 @@
+// Package queue is simgate's side of NATS: an embedded JetStream server for
+// single-box setups, the streams and the durable consumer that carry jobs and
+// events, and the subjects of the job contract.
+package queue
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Subjects and names of the job contract.
+const (
+	// SubjectSend is where auth services publish jobs (JetStream).
+	SubjectSend = "otp.send"
+	// SubjectRequest is the request-reply endpoint that validates a job,
+	// queues it and answers at once.
+	SubjectRequest = "otp.request"
+	// SubjectEvents prefixes the event subjects: otp.events.<job id>.
+	SubjectEvents = "otp.events"
+	// SubjectRejectedNoID carries rejected events of jobs without a usable
+	// id (ids never start with '_').
+	SubjectRejectedNoID = SubjectEvents + "._invalid"
+
+	// StreamJobs is the work-queue stream holding jobs until they end.
+	StreamJobs = "OTP_JOBS"
+	// StreamEvents keeps events for late readers (simgate send --wait).
+	StreamEvents = "OTP_EVENTS"
+	// Consumer is the durable pull consumer every daemon binds to: the
+	// server spreads jobs among them.
+	Consumer = "simgate"
+
+	// HeaderAccepted marks a job queued through SubjectRequest, which has
+	// already published its accepted event.
+	HeaderAccepted = "Simgate-Accepted"
+)
+
+// EventSubject returns the subject of a job's events.
+func EventSubject(jobID string) string { return SubjectEvents + "." + jobID }
+
+// EmbeddedConfig configures the in-process NATS server.
+type EmbeddedConfig struct {
+	// Listen is the client address, "127.0.0.1:4222". Port 0 picks a free
+	// port; "-" listens on no port at all (in-process connections only).
+	Listen string
+	// StoreDir keeps JetStream's files.
+	StoreDir string
+	// Name is the server name; it must stay the same across restarts for
+	// JetStream to find its data.
+	Name string
+}
+
+// StartEmbedded starts an in-process NATS server with JetStream and waits
+// until it takes connections. Connect to it with nats.InProcessServer or at
+// its ClientURL; stop it with Shutdown and WaitForShutdown.
+func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
+	opts := &server.Options{
+		ServerName: cfg.Name,
+		JetStream:  true,
+		StoreDir:   cfg.StoreDir,
+		NoSigs:     true,
+		NoLog:      true,
+	}
+	if cfg.Listen == "-" {
+		opts.DontListen = true
+	} else {
+		host, port, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("nats listen address %q: %w", cfg.Listen, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("nats listen port %q: %w", port, err)
+		}
+		opts.Host, opts.Port = host, p
+		if p == 0 {
+			opts.Port = server.RANDOM_PORT
+		}
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats server: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded nats server on %s not ready after 10s", cfg.Listen)
+	}
+	return ns, nil
+}
+
+// StreamConfig sizes the streams.
+type StreamConfig struct {
+	// Replicas of each stream in a JetStream cluster; 1 when zero.
+	Replicas int
+	// DedupWindow is how long a job id is remembered by Nats-Msg-Id; it
+	// should cover a code's longest life.
+	DedupWindow time.Duration
+	// EventsMaxAge is how long events are kept; 24 h when zero.
+	EventsMaxAge time.Duration
+	// AckWait is how long a job may be held without an ack or a progress
+	// signal before the server redelivers it.
+	AckWait time.Duration
+}
+
+// Setup creates or updates the job and event streams and the durable
+// consumer, and returns the consumer. Every daemon calls it at start; the
+// calls converge on the same configuration.
+func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Consumer, error) {
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.EventsMaxAge == 0 {
+		cfg.EventsMaxAge = 24 * time.Hour
+	}
+	if cfg.AckWait == 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	jobs, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamJobs,
+		Description: "simgate: OTP send jobs",
+		Subjects:    []string{SubjectSend},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		Duplicates:  cfg.DedupWindow,
+		// A job nobody took in a day is worthless; keep the disk bounded.
+		MaxAge: 24 * time.Hour,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", StreamJobs, err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamEvents,
+		Description: "simgate: job events",
+		Subjects:    []string{SubjectEvents + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		MaxAge:      cfg.EventsMaxAge,
+		Discard:     jetstream.DiscardOld,
+	}); err != nil {
+		return nil, fmt.Errorf("stream %s: %w", StreamEvents, err)
+	}
+	cons, err := jobs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       Consumer,
+		Description:   "simgate modem workers",
+		FilterSubject: SubjectSend,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		// Attempts are bounded by the daemon, which ends a job with a
+		// failed event; a server-side limit would leave it stuck in the
+		// work queue.
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", Consumer, err)
+	}
+	return cons, nil
+}
