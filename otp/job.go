@@ -87,7 +87,7 @@ func ValidID(id string) bool { return idPattern.MatchString(id) }
 
 // DecodeJob parses and checks the syntax of a job. Every error it returns is
 // a *RejectError. It does not check the phone number (see ParseNumber) nor
-// the TTL against a maximum (see Limits.Check); when the error is not
+// the TTL against a maximum (see Limits.Prepare); when the error is not
 // ReasonMalformed the returned job carries whatever fields were decoded, so
 // the caller can name the job in its answer.
 func DecodeJob(data []byte) (Job, error) {
@@ -95,10 +95,18 @@ func DecodeJob(data []byte) (Job, error) {
 	if len(data) > MaxJobSize {
 		return j, reject(ReasonMalformed, "", "job is larger than %d bytes", MaxJobSize)
 	}
+	// encoding/json silently turns invalid UTF-8 into U+FFFD, and decodes a
+	// top-level null into the zero Job: refuse both before decoding.
+	if !utf8.Valid(data) {
+		return j, reject(ReasonMalformed, "", "job is not valid UTF-8")
+	}
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return j, reject(ReasonMalformed, "", "job is not a JSON object")
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&j); err != nil {
-		return j, decodeError(data, err)
+		return j, decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return j, reject(ReasonMalformed, "", "trailing data after the job object")
@@ -107,7 +115,7 @@ func DecodeJob(data []byte) (Job, error) {
 }
 
 // decodeError turns an encoding/json error into a typed rejection.
-func decodeError(data []byte, err error) *RejectError {
+func decodeError(err error) *RejectError {
 	var typeErr *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &typeErr):
@@ -117,8 +125,6 @@ func decodeError(data []byte, err error) *RejectError {
 		return reject(ReasonUnknownField, field, "unknown field %q", field)
 	case errors.Is(err, errBadDuration):
 		return reject(ReasonInvalidTTL, "ttl", "ttl must be a duration string such as \"5m\" or a number of seconds")
-	case !utf8.Valid(data):
-		return reject(ReasonMalformed, "", "job is not valid UTF-8")
 	default:
 		return reject(ReasonMalformed, "", "job is not a JSON object: %v", err)
 	}

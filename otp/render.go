@@ -86,7 +86,13 @@ func (r *Renderer) Render(p Prepared) (string, error) {
 		return "", reject(ReasonUnknownTemplate, "locale", "template %q has no locale %q nor %q", name, p.Locale, r.defaultLocale)
 	}
 	var b strings.Builder
-	data := TemplateData{Brand: r.brand, Code: p.Code, Minutes: int((p.TTL + time.Minute - 1) / time.Minute)}
+	// Round up without overflowing: p.TTL + time.Minute - 1 wraps for a TTL
+	// near the largest time.Duration (possible when Limits.MaxTTL is 0).
+	minutes := p.TTL / time.Minute
+	if p.TTL%time.Minute > 0 {
+		minutes++
+	}
+	data := TemplateData{Brand: r.brand, Code: p.Code, Minutes: int(minutes)}
 	if err := t.Execute(&b, data); err != nil {
 		return "", fmt.Errorf("render template %s: %w", t.Name(), err)
 	}

@@ -1,0 +1,189 @@
+package otp
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Danish numbers: 26227921 is a valid mobile number. 12345678 is not a valid
+// Danish number at all (no Danish number range starts with 1), so it is only
+// used as an invalid example; "011-45-..." is tested with 26227921.
+func TestParseNumber(t *testing.T) {
+	dk := Number{E164: "+4526227921", CountryCode: 45, Region: "DK"}
+	for _, tc := range []struct {
+		raw, region string
+		want        Number
+		reason      Reason
+	}{
+		{raw: "+45 26 22 79 21", want: dk},
+		{raw: "+45-26227921", want: dk},
+		{raw: "+4526227921", want: dk},
+		{raw: "+45 (26) 22-79.21", want: dk},
+		{raw: "(+45) 26227921", want: dk},
+		{raw: "0045 26227921", region: "DK", want: dk},
+		{raw: "26227921", region: "DK", want: dk},
+		{raw: "26227921", region: "dk", want: dk},
+		{raw: "011-45-26227921", region: "US", want: dk},
+		{raw: "+45 26227921", region: "US", want: dk}, // '+' wins over the region
+		{raw: "+1 650 253 0000", want: Number{E164: "+16502530000", CountryCode: 1, Region: "US"}},
+		{raw: "(650) 253-0000", region: "US", want: Number{E164: "+16502530000", CountryCode: 1, Region: "US"}},
+		// The region comes from the number, not from the calling code: +1
+		// 613 is Ottawa, Canada.
+		{raw: "+1 613 555 0123", want: Number{E164: "+16135550123", CountryCode: 1, Region: "CA"}},
+		{raw: "613-555-0123", region: "US", want: Number{E164: "+16135550123", CountryCode: 1, Region: "CA"}},
+		{raw: "+358 40 1234567", want: Number{E164: "+358401234567", CountryCode: 358, Region: "FI"}},
+		{raw: "+7 701 123 4567", want: Number{E164: "+77011234567", CountryCode: 7, Region: "KZ"}},
+		// Non-geographic numbers (international freephone) have the region
+		// "001", which is not an ISO 3166-1 code.
+		{raw: "+800 1234 5678", want: Number{E164: "+80012345678", CountryCode: 800, Region: "001"}},
+
+		{raw: "", region: "DK", reason: ReasonMissingField},
+		{raw: "1-800-FLOWERS", region: "US", reason: ReasonInvalidNumber},
+		{raw: "+45 2622 7921 ext 5", reason: ReasonInvalidNumber},
+		{raw: "+45 2622 7921#", reason: ReasonInvalidNumber},
+		{raw: "+45 1", reason: ReasonInvalidNumber},
+		{raw: "+45 12345678", reason: ReasonInvalidNumber},
+		{raw: "011-45-12345678", region: "US", reason: ReasonInvalidNumber},
+		{raw: "26227921", reason: ReasonInvalidNumber}, // national without a region
+		{raw: "26227921", region: "XX", reason: ReasonInvalidNumber},
+		{raw: "+", reason: ReasonInvalidNumber},
+		{raw: "+++", reason: ReasonInvalidNumber},
+		{raw: "()-.", region: "DK", reason: ReasonInvalidNumber},
+		{raw: "+45 2622７921", reason: ReasonInvalidNumber}, // a fullwidth digit
+		{raw: "+45 26227921" + strings.Repeat(" ", 28), reason: ""},
+		{raw: "+45 26227921" + strings.Repeat(" ", 29), reason: ReasonInvalidNumber}, // 41 characters
+		{raw: strings.Repeat("1", 41), region: "US", reason: ReasonInvalidNumber},
+	} {
+		t.Run(tc.raw+"/"+tc.region, func(t *testing.T) {
+			n, err := ParseNumber(tc.raw, tc.region)
+			if tc.reason != "" {
+				re, ok := AsReject(err)
+				if !ok {
+					t.Fatalf("ParseNumber = %#v, %v; want %s", n, err, tc.reason)
+				}
+				if re.Reason != tc.reason || re.Field != "to" {
+					t.Errorf("rejected %s (field %q), want %s (field \"to\")", re.Reason, re.Field, tc.reason)
+				}
+				if n != (Number{}) {
+					t.Errorf("rejected with a non-zero Number %#v", n)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseNumber: %v", err)
+			}
+			if tc.want.E164 != "" && n != tc.want {
+				t.Errorf("ParseNumber = %#v, want %#v", n, tc.want)
+			}
+		})
+	}
+}
+
+func TestNumberMasked(t *testing.T) {
+	for _, tc := range []struct {
+		n    Number
+		want string
+	}{
+		{Number{E164: "+4526227921", CountryCode: 45, Region: "DK"}, "+45******21"},
+		{Number{E164: "+16502530000", CountryCode: 1, Region: "US"}, "+1********00"},
+		{Number{E164: "+358401234567", CountryCode: 358, Region: "FI"}, "+358*******67"},
+		{Number{E164: "+6837290", CountryCode: 683, Region: "NU"}, "+683**90"},
+		// Inconsistent values fall back to MaskRaw.
+		{Number{E164: "+4526227921"}, "*********21"},
+		{Number{E164: "+4526227921", CountryCode: 46}, "*********21"},
+		{Number{E164: "+452", CountryCode: 45}, "**52"},
+		{Number{}, ""},
+	} {
+		if got := tc.n.Masked(); got != tc.want {
+			t.Errorf("%#v.Masked() = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestMaskRaw(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"1", "*"},
+		{"12", "**"},
+		{"123", "*23"},
+		{"+45 26227921", "**********21"},
+		{"ÆØÅæøå", "****øå"}, // characters, not bytes
+		{"1234567890123456", "**************56"},
+		// Longer input keeps the mask at 16 characters.
+		{"12345678901234567", "**************67"},
+		{strings.Repeat("9", 40) + "12", "**************12"},
+	} {
+		if got := MaskRaw(tc.in); got != tc.want {
+			t.Errorf("MaskRaw(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// A Number printed by accident must not reveal the number.
+func TestNumberStringHidesNumber(t *testing.T) {
+	for _, raw := range []string{"+4526227921", "+16502530000", "+16135550123", "+358401234567", "+447400123456"} {
+		n, err := ParseNumber(raw, "")
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		national := strings.TrimPrefix(n.E164, "+"+strconv.Itoa(n.CountryCode))
+		for _, s := range []string{n.String(), fmt.Sprint(n), fmt.Sprintf("%v %+v %s", n, n, n), fmt.Sprint(&n)} {
+			if strings.Contains(s, national) || strings.Contains(s, raw) {
+				t.Errorf("%q reveals %s", s, raw)
+			}
+		}
+		if n.String() != n.Masked() {
+			t.Errorf("String() %q != Masked() %q", n.String(), n.Masked())
+		}
+	}
+}
+
+func FuzzParseNumber(f *testing.F) {
+	for _, s := range [][2]string{
+		{"+45 26 22 79 21", ""}, {"0045 26227921", "DK"}, {"(+45) 26227921", ""}, {"26227921", "dk"},
+		{"011-45-26227921", "US"}, {"+1 650 253 0000", ""}, {"+1 613 555 0123", ""}, {"+358 40 1234567", ""},
+		{"+800 1234 5678", ""}, {"+683 7290", ""}, {"1-800-FLOWERS", "US"}, {"+45 1", ""}, {"", ""},
+		{"+", ""}, {"()", "DK"}, {"+39 06 1234 5678", "IT"}, {"+44 (0) 7400 123456", "GB"}, {"8 800 555 35 35", "RU"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, raw, region string) {
+		n, err := ParseNumber(raw, region)
+		if err != nil {
+			re, ok := AsReject(err)
+			if !ok || re.Reason == "" {
+				t.Fatalf("error %v (%T) is not a *RejectError with a Reason", err, err)
+			}
+			return
+		}
+		digits, ok := strings.CutPrefix(n.E164, "+")
+		if !ok || digits == "" || strings.Trim(digits, "0123456789") != "" {
+			t.Fatalf("E164 %q", n.E164)
+		}
+		cc := strconv.Itoa(n.CountryCode)
+		national, ok := strings.CutPrefix(digits, cc)
+		if n.CountryCode <= 0 || !ok || national == "" {
+			t.Fatalf("E164 %q does not start with country code %d", n.E164, n.CountryCode)
+		}
+		if n.Region == "" {
+			t.Fatalf("%q: no region", n.E164)
+		}
+		m := n.Masked()
+		if len(national) > 4 && strings.Contains(m, national) {
+			t.Fatalf("Masked() %q reveals %s", m, n.E164)
+		}
+		if len(national) > 2 {
+			want := "+" + cc + strings.Repeat("*", len(national)-2) + national[len(national)-2:]
+			if m != want {
+				t.Fatalf("Masked() = %q, want %q", m, want)
+			}
+		}
+		// The normalised number parses to itself.
+		again, err := ParseNumber(n.E164, "")
+		if err != nil || again != n {
+			t.Fatalf("ParseNumber(%q) = %#v, %v; want %#v", n.E164, again, err, n)
+		}
+	})
+}
