@@ -1,0 +1,80 @@
+// Package modemsim simulates a GSM modem on a pseudo-terminal, so that the
+// daemon and third-party AT clients can be tested without hardware through
+// the real serial path (open Path with go.bug.st/serial, like a ttyUSB).
+//
+// The simulator follows ITU-T V.250 and 3GPP TS 27.007 / 27.005 and answers
+// ERROR to commands it does not know, like a real modem.
+//
+// # Input
+//
+// Input is processed byte by byte, so commands may arrive in any
+// fragments. A command line starts with "AT" (any case) and ends with S3
+// (CR). Outside a command line every byte is ignored: LF, NUL, ESC, noise.
+// Inside one, NUL, LF, ESC and Ctrl-Z are ignored and S5 (backspace)
+// deletes. "A/" repeats the last command line. Echo (ATE1, the default)
+// repeats the command line characters as received, CR included; nothing
+// else is echoed, except the message entered after AT+CMGS (Ctrl-Z
+// included, ESC not).
+//
+// Commands may be chained: "ATE0V1", "AT+CMEE=1;+CREG=2". They run in
+// order; the first error stops the line and is its final result code,
+// otherwise all information responses are followed by one OK. Spaces are
+// ignored and letters upper-cased outside double quotes.
+//
+// # Responses
+//
+// V1 (default): information text "\r\n<text>\r\n" (the lines of one
+// command joined by "\r\n"), final "\r\nOK\r\n" / "\r\nERROR\r\n". V0:
+// "<text>\r\n" and numeric codes "0\r", "4\r". Q1 suppresses result codes.
+// S3 and S4 give the CR and LF. Unknown commands, bad syntax and parameters
+// out of range give ERROR (27.007 §9.1). Errors of the equipment, SIM or
+// network give "+CME ERROR: <err>" or "+CMS ERROR: <err>" according to
+// AT+CMEE: 0 plain ERROR, 1 numeric, 2 verbose text ("SIM PIN required");
+// a code without standard text stays numeric with CMEE=2.
+//
+// # Commands
+//
+// V.250: AT, ATZ, AT&F, ATE, ATV, ATQ, ATI, ATX, AT&C, AT&D, AT&W, ATH,
+// ATL, ATM, ATT, ATP, ATS<n>?/=<v> (S0, S2-S8, S10, S12); ATA, ATO and ATD
+// answer NO CARRIER (no calls). 27.007: +GCAP (+CGSM), +CGMI, +CGMM, +CGMR,
+// +CGSN, +GMI, +GMM, +GMR, +GSN, +CIMI, +CMEE, +CPIN, +CFUN (0, 1, 4; 1,1
+// resets and locks the SIM again), +CSQ, +CREG, +CGREG, +CEREG (n 0-2, with
+// URCs on change), +COPS, +CSCS (GSM, IRA, UCS2). 27.005: +CMGF, +CSMS,
+// +CSCA, +CNMI, +CPMS, +CSMP, +CMMS, +CNMA, +CMGS. ATZ, AT&F and
+// AT+CFUN=1,1 restore the session settings (echo, V, Q, S registers, CMEE,
+// CREG modes, CMGF, CNMI, CSMS, CSCS, CSMP); the SIM, the service centre
+// address and the message storage keep theirs.
+//
+// # SIM and network
+//
+// With Config.PIN the SIM starts locked. SIM-dependent commands (+CIMI,
+// +CSCA, +CPMS, +CMGS) then answer +CME ERROR: 11 / +CMS ERROR: 311 (PUK:
+// 12 / 316). The modem reports itself registered (Config.Registration)
+// only while the SIM is ready, the radio on (+CFUN=1) and +COPS is not 2.
+//
+// # Sending
+//
+// AT+CMGS=<length> (PDU mode) answers the prompt "\r\n> " and reads hex
+// until Ctrl-Z (send) or ESC (cancel: OK). The PDU must be hex with a valid
+// SMSC part, a TPDU of <length> octets and a valid SMS-SUBMIT, else
+// +CMS ERROR: 304. Then, in order: not registered gives +CMS ERROR: 331, a
+// code queued by FailNextSends is answered at once, otherwise the modem
+// waits SendDelay, assigns the next message reference and answers
+// "\r\n+CMGS: <mr>\r\n\r\nOK\r\n". Text mode (AT+CMGF=1) is supported too:
+// AT+CMGS="<da>"[,<toda>], text lines ended by CR (each gets a new prompt;
+// the CR stays in the text) and Ctrl-Z; one segment at most (+CMS ERROR:
+// 305 otherwise), encoded GSM 7-bit or UCS-2 as needed, TP-SRR from the
+// first octet of +CSMP. Unsolicited result codes are held during the
+// message entry and written when it ends, before the final result code.
+//
+// Every accepted PDU is recorded (Submissions) and reported to
+// Config.OnSubmit; concatenated parts with the same destination and
+// reference are reassembled and reported to Config.OnMessage (Messages).
+//
+// # Pseudo-terminal
+//
+// The simulator holds only the master side. Output written while no client
+// has the port open is dropped (a reopened port does not receive stale
+// answers); a client may close and reopen the port at will. Close hangs up
+// the line.
+package modemsim

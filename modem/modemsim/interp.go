@@ -1,0 +1,646 @@
+package modemsim
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Limits of the input state machine.
+const (
+	maxLineLen  = 1024 // characters after "AT" on one command line
+	maxEntryLen = 1024 // characters of PDU hex or text after AT+CMGS
+	maxQueued   = 64 << 10
+	maxPartials = 256 // incomplete concatenated messages kept for reassembly
+)
+
+// Special characters.
+const (
+	ctrlZ = 0x1a
+	esc   = 0x1b
+)
+
+// inputState is the state of the byte-level input state machine.
+type inputState int
+
+const (
+	stIdle inputState = iota // waiting for the "A" of "AT"
+	stA                      // got "A", waiting for "T" (or "/")
+	stLine                   // in a command line, waiting for S3
+	stPDU                    // after AT+CMGS in PDU mode: hex until Ctrl-Z/ESC
+	stText                   // after AT+CMGS in text mode: text until Ctrl-Z/ESC
+)
+
+// simState is the state of the simulated SIM card.
+type simState int
+
+const (
+	simReady   simState = iota
+	simPIN              // waiting for the PIN
+	simPUK              // three wrong PINs: waiting for the PUK
+	simBlocked          // ten wrong PUKs: the SIM is unusable
+)
+
+// settings are the per-session settings that ATZ, AT&F and AT+CFUN=1,1
+// restore to their defaults.
+type settings struct {
+	echo, verbose, quiet  bool
+	sreg                  [13]int
+	cmee                  int
+	cregN, cgregN, ceregN int
+	cmgf                  int
+	cnmi                  [5]int
+	csms                  int
+	cscs                  string
+	csmp                  [4]int
+	copsFormat            int
+	cmms                  int
+}
+
+func defaultSettings() settings {
+	s := settings{
+		echo:    true,
+		verbose: true,
+		cscs:    "GSM",
+		csmp:    [4]int{17, 167, 0, 0},
+	}
+	s.sreg[2] = 43
+	s.sreg[3] = '\r'
+	s.sreg[4] = '\n'
+	s.sreg[5] = '\b'
+	s.sreg[6] = 2
+	s.sreg[7] = 50
+	s.sreg[8] = 2
+	s.sreg[10] = 15
+	s.sreg[12] = 50
+	return s
+}
+
+// interpreter is the simulated modem without its pseudo-terminal: it is fed
+// bytes received from the DTE and writes its answers to an output. All its
+// I/O-free behaviour (AT command parsing, SIM, network, SMS submission) lives
+// here so that it can be tested and fuzzed in-process.
+type interpreter struct {
+	cfg  Config // defaults applied; read-only
+	log  *slog.Logger
+	out  *output
+	post func(func())    // runs callbacks in order, off the interpreter
+	done <-chan struct{} // closed when the modem closes
+
+	hung     atomic.Bool
+	cnmaOwed atomic.Int32 // routed +CMT/+CDS indications not yet acknowledged
+
+	// Input state: only used by the goroutine calling feed.
+	st       inputState
+	line     []byte
+	overflow bool
+	lastLine string
+	echoBuf  []byte
+	entry    []byte
+	entryBad bool
+	entryLen int    // <length> of AT+CMGS in PDU mode
+	entryDA  string // <da> of AT+CMGS in text mode
+	entryTA  int    // <toda> of AT+CMGS in text mode
+	rest     string // rest of the command line after AT+CMGS
+	lostSync bool
+	// afterFinal are callbacks to post once the final result code of the
+	// command line is written.
+	afterFinal []func()
+
+	mu           sync.Mutex // guards the fields below; held while feeding
+	set          settings
+	sim          simState
+	pin          string
+	pinTries     int
+	pukTries     int
+	cfun         int
+	copsMode     int
+	sca          string
+	tosca        int
+	cpms         [3]string
+	signal       int
+	reg          int
+	regReported  int
+	sendDelay    time.Duration
+	delayChanged chan struct{}
+	failCodes    []int
+	nextMR       int
+	subs         []Submission
+	msgs         []Message
+	partials     map[concatKey]*partial
+	partialSeq   uint64
+}
+
+// newInterpreter returns an interpreter for cfg (defaults already applied)
+// writing to w. post runs callbacks; done aborts waits when closed.
+func newInterpreter(cfg Config, w io.Writer, post func(func()), done <-chan struct{}) *interpreter {
+	ip := &interpreter{
+		cfg:          cfg,
+		log:          cfg.Logger,
+		post:         post,
+		done:         done,
+		set:          defaultSettings(),
+		pin:          cfg.PIN,
+		cfun:         1,
+		sca:          cfg.SCA,
+		tosca:        toa(cfg.SCA),
+		cpms:         [3]string{"SM", "SM", "SM"},
+		signal:       cfg.Signal,
+		reg:          cfg.Registration,
+		sendDelay:    cfg.SendDelay,
+		delayChanged: make(chan struct{}),
+		nextMR:       cfg.FirstMR,
+		partials:     make(map[concatKey]*partial),
+	}
+	ip.out = &output{w: w, hung: &ip.hung}
+	if cfg.PIN != "" {
+		ip.sim = simPIN
+	}
+	ip.regReported = ip.effReg()
+	return ip
+}
+
+// toa returns the type of address for a number: 145 (international) when it
+// starts with "+", else 129.
+func toa(number string) int {
+	if len(number) > 0 && number[0] == '+' {
+		return 145
+	}
+	return 129
+}
+
+// feed processes bytes received from the DTE.
+func (ip *interpreter) feed(p []byte) {
+	if ip.hung.Load() {
+		ip.lostSync = true
+		return
+	}
+	ip.mu.Lock()
+	defer ip.mu.Unlock()
+	if ip.lostSync {
+		ip.resync()
+	}
+	for _, b := range p {
+		if ip.closing() {
+			return
+		}
+		ip.feedByte(b)
+	}
+	ip.flushEcho()
+}
+
+// resync forgets a partial command line or message entry: input was
+// discarded while the modem was hung.
+func (ip *interpreter) resync() {
+	ip.lostSync = false
+	ip.st = stIdle
+	ip.line = ip.line[:0]
+	ip.entry = ip.entry[:0]
+	ip.echoBuf = ip.echoBuf[:0]
+	ip.rest = ""
+	ip.out.setReserved(false)
+}
+
+func (ip *interpreter) closing() bool {
+	select {
+	case <-ip.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (ip *interpreter) feedByte(b byte) {
+	switch ip.st {
+	case stIdle:
+		if b == 'A' || b == 'a' {
+			ip.echo(b)
+			ip.st = stA
+		}
+		// Anything else outside a command line (CR, LF, NUL, ESC, noise)
+		// is ignored, as V.250 requires.
+	case stA:
+		switch b {
+		case 'T', 't':
+			ip.echo(b)
+			ip.st = stLine
+			ip.line = ip.line[:0]
+			ip.overflow = false
+		case '/':
+			ip.echo(b)
+			ip.st = stIdle
+			ip.execute(ip.lastLine)
+		case 'A', 'a':
+			ip.echo(b)
+		case 0, esc:
+		default:
+			ip.st = stIdle
+		}
+	case stLine:
+		switch {
+		case int(b) == ip.set.sreg[3]:
+			ip.echo(b)
+			ip.st = stIdle
+			if ip.overflow {
+				ip.lastLine = ""
+				ip.final(errSyntax)
+				return
+			}
+			ip.lastLine = string(ip.line)
+			ip.execute(ip.lastLine)
+		case int(b) == ip.set.sreg[5]:
+			ip.echo(b)
+			if n := len(ip.line); n > 0 {
+				ip.line = ip.line[:n-1]
+			}
+		case b == 0, b == esc, b == '\n', b == ctrlZ:
+			// ignored inside a command line
+		default:
+			ip.echo(b)
+			if len(ip.line) < maxLineLen {
+				ip.line = append(ip.line, b)
+			} else {
+				ip.overflow = true
+			}
+		}
+	case stPDU, stText:
+		ip.feedEntry(b)
+	}
+}
+
+// feedEntry handles a byte of the message entered after the "> " prompt.
+func (ip *interpreter) feedEntry(b byte) {
+	switch {
+	case b == ctrlZ:
+		ip.echo(b)
+		ip.flushEcho()
+		ip.endEntry(true)
+	case b == esc:
+		ip.flushEcho()
+		ip.endEntry(false)
+	case b == 0:
+	case ip.st == stPDU:
+		ip.echo(b)
+		switch {
+		case b == '\r' || b == '\n' || b == ' ':
+			// tolerated around the hex
+		case !isHex(b) || len(ip.entry) >= maxEntryLen:
+			ip.entryBad = true
+		default:
+			ip.entry = append(ip.entry, b)
+		}
+	default: // stText
+		switch {
+		case int(b) == ip.set.sreg[3]:
+			ip.echo(b)
+			ip.appendEntry(b)
+			ip.emit(ip.prompt())
+		case int(b) == ip.set.sreg[5]:
+			ip.echo(b)
+			if n := len(ip.entry); n > 0 {
+				ip.entry = ip.entry[:n-1]
+			}
+		case b == '\n':
+		default:
+			ip.echo(b)
+			ip.appendEntry(b)
+		}
+	}
+}
+
+func (ip *interpreter) appendEntry(b byte) {
+	if len(ip.entry) < maxEntryLen {
+		ip.entry = append(ip.entry, b)
+	} else {
+		ip.entryBad = true
+	}
+}
+
+func isHex(b byte) bool {
+	return '0' <= b && b <= '9' || 'a' <= b && b <= 'f' || 'A' <= b && b <= 'F'
+}
+
+// endEntry finishes the message entry: submit (Ctrl-Z) or cancel (ESC), then
+// execute what remains of the command line.
+func (ip *interpreter) endEntry(submit bool) {
+	text := ip.st == stText
+	ip.st = stIdle
+	ip.out.setReserved(false)
+	rest := ip.rest
+	ip.rest = ""
+	if submit {
+		var err error
+		if text {
+			err = ip.submitText()
+		} else {
+			err = ip.submitPDU()
+		}
+		if err != nil {
+			ip.final(err)
+			return
+		}
+	}
+	ip.run(rest)
+}
+
+// echo queues a received character for echo when echo is on (ATE1).
+func (ip *interpreter) echo(b byte) {
+	if ip.set.echo {
+		ip.echoBuf = append(ip.echoBuf, b)
+	}
+}
+
+func (ip *interpreter) flushEcho() {
+	if len(ip.echoBuf) > 0 {
+		ip.out.write(ip.echoBuf)
+		ip.echoBuf = ip.echoBuf[:0]
+	}
+}
+
+// emit writes a response after any pending echo.
+func (ip *interpreter) emit(b []byte) {
+	ip.flushEcho()
+	ip.out.write(b)
+}
+
+func (ip *interpreter) crlf() string {
+	return string([]byte{byte(ip.set.sreg[3]), byte(ip.set.sreg[4])})
+}
+
+// info writes the information text of one command.
+func (ip *interpreter) info(lines ...string) {
+	if len(lines) == 0 {
+		return
+	}
+	nl := ip.crlf()
+	var b []byte
+	if ip.set.verbose {
+		b = append(b, nl...)
+		for i, l := range lines {
+			if i > 0 {
+				b = append(b, nl...)
+			}
+			b = append(b, l...)
+		}
+		b = append(b, nl...)
+	} else {
+		for _, l := range lines {
+			b = append(b, l...)
+			b = append(b, nl...)
+		}
+	}
+	ip.emit(b)
+}
+
+func (ip *interpreter) prompt() []byte {
+	return []byte(ip.crlf() + "> ")
+}
+
+// final writes the final result code for err (nil: OK) and reports
+// registration changes made by the command line.
+func (ip *interpreter) final(err error) {
+	defer func() {
+		ip.checkReg()
+		for _, f := range ip.afterFinal {
+			ip.post(f)
+		}
+		ip.afterFinal = nil
+	}()
+	if errors.Is(err, errAborted) {
+		return
+	}
+	var cme cmeError
+	var cms cmsError
+	switch {
+	case err == nil:
+		ip.result("OK", 0)
+	case errors.Is(err, errNoCarrier):
+		ip.result("NO CARRIER", 3)
+	case errors.As(err, &cme):
+		ip.extError("+CME ERROR: ", int(cme), cmeText(int(cme)))
+	case errors.As(err, &cms):
+		ip.extError("+CMS ERROR: ", int(cms), cmsText(int(cms)))
+	default:
+		ip.result("ERROR", 4)
+	}
+}
+
+// result writes a basic result code in verbose (V1) or numeric (V0) form.
+func (ip *interpreter) result(verbose string, numeric int) {
+	if ip.set.quiet {
+		return
+	}
+	cr := string(rune(ip.set.sreg[3]))
+	if ip.set.verbose {
+		ip.emit([]byte(ip.crlf() + verbose + ip.crlf()))
+	} else {
+		ip.emit([]byte(strconv.Itoa(numeric) + cr))
+	}
+}
+
+// extError writes +CME ERROR / +CMS ERROR according to AT+CMEE.
+func (ip *interpreter) extError(prefix string, code int, text string) {
+	switch ip.set.cmee {
+	case 0:
+		ip.result("ERROR", 4)
+		return
+	case 2:
+		if text == "" {
+			text = strconv.Itoa(code)
+		}
+	default:
+		text = strconv.Itoa(code)
+	}
+	if ip.set.quiet {
+		return
+	}
+	if ip.set.verbose {
+		ip.emit([]byte(ip.crlf() + prefix + text + ip.crlf()))
+	} else {
+		ip.emit([]byte(prefix + text + string(rune(ip.set.sreg[3]))))
+	}
+}
+
+// execute runs one command line (the characters after "AT").
+func (ip *interpreter) execute(line string) {
+	ip.flushEcho()
+	ip.log.Debug("modemsim: command", "modem", ip.cfg.Name, "line", redactLine(line))
+	ip.run(normalize(line))
+}
+
+// run executes the commands of a normalised command line in order, stopping
+// at the first error, and writes the final result code. It returns early
+// when a command waits for more input (AT+CMGS): endEntry resumes it.
+func (ip *interpreter) run(body string) {
+	for {
+		for len(body) > 0 && body[0] == ';' {
+			body = body[1:]
+		}
+		if body == "" {
+			ip.final(nil)
+			return
+		}
+		c, rest, err := nextCommand(body)
+		if err == nil {
+			err = ip.exec(c)
+		}
+		if errors.Is(err, errSuspend) {
+			ip.rest = rest
+			return
+		}
+		if err != nil {
+			ip.final(err)
+			return
+		}
+		body = rest
+	}
+}
+
+// redactLine hides PINs, PUKs and phone numbers from logs: it masks the
+// digits of a command line that sets +CPIN or +CMGS (text mode) or +CSCA.
+func redactLine(line string) string {
+	u := strings.ToUpper(line)
+	if !strings.Contains(u, "+CPIN") && !strings.Contains(u, "+CMGS") && !strings.Contains(u, "+CSCA") {
+		return line
+	}
+	return strings.Map(func(r rune) rune {
+		if '0' <= r && r <= '9' {
+			return '*'
+		}
+		return r
+	}, line)
+}
+
+// normalise removes spaces and upper-cases a command line, except inside
+// double quotes.
+func normalize(line string) string {
+	b := make([]byte, 0, len(line))
+	quoted := false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case c == ' ':
+			continue
+		case 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+// effReg is the registration status the modem reports: not registered while
+// the SIM is locked, the radio is off or the modem deregistered (+COPS=2).
+func (ip *interpreter) effReg() int {
+	if ip.sim != simReady || ip.cfun != 1 || ip.copsMode == 2 {
+		return 0
+	}
+	return ip.reg
+}
+
+func registered(stat int) bool { return stat == 1 || stat == 5 }
+
+// checkReg emits +CREG/+CGREG/+CEREG unsolicited result codes when the
+// registration status changed and the DTE asked for them.
+func (ip *interpreter) checkReg() {
+	stat := ip.effReg()
+	if stat == ip.regReported {
+		return
+	}
+	ip.regReported = stat
+	var lines []string
+	if n := ip.set.cregN; n > 0 {
+		lines = append(lines, regLine("+CREG: ", -1, n, stat, false))
+	}
+	if n := ip.set.cgregN; n > 0 {
+		lines = append(lines, regLine("+CGREG: ", -1, n, stat, false))
+	}
+	if n := ip.set.ceregN; n > 0 {
+		lines = append(lines, regLine("+CEREG: ", -1, n, stat, true))
+	}
+	for _, l := range lines {
+		ip.out.urc([]byte("\r\n" + l + "\r\n"))
+	}
+}
+
+// Location reported with +CREG=2 and friends.
+const (
+	simLAC = "1A2B"
+	simCI  = "01A2B3C4"
+)
+
+// regLine formats a registration response (read form when n >= 0 is
+// included) or unsolicited result code (shown < 0).
+func regLine(prefix string, shown, n, stat int, act bool) string {
+	s := prefix
+	if shown >= 0 {
+		s += strconv.Itoa(shown) + ","
+	}
+	s += strconv.Itoa(stat)
+	if n == 2 && registered(stat) {
+		s += `,"` + simLAC + `","` + simCI + `"`
+		if act {
+			s += ",7"
+		}
+	}
+	return s
+}
+
+// output serialises everything written to the DTE: responses from the
+// interpreter and unsolicited result codes from Inject or state changes.
+type output struct {
+	hung     *atomic.Bool
+	mu       sync.Mutex
+	w        io.Writer
+	reserved bool // message entry in progress: URCs wait
+	queued   []byte
+}
+
+// write writes a response; nothing is written while the modem is hung.
+func (o *output) write(b []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.hung.Load() {
+		return
+	}
+	_, _ = o.w.Write(b)
+}
+
+// urc writes an unsolicited result code, or queues it while the DTE is
+// entering a message (the TA-TE link is reserved, 27.005 +CNMI mode 2).
+func (o *output) urc(b []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.hung.Load() {
+		return
+	}
+	if o.reserved {
+		if len(o.queued)+len(b) <= maxQueued {
+			o.queued = append(o.queued, b...)
+		}
+		return
+	}
+	_, _ = o.w.Write(b)
+}
+
+// setReserved starts or ends message entry; ending it flushes queued URCs.
+func (o *output) setReserved(r bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.reserved = r
+	if r || len(o.queued) == 0 {
+		return
+	}
+	if !o.hung.Load() {
+		_, _ = o.w.Write(o.queued)
+	}
+	o.queued = nil
+}
