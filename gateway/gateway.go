@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"sync"
 	"time"
 
@@ -110,7 +111,7 @@ func (g *Gateway) setReady(name string, up bool) {
 func (g *Gateway) StartRequests() error {
 	svc, err := micro.AddService(g.opts.NC, micro.Config{
 		Name:        "simgate",
-		Version:     g.opts.Version,
+		Version:     serviceVersion(g.opts.Version),
 		Description: "OTP over SMS: validates a job, queues it and answers at once",
 		Endpoint: &micro.EndpointConfig{
 			Subject: queue.SubjectRequest,
@@ -136,6 +137,17 @@ func (g *Gateway) StopRequests() error {
 		return nil
 	}
 	return svc.Stop()
+}
+
+var semver = regexp.MustCompile(`^v?(\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?)$`)
+
+// serviceVersion returns version in the SemVer form the micro service
+// protocol requires ("v1.2.3" -> "1.2.3"; "devel" -> "0.0.0-devel").
+func serviceVersion(version string) string {
+	if m := semver.FindStringSubmatch(version); m != nil {
+		return m[1]
+	}
+	return "0.0.0-dev"
 }
 
 func (g *Gateway) handleRequest(req micro.Request) {
