@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -23,7 +24,9 @@ const EnvPrefix = "SIMGATE"
 type Config struct {
 	// Node names this daemon in events and logs; the host name when empty.
 	Node string `mapstructure:"node"`
-	// StateDir keeps the embedded server's JetStream files.
+	// StateDir keeps the embedded server's JetStream files. Empty means
+	// $STATE_DIRECTORY (set by systemd's StateDirectory=), else
+	// $XDG_STATE_HOME/simgate, else ~/.local/state/simgate.
 	StateDir string `mapstructure:"state_dir"`
 	// Simulate, when above zero, replaces the modems with that many
 	// simulated modems on pseudo-terminals: no real SMS is sent.
@@ -116,7 +119,7 @@ func (m Modem) PIN() (string, error) {
 // variables only for keys it knows.
 var defaults = map[string]any{
 	"node":                "",
-	"state_dir":           "/var/lib/simgate",
+	"state_dir":           "",
 	"simulate":            0,
 	"log.level":           "info",
 	"log.format":          "text",
@@ -210,7 +213,26 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 	if c.Node == "" {
 		c.Node, _ = os.Hostname()
 	}
+	if c.StateDir == "" {
+		c.StateDir = defaultStateDir()
+	}
 	return c, c.Validate()
+}
+
+// defaultStateDir follows systemd's StateDirectory= and the XDG base
+// directory specification.
+func defaultStateDir() string {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		d, _, _ = strings.Cut(d, ":") // several directories are colon-separated
+		return d
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "simgate")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "simgate")
+	}
+	return ""
 }
 
 // unknownKeys rewords mapstructure's complaints about unused keys
@@ -326,4 +348,3 @@ func modemName(s string) bool {
 	}
 	return true
 }
-

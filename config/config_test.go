@@ -139,6 +139,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	c.Modems, d.Modems = nil, nil
 	c.OTP.Templates, d.OTP.Templates = nil, nil
 	c.Node, d.Node = "", ""
+	c.StateDir, d.StateDir = "", "" // resolved from the environment when empty
 	if !reflect.DeepEqual(c, d) {
 		t.Errorf("example config differs from the defaults:\n%+v\n%+v", c, d)
 	}
@@ -167,5 +168,29 @@ func TestPIN(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "1234") {
 			t.Errorf("error reveals the PIN: %v", err)
 		}
+	}
+}
+
+func TestDefaultStateDir(t *testing.T) {
+	t.Setenv("HOME", "/home/u")
+	for _, tc := range []struct{ state, xdg, want string }{
+		{"/var/lib/simgate", "/x", "/var/lib/simgate"},
+		{"/var/lib/simgate:/var/lib/other", "", "/var/lib/simgate"},
+		{"", "/x", "/x/simgate"},
+		{"", "", "/home/u/.local/state/simgate"},
+	} {
+		t.Setenv("STATE_DIRECTORY", tc.state)
+		t.Setenv("XDG_STATE_HOME", tc.xdg)
+		c, err := Load(flags(t, "--simulate", "1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.StateDir != tc.want {
+			t.Errorf("STATE_DIRECTORY=%q XDG_STATE_HOME=%q: state dir %q, want %q", tc.state, tc.xdg, c.StateDir, tc.want)
+		}
+	}
+	c, _ := Load(flags(t, "--simulate", "1", "--state-dir", "/flag"))
+	if c.StateDir != "/flag" {
+		t.Errorf("flag: %q", c.StateDir)
 	}
 }

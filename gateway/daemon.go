@@ -170,9 +170,6 @@ func (d *Daemon) modemConfigs() ([]modem.Config, error) {
 			sim, err := modemsim.Start(modemsim.Config{
 				Name:   name,
 				Logger: d.log.With("sim", name),
-				OnMessage: func(m modemsim.Message) {
-					d.log.Info("simulated network took an SMS", "sim", m.Modem, "parts", m.Parts, "encoding", m.Encoding)
-				},
 			})
 			if err != nil {
 				return nil, fmt.Errorf("simulated modem %s: %w", name, err)

@@ -213,7 +213,7 @@ func (g *Gateway) rejected(ctx context.Context, id string, re *otp.RejectError, 
 	g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeRejected).Inc()
 	g.opts.Metrics.Rejected.WithLabelValues(string(re.Reason)).Inc()
 	g.log.Info("job rejected", "id", id, "reason", re.Reason, "field", re.Field)
-	ev := otp.Event{Type: otp.EventRejected, ID: id, Reason: re.Reason, Detail: re.Detail,
+	ev := otp.Event{Type: otp.EventRejected, ID: id, Reason: re.Reason, Field: re.Field, Detail: re.Detail,
 		RetryAfter: re.RetryAfter.Seconds(), Attempt: attempt}
 	if !otp.ValidID(id) {
 		ev.ID = ""

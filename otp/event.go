@@ -34,6 +34,8 @@ type Event struct {
 	Time time.Time `json:"time"`
 	// Reason and Detail explain rejected, retrying and failed events.
 	Reason Reason `json:"reason,omitempty"`
+	// Field names the job field at fault in a rejected event.
+	Field  string `json:"field,omitempty"`
 	Detail string `json:"detail,omitempty"`
 	// RetryAfter (seconds) tells when a rejected job may be tried again, or
 	// when a retrying job will be.
