@@ -273,6 +273,12 @@ func (m *Modem) Send(ctx context.Context, number, text string) (Result, error) {
 		if err := ctx.Err(); err != nil {
 			return res, &SendError{Class: Retryable, Sent: len(res.Refs), Err: err}
 		}
+		select {
+		case <-m.at.Closed():
+			// Gone before this part was handed over: certainly not sent.
+			return res, &SendError{Class: Retryable, Sent: len(res.Refs), Broken: true, Err: at.ErrClosed}
+		default:
+		}
 		tp, err := p.MarshalBinary()
 		if err != nil {
 			return res, &SendError{Class: Permanent, Err: fmt.Errorf("encode: %w", err)}

@@ -56,6 +56,10 @@ type Config struct {
 	// never waits for them, except Close, which waits for the pending
 	// ones. They must not call Close.
 	OnSubmit func(Submission)
+	// OnSending is called, like OnSubmit, when an AT+CMGS starts waiting
+	// SendDelay for the network (not when SendDelay is zero): tests use it
+	// to act while a send is in progress. It may be nil.
+	OnSending func()
 	// OnMessage is called when all the parts of a message have been
 	// submitted (single-part messages too). It may be nil.
 	OnMessage func(Message)

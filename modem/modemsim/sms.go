@@ -211,6 +211,9 @@ func (ip *interpreter) send(t *tpdu.TPDU, hexs string) error {
 // delay is re-read when SetSendDelay changes it; Close aborts the wait.
 func (ip *interpreter) waitSendDelay() error {
 	start := time.Now()
+	if f := ip.cfg.OnSending; f != nil && ip.sendDelay > 0 {
+		ip.post(f)
+	}
 	for {
 		rem := time.Until(start.Add(ip.sendDelay))
 		if rem <= 0 {
