@@ -390,7 +390,7 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 		// sent twice is harmless, a different code never goes out.
 		delay := min(g.retryDelay(attempt), max(deadline.Sub(g.now()), 0))
 		g.opts.Metrics.Retries.WithLabelValues(se.Class.String()).Inc()
-		log.Warn("send failed; will retry", "err", se.Err, "retry_in", delay)
+		log.Warn("send failed; will retry", "err", se.Error(), "retry_in", delay)
 		if err := msg.NakWithDelay(delay); err != nil {
 			log.Warn("nak job", "err", err)
 		}

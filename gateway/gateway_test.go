@@ -60,18 +60,26 @@ func testConfig(dir string, sims ...*sim) config.Config {
 	return cfg
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
+// logBuffer keeps every log line of a daemon (and shows them with -v).
+type logBuffer struct {
+	t  testing.TB
+	mu sync.Mutex
+	b  strings.Builder
 }
 
-type testWriter struct{ t testing.TB }
+func (w *logBuffer) Write(p []byte) (int, error) {
+	if testing.Verbose() {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
+func (w *logBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 // harness is a running daemon with a client connection that sees every
@@ -79,6 +87,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 type harness struct {
 	t      testing.TB
 	d      *gateway.Daemon
+	logs   *logBuffer
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	mu     sync.Mutex
@@ -88,11 +97,13 @@ type harness struct {
 func start(t testing.TB, cfg config.Config) *harness {
 	t.Helper()
 	ctx := context.Background()
-	d, err := gateway.Start(ctx, cfg, testLogger(t), "test")
+	logs := &logBuffer{t: t}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d, err := gateway.Start(ctx, cfg, log, "test")
 	if err != nil {
 		t.Fatalf("start daemon: %v", err)
 	}
-	h := &harness{t: t, d: d, events: map[string]chan otp.Event{}}
+	h := &harness{t: t, d: d, logs: logs, events: map[string]chan otp.Event{}}
 	t.Cleanup(func() { h.stop() })
 	h.nc, err = nats.Connect(d.ClientURL())
 	if err != nil {
@@ -264,6 +275,13 @@ func TestPublishedJobIsSentEndToEnd(t *testing.T) {
 	}
 	if strings.Contains(body, "26227921") || strings.Contains(body, "034812") || strings.Contains(body, "job-1") {
 		t.Error("metrics contain a number, a code or a job id")
+	}
+	logs := h.logs.String()
+	if !strings.Contains(logs, "+45******21") {
+		t.Error("logs do not name the job's masked number")
+	}
+	if strings.Contains(logs, "26227921") || strings.Contains(logs, "034812") || strings.Contains(logs, "verification code") {
+		t.Errorf("logs contain the number, the code or the text:\n%s", logs)
 	}
 }
 
@@ -440,5 +458,52 @@ func TestQueuedJobsSurviveARestart(t *testing.T) {
 	}
 	if len(got) != len(ids) {
 		t.Errorf("%d distinct messages sent, want %d", len(got), len(ids))
+	}
+}
+
+func TestHungModemLosesNoJob(t *testing.T) {
+	sending := make(chan struct{}, 1)
+	s := &sim{msgs: make(chan modemsim.Message, 16)}
+	var err error
+	s.Modem, err = modemsim.Start(modemsim.Config{
+		Name:      "m1",
+		SendDelay: time.Hour,
+		OnSending: func() { sending <- struct{}{} },
+		OnMessage: func(m modemsim.Message) { s.msgs <- m },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	cfg := testConfig(t.TempDir(), s)
+	cfg.Modems[0].SendTimeout = 300 * time.Millisecond
+	h := start(t, cfg)
+
+	h.publish(map[string]any{"id": "hang", "to": "+4526227921", "code": "424242"})
+	if ev := h.waitEvent("hang"); ev.Type != otp.EventAccepted {
+		t.Fatalf("first event %+v", ev)
+	}
+	<-sending
+	// The modem stops answering; the SMS went out but the answer is lost.
+	s.SetHung(true)
+	s.SetSendDelay(0)
+	ev := h.waitEvent("hang")
+	if ev.Type != otp.EventRetrying || ev.Reason != "unknown_outcome" {
+		t.Fatalf("event after the hang = %+v, want retrying unknown_outcome", ev)
+	}
+	// The worker reopens the modem once it answers again and sends the same
+	// code: never a different one.
+	s.SetHung(false)
+	evs := h.waitFinal("hang")
+	if last := evs[len(evs)-1]; last.Type != otp.EventSent || last.Attempt != 2 {
+		t.Fatalf("events after recovery = %s", types(evs))
+	}
+	for _, sub := range s.Submissions() {
+		if !strings.Contains(sub.Text, "424242") {
+			t.Errorf("sent %q", sub.Text)
+		}
+	}
+	if body := scrape(t, h.d.MetricsAddr()); !strings.Contains(body, `simgate_job_retries_total{class="unknown_outcome"} 1`) {
+		t.Error("unknown-outcome retry not counted")
 	}
 }
