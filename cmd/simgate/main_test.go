@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/simgate/simgate/otp"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// serve runs "simgate serve --simulate 1" in-process and returns once its
+// simulated modem is ready.
+func serve(t *testing.T) (natsURL string) {
+	t.Helper()
+	addr := freeAddr(t)
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		cmd := newRootCmd(io.Discard, pw)
+		cmd.SetArgs([]string{"serve", "--simulate", "1", "--state-dir", t.TempDir(),
+			"--nats-listen", addr, "--metrics-listen", "127.0.0.1:0"})
+		done <- cmd.ExecuteContext(ctx)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `msg="modem ready"`) {
+				close(ready)
+				break
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("serve ended: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve not ready")
+	}
+	return "nats://" + addr
+}
+
+func run(args ...string) (string, error) {
+	var out bytes.Buffer
+	cmd := newRootCmd(&out, io.Discard)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func TestServeAndSend(t *testing.T) {
+	url := serve(t)
+
+	out, err := run("send", "--nats-url", url, "--to", "+45 26 22 79 21", "--code", "034812", "--id", "cli-1", "--wait")
+	if err != nil {
+		t.Fatalf("send: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var reply otp.Reply
+	if len(lines) != 3 || json.Unmarshal([]byte(lines[0]), &reply) != nil || reply.Status != otp.StatusAccepted {
+		t.Fatalf("output:\n%s", out)
+	}
+	var sent otp.Event
+	if json.Unmarshal([]byte(lines[2]), &sent) != nil || sent.Type != otp.EventSent || sent.Modem != "sim1" {
+		t.Errorf("last line %s", lines[2])
+	}
+
+	_, err = run("send", "--nats-url", url, "--to", "1-800-FLOWERS", "--code", "034812")
+	if exitCode(err) != exitRejected {
+		t.Errorf("rejected send: exit %d (%v), want %d", exitCode(err), err, exitRejected)
+	}
+	_, err = run("send", "--nats-url", url, "--to", "+4526227921", "--code", "034812", "--ttl", "1ns", "--wait")
+	// 1ns is a valid ttl that always runs out before a modem takes the job.
+	if exitCode(err) != exitFailed || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("expired send: exit %d (%v), want %d expired", exitCode(err), err, exitFailed)
+	}
+}
+
+func TestSendWithoutDaemon(t *testing.T) {
+	_, err := run("send", "--nats-url", "nats://"+freeAddr(t), "--to", "+4526227921", "--code", "1234", "--timeout", "5s")
+	if err == nil || exitCode(err) != 1 {
+		t.Errorf("send without a server: %v", err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := run("version")
+	if err != nil || !strings.HasPrefix(out, "simgate ") {
+		t.Errorf("version: %q %v", out, err)
+	}
+}
