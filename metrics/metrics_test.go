@@ -1,0 +1,79 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestMetricsLint(t *testing.T) {
+	reg := NewRegistry()
+	m := New(reg, "v1.2.3", []string{"m1", "m2"})
+	m.Rejected.WithLabelValues("invalid_number").Inc()
+	m.SMSFailed.WithLabelValues("m1", "retryable").Inc()
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint %s: %s", p.Metric, p.Text)
+	}
+	// Series of configured modems exist before any event.
+	if n := testutil.CollectAndCount(m.ModemUp); n != 2 {
+		t.Errorf("modem_up has %d series, want 2", n)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP simgate_jobs_total Jobs that reached a final state, by outcome (sent, failed, expired, rejected).
+# TYPE simgate_jobs_total counter
+simgate_jobs_total{outcome="expired"} 0
+simgate_jobs_total{outcome="failed"} 0
+simgate_jobs_total{outcome="rejected"} 0
+simgate_jobs_total{outcome="sent"} 0
+`), "simgate_jobs_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestServer(t *testing.T) {
+	reg := NewRegistry()
+	New(reg, "test", nil)
+	var ready atomic.Bool
+	s, err := Listen("127.0.0.1:0", reg, func() error {
+		if !ready.Load() {
+			return errors.New("no modem ready")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + s.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("/healthz %d", code)
+	}
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "no modem ready") {
+		t.Errorf("/readyz %d %q", code, body)
+	}
+	ready.Store(true)
+	if code, _ := get("/readyz"); code != 200 {
+		t.Errorf("/readyz when ready: %d", code)
+	}
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, `simgate_build_info{goversion=`) || !strings.Contains(body, "process_start_time_seconds") {
+		t.Errorf("/metrics %d", code)
+	}
+}
