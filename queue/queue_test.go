@@ -1,12 +1,16 @@
 package queue
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/simgate/simgate/policy"
 )
 
 func TestSetupIsIdempotentAndDeduplicates(t *testing.T) {
@@ -66,5 +70,50 @@ func TestStartEmbeddedBadAddress(t *testing.T) {
 		if _, err := StartEmbedded(EmbeddedConfig{Listen: addr, StoreDir: t.TempDir()}); err == nil {
 			t.Errorf("%q: no error", addr)
 		}
+	}
+}
+
+func TestKVStore(t *testing.T) {
+	ns, err := StartEmbedded(EmbeddedConfig{Listen: "-", StoreDir: t.TempDir(), Name: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	s, err := OpenPolicyStore(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, policy.ErrNotFound) {
+		t.Errorf("get missing: %v", err)
+	}
+	rev, err := s.Create(ctx, "k", []byte("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, "k", []byte("b")); !errors.Is(err, policy.ErrExists) {
+		t.Errorf("create existing: %v", err)
+	}
+	if _, err := s.Update(ctx, "k", []byte("c"), rev+7); !errors.Is(err, policy.ErrConflict) {
+		t.Errorf("update stale: %v", err)
+	}
+	if _, err := s.Update(ctx, "k", []byte("d"), rev); err != nil {
+		t.Errorf("update: %v", err)
+	}
+	if e, _ := s.Get(ctx, "k"); string(e.Value) != "d" {
+		t.Errorf("value %q", e.Value)
+	}
+	k1, err := HashKey(ctx, js, 1)
+	if err != nil || len(k1) != 32 {
+		t.Fatalf("hash key: %v", err)
+	}
+	if k2, _ := HashKey(ctx, js, 1); !bytes.Equal(k1, k2) {
+		t.Error("second daemon got another hash key")
 	}
 }
