@@ -35,6 +35,7 @@ type Config struct {
 	NATS     NATS    `mapstructure:"nats"`
 	Metrics  Metrics `mapstructure:"metrics"`
 	OTP      OTP     `mapstructure:"otp"`
+	Policy   Policy  `mapstructure:"policy"`
 	Modems   []Modem `mapstructure:"modems"`
 }
 
@@ -80,6 +81,59 @@ type OTP struct {
 	MaxAttempts int `mapstructure:"max_attempts"`
 	// RetryDelay is the first delay before a failed job is tried again.
 	RetryDelay time.Duration `mapstructure:"retry_delay"`
+	// Numbers restricts which numbers may receive OTPs.
+	Numbers Numbers `mapstructure:"numbers"`
+}
+
+// Numbers restricts which valid numbers may receive OTPs.
+type Numbers struct {
+	// BlockedTypes are libphonenumber number types refused, in snake case
+	// (premium_rate, shared_cost, toll_free, uan, pager, voicemail, voip,
+	// personal_number, fixed_line, mobile, fixed_line_or_mobile, unknown).
+	BlockedTypes []string `mapstructure:"blocked_types"`
+	// AllowedRegions, when not empty, are the only ISO regions served;
+	// BlockedRegions are refused.
+	AllowedRegions []string `mapstructure:"allowed_regions"`
+	BlockedRegions []string `mapstructure:"blocked_regions"`
+}
+
+// Policy holds the duplicate and rate limits. They hold across every daemon
+// sharing a NATS JetStream domain.
+type Policy struct {
+	// HashKeyFile holds the key for hashing numbers in the shared store;
+	// empty: a random key kept in the simgate_config bucket.
+	HashKeyFile string `mapstructure:"hash_key_file"`
+	// Cooldown is the least time between two sends to one number.
+	Cooldown time.Duration `mapstructure:"cooldown"`
+	// Number are sliding windows per number.
+	Number []Window `mapstructure:"number"`
+	// DuplicateWindow: the same code to the same number within it is sent
+	// once.
+	DuplicateWindow time.Duration `mapstructure:"duplicate_window"`
+	Prefix          Prefix        `mapstructure:"prefix"`
+	// CountryPerHour caps sends per region and hour (0: no cap);
+	// Countries overrides it per ISO region.
+	CountryPerHour int            `mapstructure:"country_per_hour"`
+	Countries      map[string]int `mapstructure:"countries"`
+	// GlobalPerMinute caps all sends per minute (0: no cap).
+	GlobalPerMinute int `mapstructure:"global_per_minute"`
+}
+
+// Window is a sliding-window limit.
+type Window struct {
+	Limit  int           `mapstructure:"limit"`
+	Period time.Duration `mapstructure:"period"`
+}
+
+// Prefix limits distinct numbers per number block against SMS pumping.
+type Prefix struct {
+	// Digits dropped from the end of an E.164 number to form its block.
+	Digits int `mapstructure:"digits"`
+	// Distinct numbers of one block allowed per Window (0: no limit);
+	// one more blocks the block for Block.
+	Distinct int           `mapstructure:"distinct"`
+	Window   time.Duration `mapstructure:"window"`
+	Block    time.Duration `mapstructure:"block"`
 }
 
 // Modem configures one modem.
@@ -136,6 +190,26 @@ var defaults = map[string]any{
 	"otp.locale":          "en",
 	"otp.max_attempts":    5,
 	"otp.retry_delay":     "2s",
+
+	"otp.numbers.blocked_types":   []string{"premium_rate", "shared_cost", "toll_free", "uan", "pager", "voicemail"},
+	"otp.numbers.allowed_regions": []string{},
+	"otp.numbers.blocked_regions": []string{},
+
+	"policy.hash_key_file": "",
+	"policy.cooldown":      "60s",
+	"policy.number": []map[string]any{
+		{"limit": 5, "period": "10m"},
+		{"limit": 10, "period": "1h"},
+		{"limit": 20, "period": "24h"},
+	},
+	"policy.duplicate_window":  "10m",
+	"policy.prefix.digits":     3,
+	"policy.prefix.distinct":   10,
+	"policy.prefix.window":     "1h",
+	"policy.prefix.block":      "1h",
+	"policy.country_per_hour":  1000,
+	"policy.countries":         map[string]any{},
+	"policy.global_per_minute": 600,
 }
 
 // Flags defines the command-line flags that override configuration keys.
@@ -216,7 +290,27 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 	if c.StateDir == "" {
 		c.StateDir = defaultStateDir()
 	}
+	c.normalise()
 	return c, c.Validate()
+}
+
+// normalise upper-cases region codes (viper lower-cases map keys).
+func (c *Config) normalise() {
+	up := func(s []string) []string {
+		for i := range s {
+			s[i] = strings.ToUpper(s[i])
+		}
+		return s
+	}
+	up(c.OTP.Numbers.AllowedRegions)
+	up(c.OTP.Numbers.BlockedRegions)
+	if len(c.Policy.Countries) > 0 {
+		m := make(map[string]int, len(c.Policy.Countries))
+		for k, v := range c.Policy.Countries {
+			m[strings.ToUpper(k)] = v
+		}
+		c.Policy.Countries = m
+	}
 }
 
 // defaultStateDir follows systemd's StateDirectory= and the XDG base
@@ -303,6 +397,22 @@ func (c Config) Validate() error {
 	}
 	if c.OTP.RetryDelay <= 0 {
 		bad("otp.retry_delay %s: want a positive duration", c.OTP.RetryDelay)
+	}
+	if c.Policy.Cooldown < 0 || c.Policy.DuplicateWindow < 0 || c.Policy.CountryPerHour < 0 || c.Policy.GlobalPerMinute < 0 {
+		bad("policy: durations and limits must not be negative")
+	}
+	for i, w := range c.Policy.Number {
+		if w.Limit < 1 || w.Period <= 0 || w.Period > 24*time.Hour {
+			bad("policy.number[%d]: want limit >= 1 and 0 < period <= 24h", i)
+		}
+	}
+	if p := c.Policy.Prefix; p.Distinct > 0 && (p.Digits < 1 || p.Digits > 6 || p.Window <= 0 || p.Window > 24*time.Hour || p.Block <= 0 || p.Block > 24*time.Hour) {
+		bad("policy.prefix: want 1-6 digits and window and block up to 24h")
+	}
+	for r := range c.Policy.Countries {
+		if len(r) != 2 {
+			bad("policy.countries: %q is not an ISO 3166-1 alpha-2 region", r)
+		}
 	}
 	if c.Simulate < 0 || c.Simulate > 64 {
 		bad("simulate %d: want 0 to 64", c.Simulate)
