@@ -15,6 +15,8 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/simgate/simgate/otp"
 )
 
 // EnvPrefix prefixes the environment variables: nats.url is SIMGATE_NATS_URL.
@@ -95,6 +97,11 @@ type Numbers struct {
 	// BlockedRegions are refused.
 	AllowedRegions []string `mapstructure:"allowed_regions"`
 	BlockedRegions []string `mapstructure:"blocked_regions"`
+}
+
+// Policy returns the number policy these settings describe.
+func (n Numbers) Policy() otp.NumberPolicy {
+	return otp.NumberPolicy{BlockedTypes: n.BlockedTypes, AllowedRegions: n.AllowedRegions, BlockedRegions: n.BlockedRegions}
 }
 
 // Policy holds the duplicate and rate limits. They hold across every daemon
@@ -191,7 +198,7 @@ var defaults = map[string]any{
 	"otp.max_attempts":    5,
 	"otp.retry_delay":     "2s",
 
-	"otp.numbers.blocked_types":   []string{"premium_rate", "shared_cost", "toll_free", "uan", "pager", "voicemail"},
+	"otp.numbers.blocked_types":   otp.DefaultBlockedTypes(),
 	"otp.numbers.allowed_regions": []string{},
 	"otp.numbers.blocked_regions": []string{},
 
@@ -413,6 +420,9 @@ func (c Config) Validate() error {
 		if len(r) != 2 {
 			bad("policy.countries: %q is not an ISO 3166-1 alpha-2 region", r)
 		}
+	}
+	if err := c.OTP.Numbers.Policy().Validate(); err != nil {
+		bad("otp.numbers: %v", err)
 	}
 	if c.Simulate < 0 || c.Simulate > 64 {
 		bad("simulate %d: want 0 to 64", c.Simulate)

@@ -105,6 +105,7 @@ func TestUnknownKeyIsNamed(t *testing.T) {
 func TestValidateListsEveryProblem(t *testing.T) {
 	body := `
 log: {level: loud}
+policy: {number: [{limit: 0, period: 1h}]}
 otp: {default_ttl: 2h, max_ttl: 1h}
 modems:
   - {name: m1, device: /dev/a}
@@ -114,7 +115,7 @@ modems:
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"log.level", "otp.default_ttl", `"m1": used twice`, "modems[1].device"} {
+	for _, want := range []string{"log.level", "otp.default_ttl", `"m1": used twice`, "modems[1].device", "policy.number[0]"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
@@ -192,5 +193,27 @@ func TestDefaultStateDir(t *testing.T) {
 	c, _ := Load(flags(t, "--simulate", "1", "--state-dir", "/flag"))
 	if c.StateDir != "/flag" {
 		t.Errorf("flag: %q", c.StateDir)
+	}
+}
+
+func TestNumbersAndCountries(t *testing.T) {
+	body := minimal + `
+otp:
+  numbers:
+    blocked_types: [premium_rate, pagr]
+    allowed_regions: [dk, SE]
+policy:
+  countries: {dk: 50}
+`
+	_, err := Load(flags(t, "--config", writeFile(t, body)))
+	if err == nil || !strings.Contains(err.Error(), "pagr") {
+		t.Fatalf("misspelt number type: %v", err)
+	}
+	c, err := Load(flags(t, "--config", writeFile(t, strings.Replace(body, "pagr", "pager", 1))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.OTP.Numbers.AllowedRegions, []string{"DK", "SE"}) || c.Policy.Countries["DK"] != 50 {
+		t.Errorf("regions not upper-cased: %v %v", c.OTP.Numbers.AllowedRegions, c.Policy.Countries)
 	}
 }

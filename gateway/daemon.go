@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/simgate/simgate/modem"
 	"github.com/simgate/simgate/modem/modemsim"
 	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/policy"
 	"github.com/simgate/simgate/queue"
 )
 
@@ -78,6 +80,17 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 	if err != nil {
 		return d, err
 	}
+	for _, w := range renderer.Check() {
+		log.Warn("template: " + w)
+	}
+	numbers := cfg.OTP.Numbers.Policy()
+	if err := numbers.Validate(); err != nil {
+		return d, err
+	}
+	pol, err := d.policy(ctx, js)
+	if err != nil {
+		return d, err
+	}
 	names := make([]string, len(modems))
 	for i, m := range modems {
 		names[i] = m.Name
@@ -85,8 +98,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 	m := metrics.New(d.reg, version, names)
 	d.gw = New(Options{
 		NC: d.nc, JS: js, Consumer: cons,
-		Limits:      otp.Limits{DefaultTTL: cfg.OTP.DefaultTTL, MaxTTL: cfg.OTP.MaxTTL, Region: cfg.OTP.Region},
+		Limits:      otp.Limits{DefaultTTL: cfg.OTP.DefaultTTL, MaxTTL: cfg.OTP.MaxTTL, Region: cfg.OTP.Region, Numbers: numbers},
 		Renderer:    renderer,
+		Policy:      pol,
 		Metrics:     m,
 		Logger:      log,
 		Node:        cfg.Node,
@@ -116,6 +130,49 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 	}
 	log.Info("simgate started", "node", cfg.Node, "modems", len(modems), "version", version)
 	return d, nil
+}
+
+// policy opens the shared policy store and builds the limits.
+func (d *Daemon) policy(ctx context.Context, js jetstream.JetStream) (*policy.Policy, error) {
+	pc := d.cfg.Policy
+	var key []byte
+	if pc.HashKeyFile != "" {
+		b, err := os.ReadFile(pc.HashKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("policy hash key: %w", err)
+		}
+		key = bytes.TrimSpace(b)
+	} else {
+		var err error
+		if key, err = queue.HashKey(ctx, js, d.cfg.NATS.Replicas); err != nil {
+			return nil, err
+		}
+	}
+	store, err := queue.OpenPolicyStore(ctx, js, d.cfg.NATS.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	windows := make([]policy.Window, len(pc.Number))
+	for i, w := range pc.Number {
+		windows[i] = policy.Window{Limit: w.Limit, Period: w.Period}
+	}
+	p, err := policy.New(policy.Config{
+		Key:             key,
+		Cooldown:        pc.Cooldown,
+		Number:          windows,
+		DuplicateWindow: pc.DuplicateWindow,
+		PrefixDigits:    pc.Prefix.Digits,
+		PrefixDistinct:  pc.Prefix.Distinct,
+		PrefixWindow:    pc.Prefix.Window,
+		PrefixBlock:     pc.Prefix.Block,
+		CountryPerHour:  pc.CountryPerHour,
+		Countries:       pc.Countries,
+		GlobalPerMinute: pc.GlobalPerMinute,
+	}, store)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	return p, nil
 }
 
 // connect starts the embedded server when no URL is configured, and

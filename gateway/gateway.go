@@ -21,6 +21,7 @@ import (
 	"github.com/simgate/simgate/metrics"
 	"github.com/simgate/simgate/modem"
 	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/policy"
 	"github.com/simgate/simgate/queue"
 )
 
@@ -31,8 +32,11 @@ type Options struct {
 	Consumer jetstream.Consumer
 	Limits   otp.Limits
 	Renderer *otp.Renderer
-	Metrics  *metrics.Metrics
-	Logger   *slog.Logger
+	// Policy decides duplicates and rate limits; every daemon of a cluster
+	// must share its store.
+	Policy  *policy.Policy
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 	// Node names this daemon in events.
 	Node string
 	// Version is reported by the otp.request micro service.
@@ -168,22 +172,63 @@ func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {
 		g.rejected(ctx, job.ID, re, 0)
 		return otp.RejectReply(job.ID, re)
 	}
-	msg := &nats.Msg{Subject: queue.SubjectSend, Data: data, Header: nats.Header{}}
-	msg.Header.Set(queue.HeaderAccepted, g.now().UTC().Format(time.RFC3339Nano))
-	ack, err := g.opts.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(job.ID))
+	masked := p.Number.Masked()
+	v, err := g.opts.Policy.Admit(ctx, p)
+	if re, ok := otp.AsReject(err); ok {
+		g.rejected(ctx, job.ID, re, 0)
+		return otp.RejectReply(job.ID, re)
+	}
+	if err != nil {
+		g.log.Error("policy", "id", job.ID, "err", err)
+		return otp.Reply{Status: otp.StatusError, ID: job.ID, Detail: "policy store unavailable; try again"}
+	}
+	if v.Duplicate {
+		return g.duplicate(ctx, p, v)
+	}
+	ack, err := g.opts.JS.Publish(ctx, queue.SubjectSend, data, jetstream.WithMsgID(job.ID))
 	if err != nil {
 		g.log.Error("queue job", "id", job.ID, "err", err)
+		if err := g.opts.Policy.Withdraw(ctx, p); err != nil {
+			g.log.Warn("withdraw job", "id", job.ID, "err", err)
+		}
 		return otp.Reply{Status: otp.StatusError, ID: job.ID, Detail: "could not queue the job; try again"}
 	}
-	reply := otp.Reply{Status: otp.StatusAccepted, ID: job.ID, To: p.Number.Masked()}
 	if ack.Duplicate {
-		g.opts.Metrics.Duplicates.Inc()
-		g.log.Info("duplicate job", "id", job.ID, "to", p.Number.Masked())
-		reply.Duplicate = true
+		// The stream knew the id although the policy store did not (a
+		// store reset): the first copy is queued.
+		g.opts.Metrics.Duplicates.WithLabelValues("id").Inc()
+		return otp.Reply{Status: otp.StatusAccepted, ID: job.ID, To: masked, Duplicate: true, State: policy.StateAccepted}
+	}
+	g.accepted(ctx, p, v, "request")
+	return otp.Reply{Status: otp.StatusAccepted, ID: job.ID, To: masked, Resend: v.Resend}
+}
+
+// accepted records a newly admitted job: log, metrics, event.
+func (g *Gateway) accepted(ctx context.Context, p otp.Prepared, v policy.Verdict, source string) {
+	g.log.Info("job accepted", "id", p.ID, "to", p.Number.Masked(), "source", source, "resend", v.Resend)
+	if v.Resend {
+		g.opts.Metrics.Resends.WithLabelValues(metrics.ResendUser).Inc()
+	}
+	g.publish(ctx, otp.Event{Type: otp.EventAccepted, ID: p.ID, To: p.Number.Masked(), Resend: v.Resend})
+}
+
+// duplicate answers a job that must not send anything new, and tells its
+// subscribers when it is a new id standing for an earlier job.
+func (g *Gateway) duplicate(ctx context.Context, p otp.Prepared, v policy.Verdict) otp.Reply {
+	reply := otp.Reply{Status: otp.StatusAccepted, ID: p.ID, To: p.Number.Masked(), Duplicate: true, State: v.State}
+	if v.Of == p.ID {
+		g.opts.Metrics.Duplicates.WithLabelValues("id").Inc()
+		g.log.Info("duplicate job id", "id", p.ID, "state", v.State)
 		return reply
 	}
-	g.log.Info("job accepted", "id", job.ID, "to", p.Number.Masked(), "source", "request")
-	g.publish(ctx, otp.Event{Type: otp.EventAccepted, ID: job.ID, To: p.Number.Masked()})
+	g.opts.Metrics.Duplicates.WithLabelValues("code").Inc()
+	g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeDuplicate).Inc()
+	reply.DuplicateOf = v.Of
+	if st, err := g.opts.Policy.State(ctx, v.Of); err == nil {
+		reply.State = st
+	}
+	g.log.Info("same code to the same number: not sent again", "id", p.ID, "to", p.Number.Masked(), "duplicate_of", v.Of)
+	g.publish(ctx, otp.Event{Type: otp.EventDuplicate, ID: p.ID, To: p.Number.Masked(), DuplicateOf: v.Of})
 	return reply
 }
 
@@ -212,8 +257,11 @@ func (g *Gateway) prepare(data []byte) (otp.Job, otp.Prepared, string, error) {
 func (g *Gateway) rejected(ctx context.Context, id string, re *otp.RejectError, attempt int) {
 	g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeRejected).Inc()
 	g.opts.Metrics.Rejected.WithLabelValues(string(re.Reason)).Inc()
-	g.log.Info("job rejected", "id", id, "reason", re.Reason, "field", re.Field)
-	ev := otp.Event{Type: otp.EventRejected, ID: id, Reason: re.Reason, Field: re.Field, Detail: re.Detail,
+	if re.Scope != "" {
+		g.opts.Metrics.RateLimited.WithLabelValues(re.Scope).Inc()
+	}
+	g.log.Info("job rejected", "id", id, "reason", re.Reason, "scope", re.Scope, "field", re.Field)
+	ev := otp.Event{Type: otp.EventRejected, ID: id, Reason: re.Reason, Scope: re.Scope, Field: re.Field, Detail: re.Detail,
 		RetryAfter: re.RetryAfter.Seconds(), Attempt: attempt}
 	if !otp.ValidID(id) {
 		ev.ID = ""
@@ -329,17 +377,46 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 		return false
 	}
 	log := g.log.With("id", job.ID, "to", p.Number.Masked(), "modem", m.Name(), "attempt", attempt)
+	// Expiry first: a code that waited too long is dropped before it can
+	// count against any limit.
 	accepted := meta.Timestamp
 	deadline := accepted.Add(p.TTL)
-	if attempt == 1 && msg.Headers().Get(queue.HeaderAccepted) == "" {
-		log.Info("job accepted", "source", "queue")
-		g.publish(ctx, otp.Event{Type: otp.EventAccepted, ID: job.ID, To: p.Number.Masked()})
-	}
 	if !g.now().Before(deadline) {
 		log.Info("job expired before a modem could send it", "late", g.now().Sub(deadline).Round(time.Millisecond))
 		g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeExpired).Inc()
+		g.finish(ctx, job.ID, policy.StateExpired, "")
 		g.publish(ctx, otp.Event{Type: otp.EventExpired, ID: job.ID, To: p.Number.Masked(), Attempt: attempt})
 		g.term(msg, "expired")
+		return false
+	}
+	v, err := g.opts.Policy.Admit(ctx, p)
+	switch re, ok := otp.AsReject(err); {
+	case ok:
+		g.rejected(ctx, job.ID, re, attempt)
+		g.term(msg, string(re.Reason))
+		return false
+	case err != nil:
+		// Fail closed: without the store no limit can be checked.
+		log.Error("policy store unavailable; job waits", "err", err)
+		msg.NakWithDelay(5 * time.Second)
+		return false
+	case v.Duplicate && v.Of == job.ID && v.State == policy.StateAccepted:
+		// Admitted before: through otp.request, or by an earlier delivery.
+	case v.Duplicate:
+		g.duplicate(ctx, p, v)
+		g.term(msg, "duplicate")
+		return false
+	default:
+		g.accepted(ctx, p, v, "queue")
+	}
+	if by, err := g.opts.Policy.Superseded(ctx, p); err != nil {
+		log.Warn("supersede check", "err", err)
+	} else if by != "" {
+		log.Info("job superseded by a newer code", "superseded_by", by)
+		g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeSuperseded).Inc()
+		g.finish(ctx, job.ID, policy.StateSuperseded, "")
+		g.publish(ctx, otp.Event{Type: otp.EventSuperseded, ID: job.ID, To: p.Number.Masked(), SupersededBy: by, Attempt: attempt})
+		g.term(msg, "superseded")
 		return false
 	}
 	if attempt > g.opts.MaxAttempts {
@@ -360,6 +437,7 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 		g.opts.Metrics.CMGSDuration.WithLabelValues(m.Name()).Observe(res.Duration.Seconds())
 		g.opts.Metrics.SendLatency.Observe(g.now().Sub(accepted).Seconds())
 		g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeSent).Inc()
+		g.finish(ctx, job.ID, policy.StateSent, "")
 		if err := g.ack(ctx, msg); err != nil {
 			// The server will hand the job out again after AckWait.
 			log.Error("ack sent job; it may be sent again", "err", err)
@@ -389,7 +467,11 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 		// Retry the same job (so the same code) while it is valid: a code
 		// sent twice is harmless, a different code never goes out.
 		delay := min(g.retryDelay(attempt), max(deadline.Sub(g.now()), 0))
-		g.opts.Metrics.Retries.WithLabelValues(se.Class.String()).Inc()
+		reason := metrics.ResendRetry
+		if se.Class == modem.Unknown {
+			reason = metrics.ResendUnknownOutcome
+		}
+		g.opts.Metrics.Resends.WithLabelValues(reason).Inc()
 		log.Warn("send failed; will retry", "err", se.Error(), "retry_in", delay)
 		if err := msg.NakWithDelay(delay); err != nil {
 			log.Warn("nak job", "err", err)
@@ -411,9 +493,17 @@ func modemDetail(se *modem.SendError) string {
 func (g *Gateway) fail(ctx context.Context, msg jetstream.Msg, log *slog.Logger, p otp.Prepared, attempt int, reason otp.Reason, detail string) {
 	log.Warn("job failed", "reason", reason, "detail", detail)
 	g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeFailed).Inc()
+	g.finish(ctx, p.ID, policy.StateFailed, string(reason))
 	g.publish(ctx, otp.Event{Type: otp.EventFailed, ID: p.ID, To: p.Number.Masked(),
 		Reason: reason, Detail: detail, Attempt: attempt})
 	g.term(msg, string(reason))
+}
+
+// finish records a job's final state for later duplicates of its id.
+func (g *Gateway) finish(ctx context.Context, id, state, reason string) {
+	if err := g.opts.Policy.Finish(context.WithoutCancel(ctx), id, state, reason); err != nil {
+		g.log.Warn("record job state", "id", id, "state", state, "err", err)
+	}
 }
 
 func (g *Gateway) term(msg jetstream.Msg, reason string) {

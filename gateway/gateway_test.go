@@ -53,6 +53,11 @@ func testConfig(dir string, sims ...*sim) config.Config {
 	cfg.NATS.Listen = "127.0.0.1:0"
 	cfg.Metrics.Listen = "127.0.0.1:0"
 	cfg.OTP.RetryDelay = 20 * time.Millisecond
+	// Most tests send several codes to one number: no rate limits unless a
+	// test turns them on.
+	cfg.Policy.Cooldown = 0
+	cfg.Policy.Number = nil
+	cfg.Policy.Prefix.Distinct = 0
 	for _, s := range sims {
 		cfg.Modems = append(cfg.Modems, config.Modem{Name: s.Modem.Name(), Device: s.Path(),
 			CommandTimeout: 2 * time.Second, SendTimeout: 10 * time.Second})
@@ -503,7 +508,7 @@ func TestHungModemLosesNoJob(t *testing.T) {
 			t.Errorf("sent %q", sub.Text)
 		}
 	}
-	if body := scrape(t, h.d.MetricsAddr()); !strings.Contains(body, `simgate_job_retries_total{class="unknown_outcome"} 1`) {
+	if body := scrape(t, h.d.MetricsAddr()); !strings.Contains(body, `simgate_resends_total{reason="unknown_outcome"} 1`) {
 		t.Error("unknown-outcome retry not counted")
 	}
 }

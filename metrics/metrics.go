@@ -26,7 +26,16 @@ const (
 	OutcomeSent     = "sent"
 	OutcomeFailed   = "failed"
 	OutcomeExpired  = "expired"
-	OutcomeRejected = "rejected"
+	OutcomeRejected   = "rejected"
+	OutcomeDuplicate  = "duplicate"
+	OutcomeSuperseded = "superseded"
+)
+
+// Resend reasons, the values of the reason label of simgate_resends_total.
+const (
+	ResendUser           = "user"            // a new job for a number whose code is still valid
+	ResendRetry          = "retry"           // queued again after a failed attempt
+	ResendUnknownOutcome = "unknown_outcome" // queued again after a send with unknown outcome
 )
 
 // Metrics holds simgate's collectors.
@@ -38,11 +47,15 @@ type Metrics struct {
 	Jobs *prometheus.CounterVec
 	// Rejected counts rejected jobs by reason.
 	Rejected *prometheus.CounterVec
-	// Duplicates counts re-published job ids that were suppressed.
-	Duplicates prometheus.Counter
-	// Retries counts jobs queued again after a failed attempt, by class
-	// ("retryable", "unknown_outcome").
-	Retries *prometheus.CounterVec
+	// Duplicates counts suppressed duplicates by kind: "id" (a job id seen
+	// before) or "code" (the same code to the same number).
+	Duplicates *prometheus.CounterVec
+	// RateLimited counts rate_limited and prefix_blocked rejections by
+	// scope (number, prefix, country, global).
+	RateLimited *prometheus.CounterVec
+	// Resends counts sends that repeat an earlier one, by reason (user,
+	// retry, unknown_outcome).
+	Resends *prometheus.CounterVec
 	// SMSSent counts messages confirmed by +CMGS, per modem.
 	SMSSent *prometheus.CounterVec
 	// SMSParts counts SMS parts confirmed by +CMGS, per modem.
@@ -71,20 +84,24 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 		}, []string{"source"}),
 		Jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "jobs_total",
-			Help: "Jobs that reached a final state, by outcome (sent, failed, expired, rejected).",
+			Help: "Jobs that reached a final state, by outcome (sent, failed, expired, rejected, duplicate, superseded).",
 		}, []string{"outcome"}),
 		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "jobs_rejected_total",
 			Help: "Rejected jobs by reason.",
 		}, []string{"reason"}),
-		Duplicates: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "jobs_duplicate_total",
-			Help: "Re-published job ids that were suppressed.",
-		}),
-		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "job_retries_total",
-			Help: "Jobs queued again after a failed attempt, by class (retryable, unknown_outcome).",
-		}, []string{"class"}),
+		Duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "duplicates_suppressed_total",
+			Help: "Duplicates suppressed, by kind (id: a job id seen before; code: the same code to the same number).",
+		}, []string{"kind"}),
+		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "rate_limited_total",
+			Help: "Jobs refused by a rate limit or a prefix block, by scope (number, prefix, country, global).",
+		}, []string{"scope"}),
+		Resends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "resends_total",
+			Help: "Sends that repeat an earlier one, by reason (user: a new code while one is valid; retry: after a failed attempt; unknown_outcome: after a send whose outcome is unknown).",
+		}, []string{"reason"}),
 		SMSSent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "sms_sent_total",
 			Help: "Messages confirmed by the modem (+CMGS), per modem.",
@@ -126,12 +143,18 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 	}
 	bi.WithLabelValues(version, goVersion).Set(1)
 
-	reg.MustRegister(m.JobsReceived, m.Jobs, m.Rejected, m.Duplicates, m.Retries,
+	reg.MustRegister(m.JobsReceived, m.Jobs, m.Rejected, m.Duplicates, m.RateLimited, m.Resends,
 		m.SMSSent, m.SMSParts, m.SMSFailed, m.SendLatency, m.CMGSDuration,
 		m.ModemUp, m.ModemBusy, bi)
 
-	for _, o := range []string{OutcomeSent, OutcomeFailed, OutcomeExpired, OutcomeRejected} {
+	for _, o := range []string{OutcomeSent, OutcomeFailed, OutcomeExpired, OutcomeRejected, OutcomeDuplicate, OutcomeSuperseded} {
 		m.Jobs.WithLabelValues(o)
+	}
+	for _, r := range []string{ResendUser, ResendRetry, ResendUnknownOutcome} {
+		m.Resends.WithLabelValues(r)
+	}
+	for _, k := range []string{"id", "code"} {
+		m.Duplicates.WithLabelValues(k)
 	}
 	for _, s := range []string{"queue", "request"} {
 		m.JobsReceived.WithLabelValues(s)

@@ -29,12 +29,14 @@ func TestMetricsLint(t *testing.T) {
 		t.Errorf("modem_up has %d series, want 2", n)
 	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP simgate_jobs_total Jobs that reached a final state, by outcome (sent, failed, expired, rejected).
+# HELP simgate_jobs_total Jobs that reached a final state, by outcome (sent, failed, expired, rejected, duplicate, superseded).
 # TYPE simgate_jobs_total counter
+simgate_jobs_total{outcome="duplicate"} 0
 simgate_jobs_total{outcome="expired"} 0
 simgate_jobs_total{outcome="failed"} 0
 simgate_jobs_total{outcome="rejected"} 0
 simgate_jobs_total{outcome="sent"} 0
+simgate_jobs_total{outcome="superseded"} 0
 `), "simgate_jobs_total"); err != nil {
 		t.Error(err)
 	}

@@ -13,12 +13,18 @@ const (
 	EventSent     EventType = "sent"     // a modem confirmed +CMGS for every part; final for sending
 	EventFailed   EventType = "failed"   // will not be sent; final
 	EventExpired  EventType = "expired"  // its ttl passed before a modem could send it; final
+	// EventDuplicate: the same code already went to the same number (see
+	// DuplicateOf); nothing is sent for this job. Final.
+	EventDuplicate EventType = "duplicate"
+	// EventSuperseded: a newer code for the same number was accepted before
+	// this one was sent; only the newest is sent. Final.
+	EventSuperseded EventType = "superseded"
 )
 
 // Final reports whether no further sending event follows t.
 func (t EventType) Final() bool {
 	switch t {
-	case EventRejected, EventSent, EventFailed, EventExpired:
+	case EventRejected, EventSent, EventFailed, EventExpired, EventDuplicate, EventSuperseded:
 		return true
 	}
 	return false
@@ -37,6 +43,16 @@ type Event struct {
 	// Field names the job field at fault in a rejected event.
 	Field  string `json:"field,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// Scope says which limit a rate_limited rejection hit: number, prefix,
+	// country or global.
+	Scope string `json:"scope,omitempty"`
+	// DuplicateOf names the job whose SMS stands for this one (duplicate).
+	DuplicateOf string `json:"duplicate_of,omitempty"`
+	// SupersededBy names the newer job that replaced this one (superseded).
+	SupersededBy string `json:"superseded_by,omitempty"`
+	// Resend is true on accepted when the number was sent a code that is
+	// still valid: the user asked again.
+	Resend bool `json:"resend,omitempty"`
 	// RetryAfter (seconds) tells when a rejected job may be tried again, or
 	// when a retrying job will be.
 	RetryAfter float64 `json:"retry_after,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"regexp"
 	"strconv"
@@ -14,8 +15,9 @@ import (
 
 // Limits of the job contract.
 const (
-	MaxJobSize = 8 << 10 // bytes of JSON
-	MaxTextLen = 1000    // characters of a plain SMS text (7 concatenated GSM-7 parts)
+	MaxJobSize   = 8 << 10 // bytes of JSON
+	MaxTextLen   = 1000    // characters of a plain SMS text (7 concatenated GSM-7 parts)
+	MaxOriginLen = 253     // characters of an origin: the longest DNS name
 )
 
 // Job is one send request as published by an auth service on otp.send or
@@ -38,6 +40,15 @@ type Job struct {
 	// Template and Locale choose the message template for a code.
 	Template string `json:"template,omitempty"`
 	Locale   string `json:"locale,omitempty"`
+	// Origin binds the code to a web site for browser and OS autofill: the
+	// host name ("example.com") the code may be entered on. With it the
+	// message ends with the line "@example.com #<code>" (see Render). Only
+	// with Code.
+	Origin string `json:"origin,omitempty"`
+	// AppHash is the 11-character hash of an Android app that reads the code
+	// with the SMS Retriever API. It goes on a line of its own after the
+	// template text (see Render). Only with Code.
+	AppHash string `json:"app_hash,omitempty"`
 }
 
 // Duration is a time.Duration that reads from JSON either as a Go duration
@@ -164,16 +175,87 @@ func (j *Job) validate() error {
 	case j.Locale != "" && !namePattern.MatchString(j.Locale):
 		return reject(ReasonUnknownTemplate, "locale", "locale must be 1-32 characters of A-Z a-z 0-9 _ -")
 	}
+	if re := j.checkCodeOptions(); re != nil {
+		return re
+	}
 	return nil
 }
 
 var regionPattern = regexp.MustCompile(`^[A-Za-z]{2}$`)
+
+var appHashPattern = regexp.MustCompile(`^[A-Za-z0-9+/]{11}$`)
+
+// checkCodeOptions checks Origin and AppHash, which only a code job may have.
+func (j *Job) checkCodeOptions() *RejectError {
+	if j.Code == "" {
+		switch {
+		case j.Origin != "":
+			return reject(ReasonMalformed, "origin", "origin is only for code jobs")
+		case j.AppHash != "":
+			return reject(ReasonMalformed, "app_hash", "app_hash is only for code jobs")
+		}
+		return nil
+	}
+	if j.Origin != "" {
+		if problem := originProblem(j.Origin); problem != "" {
+			return reject(ReasonInvalidOrigin, "origin", "%s", problem)
+		}
+	}
+	if j.AppHash != "" && !appHashPattern.MatchString(j.AppHash) {
+		return reject(ReasonInvalidAppHash, "app_hash", "app_hash must be exactly 11 characters of A-Z a-z 0-9 + /")
+	}
+	return nil
+}
+
+// originProblem says what keeps s from being an origin: a DNS host name of
+// at most MaxOriginLen characters, in lower case, with at least two labels,
+// each of 1-63 characters of a-z 0-9 and '-' that neither begin nor end with
+// '-', and a top-level label that begins with a letter (so that no IPv4
+// address passes). International names must be in their xn-- form. It
+// returns "" for a valid origin.
+func originProblem(s string) string {
+	if len(s) > MaxOriginLen {
+		return fmt.Sprintf("origin is longer than %d characters", MaxOriginLen)
+	}
+	if strings.ContainsAny(s, ":/?#@[]") {
+		return "origin must be a host name such as example.com, without scheme, port or path"
+	}
+	for _, c := range s {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			return "origin must be lower-case"
+		case !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.'):
+			return "origin may contain only a-z 0-9 - and . (international names in their xn-- form)"
+		}
+	}
+	labels := strings.Split(s, ".")
+	if len(labels) < 2 {
+		return "origin must be a domain name with at least one dot, such as example.com"
+	}
+	for _, l := range labels {
+		switch {
+		case l == "":
+			return "origin has an empty label (a leading, trailing or double dot)"
+		case len(l) > 63:
+			return "origin has a label longer than 63 characters"
+		case l[0] == '-' || l[len(l)-1] == '-':
+			return "origin labels must not begin or end with a hyphen"
+		}
+	}
+	if tld := labels[len(labels)-1]; tld[0] < 'a' || tld[0] > 'z' {
+		return "origin must be a host name, not an IP address: its last label must begin with a letter"
+	}
+	return ""
+}
 
 // Limits are the configured bounds a job is checked against once decoded.
 type Limits struct {
 	DefaultTTL time.Duration // used when a job has no ttl
 	MaxTTL     time.Duration // a larger ttl is rejected
 	Region     string        // default region for national numbers
+	// Numbers decides which valid numbers are accepted; the zero value
+	// accepts all. Validate it when the configuration is loaded.
+	Numbers NumberPolicy
 }
 
 // Prepared is a job that passed every check: its number is normalised and its
@@ -184,8 +266,8 @@ type Prepared struct {
 	TTL    time.Duration
 }
 
-// Prepare checks a decoded job against the limits and normalises its number.
-// Every error it returns is a *RejectError.
+// Prepare checks a decoded job against the limits, normalises its number and
+// applies the number policy. Every error it returns is a *RejectError.
 func (l Limits) Prepare(j Job) (Prepared, error) {
 	ttl := time.Duration(j.TTL)
 	if ttl == 0 {
@@ -200,6 +282,9 @@ func (l Limits) Prepare(j Job) (Prepared, error) {
 	}
 	n, err := ParseNumber(j.To, region)
 	if err != nil {
+		return Prepared{}, err
+	}
+	if err := l.Numbers.Check(n); err != nil {
 		return Prepared{}, err
 	}
 	return Prepared{Job: j, Number: n, TTL: ttl}, nil

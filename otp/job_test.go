@@ -33,8 +33,9 @@ func TestDecodeJob(t *testing.T) {
 			want: &Job{ID: "login-42_a", To: "+45 26 22 79 21", Code: testCode}},
 		{name: "valid text job", in: `{"id":"t1","to":"26227921","region":"dk","text":"Hej, din pakke er klar ✓"}`,
 			want: &Job{ID: "t1", To: "26227921", Region: "dk", Text: "Hej, din pakke er klar ✓"}},
-		{name: "all fields", in: `{"id":"x","to":"+4526227921","region":"DK","code":"1234","ttl":"5m","template":"login","locale":"da-DK"}`,
-			want: &Job{ID: "x", To: "+4526227921", Region: "DK", Code: "1234", TTL: Duration(5 * time.Minute), Template: "login", Locale: "da-DK"}},
+		{name: "all fields", in: `{"id":"x","to":"+4526227921","region":"DK","code":"1234","ttl":"5m","template":"login","locale":"da-DK","origin":"example.com","app_hash":"FA+9qCX9VSu"}`,
+			want: &Job{ID: "x", To: "+4526227921", Region: "DK", Code: "1234", TTL: Duration(5 * time.Minute), Template: "login", Locale: "da-DK",
+				Origin: "example.com", AppHash: "FA+9qCX9VSu"}},
 		{name: "ttl duration string", in: `{"id":"a","to":"+4526227921","code":"1234","ttl":"90s"}`,
 			want: &Job{ID: "a", To: "+4526227921", Code: "1234", TTL: Duration(90 * time.Second)}},
 		{name: "ttl seconds", in: `{"id":"a","to":"+4526227921","code":"1234","ttl":300}`,
@@ -57,6 +58,21 @@ func TestDecodeJob(t *testing.T) {
 			want: &Job{ID: "login-42_a", To: "+45 26 22 79 21", Code: testCode}},
 		{name: "text of MaxTextLen runes", in: `{"id":"a","to":"+4526227921","text":"` + strings.Repeat("é", MaxTextLen) + `"}`,
 			want: &Job{ID: "a", To: "+4526227921", Text: strings.Repeat("é", MaxTextLen)}},
+
+		{name: "origin", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"login.example.com"}`,
+			want: &Job{ID: "a", To: "+4526227921", Code: testCode, Origin: "login.example.com"}},
+		{name: "origin punycode, digits and hyphens", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"a-1.xn--bcher-kva.example.co.uk"}`,
+			want: &Job{ID: "a", To: "+4526227921", Code: testCode, Origin: "a-1.xn--bcher-kva.example.co.uk"}},
+		{name: "origin of MaxOriginLen", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"` + longOrigin(MaxOriginLen) + `"}`,
+			want: &Job{ID: "a", To: "+4526227921", Code: testCode, Origin: longOrigin(MaxOriginLen)}},
+		{name: "origin with 63 character label", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"` + strings.Repeat("a", 63) + `.com"}`,
+			want: &Job{ID: "a", To: "+4526227921", Code: testCode, Origin: strings.Repeat("a", 63) + ".com"}},
+		{name: "app hash", in: `{"id":"a","to":"+4526227921","code":"034812","app_hash":"FA+9qCX9VSu"}`,
+			want: &Job{ID: "a", To: "+4526227921", Code: testCode, AppHash: "FA+9qCX9VSu"}},
+		{name: "app hash with slash", in: `{"id":"a","to":"+4526227921","code":"034812","app_hash":"ab/Cd+09zZ/"}`,
+			want: &Job{ID: "a", To: "+4526227921", Code: testCode, AppHash: "ab/Cd+09zZ/"}},
+		{name: "empty origin and app hash mean none", in: `{"id":"a","to":"+4526227921","text":"hi","origin":"","app_hash":""}`,
+			want: &Job{ID: "a", To: "+4526227921", Text: "hi"}},
 
 		// Missing fields.
 		{name: "missing id", in: `{"to":"+4526227921","code":"034812"}`, reason: ReasonMissingField, field: "id"},
@@ -102,6 +118,37 @@ func TestDecodeJob(t *testing.T) {
 		{name: "bad region", in: `{"id":"a","to":"26227921","region":"DNK","code":"034812"}`, reason: ReasonMalformed, field: "region"},
 		{name: "bad template", in: `{"id":"a","to":"+4526227921","code":"034812","template":"../x"}`, reason: ReasonUnknownTemplate, field: "template"},
 		{name: "bad locale", in: `{"id":"a","to":"+4526227921","code":"034812","locale":"da DK"}`, reason: ReasonUnknownTemplate, field: "locale"},
+
+		// Origin and app hash.
+		{name: "origin with text", in: `{"id":"a","to":"+4526227921","text":"hi","origin":"example.com"}`, reason: ReasonMalformed, field: "origin"},
+		{name: "app hash with text", in: `{"id":"a","to":"+4526227921","text":"hi","app_hash":"FA+9qCX9VSu"}`, reason: ReasonMalformed, field: "app_hash"},
+		{name: "origin without code or text", in: `{"id":"a","to":"+4526227921","origin":"example.com"}`, reason: ReasonMissingField, field: "code"},
+		{name: "origin as number", in: `{"id":"a","to":"+4526227921","code":"034812","origin":1}`, reason: ReasonMalformed, field: "origin"},
+		{name: "origin with scheme", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"https://example.com"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin with port", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"example.com:443"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin with path", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"example.com/login"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin with user", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"me@example.com"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin with at", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"@example.com"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin upper case", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"Example.com"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin without dot", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"localhost"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin trailing dot", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"example.com."}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin leading dot", in: `{"id":"a","to":"+4526227921","code":"034812","origin":".example.com"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin double dot", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"example..com"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin label leading hyphen", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"-example.com"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin label trailing hyphen", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"example-.com"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin 64 character label", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"` + strings.Repeat("a", 64) + `.com"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin over MaxOriginLen", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"` + longOrigin(MaxOriginLen+1) + `"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin IPv4", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"192.168.1.1"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin IPv6", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"[::1]"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin unicode", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"bücher.example"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin underscore", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"_login.example.com"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin space", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"example.com #1234"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "origin newline", in: `{"id":"a","to":"+4526227921","code":"034812","origin":"example.com\n@evil.example"}`, reason: ReasonInvalidOrigin, field: "origin"},
+		{name: "app hash too short", in: `{"id":"a","to":"+4526227921","code":"034812","app_hash":"FA+9qCX9VS"}`, reason: ReasonInvalidAppHash, field: "app_hash"},
+		{name: "app hash too long", in: `{"id":"a","to":"+4526227921","code":"034812","app_hash":"FA+9qCX9VSuu"}`, reason: ReasonInvalidAppHash, field: "app_hash"},
+		{name: "app hash padding", in: `{"id":"a","to":"+4526227921","code":"034812","app_hash":"FA+9qCX9VS="}`, reason: ReasonInvalidAppHash, field: "app_hash"},
+		{name: "app hash URL-safe base64", in: `{"id":"a","to":"+4526227921","code":"034812","app_hash":"FA-9qCX9VS_"}`, reason: ReasonInvalidAppHash, field: "app_hash"},
+		{name: "app hash newline", in: `{"id":"a","to":"+4526227921","code":"034812","app_hash":"FA+9qCX9VS\n"}`, reason: ReasonInvalidAppHash, field: "app_hash"},
 
 		// Not a job at all.
 		{name: "trailing object", in: valid + ` {}`, reason: ReasonMalformed},
@@ -151,6 +198,84 @@ func TestDecodeJob(t *testing.T) {
 	}
 }
 
+func TestOriginProblem(t *testing.T) {
+	originSchema := schemaPattern(t, "schema/job.schema.json", "origin")
+	for _, tc := range []struct{ origin, problem string }{
+		{"example.com", ""},
+		{"a.b", ""},
+		{"login.example.co.uk", ""},
+		{"xn--bcher-kva.example", ""},
+		{"example.xn--p1ai", ""},
+		{"1.example.com", ""},
+		{"a--b.example", ""},
+		{"0-0.example", ""},
+		{strings.Repeat("a", 63) + ".com", ""},
+		{longOrigin(MaxOriginLen), ""},
+
+		{longOrigin(MaxOriginLen + 1), "longer than 253"},
+		{"https://example.com", "without scheme, port or path"},
+		{"example.com:8443", "without scheme, port or path"},
+		{"example.com/", "without scheme, port or path"},
+		{"example.com?x", "without scheme, port or path"},
+		{"example.com#x", "without scheme, port or path"},
+		{"[::1]", "without scheme, port or path"},
+		{"Example.com", "lower-case"},
+		{"EXAMPLE.COM", "lower-case"},
+		{"bücher.example", "only a-z 0-9"},
+		{"exa mple.com", "only a-z 0-9"},
+		{"example.com\n", "only a-z 0-9"},
+		{"_acme.example.com", "only a-z 0-9"},
+		{"localhost", "at least one dot"},
+		{"", "at least one dot"},
+		{".", "empty label"},
+		{"example.com.", "empty label"},
+		{".example.com", "empty label"},
+		{"a..example", "empty label"},
+		{strings.Repeat("a", 64) + ".com", "longer than 63"},
+		{"-a.example", "hyphen"},
+		{"a-.example", "hyphen"},
+		{"a.-com", "hyphen"},
+		{"192.168.0.1", "not an IP address"},
+		{"example.123", "not an IP address"},
+		{"example.1com", "not an IP address"},
+	} {
+		got := originProblem(tc.origin)
+		if tc.problem == "" && got != "" || !strings.Contains(got, tc.problem) {
+			t.Errorf("originProblem(%q) = %q, want %q", tc.origin, got, tc.problem)
+		}
+		// The published schema agrees, except on the reason.
+		if schemaOK := originSchema.MatchString(tc.origin) && len(tc.origin) <= MaxOriginLen; schemaOK != (got == "") {
+			t.Errorf("schema says %q is valid: %v; originProblem: %q", tc.origin, schemaOK, got)
+		}
+	}
+}
+
+// longOrigin returns a valid origin of n characters (n >= 5): labels of up
+// to 63 "a" before ".com".
+func longOrigin(n int) string {
+	s := "com"
+	for rem := n - len(s); rem > 0; rem = n - len(s) {
+		label := min(63, rem-1)
+		if rem-1-label == 1 { // would leave room for a dot only
+			label--
+		}
+		s = strings.Repeat("a", label) + "." + s
+	}
+	return s
+}
+
+func TestLongOrigin(t *testing.T) {
+	for _, n := range []int{5, 6, 66, 67, 68, 69, 130, 131, 132, 200, MaxOriginLen, MaxOriginLen + 1} {
+		o := longOrigin(n)
+		if len(o) != n {
+			t.Errorf("longOrigin(%d) has %d characters", n, len(o))
+		}
+		if n <= MaxOriginLen && originProblem(o) != "" {
+			t.Errorf("longOrigin(%d) = %q: %s", n, o, originProblem(o))
+		}
+	}
+}
+
 func TestDurationJSON(t *testing.T) {
 	for _, d := range []time.Duration{0, time.Nanosecond, 1500 * time.Millisecond, 90 * time.Second, time.Hour} {
 		b, err := json.Marshal(Duration(d))
@@ -166,6 +291,13 @@ func TestDurationJSON(t *testing.T) {
 
 func TestLimitsPrepare(t *testing.T) {
 	limits := Limits{DefaultTTL: 5 * time.Minute, MaxTTL: time.Hour, Region: "DK"}
+	dk := Number{E164: "+4526227921", CountryCode: 45, Region: "DK", Type: NumberTypeFixedLineOrMobile}
+	policy := func(p NumberPolicy) Limits {
+		l := limits
+		l.Numbers = p
+		return l
+	}
+	gbPremium := Number{E164: "+449012345678", CountryCode: 44, Region: "GB", Type: NumberTypePremiumRate}
 	for _, tc := range []struct {
 		name   string
 		limits Limits
@@ -177,34 +309,63 @@ func TestLimitsPrepare(t *testing.T) {
 	}{
 		{name: "default ttl", limits: limits,
 			job: Job{ID: "a", To: "+4526227921", Code: testCode},
-			ttl: 5 * time.Minute, number: Number{E164: "+4526227921", CountryCode: 45, Region: "DK"}},
+			ttl: 5 * time.Minute, number: dk},
 		{name: "job ttl", limits: limits,
 			job: Job{ID: "a", To: "+4526227921", Code: testCode, TTL: Duration(90 * time.Second)},
-			ttl: 90 * time.Second, number: Number{E164: "+4526227921", CountryCode: 45, Region: "DK"}},
+			ttl: 90 * time.Second, number: dk},
 		{name: "ttl at max", limits: limits,
 			job: Job{ID: "a", To: "+4526227921", Code: testCode, TTL: Duration(time.Hour)},
-			ttl: time.Hour, number: Number{E164: "+4526227921", CountryCode: 45, Region: "DK"}},
+			ttl: time.Hour, number: dk},
 		{name: "ttl over max", limits: limits,
 			job:    Job{ID: "a", To: "+4526227921", Code: testCode, TTL: Duration(time.Hour + time.Second)},
 			reason: ReasonInvalidTTL, field: "ttl"},
 		{name: "no max", limits: Limits{DefaultTTL: time.Minute},
 			job: Job{ID: "a", To: "+4526227921", Code: testCode, TTL: Duration(1000 * time.Hour)},
-			ttl: 1000 * time.Hour, number: Number{E164: "+4526227921", CountryCode: 45, Region: "DK"}},
+			ttl: 1000 * time.Hour, number: dk},
 		{name: "default region for national number", limits: limits,
 			job: Job{ID: "a", To: "26 22 79 21", Code: testCode},
-			ttl: 5 * time.Minute, number: Number{E164: "+4526227921", CountryCode: 45, Region: "DK"}},
+			ttl: 5 * time.Minute, number: dk},
 		{name: "job region overrides", limits: limits,
 			job: Job{ID: "a", To: "(650) 253-0000", Region: "us", Code: testCode},
-			ttl: 5 * time.Minute, number: Number{E164: "+16502530000", CountryCode: 1, Region: "US"}},
+			ttl: 5 * time.Minute, number: Number{E164: "+16502530000", CountryCode: 1, Region: "US", Type: NumberTypeFixedLineOrMobile}},
 		{name: "job region sets the international prefix", limits: limits,
 			job: Job{ID: "a", To: "011 45 26227921", Region: "US", Code: testCode},
-			ttl: 5 * time.Minute, number: Number{E164: "+4526227921", CountryCode: 45, Region: "DK"}},
+			ttl: 5 * time.Minute, number: dk},
 		{name: "national number without any region", limits: Limits{DefaultTTL: time.Minute},
 			job:    Job{ID: "a", To: "26227921", Code: testCode},
 			reason: ReasonInvalidNumber, field: "to"},
 		{name: "invalid number", limits: limits,
 			job:    Job{ID: "a", To: "+45 1", Code: testCode},
 			reason: ReasonInvalidNumber, field: "to"},
+		{name: "non-geographic number", limits: limits,
+			job:    Job{ID: "a", To: "+800 1234 5678", Code: testCode},
+			reason: ReasonInvalidNumber, field: "to"},
+
+		// The number policy.
+		{name: "zero policy accepts premium rate", limits: limits,
+			job: Job{ID: "a", To: "+44 901 234 5678", Code: testCode},
+			ttl: 5 * time.Minute, number: gbPremium},
+		{name: "premium rate blocked", limits: policy(NumberPolicy{BlockedTypes: DefaultBlockedTypes()}),
+			job:    Job{ID: "a", To: "+44 901 234 5678", Code: testCode},
+			reason: ReasonNumberTypeBlocked, field: "to"},
+		{name: "text job to premium rate blocked too", limits: policy(NumberPolicy{BlockedTypes: DefaultBlockedTypes()}),
+			job:    Job{ID: "a", To: "+44 901 234 5678", Text: "hi"},
+			reason: ReasonNumberTypeBlocked, field: "to"},
+		{name: "mobile passes the default policy", limits: policy(NumberPolicy{BlockedTypes: DefaultBlockedTypes()}),
+			job: Job{ID: "a", To: "26227921", Code: testCode},
+			ttl: 5 * time.Minute, number: dk},
+		{name: "region allowed", limits: policy(NumberPolicy{AllowedRegions: []string{"DK"}}),
+			job: Job{ID: "a", To: "26227921", Code: testCode},
+			ttl: 5 * time.Minute, number: dk},
+		{name: "region not allowed", limits: policy(NumberPolicy{AllowedRegions: []string{"DK"}}),
+			job:    Job{ID: "a", To: "+1 613 555 0123", Code: testCode},
+			reason: ReasonCountryBlocked, field: "to"},
+		{name: "region blocked", limits: policy(NumberPolicy{BlockedRegions: []string{"dk"}}),
+			job:    Job{ID: "a", To: "26227921", Code: testCode},
+			reason: ReasonCountryBlocked, field: "to"},
+		{name: "ttl checked before the number", limits: policy(NumberPolicy{BlockedRegions: []string{"DK"}}),
+			job:    Job{ID: "a", To: "26227921", Code: testCode, TTL: Duration(2 * time.Hour)},
+			reason: ReasonInvalidTTL, field: "ttl"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := tc.limits.Prepare(tc.job)
@@ -215,6 +376,9 @@ func TestLimitsPrepare(t *testing.T) {
 				}
 				if re.Reason != tc.reason || re.Field != tc.field {
 					t.Errorf("rejected %s (field %q), want %s (field %q)", re.Reason, re.Field, tc.reason, tc.field)
+				}
+				if digits := strings.Map(keepDigits, tc.job.To); len(digits) >= 6 && strings.Contains(re.Detail, digits[len(digits)-6:]) {
+					t.Errorf("Detail %q reveals the number", re.Detail)
 				}
 				return
 			}
@@ -251,10 +415,17 @@ func FuzzDecodeJob(f *testing.F) {
 		`{"id":"a","to":"+4526227921","text":"a\u00e9\ud83d\ude00\ud800"}`,
 		`{"id":"a","to":"+4526227921","text":"ab` + "\xff" + `"}`,
 		`{"id":"a","to":"+4526227921","code":"034812"} {}`,
+		`{"id":"a","to":"+4526227921","code":"034812","origin":"example.com","app_hash":"FA+9qCX9VSu"}`,
+		`{"id":"a","to":"+4526227921","code":"034812","origin":"xn--bcher-kva.example"}`,
+		`{"id":"a","to":"+4526227921","code":"034812","origin":"1.2.3.4"}`,
+		`{"id":"a","to":"+4526227921","code":"034812","origin":"Example.COM."}`,
+		`{"id":"a","to":"+4526227921","text":"hi","origin":"example.com"}`,
+		`{"id":"a","to":"+4526227921","text":"hi","app_hash":"FA+9qCX9VSu"}`,
 		`null`, `[]`, `""`, `{}`, `{"id":`, ``,
 	} {
 		f.Add([]byte(s))
 	}
+	originSchema := schemaPattern(f, "schema/job.schema.json", "origin")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		j, err := DecodeJob(data)
 		if err != nil {
@@ -281,6 +452,15 @@ func FuzzDecodeJob(f *testing.F) {
 		}
 		if j.TTL < 0 || j.To == "" {
 			t.Fatalf("accepted %+v", j)
+		}
+		if (j.Origin != "" || j.AppHash != "") && j.Code == "" {
+			t.Fatalf("accepted origin %q and app hash %q without a code", j.Origin, j.AppHash)
+		}
+		if j.Origin != "" && (!originSchema.MatchString(j.Origin) || len(j.Origin) > MaxOriginLen) {
+			t.Fatalf("accepted origin %q, which the schema refuses", j.Origin)
+		}
+		if j.AppHash != "" && !appHashPattern.MatchString(j.AppHash) {
+			t.Fatalf("accepted app hash %q", j.AppHash)
 		}
 		if !utf8.Valid(data) || len(data) > MaxJobSize {
 			t.Fatalf("accepted a job that is not UTF-8 or too large: %q", data)

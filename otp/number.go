@@ -12,6 +12,65 @@ type Number struct {
 	E164        string // "+4526227921"
 	CountryCode int    // 45
 	Region      string // ISO 3166-1 alpha-2 region of the number, "DK"
+	Type        string // what libphonenumber knows of the number range: one of the NumberType constants
+}
+
+// Number types, as libphonenumber classifies number ranges
+// (phonenumbers.GetNumberType), in the snake_case names a NumberPolicy and
+// Number.Type use.
+const (
+	NumberTypeFixedLine         = "fixed_line"
+	NumberTypeMobile            = "mobile"
+	NumberTypeFixedLineOrMobile = "fixed_line_or_mobile" // the numbering plan does not tell (US, CA, ...)
+	NumberTypeTollFree          = "toll_free"
+	NumberTypePremiumRate       = "premium_rate"
+	NumberTypeSharedCost        = "shared_cost"
+	NumberTypeVoIP              = "voip"
+	NumberTypePersonalNumber    = "personal_number"
+	NumberTypePager             = "pager"
+	NumberTypeUAN               = "uan" // universal access ("company") numbers
+	NumberTypeVoicemail         = "voicemail"
+	NumberTypeUnknown           = "unknown"
+)
+
+// numberTypeName is the snake_case name of a phonenumbers type.
+func numberTypeName(t phonenumbers.PhoneNumberType) string {
+	switch t {
+	case phonenumbers.FIXED_LINE:
+		return NumberTypeFixedLine
+	case phonenumbers.MOBILE:
+		return NumberTypeMobile
+	case phonenumbers.FIXED_LINE_OR_MOBILE:
+		return NumberTypeFixedLineOrMobile
+	case phonenumbers.TOLL_FREE:
+		return NumberTypeTollFree
+	case phonenumbers.PREMIUM_RATE:
+		return NumberTypePremiumRate
+	case phonenumbers.SHARED_COST:
+		return NumberTypeSharedCost
+	case phonenumbers.VOIP:
+		return NumberTypeVoIP
+	case phonenumbers.PERSONAL_NUMBER:
+		return NumberTypePersonalNumber
+	case phonenumbers.PAGER:
+		return NumberTypePager
+	case phonenumbers.UAN:
+		return NumberTypeUAN
+	case phonenumbers.VOICEMAIL:
+		return NumberTypeVoicemail
+	default:
+		return NumberTypeUnknown
+	}
+}
+
+// knownNumberType reports whether name is one of the NumberType constants.
+func knownNumberType(name string) bool {
+	for t := phonenumbers.FIXED_LINE; t <= phonenumbers.UNKNOWN; t++ {
+		if numberTypeName(t) == name {
+			return true
+		}
+	}
+	return false
 }
 
 // String returns the masked form, so that a Number printed by accident in a
@@ -47,7 +106,16 @@ func MaskRaw(s string) string {
 // prefix ("011" in "US"); it may be empty when raw starts with '+'.
 //
 // Letters are refused before parsing: libphonenumber would silently map
-// "1-800-FLOWERS" onto digits.
+// "1-800-FLOWERS" onto digits. So "Denmark (+45) 26227921" is refused too,
+// although a person might type it.
+//
+// Non-geographic numbers (libphonenumber's region "001": international
+// freephone +800, shared cost +808, premium rate +979, Inmarsat +870,
+// satellite and global networks +881/+882/+883, ...) are refused as
+// ReasonInvalidNumber, whatever the NumberPolicy: they are not numbers an
+// SMS from a terrestrial SIM reaches, or reaches at satellite prices. The
+// returned Number therefore always has an ISO 3166-1 Region, which
+// NumberPolicy relies on.
 func ParseNumber(raw, region string) (Number, error) {
 	if raw == "" {
 		return Number{}, reject(ReasonMissingField, "to", "phone number is empty")
@@ -68,9 +136,14 @@ func ParseNumber(raw, region string) (Number, error) {
 	if !phonenumbers.IsValidNumber(pn) {
 		return Number{}, reject(ReasonInvalidNumber, "to", "not a valid phone number for its region")
 	}
+	region = phonenumbers.GetRegionCodeForNumber(pn)
+	if region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY || !regionPattern.MatchString(region) {
+		return Number{}, reject(ReasonInvalidNumber, "to", "non-geographic numbers (+%d) cannot receive SMS", pn.GetCountryCode())
+	}
 	return Number{
 		E164:        phonenumbers.Format(pn, phonenumbers.E164),
 		CountryCode: int(pn.GetCountryCode()),
-		Region:      phonenumbers.GetRegionCodeForNumber(pn),
+		Region:      region,
+		Type:        numberTypeName(phonenumbers.GetNumberType(pn)),
 	}, nil
 }

@@ -2,21 +2,25 @@ package otp
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 )
 
-// Danish numbers: 26227921 is a valid mobile number. 12345678 is not a valid
+// Danish numbers: 26227921 is a valid mobile number (libphonenumber types
+// it fixed_line_or_mobile: Danish ranges mix both). 12345678 is not a valid
 // Danish number at all (no Danish number range starts with 1), so it is only
 // used as an invalid example; "011-45-..." is tested with 26227921.
 func TestParseNumber(t *testing.T) {
-	dk := Number{E164: "+4526227921", CountryCode: 45, Region: "DK"}
+	dk := Number{E164: "+4526227921", CountryCode: 45, Region: "DK", Type: NumberTypeFixedLineOrMobile}
 	for _, tc := range []struct {
 		raw, region string
 		want        Number
 		reason      Reason
+		detail      string // a part of the rejection's Detail
 	}{
+		// The ways people write a Danish number.
 		{raw: "+45 26 22 79 21", want: dk},
 		{raw: "+45-26227921", want: dk},
 		{raw: "+4526227921", want: dk},
@@ -27,17 +31,44 @@ func TestParseNumber(t *testing.T) {
 		{raw: "26227921", region: "dk", want: dk},
 		{raw: "011-45-26227921", region: "US", want: dk},
 		{raw: "+45 26227921", region: "US", want: dk}, // '+' wins over the region
-		{raw: "+1 650 253 0000", want: Number{E164: "+16502530000", CountryCode: 1, Region: "US"}},
-		{raw: "(650) 253-0000", region: "US", want: Number{E164: "+16502530000", CountryCode: 1, Region: "US"}},
+		// Letters are refused before parsing, also a country name.
+		{raw: "Denmark (+45) 26227921", reason: ReasonInvalidNumber, detail: "only digits"},
+		{raw: "Denmark (+45) 26227921", region: "DK", reason: ReasonInvalidNumber, detail: "only digits"},
+
+		{raw: "+1 650 253 0000", want: Number{E164: "+16502530000", CountryCode: 1, Region: "US", Type: NumberTypeFixedLineOrMobile}},
+		{raw: "(650) 253-0000", region: "US", want: Number{E164: "+16502530000", CountryCode: 1, Region: "US", Type: NumberTypeFixedLineOrMobile}},
 		// The region comes from the number, not from the calling code: +1
 		// 613 is Ottawa, Canada.
-		{raw: "+1 613 555 0123", want: Number{E164: "+16135550123", CountryCode: 1, Region: "CA"}},
-		{raw: "613-555-0123", region: "US", want: Number{E164: "+16135550123", CountryCode: 1, Region: "CA"}},
-		{raw: "+358 40 1234567", want: Number{E164: "+358401234567", CountryCode: 358, Region: "FI"}},
-		{raw: "+7 701 123 4567", want: Number{E164: "+77011234567", CountryCode: 7, Region: "KZ"}},
-		// Non-geographic numbers (international freephone) have the region
-		// "001", which is not an ISO 3166-1 code.
-		{raw: "+800 1234 5678", want: Number{E164: "+80012345678", CountryCode: 800, Region: "001"}},
+		{raw: "+1 613 555 0123", want: Number{E164: "+16135550123", CountryCode: 1, Region: "CA", Type: NumberTypeFixedLineOrMobile}},
+		{raw: "613-555-0123", region: "US", want: Number{E164: "+16135550123", CountryCode: 1, Region: "CA", Type: NumberTypeFixedLineOrMobile}},
+		{raw: "+358 40 1234567", want: Number{E164: "+358401234567", CountryCode: 358, Region: "FI", Type: NumberTypeMobile}},
+		{raw: "+7 701 123 4567", want: Number{E164: "+77011234567", CountryCode: 7, Region: "KZ", Type: NumberTypeMobile}},
+
+		// Number types (libphonenumber's example numbers).
+		{raw: "+44 121 234 5678", want: Number{E164: "+441212345678", CountryCode: 44, Region: "GB", Type: NumberTypeFixedLine}},
+		{raw: "+44 7400 123456", want: Number{E164: "+447400123456", CountryCode: 44, Region: "GB", Type: NumberTypeMobile}},
+		{raw: "0800 123 4567", region: "GB", want: Number{E164: "+448001234567", CountryCode: 44, Region: "GB", Type: NumberTypeTollFree}},
+		{raw: "+1 800 234 5678", want: Number{E164: "+18002345678", CountryCode: 1, Region: "US", Type: NumberTypeTollFree}},
+		{raw: "+44 901 234 5678", want: Number{E164: "+449012345678", CountryCode: 44, Region: "GB", Type: NumberTypePremiumRate}},
+		{raw: "1-900-234-5678", region: "US", want: Number{E164: "+19002345678", CountryCode: 1, Region: "US", Type: NumberTypePremiumRate}},
+		{raw: "+49 180 12345", want: Number{E164: "+4918012345", CountryCode: 49, Region: "DE", Type: NumberTypeSharedCost}},
+		{raw: "+44 56 1234 5678", want: Number{E164: "+445612345678", CountryCode: 44, Region: "GB", Type: NumberTypeVoIP}},
+		{raw: "+44 70 1234 5678", want: Number{E164: "+447012345678", CountryCode: 44, Region: "GB", Type: NumberTypePersonalNumber}},
+		{raw: "+44 7640 123456", want: Number{E164: "+447640123456", CountryCode: 44, Region: "GB", Type: NumberTypePager}},
+		{raw: "+44 55 1234 5678", want: Number{E164: "+445512345678", CountryCode: 44, Region: "GB", Type: NumberTypeUAN}},
+		{raw: "+49 177 99 1234567", want: Number{E164: "+49177991234567", CountryCode: 49, Region: "DE", Type: NumberTypeVoicemail}},
+
+		// Non-geographic numbers (libphonenumber region "001") cannot
+		// receive SMS.
+		{raw: "+800 1234 5678", reason: ReasonInvalidNumber, detail: "non-geographic"},   // international freephone
+		{raw: "+808 1234 5678", reason: ReasonInvalidNumber, detail: "non-geographic"},   // international shared cost
+		{raw: "+870 301 234 567", reason: ReasonInvalidNumber, detail: "non-geographic"}, // Inmarsat
+		{raw: "+979 1 2345 6789", reason: ReasonInvalidNumber, detail: "non-geographic"}, // international premium rate
+		{raw: "+881 6 1234 5678", reason: ReasonInvalidNumber, detail: "non-geographic"}, // satellite
+		{raw: "+882 34 2 1234", reason: ReasonInvalidNumber, detail: "non-geographic"},   // international networks
+		{raw: "+883 510 012 345", reason: ReasonInvalidNumber, detail: "non-geographic"},
+		{raw: "+888 1234 5678 901", reason: ReasonInvalidNumber, detail: "non-geographic"},
+		{raw: "00800 1234 5678", region: "DK", reason: ReasonInvalidNumber, detail: "non-geographic"},
 
 		{raw: "", region: "DK", reason: ReasonMissingField},
 		{raw: "1-800-FLOWERS", region: "US", reason: ReasonInvalidNumber},
@@ -52,7 +83,7 @@ func TestParseNumber(t *testing.T) {
 		{raw: "+++", reason: ReasonInvalidNumber},
 		{raw: "()-.", region: "DK", reason: ReasonInvalidNumber},
 		{raw: "+45 2622７921", reason: ReasonInvalidNumber}, // a fullwidth digit
-		{raw: "+45 26227921" + strings.Repeat(" ", 28), reason: ""},
+		{raw: "+45 26227921" + strings.Repeat(" ", 28), want: dk},
 		{raw: "+45 26227921" + strings.Repeat(" ", 29), reason: ReasonInvalidNumber}, // 41 characters
 		{raw: strings.Repeat("1", 41), region: "US", reason: ReasonInvalidNumber},
 	} {
@@ -69,15 +100,48 @@ func TestParseNumber(t *testing.T) {
 				if n != (Number{}) {
 					t.Errorf("rejected with a non-zero Number %#v", n)
 				}
+				if !strings.Contains(re.Detail, tc.detail) {
+					t.Errorf("Detail %q does not say %q", re.Detail, tc.detail)
+				}
+				if digits := strings.Map(keepDigits, tc.raw); len(digits) > 6 && strings.Contains(strings.Map(keepDigits, re.Detail), digits[len(digits)-6:]) {
+					t.Errorf("Detail %q reveals the number", re.Detail)
+				}
 				return
 			}
 			if err != nil {
 				t.Fatalf("ParseNumber: %v", err)
 			}
-			if tc.want.E164 != "" && n != tc.want {
+			if n != tc.want {
 				t.Errorf("ParseNumber = %#v, want %#v", n, tc.want)
 			}
 		})
+	}
+}
+
+func keepDigits(r rune) rune {
+	if '0' <= r && r <= '9' {
+		return r
+	}
+	return -1
+}
+
+// Every type name ParseNumber can give is one a NumberPolicy accepts.
+func TestNumberTypeNames(t *testing.T) {
+	names := numberTypeNames()
+	want := []string{"fixed_line", "mobile", "fixed_line_or_mobile", "toll_free", "premium_rate", "shared_cost",
+		"voip", "personal_number", "pager", "uan", "voicemail", "unknown"}
+	if !slices.Equal(names, want) {
+		t.Errorf("numberTypeNames() = %v, want %v", names, want)
+	}
+	for _, name := range want {
+		if !knownNumberType(name) {
+			t.Errorf("knownNumberType(%q) = false", name)
+		}
+	}
+	for _, name := range []string{"", "Mobile", "premium", "PREMIUM_RATE", "premium-rate"} {
+		if knownNumberType(name) {
+			t.Errorf("knownNumberType(%q) = true", name)
+		}
 	}
 }
 
@@ -146,6 +210,7 @@ func FuzzParseNumber(f *testing.F) {
 		{"011-45-26227921", "US"}, {"+1 650 253 0000", ""}, {"+1 613 555 0123", ""}, {"+358 40 1234567", ""},
 		{"+800 1234 5678", ""}, {"+683 7290", ""}, {"1-800-FLOWERS", "US"}, {"+45 1", ""}, {"", ""},
 		{"+", ""}, {"()", "DK"}, {"+39 06 1234 5678", "IT"}, {"+44 (0) 7400 123456", "GB"}, {"8 800 555 35 35", "RU"},
+		{"Denmark (+45) 26227921", "DK"}, {"+979 1 2345 6789", ""}, {"+881 6 1234 5678", ""}, {"+44 901 234 5678", ""},
 	} {
 		f.Add(s[0], s[1])
 	}
@@ -167,8 +232,12 @@ func FuzzParseNumber(f *testing.F) {
 		if n.CountryCode <= 0 || !ok || national == "" {
 			t.Fatalf("E164 %q does not start with country code %d", n.E164, n.CountryCode)
 		}
-		if n.Region == "" {
-			t.Fatalf("%q: no region", n.E164)
+		if !regionPattern.MatchString(n.Region) || n.Region != strings.ToUpper(n.Region) {
+			t.Fatalf("%q: region %q is not an ISO 3166-1 alpha-2 code", n.E164, n.Region)
+		}
+		// A valid number matches a number range, so it has a type.
+		if !knownNumberType(n.Type) || n.Type == NumberTypeUnknown {
+			t.Fatalf("%q: type %q", n.E164, n.Type)
 		}
 		m := n.Masked()
 		if len(national) > 4 && strings.Contains(m, national) {

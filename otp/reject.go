@@ -22,6 +22,12 @@ const (
 	ReasonInvalidTTL      Reason = "invalid_ttl"      // ttl is not a positive duration within the maximum
 	ReasonUnknownTemplate Reason = "unknown_template" // template/locale not configured
 	ReasonDuplicate       Reason = "duplicate"        // the job id was seen before
+	ReasonInvalidOrigin   Reason = "invalid_origin"   // origin is not a lower-case DNS host name
+	ReasonInvalidAppHash  Reason = "invalid_app_hash" // app_hash is not 11 characters of [A-Za-z0-9+/]
+
+	// Refused by the configured NumberPolicy.
+	ReasonNumberTypeBlocked Reason = "number_type_blocked" // the number's type (premium_rate, ...) is not accepted
+	ReasonCountryBlocked    Reason = "country_blocked"     // the number's region is not accepted
 )
 
 // Reasons a job can fail after it was accepted.
@@ -37,6 +43,9 @@ type RejectError struct {
 	Reason Reason
 	Field  string // the JSON field at fault, if any
 	Detail string // a human-readable explanation; never contains a code or a full number
+	// Scope names the limit a rate_limited or prefix_blocked rejection
+	// hit: number, prefix, country or global.
+	Scope string
 	// RetryAfter is set when the same job may succeed later (rate limits).
 	RetryAfter time.Duration
 }

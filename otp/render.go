@@ -2,6 +2,8 @@ package otp
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
@@ -46,7 +48,7 @@ func NewRenderer(brand, defaultLocale string, texts map[string]map[string]string
 			}
 			// Render once with sample data so a template that fails on
 			// execution is refused at start-up, not on a job.
-			if err := t.Execute(&strings.Builder{}, TemplateData{Brand: brand, Code: "000000", Minutes: 10}); err != nil {
+			if err := t.Execute(&strings.Builder{}, sampleData(brand)); err != nil {
 				return nil, fmt.Errorf("template %s/%s: %w", name, locale, err)
 			}
 			if r.templates[name] == nil {
@@ -66,7 +68,24 @@ func NewRenderer(brand, defaultLocale string, texts map[string]map[string]string
 
 // Render returns the SMS text for p: its Text as is, or its code rendered
 // through the template the job names. The result must never be logged.
+//
+// A code job with an AppHash or an Origin gets lines after the template text
+// (whose trailing white space is then dropped):
+//
+//	Your Acme code is 123456.
+//	FA+9qCX9VSu
+//
+//	@example.com #123456
+//
+// The origin line is always the last line, as origin-bound one-time codes
+// (WebOTP, iOS/macOS AutoFill) require, after an empty line; the app hash
+// therefore comes first, on the line right after the text. Android's SMS
+// Retriever finds the hash anywhere in the message (its first versions
+// wanted it at the end: with an origin line it no longer is).
 func (r *Renderer) Render(p Prepared) (string, error) {
+	if re := p.checkCodeOptions(); re != nil {
+		return "", re
+	}
 	if p.Code == "" {
 		return p.Text, nil
 	}
@@ -96,5 +115,74 @@ func (r *Renderer) Render(p Prepared) (string, error) {
 	if err := t.Execute(&b, data); err != nil {
 		return "", fmt.Errorf("render template %s: %w", t.Name(), err)
 	}
-	return b.String(), nil
+	return withCodeLines(b.String(), p.Code, p.Origin, p.AppHash), nil
+}
+
+// withCodeLines appends the app hash line and the origin line to a rendered
+// template text; see Render.
+func withCodeLines(text, code, origin, appHash string) string {
+	if origin == "" && appHash == "" {
+		return text
+	}
+	text = strings.TrimRight(text, " \t\r\n")
+	if appHash != "" {
+		text += "\n" + appHash
+	}
+	if origin != "" {
+		text += "\n\n@" + origin + " #" + code
+	}
+	return text
+}
+
+// Samples a template is rendered with at start-up: never a real code.
+const (
+	sampleCode    = "000000"
+	sampleMinutes = 10
+	sampleOrigin  = "example.com"
+)
+
+// sampleData is the data a template is tried with.
+func sampleData(brand string) TemplateData {
+	return TemplateData{Brand: brand, Code: sampleCode, Minutes: sampleMinutes}
+}
+
+// Check returns a warning for every configured template and locale (and the
+// built-in default) that, rendered with a sample 6-digit code, needs UCS-2
+// (70 characters per SMS instead of 160) or more than one SMS, alone or
+// followed by an origin line ("@example.com #000000"; an app hash line adds
+// 12 more characters). They are meant to be printed at start: a template
+// that does not fit one SMS costs more, may arrive in pieces and, with an
+// app hash, is not read by Android's SMS Retriever (140 bytes at most). The
+// warnings are sorted and name the template, never a code.
+func (r *Renderer) Check() []string {
+	var warnings []string
+	for _, name := range slices.Sorted(maps.Keys(r.templates)) {
+		for _, locale := range slices.Sorted(maps.Keys(r.templates[name])) {
+			id := name + "/" + locale
+			var b strings.Builder
+			if err := r.templates[name][locale].Execute(&b, sampleData(r.brand)); err != nil {
+				// NewRenderer refused templates that fail with the sample.
+				warnings = append(warnings, fmt.Sprintf("template %q cannot be rendered with a sample code", id))
+				continue
+			}
+			enc, parts := Segments(b.String())
+			_, withOrigin := Segments(withCodeLines(b.String(), sampleCode, sampleOrigin, ""))
+			var problems []string
+			if enc == EncodingUCS2 {
+				problems = append(problems, fmt.Sprintf("needs UCS-2 (%d characters per SMS)", ucs2Single))
+			}
+			switch {
+			case parts > 1 && withOrigin > parts:
+				problems = append(problems, fmt.Sprintf("is sent as %d SMS (%d with an origin line)", parts, withOrigin))
+			case parts > 1:
+				problems = append(problems, fmt.Sprintf("is sent as %d SMS", parts))
+			case withOrigin > 1:
+				problems = append(problems, fmt.Sprintf("is sent as %d SMS with an origin line", withOrigin))
+			}
+			if len(problems) > 0 {
+				warnings = append(warnings, fmt.Sprintf("template %q %s", id, strings.Join(problems, " and ")))
+			}
+		}
+	}
+	return warnings
 }

@@ -18,7 +18,15 @@ type Reply struct {
 	To string `json:"to,omitempty"`
 	// Duplicate is true when the job id was queued before: nothing new was
 	// queued and the first job's events tell its fate.
-	Duplicate  bool    `json:"duplicate,omitempty"`
+	Duplicate bool `json:"duplicate,omitempty"`
+	// DuplicateOf is the first job, when the same code already went to the
+	// same number under another id; State is that job's (or, for a
+	// repeated id, this job's) current state: accepted, sent, failed, ...
+	DuplicateOf string `json:"duplicate_of,omitempty"`
+	State       string `json:"state,omitempty"`
+	// Resend is true when the number was sent a code that is still valid.
+	Resend     bool    `json:"resend,omitempty"`
+	Scope      string  `json:"scope,omitempty"`
 	Reason     Reason  `json:"reason,omitempty"`
 	Field      string  `json:"field,omitempty"`
 	Detail     string  `json:"detail,omitempty"`
@@ -33,6 +41,7 @@ func RejectReply(id string, re *RejectError) Reply {
 		Reason:     re.Reason,
 		Field:      re.Field,
 		Detail:     re.Detail,
+		Scope:      re.Scope,
 		RetryAfter: re.RetryAfter.Seconds(),
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -46,6 +47,52 @@ func TestSchemasMatchTypes(t *testing.T) {
 		slices.Sort(inType)
 		if !slices.Equal(inSchema, inType) {
 			t.Errorf("%s properties %v, %T fields %v", tc.file, inSchema, tc.typ, inType)
+		}
+	}
+}
+
+// schemaPattern compiles the pattern of a property of a JSON Schema, so that
+// tests can hold the Go checks to what the schema publishes.
+func schemaPattern(t testing.TB, file, property string) *regexp.Regexp {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema struct {
+		Properties map[string]struct {
+			Pattern string `json:"pattern"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(b, &schema); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	p := schema.Properties[property].Pattern
+	if p == "" {
+		t.Fatalf("%s: property %q has no pattern", file, property)
+	}
+	re, err := regexp.Compile(p)
+	if err != nil {
+		t.Fatalf("%s: property %q: %v", file, property, err)
+	}
+	return re
+}
+
+// The patterns of the job schema are those the decoder uses.
+func TestJobSchemaPatterns(t *testing.T) {
+	for _, tc := range []struct {
+		property string
+		re       *regexp.Regexp
+	}{
+		{"id", idPattern},
+		{"code", codePattern},
+		{"template", namePattern},
+		{"locale", namePattern},
+		{"region", regionPattern},
+		{"app_hash", appHashPattern},
+	} {
+		if got := schemaPattern(t, "schema/job.schema.json", tc.property).String(); got != tc.re.String() {
+			t.Errorf("schema pattern of %s is %s, the decoder's %s", tc.property, got, tc.re)
 		}
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +43,9 @@ const (
 	StateFailed     = "failed"
 	StateExpired    = "expired"
 	StateSuperseded = "superseded"
+	// StateUnqueued marks a job admitted but not queued (the queue failed):
+	// the same id may be tried again as new.
+	StateUnqueued = "unqueued"
 )
 
 // Window is a sliding-window limit: at most Limit sends per Period.
@@ -173,6 +175,7 @@ type jobRecord struct {
 	State  string `json:"s"`
 	Reason string `json:"r,omitempty"`
 	Of     string `json:"o,omitempty"`
+	At     int64  `json:"t,omitempty"` // unix ms of admission
 }
 
 type numberRecord struct {
@@ -218,7 +221,7 @@ func (p *Policy) prefix(e164 string) string {
 }
 
 func rejectErr(reason otp.Reason, scope string, retry time.Duration, detail string) *otp.RejectError {
-	return &otp.RejectError{Reason: reason, Field: "to", Detail: scope + ": " + detail, RetryAfter: ceilSecond(retry)}
+	return &otp.RejectError{Reason: reason, Field: "to", Scope: scope, Detail: detail, RetryAfter: ceilSecond(retry)}
 }
 
 // ceilSecond rounds d up to whole seconds, at least 1 s: retry_after is an
@@ -232,16 +235,26 @@ func ceilSecond(d time.Duration) time.Duration {
 // Verdict with Duplicate set when nothing new may be sent.
 func (p *Policy) Admit(ctx context.Context, j otp.Prepared) (Verdict, error) {
 	now := p.now()
-	b, _ := json.Marshal(jobRecord{State: StateAccepted})
+	b, _ := json.Marshal(jobRecord{State: StateAccepted, At: now.UnixMilli()})
 	if _, err := p.store.Create(ctx, jobKey(j.ID), b); err != nil {
 		if !errors.Is(err, ErrExists) {
 			return Verdict{}, fmt.Errorf("record job: %w", err)
 		}
-		rec, err := p.job(ctx, j.ID)
+		e, err := p.store.Get(ctx, jobKey(j.ID))
 		if err != nil {
-			return Verdict{}, err
+			return Verdict{}, fmt.Errorf("read job: %w", err)
 		}
-		return Verdict{Duplicate: true, Of: j.ID, State: rec.State}, nil
+		var rec jobRecord
+		if err := json.Unmarshal(e.Value, &rec); err != nil {
+			return Verdict{}, fmt.Errorf("decode job: %w", err)
+		}
+		if rec.State != StateUnqueued {
+			return Verdict{Duplicate: true, Of: j.ID, State: rec.State}, nil
+		}
+		// A try that never reached the queue: this one takes over.
+		if _, err := p.store.Update(ctx, jobKey(j.ID), b, e.Rev); err != nil {
+			return Verdict{}, fmt.Errorf("record job: %w", err)
+		}
 	}
 	v, err := p.admit(ctx, j, now)
 	switch re, ok := otp.AsReject(err); {
@@ -255,6 +268,21 @@ func (p *Policy) Admit(ctx context.Context, j otp.Prepared) (Verdict, error) {
 		p.finish(ctx, j.ID, jobRecord{State: StateDuplicate, Of: v.Of})
 	}
 	return v, err
+}
+
+// Withdraw takes back the admission of j when it could not be queued: its
+// send no longer counts against its number, and its id may be used again.
+// (Prefix, country and global counts keep it: they are coarse.)
+func (p *Policy) Withdraw(ctx context.Context, j otp.Prepared) error {
+	rec, err := p.job(ctx, j.ID)
+	if err != nil {
+		return err
+	}
+	if rec.State != StateAccepted {
+		return nil
+	}
+	p.undoNumber(ctx, p.numberKey(j.Number.E164), j.ID, time.UnixMilli(rec.At))
+	return p.Finish(ctx, j.ID, StateUnqueued, "")
 }
 
 func (p *Policy) admit(ctx context.Context, j otp.Prepared, now time.Time) (Verdict, error) {
@@ -527,8 +555,7 @@ func (p *Policy) block(key string, re *otp.RejectError, now time.Time) *otp.Reje
 			}
 		}
 	}
-	scope, _, _ := strings.Cut(re.Detail, ":")
-	p.blocked[key] = blockEntry{until: now.Add(re.RetryAfter), reason: re.Reason, scope: scope}
+	p.blocked[key] = blockEntry{until: now.Add(re.RetryAfter), reason: re.Reason, scope: re.Scope}
 	return re
 }
 
@@ -587,31 +614,31 @@ func (p *Policy) finish(ctx context.Context, id string, rec jobRecord) error {
 	return p.update(ctx, jobKey(id), func([]byte) ([]byte, error) { return b, nil })
 }
 
-// Superseded reports whether a newer code was accepted for j's number
-// after j: only the newest code is worth sending.
-func (p *Policy) Superseded(ctx context.Context, j otp.Prepared) (bool, error) {
+// Superseded returns the id of a newer job with another code accepted for
+// j's number after j, or "": only the newest code is worth sending.
+func (p *Policy) Superseded(ctx context.Context, j otp.Prepared) (string, error) {
 	if j.Code == "" {
-		return false, nil
+		return "", nil
 	}
 	e, err := p.store.Get(ctx, p.numberKey(j.Number.E164))
 	if errors.Is(err, ErrNotFound) {
-		return false, nil
+		return "", nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("read number: %w", err)
+		return "", fmt.Errorf("read number: %w", err)
 	}
 	var rec numberRecord
 	if err := json.Unmarshal(e.Value, &rec); err != nil {
-		return false, fmt.Errorf("decode number: %w", err)
+		return "", fmt.Errorf("decode number: %w", err)
 	}
 	if rec.Latest == "" || rec.Latest == j.ID {
-		return false, nil
+		return "", nil
 	}
 	own := p.hash(j.Number.E164+"#"+j.Code, 8)
 	for _, c := range rec.Codes {
-		if c.ID == rec.Latest {
-			return c.Hash != own, nil
+		if c.ID == rec.Latest && c.Hash != own {
+			return rec.Latest, nil
 		}
 	}
-	return false, nil
+	return "", nil
 }

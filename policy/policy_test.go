@@ -47,8 +47,8 @@ func wantReject(t *testing.T, err error, reason otp.Reason, scope string, retry 
 	if !ok {
 		t.Fatalf("err = %v, want %s rejection", err, reason)
 	}
-	if re.Reason != reason || re.RetryAfter != retry || re.Detail[:len(scope)] != scope {
-		t.Fatalf("rejection %s %q retry %s, want %s %s retry %s", re.Reason, re.Detail, re.RetryAfter, reason, scope, retry)
+	if re.Reason != reason || re.RetryAfter != retry || re.Scope != scope || re.Field != "to" {
+		t.Fatalf("rejection %s %s %q retry %s, want %s %s retry %s", re.Reason, re.Scope, re.Detail, re.RetryAfter, reason, scope, retry)
 	}
 }
 
@@ -66,6 +66,15 @@ func TestDuplicateJobID(t *testing.T) {
 	p.Finish(ctx, "a", StateSent, "")
 	if v, _ := p.Admit(ctx, j); v.State != StateSent {
 		t.Errorf("after sent: %+v", v)
+	}
+	// A job whose queueing failed may be tried again under its id.
+	u := job("u", "+4526227999", "123456")
+	p.Admit(ctx, u)
+	if err := p.Withdraw(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := p.Admit(ctx, u); err != nil || v.Duplicate {
+		t.Errorf("retry of an unqueued job: %+v %v", v, err)
 	}
 }
 
@@ -199,20 +208,20 @@ func TestSuperseded(t *testing.T) {
 	ctx := context.Background()
 	a, b := job("a", "+4526227921", "1111"), job("b", "+4526227921", "2222")
 	p.Admit(ctx, a)
-	if s, _ := p.Superseded(ctx, a); s {
+	if s, _ := p.Superseded(ctx, a); s != "" {
 		t.Error("a superseded before b")
 	}
 	c.add(time.Minute)
 	p.Admit(ctx, b)
-	if s, err := p.Superseded(ctx, a); !s || err != nil {
-		t.Errorf("a not superseded by b: %v", err)
+	if s, err := p.Superseded(ctx, a); s != "b" || err != nil {
+		t.Errorf("a superseded by %q, want b: %v", s, err)
 	}
-	if s, _ := p.Superseded(ctx, b); s {
+	if s, _ := p.Superseded(ctx, b); s != "" {
 		t.Error("b superseded")
 	}
 	text := job("t", "+4526227921", "")
 	text.Text = "hello"
-	if s, _ := p.Superseded(ctx, text); s {
+	if s, _ := p.Superseded(ctx, text); s != "" {
 		t.Error("a text job superseded")
 	}
 }

@@ -34,10 +34,6 @@ const (
 	// Consumer is the durable pull consumer every daemon binds to: the
 	// server spreads jobs among them.
 	Consumer = "simgate"
-
-	// HeaderAccepted marks a job queued through SubjectRequest, which has
-	// already published its accepted event.
-	HeaderAccepted = "Simgate-Accepted"
 )
 
 // EventSubject returns the subject of a job's events.

@@ -95,7 +95,7 @@ func TestServeAndSend(t *testing.T) {
 	if exitCode(err) != exitRejected {
 		t.Errorf("rejected send: exit %d (%v), want %d", exitCode(err), err, exitRejected)
 	}
-	_, err = run("send", "--nats-url", url, "--to", "+4526227921", "--code", "034812", "--ttl", "1ns", "--wait")
+	_, err = run("send", "--nats-url", url, "--to", "+4540404040", "--code", "999999", "--ttl", "1ns", "--wait")
 	// 1ns is a valid ttl that always runs out before a modem takes the job.
 	if exitCode(err) != exitFailed || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("expired send: exit %d (%v), want %d expired", exitCode(err), err, exitFailed)

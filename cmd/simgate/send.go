@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -77,32 +78,6 @@ func send(ctx context.Context, cmd *cobra.Command, url string, job otp.Job, wait
 		return fmt.Errorf("connect to %s: %w", url, err)
 	}
 	defer nc.Close()
-	var events jetstream.ConsumeContext
-	evCh := make(chan otp.Event, 16)
-	if wait {
-		// Subscribe before asking, replaying from the start of the job's
-		// subject, so that no event can be missed.
-		js, err := jetstream.New(nc)
-		if err != nil {
-			return err
-		}
-		c, err := js.OrderedConsumer(ctx, queue.StreamEvents, jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{queue.EventSubject(job.ID)},
-		})
-		if err != nil {
-			return fmt.Errorf("follow events: %w", err)
-		}
-		events, err = c.Consume(func(m jetstream.Msg) {
-			var ev otp.Event
-			if json.Unmarshal(m.Data(), &ev) == nil {
-				evCh <- ev
-			}
-		})
-		if err != nil {
-			return fmt.Errorf("follow events: %w", err)
-		}
-		defer events.Stop()
-	}
 	body, err := json.Marshal(job)
 	if err != nil {
 		return err
@@ -129,22 +104,47 @@ func send(ctx context.Context, cmd *cobra.Command, url string, job otp.Job, wait
 	if !wait {
 		return nil
 	}
+	// The same code already went to this number under another id: that
+	// job's fate is this one's.
+	id := job.ID
+	if reply.DuplicateOf != "" {
+		id = reply.DuplicateOf
+	}
+	return follow(ctx, nc, out, id)
+}
+
+// follow prints the events of job id, replayed from the events stream from
+// its start, until a final one, and returns the matching exit status.
+func follow(ctx context.Context, nc *nats.Conn, out io.Writer, id string) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	c, err := js.OrderedConsumer(ctx, queue.StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{queue.EventSubject(id)},
+	})
+	if err != nil {
+		return fmt.Errorf("follow events: %w", err)
+	}
 	enc := json.NewEncoder(out)
 	for {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for events: %w", ctx.Err())
-		case ev := <-evCh:
-			enc.Encode(ev)
-			if !ev.Type.Final() {
-				continue
-			}
-			if ev.Type == otp.EventSent {
-				return nil
-			}
-			if ev.Type == otp.EventRejected {
-				return &exitError{exitRejected, fmt.Errorf("%s: %s", ev.Type, ev.Reason)}
-			}
+		m, err := c.Next(jetstream.FetchContext(ctx))
+		if err != nil {
+			return fmt.Errorf("waiting for events: %w", err)
+		}
+		var ev otp.Event
+		if json.Unmarshal(m.Data(), &ev) != nil {
+			continue
+		}
+		enc.Encode(ev)
+		switch {
+		case !ev.Type.Final():
+			continue
+		case ev.Type == otp.EventSent:
+			return nil
+		case ev.Type == otp.EventRejected:
+			return &exitError{exitRejected, fmt.Errorf("%s: %s", ev.Type, ev.Reason)}
+		default:
 			return &exitError{exitFailed, fmt.Errorf("%s: %s", ev.Type, ev.Reason)}
 		}
 	}
