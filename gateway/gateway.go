@@ -125,6 +125,11 @@ func (g *Gateway) StartRequests() error {
 	if err != nil {
 		return fmt.Errorf("serve %s: %w", queue.SubjectRequest, err)
 	}
+	// Make sure the server knows the subscription before callers are told
+	// the daemon is up.
+	if err := g.opts.NC.Flush(); err != nil {
+		return fmt.Errorf("serve %s: %w", queue.SubjectRequest, err)
+	}
 	g.mu.Lock()
 	g.svc = svc
 	g.mu.Unlock()

@@ -110,7 +110,11 @@ func start(t testing.TB, cfg config.Config) *harness {
 	}
 	h := &harness{t: t, d: d, logs: logs, events: map[string]chan otp.Event{}}
 	t.Cleanup(func() { h.stop() })
-	h.nc, err = nats.Connect(d.ClientURL())
+	url := d.ClientURL()
+	if url == "" {
+		url = cfg.NATS.URL
+	}
+	h.nc, err = nats.Connect(url)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}

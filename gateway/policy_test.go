@@ -1,0 +1,198 @@
+package gateway_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/simgate/simgate/config"
+	"github.com/simgate/simgate/modem/modemsim"
+	"github.com/simgate/simgate/otp"
+)
+
+func TestRateLimitHoldsAcrossTwoDaemons(t *testing.T) {
+	s1, s2 := startSim(t, "a1", 0), startSim(t, "b1", 0)
+	cfgA := testConfig(t.TempDir(), s1)
+	cfgA.Node = "a"
+	cfgA.Policy.Number = []config.Window{{Limit: 3, Period: time.Hour}}
+	a := start(t, cfgA)
+	cfgB := testConfig(t.TempDir(), s2)
+	cfgB.Node = "b"
+	cfgB.NATS.URL = a.d.ClientURL()
+	cfgB.Metrics.Listen = ""
+	cfgB.Policy.Number = cfgA.Policy.Number
+	b := start(t, cfgB)
+
+	// 20 texts for one number, all at once, answered by either daemon.
+	// (Texts, because a newer code would supersede an older one still
+	// queued: fewer SMS, not more.)
+	const n = 20
+	replies := make([]otp.Reply, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := a
+			if i%2 == 1 {
+				h = b
+			}
+			replies[i] = h.request(map[string]any{"id": fmt.Sprint("c", i), "to": "+4526227921", "text": fmt.Sprint("message ", i)})
+		}()
+	}
+	wg.Wait()
+	var accepted []string
+	nodes := map[string]bool{}
+	for i, r := range replies {
+		switch {
+		case r.Status == otp.StatusAccepted && !r.Duplicate:
+			accepted = append(accepted, r.ID)
+		case r.Status == otp.StatusRejected && r.Reason == "rate_limited" && r.Scope == "number" && r.RetryAfter > 0:
+		default:
+			t.Errorf("reply %d: %+v", i, r)
+		}
+	}
+	if len(accepted) != 3 {
+		t.Fatalf("%d jobs accepted, want 3", len(accepted))
+	}
+	for _, id := range accepted {
+		evs := a.waitFinal(id)
+		last := evs[len(evs)-1]
+		if last.Type != otp.EventSent {
+			t.Errorf("job %s: %s", id, types(evs))
+		}
+		nodes[last.Node] = true
+	}
+	if got := len(s1.Submissions()) + len(s2.Submissions()); got != 3 {
+		t.Errorf("%d SMS sent, want 3", got)
+	}
+	t.Logf("sent by %v", nodes)
+}
+
+func TestDuplicatesAreNotSentTwice(t *testing.T) {
+	dir := t.TempDir()
+	s := startSim(t, "m1", 0)
+	h := start(t, testConfig(dir, s))
+
+	// A double submit: the same code to the same number under two ids.
+	r1 := h.request(map[string]any{"id": "first", "to": "+4526227921", "code": "445566"})
+	r2 := h.request(map[string]any{"id": "second", "to": "+45 2622 7921", "code": "445566"})
+	if r1.Status != otp.StatusAccepted || r1.Duplicate {
+		t.Fatalf("first reply %+v", r1)
+	}
+	if !r2.Duplicate || r2.DuplicateOf != "first" {
+		t.Fatalf("second reply %+v, want duplicate of first", r2)
+	}
+	if ev := h.waitEvent("second"); ev.Type != otp.EventDuplicate || ev.DuplicateOf != "first" {
+		t.Errorf("second's event %+v", ev)
+	}
+	h.waitFinal("first")
+	h.stop()
+
+	// After a restart on the same state: the id again, through the
+	// request path and re-published on the queue under another message id.
+	h = start(t, testConfig(dir, s))
+	r3 := h.request(map[string]any{"id": "first", "to": "+4526227921", "code": "445566"})
+	if !r3.Duplicate || r3.State != "sent" {
+		t.Errorf("after restart: %+v, want duplicate, state sent", r3)
+	}
+	msg := nats.NewMsg("otp.send")
+	msg.Data = []byte(`{"id":"first","to":"+4526227921","code":"445566"}`)
+	msg.Header.Set(nats.MsgIdHdr, "another-message-id")
+	if _, err := h.js.PublishMsg(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	// A later job on the same single modem proves the re-published one was
+	// handled before it.
+	h.publish(map[string]any{"id": "sentinel", "to": "+4540404040", "code": "778899"})
+	if got := types(h.waitFinal("sentinel")); got != "accepted,sent" {
+		t.Fatalf("sentinel: %s", got)
+	}
+	n := 0
+	for _, sub := range s.Submissions() {
+		if strings.Contains(sub.Text, "445566") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("code sent %d times, want once", n)
+	}
+	if body := scrape(t, h.d.MetricsAddr()); !strings.Contains(body, `simgate_duplicates_suppressed_total{kind="id"} 2`) {
+		t.Error("id duplicates after restart not counted")
+	}
+}
+
+func TestNewerCodeSupersedesAQueuedOne(t *testing.T) {
+	sending := make(chan struct{}, 4)
+	s := &sim{msgs: make(chan modemsim.Message, 16)}
+	var err error
+	s.Modem, err = modemsim.Start(modemsim.Config{
+		Name: "m1", SendDelay: time.Hour,
+		OnSending: func() { sending <- struct{}{} },
+		OnMessage: func(m modemsim.Message) { s.msgs <- m },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	h := start(t, testConfig(t.TempDir(), s))
+
+	h.publish(map[string]any{"id": "busy", "to": "+4540404040", "code": "1111"})
+	<-sending // the only modem is busy
+	// A user asks for a code, then for another before the first went out.
+	if r := h.request(map[string]any{"id": "old", "to": "+4526227921", "code": "2222"}); r.Status != otp.StatusAccepted {
+		t.Fatalf("old: %+v", r)
+	}
+	if r := h.request(map[string]any{"id": "new", "to": "+4526227921", "code": "3333"}); r.Status != otp.StatusAccepted || !r.Resend {
+		t.Fatalf("new: %+v, want accepted resend", r)
+	}
+	s.SetSendDelay(0)
+	evs := h.waitFinal("old")
+	if last := evs[len(evs)-1]; last.Type != otp.EventSuperseded || last.SupersededBy != "new" {
+		t.Fatalf("events of old: %s (%+v)", types(evs), last)
+	}
+	if got := types(h.waitFinal("new")); got != "accepted,sent" {
+		t.Errorf("events of new: %s", got)
+	}
+	for _, sub := range s.Submissions() {
+		if strings.Contains(sub.Text, "2222") {
+			t.Error("the superseded code was sent")
+		}
+	}
+	body := scrape(t, h.d.MetricsAddr())
+	for _, want := range []string{`simgate_jobs_total{outcome="superseded"} 1`, `simgate_resends_total{reason="user"} 1`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestRequestRejectionsCarryRetryAfter(t *testing.T) {
+	s := startSim(t, "m1", 0)
+	cfg := testConfig(t.TempDir(), s)
+	cfg.Policy.Cooldown = time.Minute
+	cfg.OTP.Numbers.BlockedRegions = []string{"SE"}
+	h := start(t, cfg)
+	if r := h.request(map[string]any{"id": "x1", "to": "+4526227921", "code": "1234"}); r.Status != otp.StatusAccepted {
+		t.Fatalf("first: %+v", r)
+	}
+	r := h.request(map[string]any{"id": "x2", "to": "+4526227921", "code": "5678"})
+	if r.Status != otp.StatusRejected || r.Reason != "rate_limited" || r.Scope != "number" || r.RetryAfter < 59 || r.RetryAfter > 60 {
+		t.Errorf("second: %+v, want rate_limited number retry_after 60", r)
+	}
+	if ev := h.waitEvent("x2"); ev.Type != otp.EventRejected || ev.Scope != "number" || ev.RetryAfter != r.RetryAfter {
+		t.Errorf("event %+v", ev)
+	}
+	r = h.request(map[string]any{"id": "x3", "to": "+46701234567", "code": "1234"})
+	if r.Status != otp.StatusRejected || r.Reason != otp.ReasonCountryBlocked {
+		t.Errorf("blocked region: %+v", r)
+	}
+	r = h.request(map[string]any{"id": "x4", "to": "+44 909 876 5432", "code": "1234"})
+	if r.Status != otp.StatusRejected || r.Reason != otp.ReasonNumberTypeBlocked {
+		t.Errorf("premium rate number: %+v", r)
+	}
+}
