@@ -23,9 +23,9 @@ const namespace = "simgate"
 
 // Job outcomes, the values of the outcome label of simgate_jobs_total.
 const (
-	OutcomeSent     = "sent"
-	OutcomeFailed   = "failed"
-	OutcomeExpired  = "expired"
+	OutcomeSent       = "sent"
+	OutcomeFailed     = "failed"
+	OutcomeExpired    = "expired"
 	OutcomeRejected   = "rejected"
 	OutcomeDuplicate  = "duplicate"
 	OutcomeSuperseded = "superseded"
