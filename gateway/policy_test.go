@@ -196,3 +196,20 @@ func TestRequestRejectionsCarryRetryAfter(t *testing.T) {
 		t.Errorf("premium rate number: %+v", r)
 	}
 }
+
+func TestOriginBoundCode(t *testing.T) {
+	s := startSim(t, "m1", 0)
+	h := start(t, testConfig(t.TempDir(), s))
+	h.publish(map[string]any{"id": "web", "to": "+4526227921", "code": "123456", "origin": "example.com", "app_hash": "FA+9qCX9VSu"})
+	if got := types(h.waitFinal("web")); got != "accepted,sent" {
+		t.Fatalf("events %s", got)
+	}
+	m := waitMessage(t, s)
+	lines := strings.Split(m.Text, "\n")
+	if last := lines[len(lines)-1]; last != "@example.com #123456" {
+		t.Errorf("last line %q, want the origin-bound code", last)
+	}
+	if !strings.Contains(m.Text, "\nFA+9qCX9VSu\n") {
+		t.Errorf("no app hash line in %q", m.Text)
+	}
+}
