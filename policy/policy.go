@@ -144,6 +144,7 @@ type blockEntry struct {
 	until  time.Time
 	reason otp.Reason
 	scope  string
+	detail string
 }
 
 // New returns a Policy.
@@ -290,7 +291,9 @@ func (p *Policy) admit(ctx context.Context, j otp.Prepared, now time.Time) (Verd
 	pfx := p.prefix(j.Number.E164)
 	pfxKey := p.prefixKey(pfx)
 	ctyKey := countryKey(j.Number.Region)
-	for _, k := range []string{numKey, pfxKey, ctyKey, globalKey} {
+	// The number itself is always read: a double submit must be answered
+	// as a duplicate, not as rate limited.
+	for _, k := range []string{pfxKey, ctyKey, globalKey} {
 		if err := p.cachedBlock(k, now); err != nil {
 			return Verdict{}, err
 		}
@@ -555,7 +558,7 @@ func (p *Policy) block(key string, re *otp.RejectError, now time.Time) *otp.Reje
 			}
 		}
 	}
-	p.blocked[key] = blockEntry{until: now.Add(re.RetryAfter), reason: re.Reason, scope: re.Scope}
+	p.blocked[key] = blockEntry{until: now.Add(re.RetryAfter), reason: re.Reason, scope: re.Scope, detail: re.Detail}
 	return re
 }
 
@@ -576,7 +579,7 @@ func (p *Policy) cachedBlock(key string, now time.Time) error {
 		delete(p.blocked, key)
 		return nil
 	}
-	return rejectErr(b.reason, b.scope, b.until.Sub(now), "limit reached")
+	return rejectErr(b.reason, b.scope, b.until.Sub(now), b.detail)
 }
 
 func (p *Policy) job(ctx context.Context, id string) (jobRecord, error) {

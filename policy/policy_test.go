@@ -82,10 +82,19 @@ func TestSameCodeSameNumberIsSentOnce(t *testing.T) {
 	p, c, _ := newPolicy(t, DefaultConfig())
 	ctx := context.Background()
 	p.Admit(ctx, job("a", "+4526227921", "123456"))
-	c.add(2 * time.Second) // a double submit
-	v, err := p.Admit(ctx, job("b", "+4526227921", "123456"))
-	if err != nil || !v.Duplicate || v.Of != "a" {
-		t.Fatalf("double submit: %+v %v", v, err)
+	c.add(2 * time.Second) // a double submit, and a third, within the cooldown
+	for _, id := range []string{"b", "b2"} {
+		v, err := p.Admit(ctx, job(id, "+4526227921", "123456"))
+		if err != nil || !v.Duplicate || v.Of != "a" {
+			t.Fatalf("double submit %s: %+v %v", id, v, err)
+		}
+	}
+	// A different code within the cooldown is rate limited.
+	_, err := p.Admit(ctx, job("x", "+4526227921", "654321"))
+	wantReject(t, err, ReasonRateLimited, ScopeNumber, 58*time.Second)
+	v, err := p.Admit(ctx, job("b3", "+4526227921", "123456"))
+	if err != nil || !v.Duplicate {
+		t.Fatalf("double submit after a rate-limited one: %+v %v", v, err)
 	}
 	if s, _ := p.State(ctx, "b"); s != StateDuplicate {
 		t.Errorf("state of b = %q", s)
