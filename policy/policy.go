@@ -43,8 +43,8 @@ const (
 	StateFailed     = "failed"
 	StateExpired    = "expired"
 	StateSuperseded = "superseded"
-	// StateUnqueued marks a job admitted but not queued (the queue failed):
-	// the same id may be tried again as new.
+	// StateUnqueued marks a job admitted but not queued (the queue failed).
+	// An unqueued or rejected job id may be tried again as new.
 	StateUnqueued = "unqueued"
 )
 
@@ -249,10 +249,11 @@ func (p *Policy) Admit(ctx context.Context, j otp.Prepared) (Verdict, error) {
 		if err := json.Unmarshal(e.Value, &rec); err != nil {
 			return Verdict{}, fmt.Errorf("decode job: %w", err)
 		}
-		if rec.State != StateUnqueued {
+		if rec.State != StateUnqueued && rec.State != StateRejected {
 			return Verdict{Duplicate: true, Of: j.ID, State: rec.State}, nil
 		}
-		// A try that never reached the queue: this one takes over.
+		// A try that was refused or never reached the queue: the same id
+		// may try again (after retry_after).
 		if _, err := p.store.Update(ctx, jobKey(j.ID), b, e.Rev); err != nil {
 			return Verdict{}, fmt.Errorf("record job: %w", err)
 		}
