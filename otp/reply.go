@@ -45,3 +45,12 @@ func RejectReply(id string, re *RejectError) Reply {
 		RetryAfter: re.RetryAfter.Seconds(),
 	}
 }
+
+// Follow returns the id whose events tell this job's fate: the first job's
+// for a duplicate of another id, else the job's own.
+func (r Reply) Follow() string {
+	if r.DuplicateOf != "" {
+		return r.DuplicateOf
+	}
+	return r.ID
+}

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +115,33 @@ func TestVersion(t *testing.T) {
 	out, err := run("version")
 	if err != nil || !strings.HasPrefix(out, "simgate ") {
 		t.Errorf("version: %q %v", out, err)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	out, err := run("check-config", "--config", "../../configs/simgate.yaml")
+	if err != nil {
+		t.Fatalf("example config: %v", err)
+	}
+	for _, want := range []string{"cooldown: 1m0s", "listen: 127.0.0.1:4222", "name: modem1", "limit: 5"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("log: {level: loud}\notp: {max_attempts: 0}\nnatz: {url: x}\n"), 0o600)
+	_, err = run("check-config", "--config", bad)
+	if err == nil || !strings.Contains(err.Error(), "natz") {
+		t.Fatalf("bad config: %v", err)
+	}
+	_, err = run("check-config", "--config", strings.Replace(bad, "bad", "missing", 1))
+	if err == nil {
+		t.Error("missing file accepted")
+	}
+	good := filepath.Join(t.TempDir(), "bad2.yaml")
+	os.WriteFile(good, []byte("simulate: 1\nlog: {level: loud}\notp: {max_attempts: 0}\n"), 0o600)
+	_, err = run("check-config", "--config", good)
+	if err == nil || !strings.Contains(err.Error(), "log.level") || !strings.Contains(err.Error(), "otp.max_attempts") {
+		t.Errorf("every problem listed? %v", err)
 	}
 }

@@ -4,18 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/simgate/simgate/client"
 	"github.com/simgate/simgate/otp"
-	"github.com/simgate/simgate/queue"
 )
 
 // Exit statuses of simgate send.
@@ -78,23 +75,17 @@ func send(ctx context.Context, cmd *cobra.Command, url string, job otp.Job, wait
 		return fmt.Errorf("connect to %s: %w", url, err)
 	}
 	defer nc.Close()
-	body, err := json.Marshal(job)
+	c, err := client.New(nc)
 	if err != nil {
 		return err
 	}
-	msg, err := nc.RequestWithContext(ctx, queue.SubjectRequest, body)
-	if errors.Is(err, nats.ErrNoResponders) {
-		return fmt.Errorf("no simgate daemon answers on %s at %s", queue.SubjectRequest, url)
-	}
+	reply, err := c.Request(ctx, job)
 	if err != nil {
-		return fmt.Errorf("request: %w", err)
+		return fmt.Errorf("%s: %w", url, err)
 	}
 	out := cmd.OutOrStdout()
-	fmt.Fprintln(out, string(msg.Data))
-	var reply otp.Reply
-	if err := json.Unmarshal(msg.Data, &reply); err != nil {
-		return fmt.Errorf("unreadable answer: %w", err)
-	}
+	enc := json.NewEncoder(out)
+	enc.Encode(reply)
 	switch reply.Status {
 	case otp.StatusRejected:
 		return &exitError{exitRejected, fmt.Errorf("rejected: %s %s", reply.Reason, reply.Detail)}
@@ -104,42 +95,14 @@ func send(ctx context.Context, cmd *cobra.Command, url string, job otp.Job, wait
 	if !wait {
 		return nil
 	}
-	// The same code already went to this number under another id: that
-	// job's fate is this one's.
-	id := job.ID
-	if reply.DuplicateOf != "" {
-		id = reply.DuplicateOf
-	}
-	return follow(ctx, nc, out, id)
-}
-
-// follow prints the events of job id, replayed from the events stream from
-// its start, until a final one, and returns the matching exit status.
-func follow(ctx context.Context, nc *nats.Conn, out io.Writer, id string) error {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	c, err := js.OrderedConsumer(ctx, queue.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{queue.EventSubject(id)},
-	})
-	if err != nil {
-		return fmt.Errorf("follow events: %w", err)
-	}
-	enc := json.NewEncoder(out)
-	for {
-		m, err := c.Next(jetstream.FetchContext(ctx))
+	// For a duplicate of another id, that job's fate is this one's.
+	for ev, err := range c.Events(ctx, reply.Follow()) {
 		if err != nil {
-			return fmt.Errorf("waiting for events: %w", err)
-		}
-		var ev otp.Event
-		if json.Unmarshal(m.Data(), &ev) != nil {
-			continue
+			return err
 		}
 		enc.Encode(ev)
 		switch {
 		case !ev.Type.Final():
-			continue
 		case ev.Type == otp.EventSent:
 			return nil
 		case ev.Type == otp.EventRejected:
@@ -148,4 +111,5 @@ func follow(ctx context.Context, nc *nats.Conn, out io.Writer, id string) error 
 			return &exitError{exitFailed, fmt.Errorf("%s: %s", ev.Type, ev.Reason)}
 		}
 	}
+	return ctx.Err()
 }

@@ -1,0 +1,124 @@
+// Package client is a small Go client for simgate, for auth services: it
+// sends OTP jobs (with an immediate, typed decision, or durably queued) and
+// follows their events.
+//
+//	c, _ := client.New(nc)
+//	reply, err := c.Request(ctx, otp.Job{ID: loginID, To: "+4526227921", Code: code})
+//	if reply.Status == otp.StatusRejected { ... reply.Reason, reply.RetryAfter ... }
+//	final, err := c.Wait(ctx, reply.Follow())
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/queue"
+)
+
+// ErrNoDaemon is returned by Request when no simgate daemon answers.
+var ErrNoDaemon = errors.New("no simgate daemon answers " + queue.SubjectRequest)
+
+// Client talks to simgate over a NATS connection it does not own.
+type Client struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+}
+
+// New returns a Client using nc.
+func New(nc *nats.Conn) (*Client, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return &Client{nc: nc, js: js}, nil
+}
+
+// Request sends job to otp.request and returns simgate's decision: accepted
+// (queued), accepted with Duplicate set (nothing new queued), rejected with a
+// Reason (and RetryAfter for rate limits), or error (try again). ctx bounds
+// the wait; give it a deadline.
+func (c *Client) Request(ctx context.Context, job otp.Job) (otp.Reply, error) {
+	body, err := json.Marshal(job)
+	if err != nil {
+		return otp.Reply{}, err
+	}
+	msg, err := c.nc.RequestWithContext(ctx, queue.SubjectRequest, body)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return otp.Reply{}, ErrNoDaemon
+	}
+	if err != nil {
+		return otp.Reply{}, fmt.Errorf("request: %w", err)
+	}
+	var r otp.Reply
+	if err := json.Unmarshal(msg.Data, &r); err != nil {
+		return otp.Reply{}, fmt.Errorf("decode reply: %w", err)
+	}
+	return r, nil
+}
+
+// Publish queues job durably on otp.send, with its id as the message id.
+// It reports whether the stream had the id already. Validation and limits
+// apply when a daemon takes the job: follow its events for the outcome.
+func (c *Client) Publish(ctx context.Context, job otp.Job) (duplicate bool, err error) {
+	if !otp.ValidID(job.ID) {
+		return false, fmt.Errorf("job id %q: want 1-64 of A-Z a-z 0-9 _ -", job.ID)
+	}
+	body, err := json.Marshal(job)
+	if err != nil {
+		return false, err
+	}
+	ack, err := c.js.Publish(ctx, queue.SubjectSend, body, jetstream.WithMsgID(job.ID))
+	if err != nil {
+		return false, fmt.Errorf("publish: %w", err)
+	}
+	return ack.Duplicate, nil
+}
+
+// Events yields the events of job id from the first one (they are kept in
+// the OTP_EVENTS stream, so nothing is missed by subscribing late) until a
+// final one or until ctx ends, which is yielded as an error.
+func (c *Client) Events(ctx context.Context, id string) iter.Seq2[otp.Event, error] {
+	return func(yield func(otp.Event, error) bool) {
+		cons, err := c.js.OrderedConsumer(ctx, queue.StreamEvents, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{queue.EventSubject(id)},
+		})
+		if err != nil {
+			yield(otp.Event{}, fmt.Errorf("follow events: %w", err))
+			return
+		}
+		for {
+			m, err := cons.Next(jetstream.FetchContext(ctx))
+			if err != nil {
+				yield(otp.Event{}, fmt.Errorf("follow events: %w", err))
+				return
+			}
+			var ev otp.Event
+			if err := json.Unmarshal(m.Data(), &ev); err != nil {
+				continue // not an event of this contract version
+			}
+			if !yield(ev, nil) || ev.Type.Final() {
+				return
+			}
+		}
+	}
+}
+
+// Wait returns the final event of job id.
+func (c *Client) Wait(ctx context.Context, id string) (otp.Event, error) {
+	for ev, err := range c.Events(ctx, id) {
+		if err != nil {
+			return otp.Event{}, err
+		}
+		if ev.Type.Final() {
+			return ev, nil
+		}
+	}
+	return otp.Event{}, ctx.Err()
+}

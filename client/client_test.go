@@ -1,0 +1,118 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/simgate/simgate/client"
+	"github.com/simgate/simgate/config"
+	"github.com/simgate/simgate/gateway"
+	"github.com/simgate/simgate/modem/modemsim"
+	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/queue"
+)
+
+// daemon starts simgate with one simulated modem and returns a connection.
+func daemon(t *testing.T) (*nats.Conn, *modemsim.Modem) {
+	t.Helper()
+	sim, err := modemsim.Start(modemsim.Config{Name: "m1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	cfg := config.Default()
+	cfg.StateDir = t.TempDir()
+	cfg.NATS.Listen = "127.0.0.1:0"
+	cfg.Metrics.Listen = ""
+	cfg.Modems = []config.Modem{{Name: "m1", Device: sim.Path()}}
+	d, err := gateway.Start(context.Background(), cfg, nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop(context.Background()) })
+	nc, err := nats.Connect(d.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc, sim
+}
+
+func TestClient(t *testing.T) {
+	nc, sim := daemon(t)
+	c, err := client.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	r, err := c.Request(ctx, otp.Job{ID: "c1", To: "+4526227921", Code: "034812"})
+	if err != nil || r.Status != otp.StatusAccepted {
+		t.Fatalf("request: %+v %v", r, err)
+	}
+	var seen []otp.EventType
+	for ev, err := range c.Events(ctx, r.Follow()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, ev.Type)
+	}
+	if len(seen) != 2 || seen[0] != otp.EventAccepted || seen[1] != otp.EventSent {
+		t.Errorf("events %v", seen)
+	}
+
+	// A double submit points at the first job, whose fate it shares.
+	r, err = c.Request(ctx, otp.Job{ID: "c2", To: "+4526227921", Code: "034812"})
+	if err != nil || !r.Duplicate || r.Follow() != "c1" {
+		t.Fatalf("duplicate: %+v %v", r, err)
+	}
+	if ev, err := c.Wait(ctx, r.Follow()); err != nil || ev.Type != otp.EventSent {
+		t.Errorf("wait on the first: %+v %v", ev, err)
+	}
+
+	r, err = c.Request(ctx, otp.Job{ID: "c3", To: "1-800-FLOWERS", Code: "034812"})
+	if err != nil || r.Status != otp.StatusRejected || r.Reason != otp.ReasonInvalidNumber {
+		t.Errorf("rejected: %+v %v", r, err)
+	}
+
+	dup, err := c.Publish(ctx, otp.Job{ID: "q1", To: "+4540404040", Text: "hello"})
+	if err != nil || dup {
+		t.Fatalf("publish: %v %v", dup, err)
+	}
+	if dup, _ := c.Publish(ctx, otp.Job{ID: "q1", To: "+4540404040", Text: "hello"}); !dup {
+		t.Error("second publish not a duplicate")
+	}
+	if ev, err := c.Wait(ctx, "q1"); err != nil || ev.Type != otp.EventSent {
+		t.Errorf("queued job: %+v %v", ev, err)
+	}
+	if _, err := c.Publish(ctx, otp.Job{ID: "bad.id", To: "+4540404040", Text: "x"}); err == nil {
+		t.Error("bad id published")
+	}
+	if n := len(sim.Submissions()); n != 2 {
+		t.Errorf("%d SMS, want 2", n)
+	}
+}
+
+func TestNoDaemon(t *testing.T) {
+	ns, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "-", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c, _ := client.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Request(ctx, otp.Job{ID: "x", To: "+4526227921", Code: "1234"}); !errors.Is(err, client.ErrNoDaemon) {
+		t.Errorf("request without a daemon: %v", err)
+	}
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/simgate/simgate/config"
+	"github.com/simgate/simgate/otp"
+)
+
+func newCheckConfigCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "check-config",
+		Short: "Validate the configuration and print what simgate would run with",
+		Long: `Read the configuration exactly as serve does (file, SIMGATE_* environment,
+flags), list every problem, and print the effective settings as YAML. Secrets
+never appear: the configuration names the files they are read from. Exit
+status 1 when the configuration is invalid.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(cmd.Flags())
+			if err != nil {
+				var problems []string
+				for _, line := range strings.Split(err.Error(), "\n") {
+					problems = append(problems, "  - "+line)
+				}
+				return errors.New("invalid configuration:\n" + strings.Join(problems, "\n"))
+			}
+			out := cmd.OutOrStdout()
+			r, err := otp.NewRenderer(cfg.OTP.Brand, cfg.OTP.Locale, cfg.OTP.Templates)
+			if err != nil {
+				return fmt.Errorf("invalid configuration:\n  - %w", err)
+			}
+			for _, w := range r.Check() {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: template:", w)
+			}
+			b, err := yaml.Marshal(settings(reflect.ValueOf(cfg)))
+			if err != nil {
+				return err
+			}
+			out.Write(b)
+			return nil
+		},
+	}
+	config.Flags(cmd.Flags())
+	return cmd
+}
+
+// settings turns a configuration value into plain YAML data keyed by the
+// configuration's own key names, with durations written as "10m0s".
+func settings(v reflect.Value) any {
+	if v.Type() == reflect.TypeFor[time.Duration]() {
+		return time.Duration(v.Int()).String()
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		m := map[string]any{}
+		for i := range v.NumField() {
+			name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("mapstructure"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			m[name] = settings(v.Field(i))
+		}
+		return m
+	case reflect.Slice:
+		s := make([]any, v.Len())
+		for i := range v.Len() {
+			s[i] = settings(v.Index(i))
+		}
+		return s
+	case reflect.Map:
+		m := map[string]any{}
+		for _, k := range v.MapKeys() {
+			m[fmt.Sprint(k.Interface())] = settings(v.MapIndex(k))
+		}
+		return m
+	}
+	return v.Interface()
+}
