@@ -9,13 +9,15 @@
 #     -v /etc/simgate:/etc/simgate:ro -v simgate-state:/var/lib/simgate \
 #     -p 127.0.0.1:4222:4222 -p 127.0.0.1:9464:9464 \
 #     simgate serve --config /etc/simgate/simgate.yaml
-# with `device: /dev/modem0` in the configuration, and nats.listen /
-# metrics.listen on 0.0.0.0 inside the container (publish the ports on
-# loopback as above, or configure NATS authentication). A replugged modem
+# with `device: /dev/modem0` in the configuration. To reach the embedded NATS
+# server from outside the container, nats.listen must be 0.0.0.0:4222, which
+# simgate allows only with NATS authentication configured (nats.embedded);
+# or point nats.url at your NATS cluster. A replugged modem
 # gets a new device node: a container keeps the old one, so prefer a udev
 # rule that restarts the container, or run simgate on the host under systemd.
-# Try it without hardware:
-#   docker run --rm -p 127.0.0.1:4222:4222 simgate serve --simulate 2 --nats-listen 0.0.0.0:4222
+# Try it without hardware (no real SMS is sent):
+#   docker run -d --name simgate-demo simgate
+#   docker exec simgate-demo simgate send --to +4526227921 --code 034812 --wait
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
@@ -23,10 +25,12 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=devel
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/simgate ./cmd/simgate
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/simgate ./cmd/simgate \
+ && mkdir -p /out/state
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/simgate /usr/local/bin/simgate
+COPY --from=build --chown=65532:65532 /out/state /var/lib/simgate
 # distroless "nonroot" is uid/gid 65532.
 USER 65532:65532
 ENV SIMGATE_STATE_DIR=/var/lib/simgate \
@@ -34,4 +38,4 @@ ENV SIMGATE_STATE_DIR=/var/lib/simgate \
 VOLUME /var/lib/simgate
 EXPOSE 4222 9464
 ENTRYPOINT ["/usr/local/bin/simgate"]
-CMD ["serve", "--simulate", "1", "--nats-listen", "0.0.0.0:4222"]
+CMD ["serve", "--simulate", "1"]
