@@ -60,7 +60,66 @@ type NATS struct {
 	AckWait time.Duration `mapstructure:"ack_wait"`
 	// EventsMaxAge is how long events are kept in the events stream.
 	EventsMaxAge time.Duration `mapstructure:"events_max_age"`
+
+	// Authentication to the external server (nats.url): at most one of a
+	// password (with User), a token, an nkey seed and a creds file.
+	// Secrets are read from files, or Password and Token from the
+	// environment variables SIMGATE_NATS_PASSWORD and SIMGATE_NATS_TOKEN
+	// (never from flags or the configuration file).
+	User         string `mapstructure:"user"`
+	PasswordFile string `mapstructure:"password_file"`
+	TokenFile    string `mapstructure:"token_file"`
+	NkeySeedFile string `mapstructure:"nkey_seed_file"`
+	CredsFile    string `mapstructure:"creds_file"`
+	// Password and Token hold SIMGATE_NATS_PASSWORD and SIMGATE_NATS_TOKEN
+	// (set by Load). They print as [redacted].
+	Password Secret `mapstructure:"-"`
+	Token    Secret `mapstructure:"-"`
+	// TLS to the external server.
+	TLS NATSTLS `mapstructure:"tls"`
+	// Embedded is the embedded server's client authentication, required
+	// when it listens on a non-loopback address.
+	Embedded NATSEmbedded `mapstructure:"embedded"`
 }
+
+// NATSTLS secures the connection to an external NATS server.
+type NATSTLS struct {
+	// CAFile verifies the server; CertFile and KeyFile are a client
+	// certificate (both or neither).
+	CAFile   string `mapstructure:"ca_file"`
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+	// ServerName overrides the name checked in the server certificate.
+	ServerName string `mapstructure:"server_name"`
+}
+
+// NATSEmbedded is the embedded server's client authentication: User with
+// PasswordFile, or TokenFile. The daemon's own connection uses it too.
+type NATSEmbedded struct {
+	User         string `mapstructure:"user"`
+	PasswordFile string `mapstructure:"password_file"`
+	TokenFile    string `mapstructure:"token_file"`
+}
+
+// Secret is a value that must not be printed.
+type Secret string
+
+// String hides the value.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString hides the value from %#v.
+func (s Secret) GoString() string { return s.String() }
+
+// Environment variables holding NATS secrets, read directly by Load.
+const (
+	EnvNATSPassword = EnvPrefix + "_NATS_PASSWORD"
+	EnvNATSToken    = EnvPrefix + "_NATS_TOKEN"
+)
 
 // Metrics configures the HTTP endpoint for /metrics, /healthz and /readyz.
 type Metrics struct {
@@ -217,6 +276,19 @@ var defaults = map[string]any{
 	"policy.country_per_hour":  1000,
 	"policy.countries":         map[string]any{},
 	"policy.global_per_minute": 600,
+
+	"nats.user":                   "",
+	"nats.password_file":          "",
+	"nats.token_file":             "",
+	"nats.nkey_seed_file":         "",
+	"nats.creds_file":             "",
+	"nats.tls.ca_file":            "",
+	"nats.tls.cert_file":          "",
+	"nats.tls.key_file":           "",
+	"nats.tls.server_name":        "",
+	"nats.embedded.user":          "",
+	"nats.embedded.password_file": "",
+	"nats.embedded.token_file":    "",
 }
 
 // Flags defines the command-line flags that override configuration keys.
@@ -297,6 +369,8 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 	if c.StateDir == "" {
 		c.StateDir = defaultStateDir()
 	}
+	c.NATS.Password = Secret(os.Getenv(EnvNATSPassword))
+	c.NATS.Token = Secret(os.Getenv(EnvNATSToken))
 	c.normalise()
 	return c, c.Validate()
 }
@@ -385,6 +459,7 @@ func (c Config) Validate() error {
 			bad("state_dir is required for the embedded NATS server")
 		}
 	}
+	errs = append(errs, c.NATS.validateAuth()...)
 	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
 		bad("nats.replicas %d: want 1 to 5", c.NATS.Replicas)
 	}
@@ -455,6 +530,83 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateAuth checks the nats.* authentication and TLS keys. Messages
+// name keys and paths, never a secret.
+func (n NATS) validateAuth() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if n.PasswordFile != "" && n.Password != "" {
+		bad("nats.password_file and %s: set one", EnvNATSPassword)
+	}
+	if n.TokenFile != "" && n.Token != "" {
+		bad("nats.token_file and %s: set one", EnvNATSToken)
+	}
+	var methods []string
+	if n.PasswordFile != "" || n.Password != "" {
+		methods = append(methods, "password")
+	}
+	if n.TokenFile != "" || n.Token != "" {
+		methods = append(methods, "token")
+	}
+	if n.NkeySeedFile != "" {
+		methods = append(methods, "nkey_seed_file")
+	}
+	if n.CredsFile != "" {
+		methods = append(methods, "creds_file")
+	}
+	if len(methods) > 1 {
+		bad("nats: %s configured: use at most one way to authenticate", strings.Join(methods, ", "))
+	}
+	hasPassword := n.PasswordFile != "" || n.Password != ""
+	if hasPassword && n.User == "" {
+		bad("nats: a password needs nats.user")
+	}
+	if n.User != "" && !hasPassword {
+		bad("nats.user needs nats.password_file or %s", EnvNATSPassword)
+	}
+	if (n.TLS.CertFile == "") != (n.TLS.KeyFile == "") {
+		bad("nats.tls.cert_file and nats.tls.key_file: set both or neither")
+	}
+	external := len(methods) > 0 || n.User != "" || n.TLS != (NATSTLS{})
+	e := n.Embedded
+	if n.URL != "" {
+		if e != (NATSEmbedded{}) {
+			bad("nats.embedded: only for the embedded server, but nats.url is set")
+		}
+		return errs
+	}
+	if external {
+		bad("nats.user, password, token, nkey_seed_file, creds_file and tls are for an external server (nats.url): for the embedded one use nats.embedded")
+	}
+	if e.PasswordFile != "" && e.TokenFile != "" {
+		bad("nats.embedded: password_file and token_file: set one")
+	}
+	if e.PasswordFile != "" && e.User == "" {
+		bad("nats.embedded.password_file needs nats.embedded.user")
+	}
+	if e.User != "" && e.PasswordFile == "" {
+		bad("nats.embedded.user needs nats.embedded.password_file")
+	}
+	if e.PasswordFile == "" && e.TokenFile == "" && n.Listen != "-" && !loopback(n.Listen) {
+		bad("nats.listen %s is not loopback: configure nats.embedded auth (user and password_file, or token_file)", n.Listen)
+	}
+	return errs
+}
+
+// loopback reports whether addr (host:port) only listens on a loopback
+// address. An empty host means every interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return true // reported as a malformed nats.listen
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func modemName(s string) bool {

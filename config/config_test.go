@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -216,4 +217,92 @@ policy:
 	if !reflect.DeepEqual(c.OTP.Numbers.AllowedRegions, []string{"DK", "SE"}) || c.Policy.Countries["DK"] != 50 {
 		t.Errorf("regions not upper-cased: %v %v", c.OTP.Numbers.AllowedRegions, c.Policy.Countries)
 	}
+}
+
+func TestNATSAuth(t *testing.T) {
+	const pw, tok = "env-pa55word-XYZ", "env-t0ken-XYZ"
+	ext := "nats:\n  url: nats://nats.example:4222\n"
+	tests := []struct {
+		name string
+		body string
+		env  map[string]string
+		want string // empty: valid
+	}{
+		{"user and password file", ext + "  user: simgate\n  password_file: /run/pw\n", nil, ""},
+		{"user and password env", ext + "  user: simgate\n", map[string]string{EnvNATSPassword: pw}, ""},
+		{"token env", ext, map[string]string{EnvNATSToken: tok}, ""},
+		{"nkey", ext + "  nkey_seed_file: /run/seed\n", nil, ""},
+		{"creds and tls", ext + "  creds_file: /run/c.creds\n  tls: {ca_file: /ca, cert_file: /c, key_file: /k, server_name: nats}\n", nil, ""},
+		{"password without user", ext + "  password_file: /run/pw\n", nil, "needs nats.user"},
+		{"env password without user", ext, map[string]string{EnvNATSPassword: pw}, "needs nats.user"},
+		{"user without password", ext + "  user: simgate\n", nil, "nats.user needs"},
+		{"password file and env", ext + "  user: u\n  password_file: /run/pw\n", map[string]string{EnvNATSPassword: pw}, "nats.password_file and SIMGATE_NATS_PASSWORD"},
+		{"token and nkey", ext + "  nkey_seed_file: /s\n", map[string]string{EnvNATSToken: tok}, "at most one"},
+		{"nkey and creds", ext + "  nkey_seed_file: /s\n  creds_file: /c\n", nil, "at most one"},
+		{"password and token", ext + "  user: u\n  token_file: /t\n", map[string]string{EnvNATSPassword: pw}, "at most one"},
+		{"cert without key", ext + "  tls: {cert_file: /c}\n", nil, "nats.tls.cert_file and nats.tls.key_file"},
+		{"key without cert", ext + "  tls: {key_file: /k}\n", nil, "nats.tls.cert_file and nats.tls.key_file"},
+		{"external auth for embedded", "nats:\n  token_file: /t\n", nil, "nats.embedded"},
+		{"env secret for embedded", "", map[string]string{EnvNATSToken: tok}, "nats.embedded"},
+		{"embedded auth with url", ext + "  embedded: {token_file: /t}\n", nil, "nats.embedded: only for the embedded server"},
+		{"loopback v4", "nats:\n  listen: 127.0.0.2:4222\n", nil, ""},
+		{"loopback v6", "nats:\n  listen: \"[::1]:4222\"\n", nil, ""},
+		{"localhost", "nats:\n  listen: localhost:4222\n", nil, ""},
+		{"no listener", "nats:\n  listen: \"-\"\n", nil, ""},
+		{"exposed", "nats:\n  listen: 0.0.0.0:4222\n", nil, "nats.listen 0.0.0.0:4222 is not loopback: configure nats.embedded auth"},
+		{"exposed all interfaces", "nats:\n  listen: \":4222\"\n", nil, "is not loopback"},
+		{"exposed host name", "nats:\n  listen: gw.example:4222\n", nil, "is not loopback"},
+		{"exposed with password", "nats:\n  listen: 0.0.0.0:4222\n  embedded: {user: simgate, password_file: /pw}\n", nil, ""},
+		{"exposed with token", "nats:\n  listen: 10.0.0.1:4222\n  embedded: {token_file: /t}\n", nil, ""},
+		{"exposed with user only", "nats:\n  listen: 0.0.0.0:4222\n  embedded: {user: simgate}\n", nil, "nats.embedded.user needs"},
+		{"embedded password without user", "nats:\n  embedded: {password_file: /pw}\n", nil, "needs nats.embedded.user"},
+		{"embedded password and token", "nats:\n  embedded: {user: u, password_file: /pw, token_file: /t}\n", nil, "set one"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			c, err := Load(flags(t, "--config", writeFile(t, minimal+tc.body), "--state-dir", t.TempDir()))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+			} else if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+			if err != nil && (strings.Contains(err.Error(), pw) || strings.Contains(err.Error(), tok)) {
+				t.Errorf("error contains a secret: %v", err)
+			}
+			if s := fmt.Sprintf("%v %+v %#v", c, c, c); strings.Contains(s, pw) || strings.Contains(s, tok) {
+				t.Errorf("printed config contains a secret: %s", s)
+			}
+		})
+	}
+}
+
+func TestNATSSecretsFromEnvironmentOnly(t *testing.T) {
+	t.Setenv(EnvNATSPassword, "from-env")
+	t.Setenv("SIMGATE_NATS_URL", "nats://n:4222")
+	t.Setenv("SIMGATE_NATS_USER", "simgate")
+	t.Setenv("SIMGATE_NATS_TLS_CA_FILE", "/etc/simgate/ca.pem")
+	c, err := Load(flags(t, "--config", writeFile(t, minimal)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NATS.Password != "from-env" || c.NATS.User != "simgate" || c.NATS.TLS.CAFile != "/etc/simgate/ca.pem" {
+		t.Errorf("nats %+v", c.NATS)
+	}
+	// A secret in the file is an unknown key, not a setting.
+	_, err = Load(flags(t, "--config", writeFile(t, minimal+"nats:\n  password: s3cret-in-file\n")))
+	if err == nil || !strings.Contains(err.Error(), "nats.password") || strings.Contains(err.Error(), "s3cret-in-file") {
+		t.Errorf("error %v", err)
+	}
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	Flags(fs)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if strings.Contains(f.Name, "password") || strings.Contains(f.Name, "token") {
+			t.Errorf("flag --%s carries a secret", f.Name)
+		}
+	})
 }

@@ -49,6 +49,12 @@ type EmbeddedConfig struct {
 	// Name is the server name; it must stay the same across restarts for
 	// JetStream to find its data.
 	Name string
+	// User and PasswordFile, or TokenFile, make clients authenticate (the
+	// daemon's own in-process connection too: see ClientOptions). Empty:
+	// no authentication, only safe on a loopback address.
+	User         string
+	PasswordFile string
+	TokenFile    string
 }
 
 // StartEmbedded starts an in-process NATS server with JetStream and waits
@@ -61,6 +67,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		StoreDir:   cfg.StoreDir,
 		NoSigs:     true,
 		NoLog:      true,
+	}
+	if err := embeddedAuth(opts, cfg); err != nil {
+		return nil, err
 	}
 	if cfg.Listen == "-" {
 		opts.DontListen = true

@@ -13,6 +13,7 @@ import (
 
 	"github.com/simgate/simgate/client"
 	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/queue"
 )
 
 // Exit statuses of simgate send.
@@ -28,6 +29,7 @@ func newSendCmd() *cobra.Command {
 		url     string
 		wait    bool
 		timeout time.Duration
+		auth    queue.AuthConfig
 	)
 	cmd := &cobra.Command{
 		Use:   "send --to NUMBER (--code DIGITS | --text TEXT)",
@@ -48,9 +50,15 @@ expired, 1 any other error.`,
 			if url == "" {
 				url = nats.DefaultURL
 			}
+			auth.Password = os.Getenv("SIMGATE_NATS_PASSWORD")
+			auth.Token = os.Getenv("SIMGATE_NATS_TOKEN")
+			opts, err := queue.ClientOptions(auth)
+			if err != nil {
+				return err
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			return send(ctx, cmd, url, job, wait)
+			return send(ctx, cmd, url, append(opts, nats.Name("simgate send")), job, wait)
 		},
 	}
 	f := cmd.Flags()
@@ -65,12 +73,20 @@ expired, 1 any other error.`,
 	f.StringVar(&url, "nats-url", "", "NATS server (default $SIMGATE_NATS_URL or nats://127.0.0.1:4222)")
 	f.BoolVar(&wait, "wait", false, "follow the job's events until a final one")
 	f.DurationVar(&timeout, "timeout", 3*time.Minute, "give up after this long")
+	f.StringVar(&auth.User, "user", "", "NATS user (password from --password-file or $SIMGATE_NATS_PASSWORD)")
+	f.StringVar(&auth.PasswordFile, "password-file", "", "file holding the NATS password")
+	f.StringVar(&auth.TokenFile, "token-file", "", "file holding the NATS token (or $SIMGATE_NATS_TOKEN)")
+	f.StringVar(&auth.NkeySeedFile, "nkey-seed-file", "", "file holding a NATS user nkey seed")
+	f.StringVar(&auth.CredsFile, "creds", "", "NATS credentials file")
+	f.StringVar(&auth.CAFile, "tls-ca", "", "CA file verifying the NATS server")
+	f.StringVar(&auth.CertFile, "tls-cert", "", "client certificate file")
+	f.StringVar(&auth.KeyFile, "tls-key", "", "client key file")
 	cmd.MarkFlagRequired("to")
 	return cmd
 }
 
-func send(ctx context.Context, cmd *cobra.Command, url string, job otp.Job, wait bool) error {
-	nc, err := nats.Connect(url, nats.Name("simgate send"))
+func send(ctx context.Context, cmd *cobra.Command, url string, opts []nats.Option, job otp.Job, wait bool) error {
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", url, err)
 	}
