@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -38,6 +39,18 @@ type Daemon struct {
 	metrics *metrics.Server
 	sims    []*modemsim.Modem
 
+	// The policy store and hash key stay for the daemon's life; a reload
+	// builds new limits over them.
+	polKey   []byte
+	polStore policy.Store
+
+	reloadMu sync.Mutex
+	live     config.Config // the configuration last applied (Start or Reload)
+
+	workers  int          // modem workers started
+	alive    atomic.Int32 // modem workers still running
+	stopping atomic.Bool
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -48,7 +61,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d = &Daemon{cfg: cfg, log: log, reg: metrics.NewRegistry()}
+	d = &Daemon{cfg: cfg, live: cfg, log: log, reg: metrics.NewRegistry()}
 	defer func() {
 		if err != nil {
 			d.Stop(context.Background())
@@ -121,10 +134,13 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.cancel = cancel
+	d.workers = len(modems)
 	for _, mc := range modems {
 		d.wg.Add(1)
+		d.alive.Add(1)
 		go func() {
 			defer d.wg.Done()
+			defer d.alive.Add(-1)
 			d.gw.RunModem(runCtx, mc)
 		}()
 	}
@@ -152,12 +168,18 @@ func (d *Daemon) policy(ctx context.Context, js jetstream.JetStream) (*policy.Po
 	if err != nil {
 		return nil, err
 	}
+	d.polKey, d.polStore = key, store
+	return d.newPolicy(pc)
+}
+
+// newPolicy builds the limits of pc over the daemon's policy store.
+func (d *Daemon) newPolicy(pc config.Policy) (*policy.Policy, error) {
 	windows := make([]policy.Window, len(pc.Number))
 	for i, w := range pc.Number {
 		windows[i] = policy.Window{Limit: w.Limit, Period: w.Period}
 	}
 	p, err := policy.New(policy.Config{
-		Key:             key,
+		Key:             d.polKey,
 		Cooldown:        pc.Cooldown,
 		Number:          windows,
 		DuplicateWindow: pc.DuplicateWindow,
@@ -168,7 +190,7 @@ func (d *Daemon) policy(ctx context.Context, js jetstream.JetStream) (*policy.Po
 		CountryPerHour:  pc.CountryPerHour,
 		Countries:       pc.Countries,
 		GlobalPerMinute: pc.GlobalPerMinute,
-	}, store)
+	}, d.polStore)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
@@ -188,8 +210,26 @@ func (d *Daemon) connect() error {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { d.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
 	}
-	if d.cfg.NATS.URL != "" {
-		nc, err := nats.Connect(d.cfg.NATS.URL, opts...)
+	// No nats.RetryOnFailedConnect: a wrong address or wrong credentials
+	// fail the start with the server's error.
+	if n := d.cfg.NATS; n.URL != "" {
+		auth, err := queue.ClientOptions(queue.AuthConfig{
+			User:         n.User,
+			Password:     string(n.Password),
+			PasswordFile: n.PasswordFile,
+			Token:        string(n.Token),
+			TokenFile:    n.TokenFile,
+			NkeySeedFile: n.NkeySeedFile,
+			CredsFile:    n.CredsFile,
+			CAFile:       n.TLS.CAFile,
+			CertFile:     n.TLS.CertFile,
+			KeyFile:      n.TLS.KeyFile,
+			ServerName:   n.TLS.ServerName,
+		})
+		if err != nil {
+			return err
+		}
+		nc, err := nats.Connect(n.URL, append(opts, auth...)...)
 		if err != nil {
 			return fmt.Errorf("connect to nats %s: %w", d.cfg.NATS.URL, err)
 		}
@@ -201,11 +241,21 @@ func (d *Daemon) connect() error {
 	if err := os.MkdirAll(store, 0o750); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	ns, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: d.cfg.NATS.Listen, StoreDir: store, Name: "simgate"})
+	e := d.cfg.NATS.Embedded
+	ecfg := queue.EmbeddedConfig{
+		Listen: d.cfg.NATS.Listen, StoreDir: store, Name: "simgate",
+		User: e.User, PasswordFile: e.PasswordFile, TokenFile: e.TokenFile,
+	}
+	auth, err := ecfg.ClientOptions()
+	if err != nil {
+		return err
+	}
+	ns, err := queue.StartEmbedded(ecfg)
 	if err != nil {
 		return err
 	}
 	d.ns = ns
+	opts = append(opts, auth...)
 	opts = append(opts, nats.InProcessServer(ns))
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
@@ -294,15 +344,38 @@ func (d *Daemon) ModemsReady() int {
 	return d.gw.ModemsReady()
 }
 
+// Modems returns how many modems (workers) the daemon runs.
+func (d *Daemon) Modems() int { return d.workers }
+
+// Healthy reports whether the process works: NATS connected and every
+// modem worker loop running. It is what the systemd watchdog checks. It is
+// weaker than Ready on purpose: no modem ready (unplugged, no network) is
+// not a hung daemon, and a restart would not help.
+func (d *Daemon) Healthy() error {
+	switch {
+	case d.stopping.Load():
+		return errors.New("stopping")
+	case d.nc == nil || !d.nc.IsConnected():
+		return errors.New("nats not connected")
+	case int(d.alive.Load()) != d.workers:
+		return fmt.Errorf("%d of %d modem workers running", d.alive.Load(), d.workers)
+	}
+	return nil
+}
+
 // Stop stops taking jobs, lets a send in progress finish, and shuts down.
 // ctx bounds the wait.
 func (d *Daemon) Stop(ctx context.Context) error {
+	d.stopping.Store(true)
 	var errs []error
 	if d.gw != nil {
 		errs = append(errs, d.gw.StopRequests())
 	}
 	if d.cancel != nil {
+		// Workers stop fetching, give back a job fetched but not started,
+		// and finish a send in progress.
 		d.cancel()
+		d.log.Info("stopping: waiting for sends in progress")
 	}
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -59,6 +60,9 @@ type Gateway struct {
 	log  *slog.Logger
 	now  func() time.Time
 
+	// live holds the settings that may change while jobs flow (SetLive).
+	live atomic.Pointer[Live]
+
 	mu     sync.Mutex
 	ready  map[string]bool // modem name -> open and initialised
 	svc    micro.Service
@@ -83,8 +87,29 @@ func New(opts Options) *Gateway {
 	if now == nil {
 		now = time.Now
 	}
-	return &Gateway{opts: opts, log: opts.Logger, now: now, ready: map[string]bool{}}
+	g := &Gateway{opts: opts, log: opts.Logger, now: now, ready: map[string]bool{}}
+	g.live.Store(&Live{Limits: opts.Limits, Renderer: opts.Renderer, Policy: opts.Policy})
+	return g
 }
+
+// Live are the settings a running gateway can swap at once (on a reload):
+// number and ttl rules, templates, and duplicate and rate limits. A job in
+// progress keeps using whichever it already read.
+type Live struct {
+	Limits   otp.Limits
+	Renderer *otp.Renderer
+	Policy   *policy.Policy
+}
+
+// SetLive replaces the live settings; jobs taken from now on use them.
+func (g *Gateway) SetLive(l Live) { g.live.Store(&l) }
+
+// Live returns the settings in use.
+func (g *Gateway) Live() Live { return *g.live.Load() }
+
+func (g *Gateway) limits() otp.Limits      { return g.live.Load().Limits }
+func (g *Gateway) renderer() *otp.Renderer { return g.live.Load().Renderer }
+func (g *Gateway) policy() *policy.Policy  { return g.live.Load().Policy }
 
 // ModemsReady returns how many modems are open and initialised.
 func (g *Gateway) ModemsReady() int {
@@ -178,7 +203,7 @@ func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {
 		return otp.RejectReply(job.ID, re)
 	}
 	masked := p.Number.Masked()
-	v, err := g.opts.Policy.Admit(ctx, p)
+	v, err := g.policy().Admit(ctx, p)
 	if re, ok := otp.AsReject(err); ok {
 		g.rejected(ctx, job.ID, re, 0)
 		return otp.RejectReply(job.ID, re)
@@ -193,7 +218,7 @@ func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {
 	ack, err := g.opts.JS.Publish(ctx, queue.SubjectSend, data, jetstream.WithMsgID(job.ID))
 	if err != nil {
 		g.log.Error("queue job", "id", job.ID, "err", err)
-		if err := g.opts.Policy.Withdraw(ctx, p); err != nil {
+		if err := g.policy().Withdraw(ctx, p); err != nil {
 			g.log.Warn("withdraw job", "id", job.ID, "err", err)
 		}
 		return otp.Reply{Status: otp.StatusError, ID: job.ID, Detail: "could not queue the job; try again"}
@@ -229,7 +254,7 @@ func (g *Gateway) duplicate(ctx context.Context, p otp.Prepared, v policy.Verdic
 	g.opts.Metrics.Duplicates.WithLabelValues("code").Inc()
 	g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeDuplicate).Inc()
 	reply.DuplicateOf = v.Of
-	if st, err := g.opts.Policy.State(ctx, v.Of); err == nil {
+	if st, err := g.policy().State(ctx, v.Of); err == nil {
 		reply.State = st
 	}
 	g.log.Info("same code to the same number: not sent again", "id", p.ID, "to", p.Number.Masked(), "duplicate_of", v.Of)
@@ -244,11 +269,11 @@ func (g *Gateway) prepare(data []byte) (otp.Job, otp.Prepared, string, error) {
 	if err != nil {
 		return job, otp.Prepared{}, "", err
 	}
-	p, err := g.opts.Limits.Prepare(job)
+	p, err := g.limits().Prepare(job)
 	if err != nil {
 		return job, p, "", err
 	}
-	text, err := g.opts.Renderer.Render(p)
+	text, err := g.renderer().Render(p)
 	if err != nil {
 		if _, ok := otp.AsReject(err); !ok {
 			err = &otp.RejectError{Reason: otp.ReasonUnknownTemplate, Field: "template", Detail: err.Error()}
@@ -353,7 +378,17 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, log *slog.Logg
 			sleep(fetchCtx, time.Second)
 			continue
 		}
-		if broken := g.process(ctx, m, msg); broken {
+		if ctx.Err() != nil {
+			// Stopping: a job fetched but not started goes back at once,
+			// for another daemon or the restart.
+			if err := msg.Nak(); err != nil {
+				log.Warn("nak job on stop", "err", err)
+			}
+			return
+		}
+		// A job once started is finished (its AT+CMGS, ack and event) even
+		// when ctx ends meanwhile; the daemon's Stop bounds the wait.
+		if broken := g.process(context.WithoutCancel(ctx), m, msg); broken {
 			return
 		}
 	}
@@ -394,7 +429,7 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 		g.term(msg, "expired")
 		return false
 	}
-	v, err := g.opts.Policy.Admit(ctx, p)
+	v, err := g.policy().Admit(ctx, p)
 	switch re, ok := otp.AsReject(err); {
 	case ok:
 		g.rejected(ctx, job.ID, re, attempt)
@@ -414,7 +449,7 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 	default:
 		g.accepted(ctx, p, v, "queue")
 	}
-	if by, err := g.opts.Policy.Superseded(ctx, p); err != nil {
+	if by, err := g.policy().Superseded(ctx, p); err != nil {
 		log.Warn("supersede check", "err", err)
 	} else if by != "" {
 		log.Info("job superseded by a newer code", "superseded_by", by)
@@ -506,7 +541,7 @@ func (g *Gateway) fail(ctx context.Context, msg jetstream.Msg, log *slog.Logger,
 
 // finish records a job's final state for later duplicates of its id.
 func (g *Gateway) finish(ctx context.Context, id, state, reason string) {
-	if err := g.opts.Policy.Finish(context.WithoutCancel(ctx), id, state, reason); err != nil {
+	if err := g.policy().Finish(context.WithoutCancel(ctx), id, state, reason); err != nil {
 		g.log.Warn("record job state", "id", id, "state", state, "err", err)
 	}
 }

@@ -77,11 +77,25 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 
 // newLogger builds the process logger.
 func newLogger(w io.Writer, level, format string) *slog.Logger {
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(level))
-	opts := &slog.HandlerOptions{Level: lv}
+	return newLevelLogger(w, parseLevel(level), format)
+}
+
+// newLevelLogger builds the process logger; level may be a *slog.LevelVar,
+// to change it while running.
+func newLevelLogger(w io.Writer, level slog.Leveler, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// parseLevel returns the slog level of a log.level value; info when unknown
+// (config.Validate rejects those).
+func parseLevel(level string) slog.Level {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return slog.LevelInfo
+	}
+	return lv
 }
