@@ -62,7 +62,15 @@ func settings(v reflect.Value) any {
 	case reflect.Struct:
 		m := map[string]any{}
 		for i := range v.NumField() {
-			name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("mapstructure"), ",")
+			f := v.Type().Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+			if f.Type == reflect.TypeFor[config.Secret]() {
+				// From the environment, never shown.
+				if !v.Field(i).IsZero() {
+					m[strings.ToLower(f.Name)] = "[redacted]"
+				}
+				continue
+			}
 			if name == "" || name == "-" {
 				continue
 			}

@@ -128,6 +128,18 @@ func TestCheckConfig(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	// A password from the environment is reported as set, never shown.
+	ext := filepath.Join(t.TempDir(), "ext.yaml")
+	os.WriteFile(ext, []byte("simulate: 1\nnats: {url: nats://127.0.0.1:4222, user: gw}\n"), 0o600)
+	t.Setenv("SIMGATE_NATS_PASSWORD", "s3cret-pw")
+	out, err = run("check-config", "--config", ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, "s3cret-pw") || !strings.Contains(out, "password: '[redacted]'") {
+		t.Errorf("password shown or not reported:\n%s", out)
+	}
+	t.Setenv("SIMGATE_NATS_PASSWORD", "")
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("log: {level: loud}\notp: {max_attempts: 0}\nnatz: {url: x}\n"), 0o600)
 	_, err = run("check-config", "--config", bad)
