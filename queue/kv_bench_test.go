@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/policy"
@@ -17,17 +15,7 @@ import (
 // key-value store of an embedded server (file storage), every decision for
 // a new number, and reports the bucket's bytes per tracked number.
 func BenchmarkAdmitKV(b *testing.B) {
-	ns, err := StartEmbedded(EmbeddedConfig{Listen: "-", StoreDir: b.TempDir(), Name: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := embedded(b)
 	ctx := context.Background()
 	store, err := OpenPolicyStore(ctx, js, 1)
 	if err != nil {

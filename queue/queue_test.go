@@ -14,17 +14,7 @@ import (
 )
 
 func TestSetupIsIdempotentAndDeduplicates(t *testing.T) {
-	ns, err := StartEmbedded(EmbeddedConfig{Listen: "-", StoreDir: t.TempDir(), Name: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := embedded(t)
 	ctx := context.Background()
 	cfg := StreamConfig{DedupWindow: time.Hour, AckWait: 5 * time.Second}
 	if _, err := Setup(ctx, js, cfg); err != nil {
@@ -74,17 +64,7 @@ func TestStartEmbeddedBadAddress(t *testing.T) {
 }
 
 func TestKVStore(t *testing.T) {
-	ns, err := StartEmbedded(EmbeddedConfig{Listen: "-", StoreDir: t.TempDir(), Name: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := embedded(t)
 	ctx := context.Background()
 	s, err := OpenPolicyStore(ctx, js, 1)
 	if err != nil {
@@ -116,4 +96,25 @@ func TestKVStore(t *testing.T) {
 	if k2, _ := HashKey(ctx, js, 1); !bytes.Equal(k1, k2) {
 		t.Error("second daemon got another hash key")
 	}
+}
+
+// embedded starts an in-process server for the test and returns a
+// JetStream context on it.
+func embedded(tb testing.TB) jetstream.JetStream {
+	tb.Helper()
+	ns, err := StartEmbedded(EmbeddedConfig{Listen: "-", StoreDir: tb.TempDir(), Name: "test"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return js
 }
