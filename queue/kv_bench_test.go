@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/policy"
 )
