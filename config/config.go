@@ -213,6 +213,8 @@ type Modem struct {
 	PINEnv         string        `mapstructure:"pin_env"`
 	CommandTimeout time.Duration `mapstructure:"command_timeout"`
 	SendTimeout    time.Duration `mapstructure:"send_timeout"`
+	// HealthInterval is how often SIM, registration and signal are checked.
+	HealthInterval time.Duration `mapstructure:"health_interval"`
 }
 
 // PIN returns the modem's SIM PIN from its file or environment variable, or
@@ -525,7 +527,7 @@ func (c Config) Validate() error {
 		if m.PINFile != "" && m.PINEnv != "" {
 			bad("%s: pin_file and pin_env are mutually exclusive", where)
 		}
-		if m.CommandTimeout < 0 || m.SendTimeout < 0 {
+		if m.CommandTimeout < 0 || m.SendTimeout < 0 || m.HealthInterval < 0 {
 			bad("%s: timeouts must not be negative", where)
 		}
 	}

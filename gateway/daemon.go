@@ -295,7 +295,7 @@ func (d *Daemon) modemConfigs() ([]modem.Config, error) {
 		}
 		out = append(out, modem.Config{
 			Name: mc.Name, Device: mc.Device, Baud: mc.Baud, PIN: pin,
-			CommandTimeout: mc.CommandTimeout, SendTimeout: mc.SendTimeout,
+			CommandTimeout: mc.CommandTimeout, SendTimeout: mc.SendTimeout, HealthInterval: mc.HealthInterval,
 		})
 	}
 	return out, nil

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -132,7 +133,7 @@ func (g *Gateway) setReady(name string, up bool) {
 	if up {
 		v = 1
 	}
-	g.opts.Metrics.ModemUp.WithLabelValues(name).Set(v)
+	g.opts.Metrics.ModemReady.WithLabelValues(name).Set(v)
 }
 
 // StartRequests serves otp.request (as a NATS micro service, so every
@@ -345,9 +346,10 @@ func (g *Gateway) RunModem(ctx context.Context, cfg modem.Config) {
 		}
 		backoff.reset()
 		inf := m.Info()
-		log.Info("modem ready", "manufacturer", inf.Manufacturer, "model", inf.Model, "revision", inf.Revision)
-		g.setReady(cfg.Name, true)
+		log.Info("modem open", "manufacturer", inf.Manufacturer, "model", inf.Model, "revision", inf.Revision)
+		g.opts.Metrics.ModemUp.WithLabelValues(cfg.Name).Set(1)
 		g.serveModem(ctx, m, log)
+		g.opts.Metrics.ModemUp.WithLabelValues(cfg.Name).Set(0)
 		g.setReady(cfg.Name, false)
 		m.Close()
 		if ctx.Err() == nil {
@@ -356,7 +358,9 @@ func (g *Gateway) RunModem(ctx context.Context, cfg modem.Config) {
 	}
 }
 
-// serveModem takes jobs for m until m breaks or ctx ends.
+// serveModem takes jobs for m until m breaks or ctx ends. It checks the
+// modem's health at once and every HealthInterval, and takes no job while
+// the modem cannot send (SIM not ready, not registered).
 func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, log *slog.Logger) {
 	// Stop waiting for a job as soon as the modem goes away.
 	fetchCtx, cancel := context.WithCancel(ctx)
@@ -368,11 +372,34 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, log *slog.Logg
 		case <-fetchCtx.Done():
 		}
 	}()
+	interval := m.Config().HealthInterval
+	var nextCheck time.Time
 	for {
-		msg, err := g.opts.Consumer.Next(jetstream.FetchContext(fetchCtx))
+		if !time.Now().Before(nextCheck) {
+			if !g.checkHealth(m, log) {
+				g.setReady(m.Name(), false)
+				return // no answer: reopen
+			}
+			nextCheck = time.Now().Add(interval)
+			if !g.modemReady(m.Name()) {
+				// Look again soon: a modem comes back by itself.
+				nextCheck = time.Now().Add(min(interval, 5*time.Second))
+				sleep(fetchCtx, time.Until(nextCheck))
+				if fetchCtx.Err() != nil {
+					return
+				}
+				continue
+			}
+		}
+		nctx, ncancel := context.WithDeadline(fetchCtx, nextCheck)
+		msg, err := g.opts.Consumer.Next(jetstream.FetchContext(nctx))
+		ncancel()
 		if err != nil {
 			if fetchCtx.Err() != nil {
 				return
+			}
+			if nctx.Err() != nil {
+				continue // time for a health check
 			}
 			log.Warn("fetch job", "err", err)
 			sleep(fetchCtx, time.Second)
@@ -392,6 +419,52 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, log *slog.Logg
 			return
 		}
 	}
+}
+
+// checkHealth queries m, records the result in metrics and readiness, logs
+// changes, and reports whether the modem answered at all.
+func (g *Gateway) checkHealth(m *modem.Modem, log *slog.Logger) bool {
+	name := m.Name()
+	mt := g.opts.Metrics
+	h, err := m.Health()
+	if err != nil {
+		log.Warn("modem does not answer its health check", "err", err)
+		mt.ModemHealthFailures.WithLabelValues(name, "no_answer").Inc()
+		return false
+	}
+	sim := 0.0
+	if h.SIM == "READY" {
+		sim = 1
+	}
+	mt.ModemSIMReady.WithLabelValues(name).Set(sim)
+	mt.ModemRegistration.WithLabelValues(name).Set(float64(h.Registration))
+	if h.SignalKnown {
+		mt.ModemSignal.WithLabelValues(name).Set(float64(h.SignalDBm))
+	} else {
+		mt.ModemSignal.WithLabelValues(name).Set(math.NaN())
+	}
+	err = h.Ready()
+	switch {
+	case errors.Is(err, modem.ErrSIMNotReady):
+		mt.ModemHealthFailures.WithLabelValues(name, "sim").Inc()
+	case errors.Is(err, modem.ErrNotRegistered):
+		mt.ModemHealthFailures.WithLabelValues(name, "registration").Inc()
+	}
+	was := g.modemReady(name)
+	switch {
+	case err != nil && was:
+		log.Warn("modem cannot send; taking no jobs", "reason", err, "signal_dbm", h.SignalDBm)
+	case err == nil && !was:
+		log.Info("modem ready", "registration", h.Registration, "signal_dbm", h.SignalDBm)
+	}
+	g.setReady(name, err == nil)
+	return true
+}
+
+func (g *Gateway) modemReady(name string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ready[name]
 }
 
 // process handles one delivery of a job and reports whether the modem must

@@ -60,7 +60,7 @@ func testConfig(dir string, sims ...*sim) config.Config {
 	cfg.Policy.Prefix.Distinct = 0
 	for _, s := range sims {
 		cfg.Modems = append(cfg.Modems, config.Modem{Name: s.Modem.Name(), Device: s.Path(),
-			CommandTimeout: 2 * time.Second, SendTimeout: 10 * time.Second})
+			CommandTimeout: 2 * time.Second, SendTimeout: 10 * time.Second, HealthInterval: 100 * time.Millisecond})
 	}
 	return cfg
 }
@@ -514,5 +514,44 @@ func TestHungModemLosesNoJob(t *testing.T) {
 	}
 	if body := scrape(t, h.d.MetricsAddr()); !strings.Contains(body, `simgate_resends_total{reason="unknown_outcome"} 1`) {
 		t.Error("unknown-outcome retry not counted")
+	}
+}
+
+func TestModemThatCannotSendTakesNoJobs(t *testing.T) {
+	m1, m2 := startSim(t, "m1", 0), startSim(t, "m2", 0)
+	m2.SetRegistration(2) // searching
+	h := start(t, testConfig(t.TempDir(), m1, m2))
+	ids := []string{"g0", "g1", "g2", "g3", "g4", "g5"}
+	for i, id := range ids {
+		h.publish(map[string]any{"id": id, "to": fmt.Sprintf("+454040404%d", i), "code": "1234"})
+	}
+	for _, id := range ids {
+		evs := h.waitFinal(id)
+		if last := evs[len(evs)-1]; last.Type != otp.EventSent || last.Modem != "m1" {
+			t.Errorf("job %s: %s on %q", id, types(evs), last.Modem)
+		}
+	}
+	if n := len(m2.Submissions()); n != 0 {
+		t.Errorf("unregistered modem sent %d SMS", n)
+	}
+	body := scrape(t, h.d.MetricsAddr())
+	for _, want := range []string{
+		`simgate_modem_ready{modem="m2"} 0`,
+		`simgate_modem_registration_state{modem="m2"} 2`,
+		`simgate_modem_ready{modem="m1"} 1`,
+		`simgate_modem_signal_dbm{modem="m1"} -73`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	// m1 loses its network, m2 finds one: the next job goes out on m2
+	// (after a retry, if m1 took it before noticing).
+	m1.SetRegistration(3)
+	m2.SetRegistration(1)
+	h.publish(map[string]any{"id": "after", "to": "+4526227921", "code": "5678"})
+	evs := h.waitFinal("after")
+	if last := evs[len(evs)-1]; last.Type != otp.EventSent || last.Modem != "m2" {
+		t.Errorf("after the switch: %s on %q", types(evs), last.Modem)
 	}
 }

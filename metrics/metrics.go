@@ -71,6 +71,19 @@ type Metrics struct {
 	ModemUp *prometheus.GaugeVec
 	// ModemBusy is 1 while a modem is sending.
 	ModemBusy *prometheus.GaugeVec
+	// ModemReady is 1 while a modem takes jobs: open, SIM ready,
+	// registered.
+	ModemReady *prometheus.GaugeVec
+	// ModemSIMReady is 1 while the SIM answers READY to +CPIN?.
+	ModemSIMReady *prometheus.GaugeVec
+	// ModemRegistration is the <stat> of +CREG/+CEREG (1 home, 5 roaming,
+	// 6/7 SMS only; 0 not registered, 2 searching, 3 denied, 4 unknown).
+	ModemRegistration *prometheus.GaugeVec
+	// ModemSignal is the signal strength from +CSQ in dBm (NaN unknown).
+	ModemSignal *prometheus.GaugeVec
+	// ModemHealthFailures counts health checks that found a modem unable
+	// to send, by cause (sim, registration, no_answer).
+	ModemHealthFailures *prometheus.CounterVec
 }
 
 // New creates the metrics and registers them, with a build-info gauge, on
@@ -133,6 +146,26 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 			Help: "1 while the modem is sending.",
 		}, []string{"modem"}),
 	}
+	m.ModemReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "modem_ready",
+		Help: "1 while the modem takes jobs: open, SIM ready and registered.",
+	}, []string{"modem"})
+	m.ModemSIMReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "modem_sim_ready",
+		Help: "1 while the SIM answers READY.",
+	}, []string{"modem"})
+	m.ModemRegistration = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "modem_registration_state",
+		Help: "Network registration <stat> of +CREG/+CEREG: 1 home, 5 roaming, 6/7 SMS only (registered); 0 not registered, 2 searching, 3 denied, 4 unknown.",
+	}, []string{"modem"})
+	m.ModemSignal = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "modem_signal_dbm",
+		Help: "Received signal strength from +CSQ, in dBm; NaN when the modem does not know.",
+	}, []string{"modem"})
+	m.ModemHealthFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "modem_health_failures_total",
+		Help: "Health checks that found the modem unable to send, by cause (sim, registration, no_answer).",
+	}, []string{"modem", "cause"})
 	bi := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
 		Help: "Build information; always 1.",
@@ -145,7 +178,8 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 
 	reg.MustRegister(m.JobsReceived, m.Jobs, m.Rejected, m.Duplicates, m.RateLimited, m.Resends,
 		m.SMSSent, m.SMSParts, m.SMSFailed, m.SendLatency, m.CMGSDuration,
-		m.ModemUp, m.ModemBusy, bi)
+		m.ModemUp, m.ModemBusy, m.ModemReady, m.ModemSIMReady, m.ModemRegistration,
+		m.ModemSignal, m.ModemHealthFailures, bi)
 
 	for _, o := range []string{OutcomeSent, OutcomeFailed, OutcomeExpired, OutcomeRejected, OutcomeDuplicate, OutcomeSuperseded} {
 		m.Jobs.WithLabelValues(o)
@@ -164,6 +198,7 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 		m.SMSParts.WithLabelValues(name)
 		m.ModemUp.WithLabelValues(name)
 		m.ModemBusy.WithLabelValues(name)
+		m.ModemReady.WithLabelValues(name)
 		m.CMGSDuration.WithLabelValues(name)
 	}
 	return m

@@ -38,6 +38,9 @@ type Config struct {
 	// SendTimeout bounds one AT+CMGS; 120 s when zero (the maximum response
 	// time module manuals give; the network decides).
 	SendTimeout time.Duration
+	// HealthInterval is how often a worker checks SIM, registration and
+	// signal; 30 s when zero.
+	HealthInterval time.Duration
 	// Logger receives the modem's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -52,10 +55,16 @@ func (c *Config) setDefaults() {
 	if c.SendTimeout == 0 {
 		c.SendTimeout = 120 * time.Second
 	}
+	if c.HealthInterval == 0 {
+		c.HealthInterval = 30 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
+
+// Config returns the modem's configuration, defaults applied.
+func (m *Modem) Config() Config { return m.cfg }
 
 // Info is what a modem says about itself.
 type Info struct {
