@@ -67,6 +67,8 @@ type Health struct {
 	// SignalKnown is false when the modem does not know it (rssi 99).
 	SignalDBm   int
 	SignalKnown bool
+	// Operator is the network operator's name from +COPS?, if known.
+	Operator string
 }
 
 // Errors of Health.Ready.
@@ -134,7 +136,34 @@ func (m *Modem) Health() (Health, error) {
 			h.SignalDBm, h.SignalKnown = ParseCSQ(info.TrimPrefix(l, "+CSQ"))
 		}
 	}
+	if lines, err := m.at.Command("+COPS?"); err == nil {
+		for _, l := range lines {
+			if info.HasPrefix(l, "+COPS") {
+				h.Operator = ParseOperator(info.TrimPrefix(l, "+COPS"))
+			}
+		}
+	} else if se := classify(err, 0); se.Broken {
+		return h, err
+	}
 	return h, nil
+}
+
+// ParseOperator reads the operator name from the answer to AT+COPS?
+// (without the prefix): "<mode>[,<format>,<oper>[,<AcT>]]"; "" when absent.
+func ParseOperator(s string) string {
+	fields := strings.SplitN(strings.TrimSpace(s), ",", 3)
+	if len(fields) < 3 {
+		return ""
+	}
+	oper := fields[2]
+	if i := strings.LastIndex(oper, ","); i >= 0 && !strings.HasSuffix(oper, `"`) {
+		oper = oper[:i] // drop <AcT>
+	}
+	oper = strings.TrimSpace(oper)
+	if len(oper) >= 2 && oper[0] == '"' && oper[len(oper)-1] == '"' {
+		return oper[1 : len(oper)-1]
+	}
+	return ""
 }
 
 // better reports whether registration a is more useful than b.

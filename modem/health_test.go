@@ -52,6 +52,21 @@ func TestParseCSQ(t *testing.T) {
 	}
 }
 
+func TestParseOperator(t *testing.T) {
+	for in, want := range map[string]string{
+		`0,0,"Telenor DK",7`: "Telenor DK",
+		`0,2,"23802"`:        "23802",
+		`0,0,"A, B",2`:       "A, B",
+		`0`:                  "",
+		`0,0,noquote`:        "",
+		``:                   "",
+	} {
+		if got := modem.ParseOperator(in); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
+}
+
 func FuzzParseRegistration(f *testing.F) {
 	for _, s := range []string{"0,1", "2,5,\"00C3\",\"0000D9C1\",7", "1", ",", "0,99"} {
 		f.Add(s)
@@ -61,6 +76,7 @@ func FuzzParseRegistration(f *testing.F) {
 		if ok && (r < 0 || r > 11) {
 			t.Errorf("%q: stat %d out of range", s, r)
 		}
+		_ = modem.ParseOperator(s)
 		dbm, known := modem.ParseCSQ(s)
 		if known && (dbm < -113 || dbm > -51) {
 			t.Errorf("%q: %d dBm", s, dbm)
@@ -75,7 +91,7 @@ func TestHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.SIM != "READY" || h.Registration != modem.RegHome || !h.SignalKnown || h.SignalDBm != -73 || h.Ready() != nil {
+	if h.SIM != "READY" || h.Registration != modem.RegHome || !h.SignalKnown || h.SignalDBm != -73 || h.Operator == "" || h.Ready() != nil {
 		t.Errorf("healthy modem: %+v %v", h, h.Ready())
 	}
 	s.SetRegistration(int(modem.RegSearching))

@@ -71,6 +71,8 @@ type Info struct {
 	Manufacturer string
 	Model        string
 	Revision     string
+	// IMEI identifies the modem hardware (+CGSN).
+	IMEI string
 }
 
 // Modem is an open, initialised modem. Send must not be called
@@ -155,6 +157,7 @@ func (m *Modem) init() error {
 		Manufacturer: m.query("+CGMI"),
 		Model:        m.query("+CGMM"),
 		Revision:     m.query("+CGMR"),
+		IMEI:         m.query("+CGSN"),
 	}
 	return nil
 }

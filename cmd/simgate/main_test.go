@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/simgate/simgate/modem/modemsim"
 	"github.com/simgate/simgate/otp"
 )
 
@@ -155,5 +156,33 @@ func TestCheckConfig(t *testing.T) {
 	_, err = run("check-config", "--config", good)
 	if err == nil || !strings.Contains(err.Error(), "log.level") || !strings.Contains(err.Error(), "otp.max_attempts") {
 		t.Errorf("every problem listed? %v", err)
+	}
+}
+
+func TestModemsProbe(t *testing.T) {
+	sim, err := modemsim.Start(modemsim.Config{Name: "probe", PIN: ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	locked, err := modemsim.Start(modemsim.Config{Name: "locked", PIN: "1234"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locked.Close()
+	out, err := run("modems", "--probe", "--timeout", "2s", sim.Path(), locked.Path())
+	if err != nil {
+		t.Fatalf("modems: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	probed := lines[len(lines)-2:]
+	for _, want := range []string{sim.Path(), "simgate SIM-1", "356938035643809", "READY", "home", "Simulated", "-73 dBm"} {
+		if !strings.Contains(probed[0], want) {
+			t.Errorf("probe line lacks %q: %s", want, probed[0])
+		}
+	}
+	// The PIN is never entered by a probe.
+	if !strings.Contains(probed[1], "SIM PIN") {
+		t.Errorf("locked SIM: %s", probed[1])
 	}
 }
