@@ -215,6 +215,20 @@ type Modem struct {
 	SendTimeout    time.Duration `mapstructure:"send_timeout"`
 	// HealthInterval is how often SIM, registration and signal are checked.
 	HealthInterval time.Duration `mapstructure:"health_interval"`
+	// USB finds the modem by USB identity when device is empty.
+	USB USB `mapstructure:"usb"`
+	// PerMinute and PerDay cap this modem's sends (SIM plans cap them);
+	// 0 is no cap.
+	PerMinute int `mapstructure:"per_minute"`
+	PerDay    int `mapstructure:"per_day"`
+}
+
+// USB matches a modem's serial port by USB identity (see modem.USBMatch).
+type USB struct {
+	VID    string `mapstructure:"vid"`
+	PID    string `mapstructure:"pid"`
+	Serial string `mapstructure:"serial"`
+	Port   int    `mapstructure:"port"`
 }
 
 // PIN returns the modem's SIM PIN from its file or environment variable, or
@@ -518,8 +532,15 @@ func (c Config) Validate() error {
 			bad("%s.name %q: used twice", where, m.Name)
 		}
 		names[m.Name] = true
-		if m.Device == "" {
-			bad("%s.device is required", where)
+		usb := m.USB.VID != "" || m.USB.PID != "" || m.USB.Serial != ""
+		if m.Device == "" && !usb {
+			bad("%s: device or usb (vid, pid, serial) is required", where)
+		}
+		if m.Device != "" && usb {
+			bad("%s: device and usb are mutually exclusive", where)
+		}
+		if m.USB.Port < 0 || m.PerMinute < 0 || m.PerDay < 0 {
+			bad("%s: usb.port, per_minute and per_day must not be negative", where)
 		}
 		if m.Baud < 0 {
 			bad("%s.baud %d: want a positive speed", where, m.Baud)

@@ -116,7 +116,7 @@ modems:
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"log.level", "otp.default_ttl", `"m1": used twice`, "modems[1].device", "policy.number[0]"} {
+	for _, want := range []string{"log.level", "otp.default_ttl", `"m1": used twice`, "modems[1]: device or usb", "policy.number[0]"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

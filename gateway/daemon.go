@@ -296,6 +296,8 @@ func (d *Daemon) modemConfigs() ([]modem.Config, error) {
 		out = append(out, modem.Config{
 			Name: mc.Name, Device: mc.Device, Baud: mc.Baud, PIN: pin,
 			CommandTimeout: mc.CommandTimeout, SendTimeout: mc.SendTimeout, HealthInterval: mc.HealthInterval,
+			USB:       modem.USBMatch{VID: mc.USB.VID, PID: mc.USB.PID, Serial: mc.USB.Serial, Port: mc.USB.Port},
+			PerMinute: mc.PerMinute, PerDay: mc.PerDay,
 		})
 	}
 	return out, nil

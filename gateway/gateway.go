@@ -372,7 +372,9 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, log *slog.Logg
 		case <-fetchCtx.Done():
 		}
 	}()
-	interval := m.Config().HealthInterval
+	mc := m.Config()
+	interval := mc.HealthInterval
+	caps := &sendCaps{perMinute: mc.PerMinute, perDay: mc.PerDay}
 	var nextCheck time.Time
 	for {
 		if !time.Now().Before(nextCheck) {
@@ -390,6 +392,15 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, log *slog.Logg
 				}
 				continue
 			}
+		}
+		if wait := caps.wait(time.Now()); wait > 0 {
+			// At its SIM plan's cap: leave the jobs to other modems.
+			log.Info("modem at its send cap; resting", "for", wait.Round(time.Second))
+			sleep(fetchCtx, min(wait, time.Until(nextCheck)))
+			if fetchCtx.Err() != nil {
+				return
+			}
+			continue
 		}
 		nctx, ncancel := context.WithDeadline(fetchCtx, nextCheck)
 		msg, err := g.opts.Consumer.Next(jetstream.FetchContext(nctx))
@@ -415,7 +426,7 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, log *slog.Logg
 		}
 		// A job once started is finished (its AT+CMGS, ack and event) even
 		// when ctx ends meanwhile; the daemon's Stop bounds the wait.
-		if broken := g.process(context.WithoutCancel(ctx), m, msg); broken {
+		if broken := g.process(context.WithoutCancel(ctx), m, msg, caps); broken {
 			return
 		}
 	}
@@ -469,7 +480,7 @@ func (g *Gateway) modemReady(name string) bool {
 
 // process handles one delivery of a job and reports whether the modem must
 // be reopened.
-func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg) (broken bool) {
+func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg, caps *sendCaps) (broken bool) {
 	g.opts.Metrics.JobsReceived.WithLabelValues("queue").Inc()
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -544,6 +555,7 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 	stop()
 	g.opts.Metrics.ModemBusy.WithLabelValues(m.Name()).Set(0)
 
+	caps.record(time.Now(), len(res.Refs))
 	if err == nil {
 		g.opts.Metrics.SMSSent.WithLabelValues(m.Name()).Inc()
 		g.opts.Metrics.SMSParts.WithLabelValues(m.Name()).Add(float64(len(res.Refs)))

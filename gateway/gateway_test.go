@@ -555,3 +555,27 @@ func TestModemThatCannotSendTakesNoJobs(t *testing.T) {
 		t.Errorf("after the switch: %s on %q", types(evs), last.Modem)
 	}
 }
+
+func TestModemSendCap(t *testing.T) {
+	m1, m2 := startSim(t, "m1", 0), startSim(t, "m2", 0)
+	cfg := testConfig(t.TempDir(), m1, m2)
+	cfg.Modems[0].PerMinute = 2
+	h := start(t, cfg)
+	var ids []string
+	for i := range 8 {
+		id := fmt.Sprint("cap", i)
+		ids = append(ids, id)
+		h.publish(map[string]any{"id": id, "to": fmt.Sprintf("+454040404%d", i), "code": "1234"})
+	}
+	for _, id := range ids {
+		if evs := h.waitFinal(id); evs[len(evs)-1].Type != otp.EventSent {
+			t.Errorf("job %s: %s", id, types(evs))
+		}
+	}
+	if n := len(m1.Submissions()); n > 2 {
+		t.Errorf("capped modem sent %d SMS in a minute, cap 2", n)
+	}
+	if n := len(m1.Submissions()) + len(m2.Submissions()); n != 8 {
+		t.Errorf("%d SMS sent, want 8", n)
+	}
+}

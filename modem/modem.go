@@ -27,8 +27,10 @@ type Config struct {
 	// Name identifies the modem in logs, events and metric labels.
 	Name string
 	// Device is the serial port, best a stable path such as
-	// /dev/serial/by-id/usb-...-if02-port0.
+	// /dev/serial/by-id/usb-...-if02-port0. When empty, USB finds it.
 	Device string
+	// USB finds the port by USB identity at every open (see Resolve).
+	USB USBMatch
 	// Baud is the port speed; 115200 when zero.
 	Baud int
 	// PIN unlocks the SIM when it asks for one. It is never logged.
@@ -41,6 +43,9 @@ type Config struct {
 	// HealthInterval is how often a worker checks SIM, registration and
 	// signal; 30 s when zero.
 	HealthInterval time.Duration
+	// PerMinute and PerDay cap the modem's sends (0: no cap): a worker
+	// takes no job while its modem is at a cap.
+	PerMinute, PerDay int
 	// Logger receives the modem's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -97,18 +102,22 @@ type Modem struct {
 // bounds the whole initialisation.
 func Open(ctx context.Context, cfg Config) (*Modem, error) {
 	cfg.setDefaults()
+	dev, err := cfg.Resolve()
+	if err != nil {
+		return nil, err
+	}
 	// No read timeout on the port: at's line scanner treats a (0, nil) read
 	// as no progress and would close itself.
-	port, err := serial.Open(cfg.Device, &serial.Mode{BaudRate: cfg.Baud})
+	port, err := serial.Open(dev, &serial.Mode{BaudRate: cfg.Baud})
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", cfg.Device, err)
+		return nil, fmt.Errorf("open %s: %w", dev, err)
 	}
 	// Drop whatever the modem said before we came.
 	_ = port.ResetInputBuffer()
 	m, err := newModem(ctx, port, cfg)
 	if err != nil {
 		port.Close()
-		return nil, fmt.Errorf("init %s: %w", cfg.Device, err)
+		return nil, fmt.Errorf("init %s: %w", dev, err)
 	}
 	return m, nil
 }
