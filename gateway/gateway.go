@@ -402,27 +402,30 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, log *slog.Logg
 			}
 			continue
 		}
-		nctx, ncancel := context.WithDeadline(fetchCtx, nextCheck)
-		msg, err := g.opts.Consumer.Next(jetstream.FetchContext(nctx))
-		ncancel()
+		// The pull request expires on the server (FetchMaxWait), never by
+		// cancelling it here: a job the server hands over just as a
+		// client-side context ends would be dropped, and come back only
+		// after the ack wait. A short expiry bounds how late a stop or an
+		// unplug is noticed.
+		wait := min(max(time.Until(nextCheck), 100*time.Millisecond), 2*time.Second)
+		msg, err := g.opts.Consumer.Next(jetstream.FetchMaxWait(wait))
+		if fetchCtx.Err() != nil {
+			if err == nil {
+				// Stopping, or the modem went away: a job fetched but not
+				// started goes back at once, for another worker.
+				if err := msg.Nak(); err != nil {
+					log.Warn("hand back job", "err", err)
+				}
+			}
+			return
+		}
+		if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
+			continue // nothing to do yet; maybe time for a health check
+		}
 		if err != nil {
-			if fetchCtx.Err() != nil {
-				return
-			}
-			if nctx.Err() != nil {
-				continue // time for a health check
-			}
 			log.Warn("fetch job", "err", err)
 			sleep(fetchCtx, time.Second)
 			continue
-		}
-		if ctx.Err() != nil {
-			// Stopping: a job fetched but not started goes back at once,
-			// for another daemon or the restart.
-			if err := msg.Nak(); err != nil {
-				log.Warn("nak job on stop", "err", err)
-			}
-			return
 		}
 		// A job once started is finished (its AT+CMGS, ack and event) even
 		// when ctx ends meanwhile; the daemon's Stop bounds the wait.

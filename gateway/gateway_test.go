@@ -195,11 +195,16 @@ func (h *harness) request(job any) otp.Reply {
 // waitEvent returns the next event of job id, failing the test after 20 s.
 func (h *harness) waitEvent(id string) otp.Event {
 	h.t.Helper()
+	return h.waitEventFor(id, 20*time.Second)
+}
+
+func (h *harness) waitEventFor(id string, d time.Duration) otp.Event {
+	h.t.Helper()
 	select {
 	case ev := <-h.eventsOf(id):
 		return ev
-	case <-time.After(20 * time.Second):
-		h.t.Fatalf("no event for job %s", id)
+	case <-time.After(d):
+		h.t.Fatalf("no event for job %s in %s", id, d)
 		return otp.Event{}
 	}
 }
