@@ -16,7 +16,12 @@ import (
 // network delay: one job in flight at a time, so ns/op is the latency.
 func BenchmarkPublishToCMGS(b *testing.B) {
 	s := startSim(b, "m1", 0)
-	h := start(b, testConfig(b.TempDir(), s))
+	cfg := testConfig(b.TempDir(), s)
+	// Thousands of jobs in a minute: no country or global cap.
+	cfg.Policy.CountryPerHour, cfg.Policy.GlobalPerMinute = 0, 0
+	// And no health check cutting pulls short in the measurement.
+	cfg.Modems[0].HealthInterval = time.Minute
+	h := start(b, cfg)
 	ctx := context.Background()
 	// Warm up: the first job opens pull requests and JetStream paths.
 	h.publish(map[string]any{"id": "warm", "to": "+4526227921", "code": "123456"})
@@ -24,7 +29,9 @@ func BenchmarkPublishToCMGS(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		id := fmt.Sprintf("bench-%d", i)
-		body := fmt.Appendf(nil, `{"id":%q,"to":"+4526227921","code":"123456"}`, id)
+		// A new code each time: the same code to the same number would be
+		// suppressed as a duplicate.
+		body := fmt.Appendf(nil, `{"id":%q,"to":"+4526227921","code":"%d"}`, id, 100000+i)
 		if _, err := h.js.Publish(ctx, queue.SubjectSend, body, jetstream.WithMsgID(id)); err != nil {
 			b.Fatal(err)
 		}

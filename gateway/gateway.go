@@ -536,7 +536,10 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 	default:
 		g.accepted(ctx, p, v, "queue")
 	}
-	if by, err := g.policy().Superseded(ctx, p); err != nil {
+	// Only a job admitted earlier can have been superseded since: one
+	// admitted just now is its number's newest.
+	fresh := !v.Duplicate
+	if by, err := g.supersededBy(ctx, p, fresh); err != nil {
 		log.Warn("supersede check", "err", err)
 	} else if by != "" {
 		log.Info("job superseded by a newer code", "superseded_by", by)
@@ -625,6 +628,15 @@ func (g *Gateway) fail(ctx context.Context, msg jetstream.Msg, log *slog.Logger,
 	g.publish(ctx, otp.Event{Type: otp.EventFailed, ID: p.ID, To: p.Number.Masked(),
 		Reason: reason, Detail: detail, Attempt: attempt})
 	g.term(msg, string(reason))
+}
+
+// supersededBy returns the newer job that replaced p, if p was admitted
+// earlier (fresh is false).
+func (g *Gateway) supersededBy(ctx context.Context, p otp.Prepared, fresh bool) (string, error) {
+	if fresh {
+		return "", nil
+	}
+	return g.policy().Superseded(ctx, p)
 }
 
 // finish records a job's final state for later duplicates of its id.
