@@ -265,3 +265,33 @@ func TestOpenFails(t *testing.T) {
 		t.Errorf("open hung modem: %v", err)
 	}
 }
+
+func TestRandomFailures(t *testing.T) {
+	s := startSim(t, modemsim.Config{FailRate: 1, FailCodes: []int{38}})
+	m := open(t, s, nil)
+	for range 3 {
+		_, err := m.Send(context.Background(), "+4526227921", "x")
+		var se *modem.SendError
+		if !errors.As(err, &se) || se.Code != "38" || se.Class != modem.Retryable {
+			t.Fatalf("send: %v, want retryable +CMS ERROR: 38", err)
+		}
+	}
+	// Half the sends fail, the same ones for the same seed.
+	outcomes := func() string {
+		s := startSim(t, modemsim.Config{FailRate: 0.5, Seed: 7})
+		m := open(t, s, nil)
+		var b strings.Builder
+		for range 20 {
+			if _, err := m.Send(context.Background(), "+4526227921", "x"); err != nil {
+				b.WriteByte('x')
+			} else {
+				b.WriteByte('.')
+			}
+		}
+		return b.String()
+	}
+	a, b := outcomes(), outcomes()
+	if a != b || !strings.Contains(a, "x") || !strings.Contains(a, ".") {
+		t.Errorf("outcomes %s and %s", a, b)
+	}
+}

@@ -65,5 +65,8 @@ that path. Every SMS it takes is decoded and written as a JSON line to --out
 	f.IntVar(&cfg.Signal, "signal", 20, "signal quality reported by AT+CSQ (0-31, 99 unknown)")
 	f.IntVar(&cfg.Registration, "registration", 1, "network registration state for AT+CREG (1 home, 5 roaming, 0/2/3 not registered)")
 	f.StringVar(&out, "out", "-", "where to write received messages as JSON lines")
+	f.Float64Var(&cfg.FailRate, "fail-rate", 0, "probability (0-1) that a send fails with a +CMS ERROR from --fail-codes")
+	f.IntSliceVar(&cfg.FailCodes, "fail-codes", nil, "+CMS ERROR codes for --fail-rate (default 42, congestion)")
+	f.Uint64Var(&cfg.Seed, "seed", 0, "seed of the random failures")
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,6 +130,7 @@ type interpreter struct {
 	sendDelay    time.Duration
 	delayChanged chan struct{}
 	failCodes    []int
+	rng          *rand.Rand // for FailRate
 	nextMR       int
 	subs         []Submission
 	msgs         []Message
@@ -154,6 +156,7 @@ func newInterpreter(cfg Config, w io.Writer, post func(func()), done <-chan stru
 		reg:          cfg.Registration,
 		sendDelay:    cfg.SendDelay,
 		delayChanged: make(chan struct{}),
+		rng:          rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed)),
 		nextMR:       cfg.FirstMR,
 		partials:     make(map[concatKey]*partial),
 	}

@@ -48,6 +48,12 @@ type Config struct {
 	Registration int
 	// FirstMR is the message reference of the first SMS sent, 0..255.
 	FirstMR int
+	// FailRate is the probability (0..1) that a send fails with one of
+	// FailCodes (+CMS ERROR), chosen at random; FailCodes defaults to 42
+	// (congestion). Seed makes the sequence repeatable.
+	FailRate  float64
+	FailCodes []int
+	Seed      uint64
 
 	// OnSubmit is called for every accepted SMS-SUBMIT (each part of a
 	// concatenated message), once the final result code of the command
@@ -188,7 +194,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.FailRate > 0 && len(cfg.FailCodes) == 0 {
+		cfg.FailCodes = []int{42}
+	}
 	switch {
+	case cfg.FailRate < 0 || cfg.FailRate > 1:
+		return cfg, fmt.Errorf("modemsim: FailRate %g not in 0..1", cfg.FailRate)
 	case cfg.Signal < 0 || cfg.Signal > 31 && cfg.Signal != 99:
 		return cfg, fmt.Errorf("modemsim: Signal %d not in 0..31 or 99", cfg.Signal)
 	case cfg.Registration < 0 || cfg.Registration > 10:

@@ -161,6 +161,11 @@ func (ip *interpreter) send(t *tpdu.TPDU, hexs string) error {
 		ip.log.Info("modemsim: failing send as asked", "modem", ip.cfg.Name, "code", code)
 		return cmsError(code)
 	}
+	if ip.cfg.FailRate > 0 && ip.rng.Float64() < ip.cfg.FailRate {
+		code := ip.cfg.FailCodes[ip.rng.IntN(len(ip.cfg.FailCodes))]
+		ip.log.Info("modemsim: failing send at random", "modem", ip.cfg.Name, "code", code)
+		return cmsError(code)
+	}
 	if err := ip.waitSendDelay(); err != nil {
 		return err
 	}
