@@ -584,7 +584,7 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 		se = &modem.SendError{Class: modem.Retryable, Err: err}
 	}
 	g.opts.Metrics.SMSFailed.WithLabelValues(m.Name(), se.Class.String()).Inc()
-	log = log.With("class", se.Class, "code", se.Code)
+	log = log.With("class", se.Class, "cms_error", se.Code)
 	switch {
 	case se.Class == modem.Permanent:
 		g.fail(ctx, msg, log, p, attempt, otp.ReasonModemRejected, modemDetail(se))
