@@ -67,7 +67,6 @@ type Gateway struct {
 	mu     sync.Mutex
 	ready  map[string]bool // modem name -> open and initialised
 	svc    micro.Service
-	closed bool
 }
 
 // New returns a Gateway.
