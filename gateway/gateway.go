@@ -64,9 +64,9 @@ type Gateway struct {
 	// live holds the settings that may change while jobs flow (SetLive).
 	live atomic.Pointer[Live]
 
-	mu     sync.Mutex
-	ready  map[string]bool // modem name -> open and initialised
-	svc    micro.Service
+	mu    sync.Mutex
+	ready map[string]bool // modem name -> open and initialised
+	svc   micro.Service
 }
 
 // New returns a Gateway.
