@@ -145,6 +145,12 @@ func (m *Modem) Health() (Health, error) {
 	} else if se := classify(err, 0); se.Broken {
 		return h, err
 	}
+	if err := m.checkReports(); err != nil {
+		if se := classify(err, 0); se.Broken {
+			return h, err
+		}
+		m.log.Warn("check status report setting", "err", err)
+	}
 	return h, nil
 }
 

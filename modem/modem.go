@@ -19,6 +19,7 @@ import (
 	"github.com/warthog618/modem/gsm"
 	"github.com/warthog618/modem/info"
 	"github.com/warthog618/sms"
+	"github.com/warthog618/sms/encoding/tpdu"
 	"go.bug.st/serial"
 )
 
@@ -46,6 +47,11 @@ type Config struct {
 	// PerMinute and PerDay cap the modem's sends (0: no cap): a worker
 	// takes no job while its modem is at a cap.
 	PerMinute, PerDay int
+	// OnReport, when set, asks for a status report with every SMS and
+	// receives each report the modem passes on, or the error decoding one.
+	// It is called from a goroutine of the modem's, possibly concurrently
+	// with Send and with itself, and must not block for long.
+	OnReport func(Report, error)
 	// Logger receives the modem's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -92,6 +98,16 @@ type Modem struct {
 	// distinct reference numbers (sms.Encode would restart at 1 each call).
 	enc  *sms.Encoder
 	info Info
+
+	// reports is how status reports reach us; cnma is set when the
+	// modem wants each routed one acknowledged (AT+CSMS=1).
+	reports ReportMode
+	cnmi    int // index in cnmiSettings
+	cnma    bool
+	// readMu orders the reading of stored reports (memory selection,
+	// AT+CMGR, AT+CMGD) so that two +CDSI never interleave.
+	readMu sync.Mutex
+	mem1   string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -161,6 +177,9 @@ func (m *Modem) init() error {
 	}
 	if _, err := m.at.Command("+CMGF=0"); err != nil {
 		return fmt.Errorf("PDU mode (AT+CMGF=0): %w", err)
+	}
+	if m.cfg.OnReport != nil {
+		m.enableReports()
 	}
 	m.info = Info{
 		Manufacturer: m.query("+CGMI"),
@@ -277,16 +296,54 @@ type Result struct {
 	Refs []int
 	// Duration is the total time spent in AT+CMGS.
 	Duration time.Duration
+	// Report is set when a status report was requested for every part.
+	Report bool
 }
 
+// SendOption changes how a message is sent.
+type SendOption func(*sendConfig)
+
+type sendConfig struct {
+	validity time.Duration
+}
+
+// WithValidity sets the message's validity period (TP-VP, relative): the
+// service centre gives up delivering it after d, rounded down to the
+// format's steps (5 min up to 12 h; at least 5 min). An OTP is worth
+// nothing after its ttl, so there is no point in the network trying
+// longer. Zero leaves the service centre's default.
+func WithValidity(d time.Duration) SendOption {
+	return func(c *sendConfig) { c.validity = d }
+}
+
+// tpduFunc adapts a function to tpdu.Option.
+type tpduFunc func(*tpdu.TPDU)
+
+func (f tpduFunc) ApplyTPDUOption(t *tpdu.TPDU) error { f(t); return nil }
+
 // Send sends text to number (E.164, "+4526227921") as one or more
-// concatenated SMS, choosing GSM 7-bit or UCS-2. It returns when every part
-// was confirmed (+CMGS), or with a *SendError. ctx is checked between
-// parts; an AT+CMGS in progress is not interrupted, since abandoning it
-// would leave its outcome unknown.
-func (m *Modem) Send(ctx context.Context, number, text string) (Result, error) {
+// concatenated SMS, choosing GSM 7-bit or UCS-2, with a status report
+// requested for each part when the modem passes reports on. It returns when
+// every part was confirmed (+CMGS), or with a *SendError. ctx is checked
+// between parts; an AT+CMGS in progress is not interrupted, since
+// abandoning it would leave its outcome unknown.
+func (m *Modem) Send(ctx context.Context, number, text string, opts ...SendOption) (Result, error) {
 	var res Result
-	pdus, err := m.enc.Encode([]byte(text), sms.To(number))
+	var sc sendConfig
+	for _, o := range opts {
+		o(&sc)
+	}
+	eopts := []sms.EncoderOption{sms.To(number)}
+	if sc.validity > 0 {
+		var vp tpdu.ValidityPeriod
+		vp.SetRelative(sc.validity)
+		eopts = append(eopts, sms.WithTemplateOption(tpduFunc(func(t *tpdu.TPDU) { t.SetVP(vp) })))
+	}
+	if m.reports != ReportsOff {
+		res.Report = true
+		eopts = append(eopts, sms.WithTemplateOption(tpduFunc(func(t *tpdu.TPDU) { t.FirstOctet |= tpdu.FoSRR })))
+	}
+	pdus, err := m.enc.Encode([]byte(text), eopts...)
 	if err != nil {
 		return res, &SendError{Class: Permanent, Err: fmt.Errorf("encode: %w", err)}
 	}

@@ -1,0 +1,406 @@
+package modem
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/warthog618/modem/at"
+	"github.com/warthog618/modem/info"
+	"github.com/warthog618/sms"
+	"github.com/warthog618/sms/encoding/pdumode"
+	"github.com/warthog618/sms/encoding/tpdu"
+)
+
+// Report is an SMS-STATUS-REPORT (3GPP TS 23.040 §9.2.2.3): the service
+// centre's word on the fate of a message the modem sent.
+type Report struct {
+	// MR is the TP-MR of the message reported on: the reference +CMGS
+	// answered. It is one byte and wraps, so it identifies a message only
+	// together with the modem, the recipient and the time.
+	MR int
+	// Recipient is TP-RA, the number the message went to: "+4526227921"
+	// when the service centre gives it in international format, otherwise
+	// its digits as given.
+	Recipient string
+	// SCTS is when the service centre received the message (its clock).
+	SCTS time.Time
+	// Discharge is TP-DT: when the message was delivered, or when the
+	// service centre last tried or gave up.
+	Discharge time.Time
+	// Status is TP-ST (§9.2.3.15).
+	Status byte
+}
+
+// Delivery classifies a TP-Status.
+type Delivery int
+
+// Delivery classes of a TP-Status.
+const (
+	// Delivered: the transaction completed (0x00-0x1F): received by the
+	// phone (0x00), forwarded without confirmation (0x01) or replaced
+	// (0x02).
+	Delivered Delivery = iota
+	// Pending: a temporary error; the service centre still tries
+	// (0x20-0x3F). Another report follows.
+	Pending
+	// Undeliverable: a permanent error, or a temporary one the service
+	// centre stopped trying (0x40-0x7F but 0x46; reserved values).
+	Undeliverable
+	// ValidityExpired: the message's validity period passed before it
+	// could be delivered (0x46).
+	ValidityExpired
+)
+
+var deliveryNames = [...]string{"delivered", "pending", "failed", "expired"}
+
+// String returns "delivered", "pending", "failed" or "expired".
+func (d Delivery) String() string {
+	if d < 0 || int(d) >= len(deliveryNames) {
+		return "Delivery(" + strconv.Itoa(int(d)) + ")"
+	}
+	return deliveryNames[d]
+}
+
+// Final reports whether no other report will follow.
+func (d Delivery) Final() bool { return d != Pending }
+
+// Classify maps a TP-Status to its class. Values the standard reserves
+// are treated as "service rejected" (0x63), which 23.040 prescribes for
+// values a receiver does not know: a final failure.
+func Classify(st byte) Delivery {
+	switch {
+	case st <= 0x1f:
+		return Delivered
+	case st <= 0x3f:
+		return Pending
+	case st == 0x46:
+		return ValidityExpired
+	default:
+		return Undeliverable
+	}
+}
+
+// Delivery returns the class of the report's status.
+func (r Report) Delivery() Delivery { return Classify(r.Status) }
+
+// ErrNotStatusReport is returned for a PDU that decodes but is another kind
+// of message (an SMS-DELIVER read from the wrong memory, say).
+var ErrNotStatusReport = errors.New("not an SMS-STATUS-REPORT")
+
+// ParseStatusReport decodes the hexadecimal PDU of a +CDS indication or a
+// +CMGR answer. length is the TPDU length the modem announced with it
+// (+CDS: <length>): the octets beyond it at the front are the service
+// centre address, which 27.005 puts there but some modems leave out. With
+// length < 0 the address is assumed present.
+func ParseStatusReport(pdu string, length int) (Report, error) {
+	b, err := hex.DecodeString(strings.TrimSpace(pdu))
+	if err != nil {
+		return Report{}, fmt.Errorf("status report: %w", err)
+	}
+	var t []byte
+	switch {
+	case length >= 0 && len(b) == length:
+		t = b // no service centre address
+	case length >= 0 && len(b) > length:
+		// <SCA length><SCA>: check it agrees with the announced length.
+		if int(b[0])+1 != len(b)-length {
+			return Report{}, fmt.Errorf("status report: %d octets with length %d and a service centre address of %d", len(b), length, int(b[0])+1)
+		}
+		t = b[len(b)-length:]
+	case length >= 0:
+		return Report{}, fmt.Errorf("status report: %d octets, shorter than its length %d", len(b), length)
+	default:
+		p, err := pdumode.UnmarshalBinary(b)
+		if err != nil {
+			return Report{}, fmt.Errorf("status report: %w", err)
+		}
+		t = p.TPDU
+	}
+	if len(t) == 0 || tpdu.FirstOctet(t[0]).MTI() != tpdu.MtCommand {
+		return Report{}, ErrNotStatusReport
+	}
+	tp, err := sms.Unmarshal(t, sms.AsMT)
+	if err != nil {
+		return Report{}, fmt.Errorf("status report: %w", err)
+	}
+	return Report{
+		MR:        int(tp.MR),
+		Recipient: tp.RA.Number(),
+		SCTS:      tp.SCTS.Time,
+		Discharge: tp.DT.Time,
+		Status:    tp.ST,
+	}, nil
+}
+
+// parseCDS parses the two lines of a routed status report:
+// "+CDS: <length>" and the PDU.
+func parseCDS(lines []string) (Report, error) {
+	if len(lines) != 2 {
+		return Report{}, fmt.Errorf("+CDS: %d lines", len(lines))
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(info.TrimPrefix(lines[0], "+CDS")))
+	if err != nil || n <= 0 || n > 255 {
+		return Report{}, fmt.Errorf("+CDS: bad length %q", lines[0])
+	}
+	return ParseStatusReport(lines[1], n)
+}
+
+// parseCDSI parses `+CDSI: "SR",<index>`: where the modem stored a report.
+func parseCDSI(line string) (mem string, index int, err error) {
+	mem, idx, ok := strings.Cut(info.TrimPrefix(line, "+CDSI"), ",")
+	if !ok {
+		return "", 0, fmt.Errorf("bad +CDSI %q", line)
+	}
+	mem = strings.Trim(strings.TrimSpace(mem), `"`)
+	index, err = strconv.Atoi(strings.TrimSpace(idx))
+	if err != nil || index < 0 || mem == "" || strings.ContainsAny(mem, `",;`) {
+		return "", 0, fmt.Errorf("bad +CDSI %q", line)
+	}
+	return mem, index, nil
+}
+
+// parseCMGR parses the answer of AT+CMGR in PDU mode:
+// "+CMGR: <stat>,[<alpha>],<length>" and the PDU, with any stray URC lines
+// that leaked into the answer skipped.
+func parseCMGR(lines []string) (Report, error) {
+	for i, l := range lines {
+		if !info.HasPrefix(l, "+CMGR") {
+			continue
+		}
+		fields := strings.Split(info.TrimPrefix(l, "+CMGR"), ",")
+		n, err := strconv.Atoi(strings.TrimSpace(fields[len(fields)-1]))
+		if err != nil || len(fields) < 2 || i+1 >= len(lines) {
+			return Report{}, fmt.Errorf("bad +CMGR %q", l)
+		}
+		return ParseStatusReport(lines[i+1], n)
+	}
+	return Report{}, fmt.Errorf("no +CMGR line in %q", lines)
+}
+
+// ReportMode is how a modem passes status reports on (AT+CNMI <ds>).
+type ReportMode int
+
+// Report modes.
+const (
+	// ReportsOff: no status reports are requested, because none were
+	// asked for (Config.OnReport is nil) or the modem refuses them.
+	ReportsOff ReportMode = iota
+	// ReportsRouted: each report arrives as a +CDS indication (<ds>=1).
+	ReportsRouted
+	// ReportsStored: the modem stores each report and says where with
+	// +CDSI; it is read with AT+CMGR and then deleted (<ds>=2).
+	ReportsStored
+)
+
+// String returns "off", "routed" or "stored".
+func (r ReportMode) String() string {
+	switch r {
+	case ReportsOff:
+		return "off"
+	case ReportsRouted:
+		return "routed"
+	case ReportsStored:
+		return "stored"
+	}
+	return "ReportMode(" + strconv.Itoa(int(r)) + ")"
+}
+
+// cnmiSettings are tried in order: routed reports first, buffered in the
+// modem while the line is busy (<mode>=2); stored reports for modems that
+// only store them; then <mode>=1 for modems without a buffer. New SMS
+// stay in storage (<mt>=1): simgate does not read them.
+var cnmiSettings = []struct {
+	set  string
+	ds   int
+	mode ReportMode
+}{
+	{"+CNMI=2,1,0,1,0", 1, ReportsRouted},
+	{"+CNMI=2,1,0,2,0", 2, ReportsStored},
+	{"+CNMI=1,1,0,1,0", 1, ReportsRouted},
+	{"+CNMI=1,1,0,2,0", 2, ReportsStored},
+}
+
+// Reports returns how the modem passes status reports on.
+func (m *Modem) Reports() ReportMode { return m.reports }
+
+// enableReports sets up status reports: indication handlers, then AT+CNMI.
+// A modem that refuses every setting still sends SMS, untracked.
+func (m *Modem) enableReports() {
+	// Phase 2 message service: the modem acknowledges routed reports to
+	// the network itself. A modem that insists on phase 2+ wants an
+	// AT+CNMA for each.
+	if _, err := m.at.Command("+CSMS=0"); err != nil {
+		m.cnma = csmsService(m.lines("+CSMS?")) == 1
+	}
+	// Handlers before AT+CNMI: a report may come at once.
+	if err := m.at.AddIndication("+CDS:", m.onCDS, at.WithTrailingLines(1)); err != nil {
+		m.log.Warn("status reports off", "err", err)
+		return
+	}
+	if err := m.at.AddIndication("+CDSI:", m.onCDSI); err != nil {
+		m.log.Warn("status reports off", "err", err)
+		return
+	}
+	for i, s := range cnmiSettings {
+		if _, err := m.at.Command(s.set); err == nil {
+			m.reports, m.cnmi = s.mode, i
+			break
+		}
+	}
+	switch m.reports {
+	case ReportsOff:
+		m.log.Warn("modem refuses status reports (AT+CNMI); deliveries will not be tracked")
+	case ReportsStored:
+		m.sweepStored()
+	}
+	m.log.Debug("status reports", "mode", m.reports, "cnma", m.cnma)
+}
+
+// lines returns the answer to cmd, nil on error.
+func (m *Modem) lines(cmd string) []string {
+	l, _ := m.at.Command(cmd)
+	return l
+}
+
+// csmsService returns <service> from the answer to AT+CSMS?, or -1.
+func csmsService(lines []string) int {
+	for _, l := range lines {
+		if info.HasPrefix(l, "+CSMS") {
+			s, _, _ := strings.Cut(info.TrimPrefix(l, "+CSMS"), ",")
+			if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+// checkReports restores the report setting when the modem dropped it (a
+// missed AT+CNMA, a reset behind our back): AT+CNMI? must show our <ds>.
+func (m *Modem) checkReports() error {
+	if m.reports == ReportsOff {
+		return nil
+	}
+	lines, err := m.at.Command("+CNMI?")
+	if err != nil {
+		return err
+	}
+	want := cnmiSettings[m.cnmi]
+	for _, l := range lines {
+		if !info.HasPrefix(l, "+CNMI") {
+			continue
+		}
+		f := strings.Split(info.TrimPrefix(l, "+CNMI"), ",")
+		if len(f) >= 4 && strings.TrimSpace(f[3]) == strconv.Itoa(want.ds) {
+			return nil
+		}
+	}
+	m.log.Warn("modem dropped its status report setting; restoring", "cnmi", lines)
+	_, err = m.at.Command(want.set)
+	return err
+}
+
+// onCDS handles a routed status report.
+func (m *Modem) onCDS(lines []string) {
+	r, err := parseCDS(lines)
+	if m.cnma {
+		// Acknowledge even a report we cannot read: the network would
+		// only send it again.
+		if _, err := m.at.Command("+CNMA"); err != nil {
+			m.log.Warn("acknowledge status report (AT+CNMA)", "err", err)
+		}
+	}
+	m.cfg.OnReport(r, err)
+}
+
+// onCDSI reads a stored status report and deletes it.
+func (m *Modem) onCDSI(lines []string) {
+	mem, index, err := parseCDSI(lines[0])
+	if err != nil {
+		m.cfg.OnReport(Report{}, err)
+		return
+	}
+	m.readMu.Lock()
+	defer m.readMu.Unlock()
+	if err := m.selectMemory(mem); err != nil {
+		m.cfg.OnReport(Report{}, err)
+		return
+	}
+	lines, err = m.at.Command("+CMGR=" + strconv.Itoa(index))
+	if err != nil {
+		m.cfg.OnReport(Report{}, fmt.Errorf("read stored report %s %d: %w", mem, index, err))
+		return
+	}
+	r, err := parseCMGR(lines)
+	if _, derr := m.at.Command("+CMGD=" + strconv.Itoa(index)); derr != nil {
+		m.log.Warn("delete stored report", "mem", mem, "index", index, "err", derr)
+	}
+	m.cfg.OnReport(r, err)
+}
+
+// selectMemory makes mem the memory AT+CMGR reads and AT+CMGD deletes from.
+func (m *Modem) selectMemory(mem string) error {
+	if mem == m.mem1 {
+		return nil
+	}
+	if _, err := m.at.Command(`+CPMS="` + mem + `"`); err != nil {
+		return fmt.Errorf("select memory %s: %w", mem, err)
+	}
+	m.mem1 = mem
+	return nil
+}
+
+// sweepStored hands on and deletes the reports a modem stored while nobody
+// listened: a full report memory takes no more.
+func (m *Modem) sweepStored() {
+	m.readMu.Lock()
+	defer m.readMu.Unlock()
+	if err := m.selectMemory("SR"); err != nil {
+		m.log.Debug("no SR memory to sweep", "err", err)
+		return
+	}
+	lines, err := m.at.Command("+CMGL=4")
+	if err != nil {
+		m.log.Debug("list stored reports", "err", err)
+		return
+	}
+	for _, s := range parseCMGL(lines) {
+		r, err := ParseStatusReport(s.pdu, s.length)
+		m.cfg.OnReport(r, err)
+		if _, err := m.at.Command("+CMGD=" + strconv.Itoa(s.index)); err != nil {
+			m.log.Warn("delete stored report", "index", s.index, "err", err)
+		}
+	}
+}
+
+type storedPDU struct {
+	index, length int
+	pdu           string
+}
+
+// parseCMGL parses the answer of AT+CMGL in PDU mode: pairs of
+// "+CMGL: <index>,<stat>,[<alpha>],<length>" and the PDU.
+func parseCMGL(lines []string) []storedPDU {
+	var out []storedPDU
+	for i := 0; i+1 < len(lines); i++ {
+		if !info.HasPrefix(lines[i], "+CMGL") {
+			continue
+		}
+		f := strings.Split(info.TrimPrefix(lines[i], "+CMGL"), ",")
+		if len(f) < 3 {
+			continue
+		}
+		index, err1 := strconv.Atoi(strings.TrimSpace(f[0]))
+		length, err2 := strconv.Atoi(strings.TrimSpace(f[len(f)-1]))
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		out = append(out, storedPDU{index: index, length: length, pdu: lines[i+1]})
+		i++
+	}
+	return out
+}
