@@ -84,7 +84,46 @@ type Metrics struct {
 	// ModemHealthFailures counts health checks that found a modem unable
 	// to send, by cause (sim, registration, no_answer).
 	ModemHealthFailures *prometheus.CounterVec
+	// ModemConsecutiveFailures is the number of send attempts that failed
+	// in a row on a modem (0 after a success).
+	ModemConsecutiveFailures *prometheus.GaugeVec
+	// ModemReports is how a modem passes status reports on: 0 off,
+	// 1 routed (+CDS), 2 stored (+CDSI).
+	ModemReports *prometheus.GaugeVec
+
+	// Deliveries counts messages whose delivery reached a final status,
+	// per modem and status (delivered, failed, expired, unknown).
+	Deliveries *prometheus.CounterVec
+	// DeliveryLatency observes the time from a job's acceptance to the
+	// report that its message was delivered: the wait a user feels.
+	DeliveryLatency prometheus.Histogram
+	// DeliveryPending is the number of sent messages waiting for a final
+	// status report.
+	DeliveryPending prometheus.Gauge
+	// Reports counts status reports received, per modem and result
+	// (matched, unmatched, malformed).
+	Reports *prometheus.CounterVec
+	// DeadLettered counts jobs given up after their attempts ran out, by
+	// reason (attempts_exhausted, unknown_outcome).
+	DeadLettered *prometheus.CounterVec
 }
+
+// Delivery statuses, the values of the status label of
+// simgate_deliveries_total.
+const (
+	DeliveryDelivered = "delivered"
+	DeliveryFailed    = "failed"
+	DeliveryExpired   = "expired"
+	DeliveryUnknown   = "unknown"
+)
+
+// Report results, the values of the result label of
+// simgate_delivery_reports_total.
+const (
+	ReportMatched   = "matched"
+	ReportUnmatched = "unmatched"
+	ReportMalformed = "malformed"
+)
 
 // New creates the metrics and registers them, with a build-info gauge, on
 // reg. modems are the configured modem names: their series are created at
@@ -166,6 +205,35 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 		Namespace: namespace, Name: "modem_health_failures_total",
 		Help: "Health checks that found the modem unable to send, by cause (sim, registration, no_answer).",
 	}, []string{"modem", "cause"})
+	m.ModemConsecutiveFailures = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "modem_consecutive_failures",
+		Help: "Send attempts that failed in a row on the modem; 0 after a success.",
+	}, []string{"modem"})
+	m.ModemReports = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "modem_status_reports",
+		Help: "How the modem passes status reports on: 0 off, 1 routed (+CDS), 2 stored (+CDSI).",
+	}, []string{"modem"})
+	m.Deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "deliveries_total",
+		Help: "Sent messages whose delivery reached a final status, per modem and status (delivered, failed, expired, unknown).",
+	}, []string{"modem", "status"})
+	m.DeliveryLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "delivery_latency_seconds",
+		Help:    "Time from a job's acceptance to the status report that its message was delivered.",
+		Buckets: []float64{1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1800, 3600},
+	})
+	m.DeliveryPending = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "delivery_pending",
+		Help: "Sent messages waiting for a final status report.",
+	})
+	m.Reports = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "delivery_reports_total",
+		Help: "Status reports received, per modem and result (matched, unmatched, malformed).",
+	}, []string{"modem", "result"})
+	m.DeadLettered = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "dead_lettered_total",
+		Help: "Jobs given up after their attempts ran out, by reason (attempts_exhausted, unknown_outcome).",
+	}, []string{"reason"})
 	bi := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
 		Help: "Build information; always 1.",
@@ -179,7 +247,8 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 	reg.MustRegister(m.JobsReceived, m.Jobs, m.Rejected, m.Duplicates, m.RateLimited, m.Resends,
 		m.SMSSent, m.SMSParts, m.SMSFailed, m.SendLatency, m.CMGSDuration,
 		m.ModemUp, m.ModemBusy, m.ModemReady, m.ModemSIMReady, m.ModemRegistration,
-		m.ModemSignal, m.ModemHealthFailures, bi)
+		m.ModemSignal, m.ModemHealthFailures, m.ModemConsecutiveFailures, m.ModemReports,
+		m.Deliveries, m.DeliveryLatency, m.DeliveryPending, m.Reports, m.DeadLettered, bi)
 
 	for _, o := range []string{OutcomeSent, OutcomeFailed, OutcomeExpired, OutcomeRejected, OutcomeDuplicate, OutcomeSuperseded} {
 		m.Jobs.WithLabelValues(o)
@@ -193,7 +262,17 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 	for _, s := range []string{"queue", "request"} {
 		m.JobsReceived.WithLabelValues(s)
 	}
+	for _, r := range []string{"attempts_exhausted", "unknown_outcome"} {
+		m.DeadLettered.WithLabelValues(r)
+	}
 	for _, name := range modems {
+		for _, st := range []string{DeliveryDelivered, DeliveryFailed, DeliveryExpired, DeliveryUnknown} {
+			m.Deliveries.WithLabelValues(name, st)
+		}
+		for _, r := range []string{ReportMatched, ReportUnmatched, ReportMalformed} {
+			m.Reports.WithLabelValues(name, r)
+		}
+		m.ModemConsecutiveFailures.WithLabelValues(name)
 		m.SMSSent.WithLabelValues(name)
 		m.SMSParts.WithLabelValues(name)
 		m.ModemUp.WithLabelValues(name)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -77,5 +78,45 @@ func TestServer(t *testing.T) {
 	}
 	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, `simgate_build_info{goversion=`) || !strings.Contains(body, "process_start_time_seconds") {
 		t.Errorf("/metrics %d", code)
+	}
+}
+
+func TestQueueCollector(t *testing.T) {
+	var fail atomic.Bool
+	c := NewQueueCollector(func(ctx context.Context) (QueueState, error) {
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("no deadline")
+		}
+		if fail.Load() {
+			return QueueState{}, errors.New("no server")
+		}
+		return QueueState{Pending: 7, InFlight: 2, Redelivered: 1}, nil
+	}, time.Second)
+	reg := NewRegistry()
+	reg.MustRegister(c)
+	want := `
+# HELP simgate_queue_inflight_jobs Jobs handed to a worker and not yet acknowledged.
+# TYPE simgate_queue_inflight_jobs gauge
+simgate_queue_inflight_jobs 2
+# HELP simgate_queue_pending_jobs Jobs in the queue waiting for a modem (the shared consumer's pending count).
+# TYPE simgate_queue_pending_jobs gauge
+simgate_queue_pending_jobs 7
+# HELP simgate_queue_up 1 when the queue's state could be read at this scrape.
+# TYPE simgate_queue_up gauge
+simgate_queue_up 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "simgate_queue_pending_jobs", "simgate_queue_inflight_jobs", "simgate_queue_up"); err != nil {
+		t.Error(err)
+	}
+	fail.Store(true)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP simgate_queue_up 1 when the queue's state could be read at this scrape.
+# TYPE simgate_queue_up gauge
+simgate_queue_up 0
+`), "simgate_queue_up", "simgate_queue_pending_jobs"); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
 	}
 }
