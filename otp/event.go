@@ -19,7 +19,31 @@ const (
 	// EventSuperseded: a newer code for the same number was accepted before
 	// this one was sent; only the newest is sent. Final.
 	EventSuperseded EventType = "superseded"
+
+	// After sent, status reports tell what became of the message.
+
+	// EventDelivered: every part reached the phone (TP-Status 0x00-0x1F).
+	// Final.
+	EventDelivered EventType = "delivered"
+	// EventDeliveryPending: the service centre met a temporary error
+	// (TP-Status 0x20-0x3F) and still tries; at most once per job.
+	EventDeliveryPending EventType = "delivery_pending"
+	// EventDeliveryFailed: the service centre gave up on a part
+	// (TP-Status 0x40-0x7F but 0x46, see Status). Final.
+	EventDeliveryFailed EventType = "delivery_failed"
+	// EventDeliveryExpired: the message's validity period, the code's
+	// remaining ttl, passed before the phone could be reached
+	// (TP-Status 0x46). Final.
+	EventDeliveryExpired EventType = "delivery_expired"
+	// EventDeliveryUnknown: no final status report came within
+	// otp.delivery_timeout. Final.
+	EventDeliveryUnknown EventType = "delivery_unknown"
 )
+
+// EventTypes lists every event type, in the order above.
+var EventTypes = []EventType{EventAccepted, EventRejected, EventRetrying, EventSent, EventFailed,
+	EventExpired, EventDuplicate, EventSuperseded, EventDelivered, EventDeliveryPending,
+	EventDeliveryFailed, EventDeliveryExpired, EventDeliveryUnknown}
 
 // Final reports whether no further sending event follows t.
 func (t EventType) Final() bool {
@@ -28,6 +52,18 @@ func (t EventType) Final() bool {
 		return true
 	}
 	return false
+}
+
+// DeliveryFinal reports whether t ends a job's delivery tracking: no event
+// follows it. A job that was sent ends with one of delivered,
+// delivery_failed, delivery_expired and delivery_unknown, unless its modem
+// passes no status reports on (then sent is its last event).
+func (t EventType) DeliveryFinal() bool {
+	switch t {
+	case EventDelivered, EventDeliveryFailed, EventDeliveryExpired, EventDeliveryUnknown:
+		return true
+	}
+	return t.Final() && t != EventSent
 }
 
 // Event is published as JSON on otp.events.<job id> at every state change of
@@ -63,6 +99,17 @@ type Event struct {
 	Modem string `json:"modem,omitempty"`
 	Refs  []int  `json:"refs,omitempty"`
 	Parts int    `json:"parts,omitempty"`
+	// Status is the TP-Status (3GPP TS 23.040 9.2.3.15) of the status
+	// report behind a delivery event: 0 received by the phone, 1 forwarded
+	// without confirmation, 0x20-0x3F temporary errors, 0x40-0x7F final
+	// errors (0x46 validity period expired).
+	Status *int `json:"status,omitempty"`
+	// Discharge is the service centre's time of that report: when the
+	// message was delivered or given up.
+	Discharge time.Time `json:"discharge,omitzero"`
+	// Latency (seconds) is the time from the job's acceptance to a
+	// delivered event.
+	Latency float64 `json:"latency,omitempty"`
 	// Node names the daemon that published the event.
 	Node string `json:"node,omitempty"`
 }

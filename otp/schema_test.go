@@ -96,3 +96,29 @@ func TestJobSchemaPatterns(t *testing.T) {
 		}
 	}
 }
+
+// TestEventTypeEnum keeps the schema's list of event types equal to
+// EventTypes.
+func TestEventTypeEnum(t *testing.T) {
+	b, err := os.ReadFile("schema/event.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema struct {
+		Properties struct {
+			Type struct {
+				Enum []string `json:"enum"`
+			} `json:"type"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(b, &schema); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, et := range EventTypes {
+		want = append(want, string(et))
+	}
+	if !slices.Equal(schema.Properties.Type.Enum, want) {
+		t.Errorf("schema enum %v, EventTypes %v", schema.Properties.Type.Enum, want)
+	}
+}
