@@ -142,6 +142,9 @@ type OTP struct {
 	MaxAttempts int `mapstructure:"max_attempts"`
 	// RetryDelay is the first delay before a failed job is tried again.
 	RetryDelay time.Duration `mapstructure:"retry_delay"`
+	// DeliveryTimeout is how long a sent message waits for its final
+	// status report before it is delivery_unknown.
+	DeliveryTimeout time.Duration `mapstructure:"delivery_timeout"`
 	// Numbers restricts which numbers may receive OTPs.
 	Numbers Numbers `mapstructure:"numbers"`
 }
@@ -254,24 +257,25 @@ func (m Modem) PIN() (string, error) {
 // defaults holds every scalar key with its default: viper reads environment
 // variables only for keys it knows.
 var defaults = map[string]any{
-	"node":                "",
-	"state_dir":           "",
-	"simulate":            0,
-	"log.level":           "info",
-	"log.format":          "text",
-	"nats.url":            "",
-	"nats.listen":         "127.0.0.1:4222",
-	"nats.replicas":       1,
-	"nats.ack_wait":       "30s",
-	"nats.events_max_age": "24h",
-	"metrics.listen":      "127.0.0.1:9464",
-	"otp.default_ttl":     "10m",
-	"otp.max_ttl":         "1h",
-	"otp.region":          "",
-	"otp.brand":           "simgate",
-	"otp.locale":          "en",
-	"otp.max_attempts":    5,
-	"otp.retry_delay":     "2s",
+	"node":                 "",
+	"state_dir":            "",
+	"simulate":             0,
+	"log.level":            "info",
+	"log.format":           "text",
+	"nats.url":             "",
+	"nats.listen":          "127.0.0.1:4222",
+	"nats.replicas":        1,
+	"nats.ack_wait":        "30s",
+	"nats.events_max_age":  "24h",
+	"metrics.listen":       "127.0.0.1:9464",
+	"otp.default_ttl":      "10m",
+	"otp.max_ttl":          "1h",
+	"otp.region":           "",
+	"otp.brand":            "simgate",
+	"otp.locale":           "en",
+	"otp.max_attempts":     5,
+	"otp.retry_delay":      "2s",
+	"otp.delivery_timeout": "90m",
 
 	"otp.numbers.blocked_types":   otp.DefaultBlockedTypes(),
 	"otp.numbers.allowed_regions": []string{},
@@ -495,6 +499,9 @@ func (c Config) Validate() error {
 	}
 	if c.OTP.RetryDelay <= 0 {
 		bad("otp.retry_delay %s: want a positive duration", c.OTP.RetryDelay)
+	}
+	if c.OTP.DeliveryTimeout <= 0 {
+		bad("otp.delivery_timeout %s: want a positive duration", c.OTP.DeliveryTimeout)
 	}
 	if c.Policy.Cooldown < 0 || c.Policy.DuplicateWindow < 0 || c.Policy.CountryPerHour < 0 || c.Policy.GlobalPerMinute < 0 {
 		bad("policy: durations and limits must not be negative")

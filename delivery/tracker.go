@@ -56,6 +56,9 @@ type Message struct {
 	Modem string
 	// To is the recipient in E.164 ("+4526227921").
 	To string
+	// Masked is To as logs and events show it ("+45******21"); the
+	// tracker only passes it on.
+	Masked string
 	// Refs are the message references +CMGS answered, one per part.
 	Refs []int
 	// Accepted is when the job was accepted; Sent when its last part was

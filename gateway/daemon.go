@@ -111,17 +111,26 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 	m := metrics.New(d.reg, version, names)
 	d.gw = New(Options{
 		NC: d.nc, JS: js, Consumer: cons,
-		Limits:      otp.Limits{DefaultTTL: cfg.OTP.DefaultTTL, MaxTTL: cfg.OTP.MaxTTL, Region: cfg.OTP.Region, Numbers: numbers},
-		Renderer:    renderer,
-		Policy:      pol,
-		Metrics:     m,
-		Logger:      log,
-		Node:        cfg.Node,
-		Version:     version,
-		MaxAttempts: cfg.OTP.MaxAttempts,
-		RetryDelay:  cfg.OTP.RetryDelay,
-		AckWait:     cfg.NATS.AckWait,
+		Limits:          otp.Limits{DefaultTTL: cfg.OTP.DefaultTTL, MaxTTL: cfg.OTP.MaxTTL, Region: cfg.OTP.Region, Numbers: numbers},
+		Renderer:        renderer,
+		Policy:          pol,
+		Metrics:         m,
+		Logger:          log,
+		Node:            cfg.Node,
+		Version:         version,
+		MaxAttempts:     cfg.OTP.MaxAttempts,
+		RetryDelay:      cfg.OTP.RetryDelay,
+		AckWait:         cfg.NATS.AckWait,
+		DeliveryTimeout: cfg.OTP.DeliveryTimeout,
 	})
+	d.reg.MustRegister(metrics.NewQueueCollector(func(ctx context.Context) (metrics.QueueState, error) {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return metrics.QueueState{}, err
+		}
+		return metrics.QueueState{Pending: info.NumPending, InFlight: uint64(info.NumAckPending),
+			Redelivered: uint64(info.NumRedelivered)}, nil
+	}, 2*time.Second))
 	if cfg.Metrics.Listen != "" {
 		d.metrics, err = metrics.Listen(cfg.Metrics.Listen, d.reg, d.Ready)
 		if err != nil {
@@ -385,6 +394,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("modem workers still busy: %w", ctx.Err()))
+	}
+	if d.gw != nil {
+		d.gw.Close()
 	}
 	if d.metrics != nil {
 		errs = append(errs, d.metrics.Shutdown(ctx))

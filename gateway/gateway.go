@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/simgate/simgate/delivery"
 	"github.com/simgate/simgate/metrics"
 	"github.com/simgate/simgate/modem"
 	"github.com/simgate/simgate/otp"
@@ -51,6 +52,9 @@ type Options struct {
 	// AckWait is the consumer's ack wait; progress is signalled at a third
 	// of it while a modem sends. 30 s when zero.
 	AckWait time.Duration
+	// DeliveryTimeout is how long a sent message waits for its final
+	// status report before it is delivery_unknown. 90 min when zero.
+	DeliveryTimeout time.Duration
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
 }
@@ -63,6 +67,9 @@ type Gateway struct {
 
 	// live holds the settings that may change while jobs flow (SetLive).
 	live atomic.Pointer[Live]
+
+	// tracker follows sent messages until their final status report.
+	tracker *delivery.Tracker
 
 	mu    sync.Mutex
 	ready map[string]bool // modem name -> open and initialised
@@ -80,6 +87,9 @@ func New(opts Options) *Gateway {
 	if opts.AckWait == 0 {
 		opts.AckWait = 30 * time.Second
 	}
+	if opts.DeliveryTimeout == 0 {
+		opts.DeliveryTimeout = 90 * time.Minute
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -89,7 +99,19 @@ func New(opts Options) *Gateway {
 	}
 	g := &Gateway{opts: opts, log: opts.Logger, now: now, ready: map[string]bool{}}
 	g.live.Store(&Live{Limits: opts.Limits, Renderer: opts.Renderer, Policy: opts.Policy})
+	g.tracker = delivery.New(delivery.Config{
+		Timeout:  opts.DeliveryTimeout,
+		Notify:   g.deliveryOutcome,
+		Reported: g.reportMatched,
+		Now:      now,
+	})
 	return g
+}
+
+// Close stops following sent messages: those still waiting for a status
+// report get no further event from this daemon.
+func (g *Gateway) Close() {
+	g.tracker.Close()
 }
 
 // Live are the settings a running gateway can swap at once (on a reload):
@@ -324,6 +346,7 @@ func (g *Gateway) publish(ctx context.Context, ev otp.Event) {
 func (g *Gateway) RunModem(ctx context.Context, cfg modem.Config) {
 	log := g.log.With("modem", cfg.Name)
 	cfg.Logger = g.log
+	cfg.OnReport = func(r modem.Report, err error) { g.report(cfg.Name, r, err) }
 	backoff := newBackoff(time.Second, time.Minute)
 	for ctx.Err() == nil {
 		m, err := modem.Open(ctx, cfg)
@@ -345,8 +368,10 @@ func (g *Gateway) RunModem(ctx context.Context, cfg modem.Config) {
 		}
 		backoff.reset()
 		inf := m.Info()
-		log.Info("modem open", "manufacturer", inf.Manufacturer, "model", inf.Model, "revision", inf.Revision)
+		log.Info("modem open", "manufacturer", inf.Manufacturer, "model", inf.Model, "revision", inf.Revision,
+			"status_reports", m.Reports())
 		g.opts.Metrics.ModemUp.WithLabelValues(cfg.Name).Set(1)
+		g.opts.Metrics.ModemReports.WithLabelValues(cfg.Name).Set(float64(m.Reports()))
 		g.serveModem(ctx, m, log)
 		g.opts.Metrics.ModemUp.WithLabelValues(cfg.Name).Set(0)
 		g.setReady(cfg.Name, false)
@@ -556,12 +581,14 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 
 	g.opts.Metrics.ModemBusy.WithLabelValues(m.Name()).Set(1)
 	stop := g.keepInProgress(msg)
-	res, err := m.Send(ctx, p.Number.E164, text)
+	// The network stops trying once the code is worthless.
+	res, err := m.Send(ctx, p.Number.E164, text, modem.WithValidity(deadline.Sub(g.now())))
 	stop()
 	g.opts.Metrics.ModemBusy.WithLabelValues(m.Name()).Set(0)
 
 	caps.record(time.Now(), len(res.Refs))
 	if err == nil {
+		g.opts.Metrics.ModemConsecutiveFailures.WithLabelValues(m.Name()).Set(0)
 		g.opts.Metrics.SMSSent.WithLabelValues(m.Name()).Inc()
 		g.opts.Metrics.SMSParts.WithLabelValues(m.Name()).Add(float64(len(res.Refs)))
 		g.opts.Metrics.CMGSDuration.WithLabelValues(m.Name()).Observe(res.Duration.Seconds())
@@ -575,6 +602,13 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 		log.Info("sms sent", "parts", len(res.Refs), "cmgs", res.Duration.Round(time.Millisecond))
 		g.publish(ctx, otp.Event{Type: otp.EventSent, ID: job.ID, To: p.Number.Masked(),
 			Modem: m.Name(), Refs: res.Refs, Parts: len(res.Refs), Attempt: attempt})
+		if res.Report {
+			// After the sent event: a report that came first is held
+			// for it, so that delivered never precedes sent.
+			g.tracker.Track(delivery.Message{ID: job.ID, Modem: m.Name(), To: p.Number.E164, Masked: p.Number.Masked(),
+				Refs: res.Refs, Accepted: accepted, Sent: g.now()})
+			g.opts.Metrics.DeliveryPending.Set(float64(g.tracker.Pending()))
+		}
 		return false
 	}
 
@@ -583,6 +617,7 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 		se = &modem.SendError{Class: modem.Retryable, Err: err}
 	}
 	g.opts.Metrics.SMSFailed.WithLabelValues(m.Name(), se.Class.String()).Inc()
+	g.opts.Metrics.ModemConsecutiveFailures.WithLabelValues(m.Name()).Inc()
 	log = log.With("class", se.Class, "cms_error", se.Code)
 	switch {
 	case se.Class == modem.Permanent:
@@ -623,6 +658,12 @@ func modemDetail(se *modem.SendError) string {
 func (g *Gateway) fail(ctx context.Context, msg jetstream.Msg, log *slog.Logger, p otp.Prepared, attempt int, reason otp.Reason, detail string) {
 	log.Warn("job failed", "reason", reason, "detail", detail)
 	g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeFailed).Inc()
+	if reason == otp.ReasonAttemptsExhausted || reason == otp.ReasonUnknownOutcome {
+		// Dead-lettered: ended with its reason, out of the queue; the
+		// job itself is not kept (its code is a secret, and worthless
+		// after its ttl).
+		g.opts.Metrics.DeadLettered.WithLabelValues(string(reason)).Inc()
+	}
 	g.finish(ctx, p.ID, policy.StateFailed, string(reason))
 	g.publish(ctx, otp.Event{Type: otp.EventFailed, ID: p.ID, To: p.Number.Masked(),
 		Reason: reason, Detail: detail, Attempt: attempt})

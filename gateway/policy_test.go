@@ -91,14 +91,17 @@ func TestDuplicatesAreNotSentTwice(t *testing.T) {
 		t.Errorf("second's event %+v", ev)
 	}
 	h.waitFinal("first")
+	if ev := h.waitEvent("first"); ev.Type != otp.EventDelivered {
+		t.Fatalf("first: %+v, want delivered", ev)
+	}
 	h.stop()
 
 	// After a restart on the same state: the id again, through the
 	// request path and re-published on the queue under another message id.
 	h = start(t, testConfig(dir, s))
 	r3 := h.request(map[string]any{"id": "first", "to": "+4526227921", "code": "445566"})
-	if !r3.Duplicate || r3.State != "sent" {
-		t.Errorf("after restart: %+v, want duplicate, state sent", r3)
+	if !r3.Duplicate || r3.State != "delivered" {
+		t.Errorf("after restart: %+v, want duplicate, state delivered", r3)
 	}
 	msg := nats.NewMsg("otp.send")
 	msg.Data = []byte(`{"id":"first","to":"+4526227921","code":"445566"}`)

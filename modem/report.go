@@ -178,7 +178,7 @@ func parseCMGR(lines []string) (Report, error) {
 		}
 		return ParseStatusReport(lines[i+1], n)
 	}
-	return Report{}, fmt.Errorf("no +CMGR line in %q", lines)
+	return Report{}, fmt.Errorf("no +CMGR line in %d lines", len(lines))
 }
 
 // ReportMode is how a modem passes status reports on (AT+CNMI <ds>).
