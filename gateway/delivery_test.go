@@ -1,0 +1,246 @@
+package gateway_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/warthog618/sms"
+	"github.com/warthog618/sms/encoding/pdumode"
+
+	"github.com/simgate/simgate/modem/modemsim"
+	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/queue"
+)
+
+// startReportingSim starts a simulated modem whose network returns status
+// reports as report decides.
+func startReportingSim(t testing.TB, name string, cfg modemsim.Config) *sim {
+	t.Helper()
+	s := &sim{msgs: make(chan modemsim.Message, 1024)}
+	cfg.Name = name
+	cfg.OnMessage = func(m modemsim.Message) { s.msgs <- m }
+	m, err := modemsim.Start(cfg)
+	if err != nil {
+		t.Fatalf("start simulated modem: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	s.Modem = m
+	return s
+}
+
+// rawEvents collects the JSON of every event as published.
+type rawEvents struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (h *harness) rawEvents(t testing.TB) *rawEvents {
+	r := &rawEvents{}
+	if _, err := h.nc.Subscribe(queue.SubjectEvents+".>", func(m *nats.Msg) {
+		r.mu.Lock()
+		r.msgs = append(r.msgs, string(m.Data))
+		r.mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.nc.Flush()
+	return r
+}
+
+func (r *rawEvents) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.msgs, "\n")
+}
+
+func TestDeliveryReportEndToEnd(t *testing.T) {
+	s := startReportingSim(t, "m1", modemsim.Config{ReportDelay: 50 * time.Millisecond})
+	h := start(t, testConfig(t.TempDir(), s))
+	raw := h.rawEvents(t)
+
+	h.publish(map[string]any{"id": "job-1", "to": "+45 26 22 79 21", "code": "034812"})
+	evs := h.waitFinal("job-1")
+	delivered := h.waitEvent("job-1")
+	if got := types(append(evs, delivered)); got != "accepted,sent,delivered" {
+		t.Fatalf("events %s, want accepted,sent,delivered", got)
+	}
+	if delivered.Status == nil || *delivered.Status != 0 || delivered.Modem != "m1" || delivered.To != "+45******21" ||
+		delivered.Latency <= 0 || delivered.Discharge.IsZero() {
+		t.Errorf("delivered event %+v", delivered)
+	}
+
+	// Every part asked for a report and carries a validity period of the
+	// code's ttl (10 min; the format's 5 min steps).
+	sub := s.Submissions()[0]
+	if !sub.SRR {
+		t.Error("no status report requested")
+	}
+	b, _ := pdumode.UnmarshalHexString(sub.PDU)
+	tp, err := sms.Unmarshal(b.TPDU, sms.AsMO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vp := tp.VP.Duration; vp < 5*time.Minute || vp > 10*time.Minute {
+		t.Errorf("validity period %s, want 5..10 min", vp)
+	}
+
+	body := scrape(t, h.d.MetricsAddr())
+	for _, want := range []string{
+		`simgate_deliveries_total{modem="m1",status="delivered"} 1`,
+		`simgate_delivery_latency_seconds_count 1`,
+		`simgate_delivery_reports_total{modem="m1",result="matched"} 1`,
+		`simgate_delivery_reports_total{modem="m1",result="unmatched"} 0`,
+		`simgate_delivery_pending 0`,
+		`simgate_modem_status_reports{modem="m1"} 1`,
+		`simgate_queue_pending_jobs 0`,
+		`simgate_queue_up 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	// Neither the number nor the code anywhere: not in metrics, events or
+	// logs, not even in the digits of a PDU.
+	for what, text := range map[string]string{"metrics": body, "events": raw.String(), "logs": h.logs.String()} {
+		for _, secret := range []string{"26227921", "034812", "5462229712", "verification code"} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s contain %q:\n%s", what, secret, text)
+			}
+		}
+	}
+	if !strings.Contains(h.logs.String(), `msg="sms delivered" id=job-1 to=+45******21`) {
+		t.Errorf("no log line for the delivery:\n%s", h.logs.String())
+	}
+}
+
+func TestDeliveryFailureExpiryAndSilence(t *testing.T) {
+	status := map[string]modemsim.StatusReport{
+		"+4526227901": {Status: 0x41},
+		"+4526227902": {Status: 0x46},
+		"+4526227903": {Drop: true},
+	}
+	s := startReportingSim(t, "m1", modemsim.Config{
+		Report: func(sub modemsim.Submission) modemsim.StatusReport { return status[sub.To] },
+	})
+	cfg := testConfig(t.TempDir(), s)
+	cfg.OTP.DeliveryTimeout = 300 * time.Millisecond
+	h := start(t, cfg)
+
+	for i, want := range []struct {
+		typ    otp.EventType
+		status int
+	}{
+		{otp.EventDeliveryFailed, 0x41},
+		{otp.EventDeliveryExpired, 0x46},
+		{otp.EventDeliveryUnknown, -1},
+	} {
+		id := fmt.Sprint("job-", i)
+		h.publish(map[string]any{"id": id, "to": fmt.Sprint("+452622790", i+1), "code": fmt.Sprint(100000 + i)})
+		h.waitFinal(id)
+		ev := h.waitEvent(id)
+		if ev.Type != want.typ {
+			t.Fatalf("%s: event %s, want %s", id, ev.Type, want.typ)
+		}
+		switch {
+		case want.status < 0 && ev.Status != nil:
+			t.Errorf("%s: status %d, want none", id, *ev.Status)
+		case want.status >= 0 && (ev.Status == nil || *ev.Status != want.status):
+			t.Errorf("%s: status %v, want %#x", id, ev.Status, want.status)
+		}
+		if ev.Latency != 0 {
+			t.Errorf("%s: latency on an undelivered message", id)
+		}
+	}
+	r := h.request(map[string]any{"id": "job-0", "to": "+4526227901", "code": "100000"})
+	if !r.Duplicate || r.State != string(otp.EventDeliveryFailed) {
+		t.Errorf("duplicate of a failed delivery: %+v", r)
+	}
+	body := scrape(t, h.d.MetricsAddr())
+	for _, want := range []string{
+		`simgate_deliveries_total{modem="m1",status="failed"} 1`,
+		`simgate_deliveries_total{modem="m1",status="expired"} 1`,
+		`simgate_deliveries_total{modem="m1",status="unknown"} 1`,
+		`simgate_deliveries_total{modem="m1",status="delivered"} 0`,
+		`simgate_delivery_latency_seconds_count 0`,
+		`simgate_delivery_pending 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestStoredReports: a modem that only stores reports (+CDSI) has them
+// read and deleted.
+func TestStoredReports(t *testing.T) {
+	s := startReportingSim(t, "m1", modemsim.Config{StoreReports: true})
+	h := start(t, testConfig(t.TempDir(), s))
+	for i := range 3 {
+		id := fmt.Sprint("job-", i)
+		h.publish(map[string]any{"id": id, "to": fmt.Sprint("+452622790", i), "code": fmt.Sprint(200000 + i)})
+		h.waitFinal(id)
+		if ev := h.waitEvent(id); ev.Type != otp.EventDelivered {
+			t.Fatalf("%s: %+v", id, ev)
+		}
+	}
+	for _, r := range s.Reports() {
+		if r.Route != modemsim.RouteCDSI {
+			t.Errorf("report routed %s, want cdsi", r.Route)
+		}
+	}
+	if body := scrape(t, h.d.MetricsAddr()); !strings.Contains(body, `simgate_modem_status_reports{modem="m1"} 2`) {
+		t.Error("report mode not stored")
+	}
+}
+
+// TestReferenceWrap sends 300 messages through one modem, so that message
+// references wrap, to 17 numbers; reports come in random order, and the
+// first ones so late that their reference is reused while they wait. Each
+// must reach its own job. (Two waiting messages to one number with one
+// reference, told apart by the service centre's timestamp, need minutes
+// between them: see the delivery package's tests.)
+func TestReferenceWrap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var mu sync.Mutex
+	submitted := 0
+	s := startReportingSim(t, "m1", modemsim.Config{
+		FirstMR: 200,
+		Report: func(modemsim.Submission) modemsim.StatusReport {
+			mu.Lock()
+			defer mu.Unlock()
+			submitted++
+			if submitted <= 30 {
+				// Still waiting when their reference comes round again.
+				return modemsim.StatusReport{Delay: 4 * time.Second}
+			}
+			return modemsim.StatusReport{Delay: time.Duration(rng.IntN(200)) * time.Millisecond}
+		},
+	})
+	h := start(t, testConfig(t.TempDir(), s))
+	const n = 300
+	for i := range n {
+		h.publish(map[string]any{"id": fmt.Sprint("wrap-", i), "to": fmt.Sprintf("+45262279%02d", i%17), "code": fmt.Sprint(300000 + i)})
+	}
+	for i := range n {
+		id := fmt.Sprint("wrap-", i)
+		h.waitFinal(id)
+		if ev := h.waitEvent(id); ev.Type != otp.EventDelivered {
+			t.Fatalf("%s: %+v", id, ev)
+		}
+	}
+	body := scrape(t, h.d.MetricsAddr())
+	for _, want := range []string{
+		fmt.Sprintf(`simgate_deliveries_total{modem="m1",status="delivered"} %d`, n),
+		`simgate_delivery_reports_total{modem="m1",result="unmatched"} 0`,
+		fmt.Sprintf(`simgate_delivery_reports_total{modem="m1",result="matched"} %d`, n),
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
