@@ -82,8 +82,10 @@ func (c *Client) Publish(ctx context.Context, job otp.Job) (duplicate bool, err 
 }
 
 // Events yields the events of job id from the first one (they are kept in
-// the OTP_EVENTS stream, so nothing is missed by subscribing late) until a
-// final one or until ctx ends, which is yielded as an error.
+// the OTP_EVENTS stream, so nothing is missed by subscribing late) until the
+// last one (see otp.Event.Last: past sent to the delivery outcome when a
+// status report was requested) or until ctx ends, which is yielded as an
+// error.
 func (c *Client) Events(ctx context.Context, id string) iter.Seq2[otp.Event, error] {
 	return func(yield func(otp.Event, error) bool) {
 		cons, err := c.js.OrderedConsumer(ctx, queue.StreamEvents, jetstream.OrderedConsumerConfig{
@@ -103,14 +105,29 @@ func (c *Client) Events(ctx context.Context, id string) iter.Seq2[otp.Event, err
 			if err := json.Unmarshal(m.Data(), &ev); err != nil {
 				continue // not an event of this contract version
 			}
-			if !yield(ev, nil) || ev.Type.Final() {
+			if !yield(ev, nil) || ev.Last() {
 				return
 			}
 		}
 	}
 }
 
-// Wait returns the final event of job id.
+// WaitDelivery returns the last event of job id: its delivery outcome
+// when it was sent with a status report requested, otherwise its final
+// event.
+func (c *Client) WaitDelivery(ctx context.Context, id string) (otp.Event, error) {
+	for ev, err := range c.Events(ctx, id) {
+		if err != nil {
+			return otp.Event{}, err
+		}
+		if ev.Last() {
+			return ev, nil
+		}
+	}
+	return otp.Event{}, ctx.Err()
+}
+
+// Wait returns the final event of job id: sent, or how it ended unsent.
 func (c *Client) Wait(ctx context.Context, id string) (otp.Event, error) {
 	for ev, err := range c.Events(ctx, id) {
 		if err != nil {

@@ -62,8 +62,11 @@ func TestClient(t *testing.T) {
 		}
 		seen = append(seen, ev.Type)
 	}
-	if len(seen) != 2 || seen[0] != otp.EventAccepted || seen[1] != otp.EventSent {
+	if len(seen) != 3 || seen[0] != otp.EventAccepted || seen[1] != otp.EventSent || seen[2] != otp.EventDelivered {
 		t.Errorf("events %v", seen)
+	}
+	if ev, err := c.WaitDelivery(ctx, "c1"); err != nil || ev.Type != otp.EventDelivered {
+		t.Errorf("wait for delivery: %+v %v", ev, err)
 	}
 
 	// A double submit points at the first job, whose fate it shares.

@@ -601,7 +601,7 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 		}
 		log.Info("sms sent", "parts", len(res.Refs), "cmgs", res.Duration.Round(time.Millisecond))
 		g.publish(ctx, otp.Event{Type: otp.EventSent, ID: job.ID, To: p.Number.Masked(),
-			Modem: m.Name(), Refs: res.Refs, Parts: len(res.Refs), Attempt: attempt})
+			Modem: m.Name(), Refs: res.Refs, Parts: len(res.Refs), Attempt: attempt, Report: res.Report})
 		if res.Report {
 			// After the sent event: a report that came first is held
 			// for it, so that delivered never precedes sent.

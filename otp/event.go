@@ -66,6 +66,15 @@ func (t EventType) DeliveryFinal() bool {
 	return t.Final() && t != EventSent
 }
 
+// Last reports whether no event follows e: a final event, except a sent
+// event that awaits a status report, or a final delivery event.
+func (e Event) Last() bool {
+	if e.Type == EventSent {
+		return !e.Report
+	}
+	return e.Type.DeliveryFinal()
+}
+
 // Event is published as JSON on otp.events.<job id> at every state change of
 // a job. It never contains the code, the text or the full number.
 type Event struct {
@@ -99,6 +108,10 @@ type Event struct {
 	Modem string `json:"modem,omitempty"`
 	Refs  []int  `json:"refs,omitempty"`
 	Parts int    `json:"parts,omitempty"`
+	// Report is true on sent when a status report was requested: a
+	// delivery event (delivered, delivery_failed, delivery_expired or
+	// delivery_unknown) will follow.
+	Report bool `json:"report,omitempty"`
 	// Status is the TP-Status (3GPP TS 23.040 9.2.3.15) of the status
 	// report behind a delivery event: 0 received by the phone, 1 forwarded
 	// without confirmation, 0x20-0x3F temporary errors, 0x40-0x7F final

@@ -94,6 +94,17 @@ func TestServeAndSend(t *testing.T) {
 		t.Errorf("last line %s", lines[2])
 	}
 
+	// The simulated network reports delivery: --wait-delivery follows it.
+	out, err = run("send", "--nats-url", url, "--to", "+4526227922", "--code", "034813", "--wait-delivery")
+	if err != nil {
+		t.Fatalf("send --wait-delivery: %v\n%s", err, out)
+	}
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	var delivered otp.Event
+	if len(lines) != 4 || json.Unmarshal([]byte(lines[3]), &delivered) != nil || delivered.Type != otp.EventDelivered {
+		t.Errorf("--wait-delivery output:\n%s", out)
+	}
+
 	_, err = run("send", "--nats-url", url, "--to", "1-800-FLOWERS", "--code", "034812")
 	if exitCode(err) != exitRejected {
 		t.Errorf("rejected send: exit %d (%v), want %d", exitCode(err), err, exitRejected)

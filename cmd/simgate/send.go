@@ -28,6 +28,7 @@ func newSendCmd() *cobra.Command {
 		ttl     time.Duration
 		url     string
 		wait    bool
+		waitDel bool
 		timeout time.Duration
 		auth    queue.AuthConfig
 	)
@@ -35,9 +36,10 @@ func newSendCmd() *cobra.Command {
 		Use:   "send --to NUMBER (--code DIGITS | --text TEXT)",
 		Short: "Send one OTP (or text) through otp.request and optionally follow its events",
 		Long: `Send one job through otp.request and print the immediate answer as JSON.
-With --wait, follow the job's events until a final one and print each.
-Exit status: 0 sent (or accepted without --wait), 2 rejected, 3 failed or
-expired, 1 any other error.`,
+With --wait, follow the job's events until a final one and print each;
+with --wait-delivery, on to the status report's verdict.
+Exit status: 0 sent (delivered with --wait-delivery; accepted without
+--wait), 2 rejected, 3 failed, expired or not delivered, 1 any other error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if job.ID == "" {
@@ -58,7 +60,7 @@ expired, 1 any other error.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			return send(ctx, cmd, url, append(opts, nats.Name("simgate send")), job, wait)
+			return send(ctx, cmd, url, append(opts, nats.Name("simgate send")), job, wait || waitDel, waitDel)
 		},
 	}
 	f := cmd.Flags()
@@ -72,6 +74,7 @@ expired, 1 any other error.`,
 	f.DurationVar(&ttl, "ttl", 0, "how long the code is worth sending (default: the daemon's)")
 	f.StringVar(&url, "nats-url", "", "NATS server (default $SIMGATE_NATS_URL or nats://127.0.0.1:4222)")
 	f.BoolVar(&wait, "wait", false, "follow the job's events until a final one")
+	f.BoolVar(&waitDel, "wait-delivery", false, "follow the job's events until its delivery outcome (status report)")
 	f.DurationVar(&timeout, "timeout", 3*time.Minute, "give up after this long")
 	f.StringVar(&auth.User, "user", "", "NATS user (password from --password-file or $SIMGATE_NATS_PASSWORD)")
 	f.StringVar(&auth.PasswordFile, "password-file", "", "file holding the NATS password")
@@ -85,7 +88,7 @@ expired, 1 any other error.`,
 	return cmd
 }
 
-func send(ctx context.Context, cmd *cobra.Command, url string, opts []nats.Option, job otp.Job, wait bool) error {
+func send(ctx context.Context, cmd *cobra.Command, url string, opts []nats.Option, job otp.Job, wait, delivery bool) error {
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", url, err)
@@ -118,7 +121,11 @@ func send(ctx context.Context, cmd *cobra.Command, url string, opts []nats.Optio
 		}
 		enc.Encode(ev)
 		switch {
-		case !ev.Type.Final():
+		case ev.Type == otp.EventSent && delivery && !ev.Last():
+			// The status report's verdict follows.
+		case ev.Type == otp.EventDelivered:
+			return nil
+		case !ev.Type.DeliveryFinal() && !ev.Type.Final():
 		case ev.Type == otp.EventSent:
 			return nil
 		case ev.Type == otp.EventRejected:
