@@ -615,7 +615,11 @@ func (p *Policy) finish(ctx context.Context, id string, rec jobRecord) error {
 	if err != nil {
 		return err
 	}
-	return p.update(ctx, jobKey(id), func([]byte) ([]byte, error) { return b, nil })
+	// The record is replaced whole: one write, no read.
+	if _, err := p.store.Put(ctx, jobKey(id), b); err != nil {
+		return fmt.Errorf("write job: %w", err)
+	}
+	return nil
 }
 
 // Superseded returns the id of a newer job with another code accepted for

@@ -31,6 +31,9 @@ type Store interface {
 	Create(ctx context.Context, key string, value []byte) (uint64, error)
 	// Update stores value only if key is at revision rev (ErrConflict).
 	Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error)
+	// Put stores value whatever is there: for a write that replaces the
+	// whole value and depends on nothing it held.
+	Put(ctx context.Context, key string, value []byte) (uint64, error)
 }
 
 // MemoryStore is a Store in process memory. It is safe for concurrent use.
@@ -102,6 +105,13 @@ func (s *MemoryStore) Update(_ context.Context, key string, value []byte, rev ui
 		return 0, ErrConflict
 	}
 	return s.put(key, value, now), nil
+}
+
+// Put implements Store.
+func (s *MemoryStore) Put(_ context.Context, key string, value []byte) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.put(key, value, s.now().UnixNano()), nil
 }
 
 func (s *MemoryStore) put(key string, value []byte, now int64) uint64 {

@@ -74,6 +74,11 @@ func (s *KVStore) Update(ctx context.Context, key string, value []byte, rev uint
 	return n, err
 }
 
+// Put implements policy.Store.
+func (s *KVStore) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	return s.kv.Put(ctx, key, value)
+}
+
 // HashKey returns the cluster's key for hashing numbers in the policy
 // store, creating a random one on first use: the first daemon wins and all
 // others read it.

@@ -89,6 +89,14 @@ func TestKVStore(t *testing.T) {
 	if e, _ := s.Get(ctx, "k"); string(e.Value) != "d" {
 		t.Errorf("value %q", e.Value)
 	}
+	for _, k := range []string{"k", "new"} {
+		if _, err := s.Put(ctx, k, []byte("e")); err != nil {
+			t.Errorf("put %s: %v", k, err)
+		}
+		if e, _ := s.Get(ctx, k); string(e.Value) != "e" {
+			t.Errorf("%s after put: %q", k, e.Value)
+		}
+	}
 	k1, err := HashKey(ctx, js, 1)
 	if err != nil || len(k1) != 32 {
 		t.Fatalf("hash key: %v", err)
