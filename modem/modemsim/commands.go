@@ -384,6 +384,12 @@ func (ip *interpreter) exec(c command) error {
 		return ip.cnmaCmd(c)
 	case "+CMGS":
 		return ip.cmgs(c)
+	case "+CMGR":
+		return ip.cmgr(c)
+	case "+CMGL":
+		return ip.cmgl(c)
+	case "+CMGD":
+		return ip.cmgd(c)
 	}
 	return errSyntax
 }
@@ -733,7 +739,11 @@ func (ip *interpreter) cnmiCmd(c command) error {
 		ip.info(fmt.Sprintf("+CNMI: %d,%d,%d,%d,%d", v[0], v[1], v[2], v[3], v[4]))
 		return nil
 	case opTest:
-		ip.info("+CNMI: (0-3),(0-3),(0,2),(0-2),(0,1)")
+		if ip.cfg.StoreReports {
+			ip.info("+CNMI: (0-3),(0-3),(0,2),(0,2),(0,1)")
+		} else {
+			ip.info("+CNMI: (0-3),(0-3),(0,2),(0-2),(0,1)")
+		}
 		return nil
 	case opSet:
 	default:
@@ -752,6 +762,9 @@ func (ip *interpreter) cnmiCmd(c command) error {
 	if v[2] == 1 || v[2] == 3 {
 		return cmsOperationNotSupported // cell broadcast indications are not supported
 	}
+	if v[3] == 1 && ip.cfg.StoreReports {
+		return cmsOperationNotSupported // status reports are only stored
+	}
 	ip.set.cnmi = v
 	return nil
 }
@@ -760,7 +773,7 @@ func (ip *interpreter) cpmsCmd(c command) error {
 	const mems = `("SM","ME","MT")`
 	switch c.op {
 	case opTest:
-		ip.info("+CPMS: " + mems + "," + mems + "," + mems)
+		ip.info(`+CPMS: ("SM","ME","MT","SR"),` + mems + "," + mems)
 		return nil
 	case opRead, opSet:
 		if err := ip.simErr(true); err != nil {
@@ -771,7 +784,8 @@ func (ip *interpreter) cpmsCmd(c command) error {
 	}
 	if c.op == opRead {
 		m := ip.cpms
-		ip.info(fmt.Sprintf("+CPMS: %q,0,30,%q,0,30,%q,0,30", m[0], m[1], m[2]))
+		ip.info(fmt.Sprintf("+CPMS: %q,%d,%d,%q,%d,%d,%q,%d,%d",
+			m[0], ip.memUsed(m[0]), memCapacity, m[1], ip.memUsed(m[1]), memCapacity, m[2], ip.memUsed(m[2]), memCapacity))
 		return nil
 	}
 	ps, err := parseParams(c.args, 3)
@@ -789,7 +803,8 @@ func (ip *interpreter) cpmsCmd(c command) error {
 			continue
 		}
 		s = strings.ToUpper(s)
-		if s != "SM" && s != "ME" && s != "MT" {
+		// Status reports can only be read and deleted (<mem1>).
+		if s != "SM" && s != "ME" && s != "MT" && (s != "SR" || i > 0) {
 			return cmsOperationNotAllowed
 		}
 		m[i] = s
@@ -801,7 +816,7 @@ func (ip *interpreter) cpmsCmd(c command) error {
 		if i > 0 {
 			out += ","
 		}
-		out += "0,30"
+		out += fmt.Sprintf("%d,%d", ip.memUsed(m[i]), memCapacity)
 	}
 	ip.info(out)
 	return nil
@@ -882,6 +897,12 @@ func (ip *interpreter) cnmaCmd(c command) error {
 	case opAction:
 	default:
 		return errSyntax
+	}
+	if ip.ackWait {
+		// The status report the modem routed with +CDS (AT+CSMS=1).
+		ip.ackWait = false
+		ip.wakeReports()
+		return nil
 	}
 	for {
 		n := ip.cnmaOwed.Load()

@@ -40,17 +40,18 @@
 // +CGSN, +GMI, +GMM, +GMR, +GSN, +CIMI, +CMEE, +CPIN, +CFUN (0, 1, 4; 1,1
 // resets and locks the SIM again), +CSQ, +CREG, +CGREG, +CEREG (n 0-2, with
 // URCs on change), +COPS, +CSCS (GSM, IRA, UCS2). 27.005: +CMGF, +CSMS,
-// +CSCA, +CNMI, +CPMS, +CSMP, +CMMS, +CNMA, +CMGS. ATZ, AT&F and
-// AT+CFUN=1,1 restore the session settings (echo, V, Q, S registers, CMEE,
-// CREG modes, CMGF, CNMI, CSMS, CSCS, CSMP); the SIM, the service centre
-// address and the message storage keep theirs.
+// +CSCA, +CNMI, +CPMS, +CSMP, +CMMS, +CNMA, +CMGS, +CMGR, +CMGL, +CMGD.
+// ATZ, AT&F and AT+CFUN=1,1 restore the session settings (echo, V, Q, S
+// registers, CMEE, CREG modes, CMGF, CNMI, CSMS, CSCS, CSMP); the SIM, the
+// service centre address and the message storage keep theirs.
 //
 // # SIM and network
 //
 // With Config.PIN the SIM starts locked. SIM-dependent commands (+CIMI,
-// +CSCA, +CPMS, +CMGS) then answer +CME ERROR: 11 / +CMS ERROR: 311 (PUK:
-// 12 / 316). The modem reports itself registered (Config.Registration)
-// only while the SIM is ready, the radio on (+CFUN=1) and +COPS is not 2.
+// +CSCA, +CPMS, +CMGS, +CMGR, +CMGL, +CMGD) then answer +CME ERROR: 11 /
+// +CMS ERROR: 311 (PUK: 12 / 316). The modem reports itself registered
+// (Config.Registration) only while the SIM is ready, the radio on
+// (+CFUN=1) and +COPS is not 2.
 //
 // # Sending
 //
@@ -70,6 +71,47 @@
 // Every accepted PDU is recorded (Submissions) and reported to
 // Config.OnSubmit; concatenated parts with the same destination and
 // reference are reassembled and reported to Config.OnMessage (Messages).
+//
+// # Status reports
+//
+// For every accepted SMS-SUBMIT with TP-SRR set (each part of a
+// concatenated message: each has its own TP-MR) the simulated network
+// returns an SMS-STATUS-REPORT: after Config.ReportDelay with TP-ST
+// Config.ReportStatus (0x00, delivered, by default), or as Config.Report
+// (SetReport) decides: another status, another delay, or none. Reports come
+// out in the order they are due, not in the order of the submissions. The
+// report carries TP-MR, TP-RA (the submission's TP-DA), TP-SCTS (when the
+// submission was accepted), TP-DT (when the report is made) and TP-ST; its
+// PDU starts with the service centre address of AT+CSCA. AT+CNMI <ds>
+// decides what the modem does with it (27.005 §3.4.1):
+//
+//   - 0: nothing, the report is dropped (AT+CNMI defaults to 0).
+//   - 1: the unsolicited result code "+CDS: <length>" and the PDU on the
+//     next line (<length>: TPDU octets, without the service centre
+//     address), or in text mode
+//     "+CDS: <fo>,<mr>,<ra>,<tora>,<scts>,<dt>,<st>"; written like
+//     Inject's (held during message entry, before a final result code).
+//     With AT+CSMS=1 each +CDS wants an AT+CNMA: no other +CDS comes
+//     until then, and when Config.AckTimeout passes without one the modem
+//     sets <mt> and <ds> to 0 (routing disabled, counted by MissedAcks).
+//     Reports due meanwhile wait, then go as the settings then say. ATZ,
+//     AT+CSMS=0 or a <ds> other than 1 end the wait too. With
+//     Config.StoreReports <ds>=1 is refused (+CMS ERROR: 303).
+//   - 2: the report is stored in the "SR" memory and indicated with
+//     `+CDSI: "SR",<index>`. Indexes start at 1; the memory holds 30
+//     reports, and a report finding it full is lost.
+//
+// AT+CPMS accepts "SR" as <mem1>, the memory AT+CMGR=<index> reads (an
+// unread report becomes read), AT+CMGL[=<stat>] lists and
+// AT+CMGD=<index>[,<delflag>] deletes from; "SM", "ME" and "MT" are
+// always empty. AT+CMGR of an empty or invalid index gives +CMS ERROR:
+// 321; AT+CMGD of an empty index is not an error.
+//
+// A report that comes while the modem is hung, or with <ds>=1 while no
+// client has the port open, is lost (and wants no AT+CNMA); with <ds>=2 it
+// is stored all the same and only the +CDSI is lost. Registration is not
+// considered. Reports not yet due when the modem closes are dropped.
+// Reports lists what the network sent and how it was routed.
 //
 // # Pseudo-terminal
 //

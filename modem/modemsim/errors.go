@@ -50,6 +50,7 @@ const (
 	cmsSIMPINRequired        cmsError = 311
 	cmsSIMFailure            cmsError = 313
 	cmsSIMPUKRequired        cmsError = 316
+	cmsInvalidMemIndex       cmsError = 321
 	cmsSMSCUnknown           cmsError = 330
 	cmsNoNetworkService      cmsError = 331
 	cmsNoCNMAExpected        cmsError = 340

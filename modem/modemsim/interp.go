@@ -130,16 +130,31 @@ type interpreter struct {
 	sendDelay    time.Duration
 	delayChanged chan struct{}
 	failCodes    []int
-	rng          *rand.Rand // for FailRate
+	rng          *rand.Rand // for FailRate and the other random faults
 	nextMR       int
 	subs         []Submission
 	msgs         []Message
 	partials     map[concatKey]*partial
 	partialSeq   uint64
+
+	// Status reports (reports.go).
+	reportFn    func(Submission) StatusReport
+	pending     reportQueue      // not yet due
+	held        []*pendingReport // due, waiting for an AT+CNMA
+	reportSeq   uint64
+	ackWait     bool // a routed +CDS waits for AT+CNMA (AT+CSMS=1)
+	ackDeadline time.Time
+	missedAcks  int
+	reports     []SentReport
+	sr          [memCapacity]*storedReport // the "SR" memory; index i+1
+	reportWake  chan struct{}
+	reportsDone chan struct{} // closed when reportLoop returns
 }
 
 // newInterpreter returns an interpreter for cfg (defaults already applied)
-// writing to w. post runs callbacks; done aborts waits when closed.
+// writing to w. post runs callbacks; done aborts waits when closed, and
+// stops the goroutine that sends status reports (reportsDone is closed when
+// it has returned).
 func newInterpreter(cfg Config, w io.Writer, post func(func()), done <-chan struct{}) *interpreter {
 	ip := &interpreter{
 		cfg:          cfg,
@@ -159,12 +174,16 @@ func newInterpreter(cfg Config, w io.Writer, post func(func()), done <-chan stru
 		rng:          rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed)),
 		nextMR:       cfg.FirstMR,
 		partials:     make(map[concatKey]*partial),
+		reportFn:     cfg.Report,
+		reportWake:   make(chan struct{}, 1),
+		reportsDone:  make(chan struct{}),
 	}
 	ip.out = &output{w: w, hung: &ip.hung}
 	if cfg.PIN != "" {
 		ip.sim = simPIN
 	}
 	ip.regReported = ip.effReg()
+	go ip.reportLoop()
 	return ip
 }
 
@@ -409,6 +428,9 @@ func (ip *interpreter) prompt() []byte {
 func (ip *interpreter) final(err error) {
 	defer func() {
 		ip.checkReg()
+		if ip.ackWait || len(ip.held) > 0 {
+			ip.wakeReports() // the command line may have changed +CNMI or +CSMS
+		}
 		for _, f := range ip.afterFinal {
 			ip.post(f)
 		}
@@ -632,6 +654,15 @@ func (o *output) urc(b []byte) {
 		return
 	}
 	_, _ = o.w.Write(b)
+}
+
+// clientAttached reports whether a client has the port open: output
+// written now reaches it (or is queued for it during message entry).
+func (o *output) clientAttached() bool {
+	if a, ok := o.w.(interface{ attached() bool }); ok {
+		return a.attached()
+	}
+	return true
 }
 
 // setReserved starts or ends message entry; ending it flushes queued URCs.

@@ -55,6 +55,39 @@ type Config struct {
 	FailCodes []int
 	Seed      uint64
 
+	// ReportDelay is the time from the "+CMGS: <mr>" answer of a message
+	// that requested a status report (TP-SRR) to the network's report;
+	// zero means as soon as possible after the answer. Each part of a
+	// concatenated message has its own message reference and report. What
+	// the modem does with a report depends on AT+CNMI <ds> (see the
+	// package documentation).
+	ReportDelay time.Duration
+	// ReportStatus is the TP-ST of the status reports (0x00, the zero
+	// value: delivered). ReportFailRate is the probability (0..1) that a
+	// report says 0x41 (permanent error) instead, ReportDropRate that the
+	// network never reports; both draw from the generator of FailRate
+	// (Seed), in the order of the sends.
+	ReportStatus   byte
+	ReportFailRate float64
+	ReportDropRate float64
+	// Report, if set, decides each status report (status, delay, or none)
+	// instead of ReportDelay, ReportStatus, ReportFailRate and
+	// ReportDropRate; SetReport changes it. It is called like OnSubmit, in
+	// order on the callback goroutine, after the final result code of the
+	// AT+CMGS line; it must not call Close.
+	Report func(Submission) StatusReport
+	// OnReport is called, like OnSubmit, for each status report the
+	// network sent, once the modem routed it (Reports). It may be nil.
+	OnReport func(SentReport)
+	// AckTimeout is how long a "+CDS" routed with AT+CSMS=1 waits for
+	// AT+CNMA; the modem routes no other +CDS meanwhile. When it passes,
+	// the modem gives up: it sets AT+CNMI <mt> and <ds> to 0 (MissedAcks
+	// counts these). Default 15 s.
+	AckTimeout time.Duration
+	// StoreReports makes a modem that only stores status reports: AT+CNMI
+	// refuses <ds>=1 with +CMS ERROR: 303, so clients must use <ds>=2.
+	StoreReports bool
+
 	// OnSubmit is called for every accepted SMS-SUBMIT (each part of a
 	// concatenated message), once the final result code of the command
 	// line ("+CMGS: <mr>" then OK) has been written. It may be nil.
@@ -197,9 +230,16 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.FailRate > 0 && len(cfg.FailCodes) == 0 {
 		cfg.FailCodes = []int{42}
 	}
+	if cfg.AckTimeout == 0 {
+		cfg.AckTimeout = defaultAckTimeout
+	}
 	switch {
 	case cfg.FailRate < 0 || cfg.FailRate > 1:
 		return cfg, fmt.Errorf("modemsim: FailRate %g not in 0..1", cfg.FailRate)
+	case cfg.ReportFailRate < 0 || cfg.ReportFailRate > 1:
+		return cfg, fmt.Errorf("modemsim: ReportFailRate %g not in 0..1", cfg.ReportFailRate)
+	case cfg.ReportDropRate < 0 || cfg.ReportDropRate > 1:
+		return cfg, fmt.Errorf("modemsim: ReportDropRate %g not in 0..1", cfg.ReportDropRate)
 	case cfg.Signal < 0 || cfg.Signal > 31 && cfg.Signal != 99:
 		return cfg, fmt.Errorf("modemsim: Signal %d not in 0..31 or 99", cfg.Signal)
 	case cfg.Registration < 0 || cfg.Registration > 10:
@@ -210,6 +250,10 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("modemsim: invalid SCA %q", cfg.SCA)
 	case cfg.SendDelay < 0:
 		return cfg, fmt.Errorf("modemsim: negative SendDelay")
+	case cfg.ReportDelay < 0:
+		return cfg, fmt.Errorf("modemsim: negative ReportDelay")
+	case cfg.AckTimeout < 0:
+		return cfg, fmt.Errorf("modemsim: negative AckTimeout")
 	}
 	for _, s := range []string{cfg.Manufacturer, cfg.Model, cfg.Revision, cfg.IMEI, cfg.IMSI} {
 		if strings.ContainsAny(s, "\r\n") {
@@ -357,15 +401,17 @@ func (m *Modem) Path() string { return m.path }
 // Name returns Config.Name (by default the pseudo-terminal path).
 func (m *Modem) Name() string { return m.cfg.Name }
 
-// Close stops the modem: a send in progress is abandoned, the line hangs up
-// (a client reading the port gets an error, as when a USB modem is
-// unplugged), pending callbacks are run and the link is removed. Close
-// returns when all of this is done; later calls do nothing.
+// Close stops the modem: a send in progress is abandoned, status reports
+// not yet sent are dropped, the line hangs up (a client reading the port
+// gets an error, as when a USB modem is unplugged), pending callbacks are
+// run and the link is removed. Close returns when all of this is done;
+// later calls do nothing.
 func (m *Modem) Close() error {
 	m.closeOnce.Do(func() {
 		close(m.done)
 		m.closeErr = m.ptmx.Close()
 		m.wg.Wait()
+		<-m.ip.reportsDone
 		m.disp.close()
 		if m.cfg.Link != "" {
 			if target, err := os.Readlink(m.cfg.Link); err == nil && target == m.path {
@@ -398,6 +444,33 @@ func (m *Modem) Messages() []Message {
 		out[i] = msg
 	}
 	return out
+}
+
+// Reports returns a copy of the status reports the network sent so far, in
+// the order the modem routed them (Config.Report and Drop can make that
+// differ from the order of the submissions). Reports the network dropped
+// and reports pending at Close are not in it.
+func (m *Modem) Reports() []SentReport {
+	m.ip.mu.Lock()
+	defer m.ip.mu.Unlock()
+	return append([]SentReport(nil), m.ip.reports...)
+}
+
+// SetReport changes the function that decides status reports (nil: the
+// defaults of Config.ReportDelay and ReportStatus). It applies to messages
+// submitted after the call.
+func (m *Modem) SetReport(f func(Submission) StatusReport) {
+	m.ip.mu.Lock()
+	defer m.ip.mu.Unlock()
+	m.ip.reportFn = f
+}
+
+// MissedAcks returns how many times a +CDS went unacknowledged for
+// Config.AckTimeout, so that the modem disabled routing.
+func (m *Modem) MissedAcks() int {
+	m.ip.mu.Lock()
+	defer m.ip.mu.Unlock()
+	return m.ip.missedAcks
 }
 
 // SetSendDelay changes the network latency of AT+CMGS. It also applies to

@@ -399,6 +399,10 @@ func TestStartConfig(t *testing.T) {
 		{SCA: "+45abc"},
 		{SendDelay: -time.Second},
 		{Model: "x\r\nOK"},
+		{ReportDelay: -time.Second},
+		{AckTimeout: -time.Second},
+		{ReportFailRate: 1.5},
+		{ReportDropRate: -0.1},
 	} {
 		if m, err := Start(cfg); err == nil {
 			m.Close()
@@ -412,7 +416,7 @@ func TestStartConfig(t *testing.T) {
 func TestConcurrentHooks(t *testing.T) {
 	m := start(t, Config{})
 	c := dial(t, m.Path())
-	c.command("ATE0;+CMEE=1") // no +CREG URCs: registration flips below
+	c.command("ATE0;+CMEE=1;+CNMI=2,1,0,2,0") // no +CREG URCs: registration flips below; reports stored
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -428,12 +432,15 @@ func TestConcurrentHooks(t *testing.T) {
 			m.FailNextSends()
 			_ = m.Submissions()
 			_ = m.Messages()
+			_ = m.Reports()
+			_ = m.MissedAcks()
+			m.SetReport(func(Submission) StatusReport { return StatusReport{Status: byte(i)} })
 			m.SetRegistration(1 + 4*(i%2))
 		}
 	}()
-	p := encode(t, "x", "+4526227921")[0]
+	p := srrPDU(t, "x", "+4526227921")
 	for range 20 {
-		if got := c.sendPDU(p); !strings.HasSuffix(got, "\r\nOK\r\n") {
+		if got := c.sendLoose(p); !strings.HasSuffix(got, "\r\nOK\r\n") {
 			t.Fatalf("%q", got)
 		}
 	}

@@ -62,8 +62,10 @@ func (ip *interpreter) cmgs(c command) error {
 	}
 	ip.entry = ip.entry[:0]
 	ip.entryBad = false
-	ip.emit(ip.prompt())
+	// Reserve the line first: no URC may come between the prompt and the
+	// message entry.
 	ip.out.setReserved(true)
+	ip.emit(ip.prompt())
 	return errSuspend
 }
 
@@ -196,6 +198,7 @@ func (ip *interpreter) send(t *tpdu.TPDU, hexs string) error {
 	msg, complete := ip.collect(sub, t, d)
 
 	ip.info("+CMGS: " + strconv.Itoa(mr))
+	answered := time.Now()
 	ip.log.Info("modemsim: SMS submitted", "modem", ip.cfg.Name, "mr", mr, "to", mask(sub.To),
 		"part", sub.Part, "parts", sub.Parts, "encoding", sub.Encoding)
 	if f := ip.cfg.OnSubmit; f != nil {
@@ -208,6 +211,9 @@ func (ip *interpreter) send(t *tpdu.TPDU, hexs string) error {
 			cp.MRs = append([]int(nil), msg.MRs...)
 			ip.afterFinal = append(ip.afterFinal, func() { f(cp) })
 		}
+	}
+	if sub.SRR {
+		ip.planReport(sub, t.DA, answered)
 	}
 	return nil
 }
