@@ -76,7 +76,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 	if err := d.connect(); err != nil {
 		return d, err
 	}
-	js, err := jetstream.New(d.nc)
+	// Events are published without waiting for each acknowledgement (in
+	// order, on one connection); a lost one is logged.
+	js, err := jetstream.New(d.nc,
+		jetstream.WithPublishAsyncMaxPending(4096),
+		jetstream.WithPublishAsyncTimeout(10*time.Second),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+			log.Warn("publish event", "subject", m.Subject, "err", err)
+		}))
 	if err != nil {
 		return d, fmt.Errorf("jetstream: %w", err)
 	}
@@ -396,7 +403,7 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("modem workers still busy: %w", ctx.Err()))
 	}
 	if d.gw != nil {
-		d.gw.Close()
+		d.gw.Close(ctx)
 	}
 	if d.metrics != nil {
 		errs = append(errs, d.metrics.Shutdown(ctx))

@@ -108,10 +108,16 @@ func New(opts Options) *Gateway {
 	return g
 }
 
-// Close stops following sent messages: those still waiting for a status
-// report get no further event from this daemon.
-func (g *Gateway) Close() {
+// Close stops following sent messages (those still waiting for a status
+// report get no further event from this daemon) and waits, bounded by ctx,
+// until the events published so far are stored.
+func (g *Gateway) Close(ctx context.Context) {
 	g.tracker.Close()
+	select {
+	case <-g.opts.JS.PublishAsyncComplete():
+	case <-ctx.Done():
+		g.log.Warn("events not confirmed at stop", "pending", g.opts.JS.PublishAsyncPending())
+	}
 }
 
 // Live are the settings a running gateway can swap at once (on a reload):
@@ -321,8 +327,11 @@ func (g *Gateway) rejected(ctx context.Context, id string, re *otp.RejectError, 
 	g.publish(ctx, ev)
 }
 
-// publish sends an event to otp.events.<id> (or the no-id subject). Events
-// are best effort: a failure is logged, the job goes on.
+// publish sends an event to otp.events.<id> (or the no-id subject) without
+// waiting for the stream's acknowledgement: events are best effort, a
+// failure is logged (see the daemon's error handler), the job goes on.
+// Events published by one goroutine, one after another, are stored in
+// that order.
 func (g *Gateway) publish(ctx context.Context, ev otp.Event) {
 	ev.Time = g.now().UTC()
 	ev.Node = g.opts.Node
@@ -335,7 +344,7 @@ func (g *Gateway) publish(ctx context.Context, ev otp.Event) {
 		g.log.Error("encode event", "type", ev.Type, "id", ev.ID, "err", err)
 		return
 	}
-	if _, err := g.opts.JS.Publish(ctx, subject, b); err != nil {
+	if _, err := g.opts.JS.PublishAsync(subject, b); err != nil {
 		g.log.Warn("publish event", "type", ev.Type, "id", ev.ID, "err", err)
 	}
 }
