@@ -224,6 +224,11 @@ type Modem struct {
 	// 0 is no cap.
 	PerMinute int `mapstructure:"per_minute"`
 	PerDay    int `mapstructure:"per_day"`
+	// Routes are the destinations this modem is preferred for: ISO regions
+	// ("DK") and E.164 prefixes ("+4530"). A job for one of them taken by
+	// another modem of the daemon is handed to this one when it is ready;
+	// otherwise any modem sends it.
+	Routes []string `mapstructure:"routes"`
 }
 
 // USB matches a modem's serial port by USB identity (see modem.USBMatch).
@@ -548,6 +553,11 @@ func (c Config) Validate() error {
 		}
 		if m.USB.Port < 0 || m.PerMinute < 0 || m.PerDay < 0 {
 			bad("%s: usb.port, per_minute and per_day must not be negative", where)
+		}
+		for _, r := range m.Routes {
+			if err := otp.Route(r).Validate(); err != nil {
+				bad("%s.routes: %v", where, err)
+			}
 		}
 		if m.Baud < 0 {
 			bad("%s.baud %d: want a positive speed", where, m.Baud)

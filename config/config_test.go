@@ -109,14 +109,14 @@ log: {level: loud}
 policy: {number: [{limit: 0, period: 1h}]}
 otp: {default_ttl: 2h, max_ttl: 1h}
 modems:
-  - {name: m1, device: /dev/a}
+  - {name: m1, device: /dev/a, routes: [DK, "+4530", dk]}
   - {name: m1, device: ""}
 `
 	_, err := Load(flags(t, "--config", writeFile(t, body)))
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"log.level", "otp.default_ttl", `"m1": used twice`, "modems[1]: device or usb", "policy.number[0]"} {
+	for _, want := range []string{"log.level", "otp.default_ttl", `"m1": used twice`, "modems[1]: device or usb", "policy.number[0]", `modems[0].routes: route "dk"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

@@ -129,6 +129,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 		RetryDelay:      cfg.OTP.RetryDelay,
 		AckWait:         cfg.NATS.AckWait,
 		DeliveryTimeout: cfg.OTP.DeliveryTimeout,
+		Routes:          routes(cfg.Modems),
 	})
 	d.reg.MustRegister(metrics.NewQueueCollector(func(ctx context.Context) (metrics.QueueState, error) {
 		info, err := cons.Info(ctx)
@@ -419,4 +420,15 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		errs = append(errs, s.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// routes returns the configured routes by modem name.
+func routes(modems []config.Modem) map[string][]otp.Route {
+	out := map[string][]otp.Route{}
+	for _, m := range modems {
+		for _, r := range m.Routes {
+			out[m.Name] = append(out[m.Name], otp.Route(r))
+		}
+	}
+	return out
 }

@@ -55,6 +55,9 @@ type Options struct {
 	// DeliveryTimeout is how long a sent message waits for its final
 	// status report before it is delivery_unknown. 90 min when zero.
 	DeliveryTimeout time.Duration
+	// Routes maps a modem name to the destinations it is preferred for:
+	// ISO regions ("DK") and E.164 prefixes ("+4530"); see ValidRoute.
+	Routes map[string][]otp.Route
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
 }
@@ -71,9 +74,12 @@ type Gateway struct {
 	// tracker follows sent messages until their final status report.
 	tracker *delivery.Tracker
 
-	mu    sync.Mutex
-	ready map[string]bool // modem name -> open and initialised
-	svc   micro.Service
+	mu      sync.Mutex
+	ready   map[string]bool // modem name -> open and initialised
+	busy    map[string]bool // modem name -> sending
+	capped  map[string]bool // modem name -> resting at a send cap
+	workers map[string]*worker
+	svc     micro.Service
 }
 
 // New returns a Gateway.
@@ -97,7 +103,7 @@ func New(opts Options) *Gateway {
 	if now == nil {
 		now = time.Now
 	}
-	g := &Gateway{opts: opts, log: opts.Logger, now: now, ready: map[string]bool{}}
+	g := &Gateway{opts: opts, log: opts.Logger, now: now, ready: map[string]bool{}, busy: map[string]bool{}, capped: map[string]bool{}, workers: map[string]*worker{}}
 	g.live.Store(&Live{Limits: opts.Limits, Renderer: opts.Renderer, Policy: opts.Policy})
 	g.tracker = delivery.New(delivery.Config{
 		Timeout:  opts.DeliveryTimeout,
@@ -355,6 +361,7 @@ func (g *Gateway) publish(ctx context.Context, ev otp.Event) {
 func (g *Gateway) RunModem(ctx context.Context, cfg modem.Config) {
 	log := g.log.With("modem", cfg.Name)
 	cfg.Logger = g.log
+	w := g.registerWorker(cfg.Name, g.opts.Routes[cfg.Name])
 	cfg.OnReport = func(r modem.Report, err error) { g.report(cfg.Name, r, err) }
 	backoff := newBackoff(time.Second, time.Minute)
 	for ctx.Err() == nil {
@@ -381,7 +388,8 @@ func (g *Gateway) RunModem(ctx context.Context, cfg modem.Config) {
 			"status_reports", m.Reports())
 		g.opts.Metrics.ModemUp.WithLabelValues(cfg.Name).Set(1)
 		g.opts.Metrics.ModemReports.WithLabelValues(cfg.Name).Set(float64(m.Reports()))
-		g.serveModem(ctx, m, log)
+		g.serveModem(ctx, m, w, log)
+		g.drainInbox(w)
 		g.opts.Metrics.ModemUp.WithLabelValues(cfg.Name).Set(0)
 		g.setReady(cfg.Name, false)
 		m.Close()
@@ -394,7 +402,7 @@ func (g *Gateway) RunModem(ctx context.Context, cfg modem.Config) {
 // serveModem takes jobs for m until m breaks or ctx ends. It checks the
 // modem's health at once and every HealthInterval, and takes no job while
 // the modem cannot send (SIM not ready, not registered).
-func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, log *slog.Logger) {
+func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, w *worker, log *slog.Logger) {
 	// Stop waiting for a job as soon as the modem goes away.
 	fetchCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -417,6 +425,7 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, log *slog.Logg
 			}
 			nextCheck = time.Now().Add(interval)
 			if !g.modemReady(m.Name()) {
+				g.drainInbox(w)
 				// Look again soon: a modem comes back by itself.
 				nextCheck = time.Now().Add(min(interval, 5*time.Second))
 				sleep(fetchCtx, time.Until(nextCheck))
@@ -426,8 +435,11 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, log *slog.Logg
 				continue
 			}
 		}
-		if wait := caps.wait(time.Now()); wait > 0 {
+		wait := caps.wait(time.Now())
+		g.setCapped(m.Name(), wait > 0)
+		if wait > 0 {
 			// At its SIM plan's cap: leave the jobs to other modems.
+			g.drainInbox(w)
 			log.Info("modem at its send cap; resting", "for", wait.Round(time.Second))
 			sleep(fetchCtx, min(wait, time.Until(nextCheck)))
 			if fetchCtx.Err() != nil {
@@ -440,7 +452,20 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, log *slog.Logg
 		// client-side context ends would be dropped, and come back only
 		// after the ack wait. A short expiry bounds how late a stop or an
 		// unplug is noticed.
-		wait := min(max(time.Until(nextCheck), 100*time.Millisecond), 2*time.Second)
+		select {
+		case h := <-w.inbox:
+			// A job another worker took for this modem.
+			h.stop()
+			if broken := g.process(context.WithoutCancel(ctx), m, h.msg, caps, true); broken {
+				return
+			}
+			continue
+		default:
+		}
+		wait = min(max(time.Until(nextCheck), 100*time.Millisecond), 2*time.Second)
+		if len(w.routes) > 0 {
+			wait = min(wait, routedFetchWait)
+		}
 		msg, err := g.opts.Consumer.Next(jetstream.FetchMaxWait(wait))
 		if fetchCtx.Err() != nil {
 			if err == nil {
@@ -462,7 +487,7 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, log *slog.Logg
 		}
 		// A job once started is finished (its AT+CMGS, ack and event) even
 		// when ctx ends meanwhile; the daemon's Stop bounds the wait.
-		if broken := g.process(context.WithoutCancel(ctx), m, msg, caps); broken {
+		if broken := g.process(context.WithoutCancel(ctx), m, msg, caps, false); broken {
 			return
 		}
 	}
@@ -508,6 +533,35 @@ func (g *Gateway) checkHealth(m *modem.Modem, log *slog.Logger) bool {
 	return true
 }
 
+func (g *Gateway) setBusy(name string, busy bool) {
+	g.mu.Lock()
+	g.busy[name] = busy
+	g.mu.Unlock()
+	v := 0.0
+	if busy {
+		v = 1
+	}
+	g.opts.Metrics.ModemBusy.WithLabelValues(name).Set(v)
+}
+
+func (g *Gateway) setCapped(name string, capped bool) {
+	g.mu.Lock()
+	g.capped[name] = capped
+	g.mu.Unlock()
+}
+
+func (g *Gateway) modemCapped(name string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.capped[name]
+}
+
+func (g *Gateway) modemBusy(name string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.busy[name]
+}
+
 func (g *Gateway) modemReady(name string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -515,9 +569,11 @@ func (g *Gateway) modemReady(name string) bool {
 }
 
 // process handles one delivery of a job and reports whether the modem must
-// be reopened.
-func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg, caps *sendCaps) (broken bool) {
-	g.opts.Metrics.JobsReceived.WithLabelValues("queue").Inc()
+// be reopened. handed is set for a job another worker handed to this one.
+func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg, caps *sendCaps, handed bool) (broken bool) {
+	if !handed {
+		g.opts.Metrics.JobsReceived.WithLabelValues("queue").Inc()
+	}
 	meta, err := msg.Metadata()
 	if err != nil {
 		// Not a JetStream message: cannot happen on a pull consumer.
@@ -547,6 +603,9 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 		g.finish(ctx, job.ID, policy.StateExpired, "")
 		g.publish(ctx, otp.Event{Type: otp.EventExpired, ID: job.ID, To: p.Number.Masked(), Attempt: attempt})
 		g.term(msg, "expired")
+		return false
+	}
+	if !handed && g.route(m.Name(), p.Number, msg) {
 		return false
 	}
 	v, err := g.policy().Admit(ctx, p)
@@ -588,12 +647,12 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 		return false
 	}
 
-	g.opts.Metrics.ModemBusy.WithLabelValues(m.Name()).Set(1)
+	g.setBusy(m.Name(), true)
 	stop := g.keepInProgress(msg)
 	// The network stops trying once the code is worthless.
 	res, err := m.Send(ctx, p.Number.E164, text, modem.WithValidity(deadline.Sub(g.now())))
 	stop()
-	g.opts.Metrics.ModemBusy.WithLabelValues(m.Name()).Set(0)
+	g.setBusy(m.Name(), false)
 
 	caps.record(time.Now(), len(res.Refs))
 	if err == nil {
