@@ -256,6 +256,9 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 	for _, r := range []string{ResendUser, ResendRetry, ResendUnknownOutcome} {
 		m.Resends.WithLabelValues(r)
 	}
+	for _, sc := range []string{"number", "prefix", "country", "global"} {
+		m.RateLimited.WithLabelValues(sc)
+	}
 	for _, k := range []string{"id", "code"} {
 		m.Duplicates.WithLabelValues(k)
 	}
