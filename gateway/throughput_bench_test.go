@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -17,14 +18,6 @@ import (
 
 // Parameters of BenchmarkThroughput.
 const (
-	// throughputDelay is the simulated network latency of every AT+CMGS
-	// (Ctrl-Z to "+CMGS: <mr>"). A real modem takes 1 to 5 s; 50 ms keeps a
-	// run short (20 rounds are about 1 s) while it still dominates the
-	// daemon's own work between two sends of a modem (about a millisecond
-	// on an idle machine: ack, policy store round trips, events, pull,
-	// AT+CMGS prompt), so the ratio measures that per-send gap and not
-	// timer noise: ratio = D / (D + gap), and 0.97 allows a gap of 1.5 ms.
-	throughputDelay = 50 * time.Millisecond
 	// throughputRounds is how many jobs each modem gets per iteration.
 	throughputRounds = 20
 	// The steady window leaves out the first rampRounds rounds (modems
@@ -33,6 +26,16 @@ const (
 	rampRounds = 2
 	tailRounds = 2
 )
+
+// throughputDelay is the simulated network latency of every AT+CMGS
+// (Ctrl-Z to "+CMGS: <mr>"). A real modem takes 1 to 5 s; the default 50 ms
+// keeps a run short (20 rounds are about 1 s) while it still dominates the
+// daemon's own work between two sends of a modem (ack, policy store round
+// trips, pull, AT+CMGS prompt), so the ratio measures that per-send gap:
+// ratio = D / (D + gap), and 0.97 allows a gap of 1.5 ms. Set it with
+// -throughput.delay to see a realistic network.
+var throughputDelay = flag.Duration("throughput.delay", 50*time.Millisecond,
+	"simulated AT+CMGS latency of BenchmarkThroughput (a real network: 1-5 s)")
 
 // BenchmarkThroughput measures how close K modems come to their ideal
 // throughput K/D when the queue is full: every modem should go from one
@@ -63,7 +66,7 @@ func BenchmarkThroughput(b *testing.B) {
 }
 
 func benchThroughput(b *testing.B, k int) {
-	d := throughputDelay
+	d := *throughputDelay
 	sims := make([]*sim, k)
 	for i := range sims {
 		sims[i] = startSim(b, fmt.Sprintf("m%d", i+1), d)
