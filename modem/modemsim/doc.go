@@ -72,6 +72,15 @@
 // Config.OnSubmit; concatenated parts with the same destination and
 // reference are reassembled and reported to Config.OnMessage (Messages).
 //
+// # Random faults
+//
+// Config.FailRate fails sends with +CMS ERROR codes, Config.HangRate makes
+// a send hang the modem for Config.HangFor (the SMS goes out, the answer
+// is lost), Config.URCRate adds stray +CMTI unsolicited result codes
+// mid-command, and Config.ReportFailRate and ReportDropRate spoil status
+// reports. They draw from one generator seeded with Config.Seed, in the
+// order of the commands: the same seed and input give the same faults.
+//
 // # Status reports
 //
 // For every accepted SMS-SUBMIT with TP-SRR set (each part of a

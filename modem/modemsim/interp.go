@@ -95,6 +95,8 @@ type interpreter struct {
 
 	hung     atomic.Bool
 	cnmaOwed atomic.Int32 // routed +CMT/+CDS indications not yet acknowledged
+	hangMu   sync.Mutex   // orders SetHung and the random hangs' recovery
+	hangGen  uint64       // counts hangs and recoveries; guarded by hangMu
 
 	// Input state: only used by the goroutine calling feed.
 	st       inputState
@@ -131,6 +133,7 @@ type interpreter struct {
 	delayChanged chan struct{}
 	failCodes    []int
 	rng          *rand.Rand // for FailRate and the other random faults
+	strayIndex   int        // <index> of the last stray +CMTI
 	nextMR       int
 	subs         []Submission
 	msgs         []Message
@@ -209,6 +212,10 @@ func (ip *interpreter) feed(p []byte) {
 	}
 	for _, b := range p {
 		if ip.closing() {
+			return
+		}
+		if ip.hung.Load() { // hung by a command (Config.HangRate)
+			ip.lostSync = true
 			return
 		}
 		ip.feedByte(b)
@@ -355,17 +362,18 @@ func (ip *interpreter) endEntry(submit bool) {
 	ip.out.setReserved(false)
 	rest := ip.rest
 	ip.rest = ""
+	var err error
 	if submit {
-		var err error
 		if text {
 			err = ip.submitText()
 		} else {
 			err = ip.submitPDU()
 		}
-		if err != nil {
-			ip.final(err)
-			return
-		}
+	}
+	ip.strayURC() // AT+CMGS is done
+	if err != nil {
+		ip.final(err)
+		return
 	}
 	ip.run(rest)
 }
@@ -518,11 +526,55 @@ func (ip *interpreter) run(body string) {
 			ip.rest = rest
 			return
 		}
+		ip.strayURC()
 		if err != nil {
 			ip.final(err)
 			return
 		}
 		body = rest
+	}
+}
+
+// strayURC writes, with probability Config.URCRate, an unsolicited
+// `+CMTI: "SM",<n>` after a command, before the final result code of its
+// line: an SMS arriving mid-command. <n> counts 1..30.
+func (ip *interpreter) strayURC() {
+	if ip.cfg.URCRate == 0 || ip.rng.Float64() >= ip.cfg.URCRate {
+		return
+	}
+	ip.strayIndex = ip.strayIndex%memCapacity + 1
+	ip.out.urc([]byte("\r\n+CMTI: \"SM\"," + strconv.Itoa(ip.strayIndex) + "\r\n"))
+}
+
+// setHung makes the modem hang or recover (Modem.SetHung).
+func (ip *interpreter) setHung(hung bool) {
+	ip.hangMu.Lock()
+	defer ip.hangMu.Unlock()
+	ip.hangGen++
+	ip.swapHung(hung)
+}
+
+// hangFor makes the modem hang and recover after d, unless SetHung was
+// called meanwhile.
+func (ip *interpreter) hangFor(d time.Duration) {
+	ip.hangMu.Lock()
+	defer ip.hangMu.Unlock()
+	ip.hangGen++
+	gen := ip.hangGen
+	ip.swapHung(true)
+	time.AfterFunc(d, func() {
+		ip.hangMu.Lock()
+		defer ip.hangMu.Unlock()
+		if ip.hangGen == gen && !ip.closing() {
+			ip.hangGen++
+			ip.swapHung(false)
+		}
+	})
+}
+
+func (ip *interpreter) swapHung(hung bool) {
+	if ip.hung.Swap(hung) != hung {
+		ip.log.Info("modemsim: hung", "modem", ip.cfg.Name, "hung", hung)
 	}
 }
 

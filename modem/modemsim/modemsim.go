@@ -88,6 +88,18 @@ type Config struct {
 	// refuses <ds>=1 with +CMS ERROR: 303, so clients must use <ds>=2.
 	StoreReports bool
 
+	// HangRate is the probability (0..1) that an AT+CMGS, once its PDU is
+	// accepted (and not failed by FailRate), makes the modem hang as
+	// SetHung(true) does for HangFor (default 30 s), then recover: the
+	// SMS still goes out, its answer is lost. URCRate is the probability
+	// (0..1) per command that a stray `+CMTI: "SM",<n>` (n counting
+	// 1..30; the memory stays empty) comes after the command's response,
+	// before the final result code of the line. Both draw from the
+	// generator of FailRate (Seed).
+	HangRate float64
+	HangFor  time.Duration
+	URCRate  float64
+
 	// OnSubmit is called for every accepted SMS-SUBMIT (each part of a
 	// concatenated message), once the final result code of the command
 	// line ("+CMGS: <mr>" then OK) has been written. It may be nil.
@@ -233,6 +245,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.AckTimeout == 0 {
 		cfg.AckTimeout = defaultAckTimeout
 	}
+	if cfg.HangFor == 0 {
+		cfg.HangFor = defaultHangFor
+	}
 	switch {
 	case cfg.FailRate < 0 || cfg.FailRate > 1:
 		return cfg, fmt.Errorf("modemsim: FailRate %g not in 0..1", cfg.FailRate)
@@ -240,6 +255,12 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("modemsim: ReportFailRate %g not in 0..1", cfg.ReportFailRate)
 	case cfg.ReportDropRate < 0 || cfg.ReportDropRate > 1:
 		return cfg, fmt.Errorf("modemsim: ReportDropRate %g not in 0..1", cfg.ReportDropRate)
+	case cfg.HangRate < 0 || cfg.HangRate > 1:
+		return cfg, fmt.Errorf("modemsim: HangRate %g not in 0..1", cfg.HangRate)
+	case cfg.URCRate < 0 || cfg.URCRate > 1:
+		return cfg, fmt.Errorf("modemsim: URCRate %g not in 0..1", cfg.URCRate)
+	case cfg.HangFor < 0:
+		return cfg, fmt.Errorf("modemsim: negative HangFor")
 	case cfg.Signal < 0 || cfg.Signal > 31 && cfg.Signal != 99:
 		return cfg, fmt.Errorf("modemsim: Signal %d not in 0..31 or 99", cfg.Signal)
 	case cfg.Registration < 0 || cfg.Registration > 10:
@@ -497,11 +518,10 @@ func (m *Modem) FailNextSends(codes ...int) {
 // hung it reads and discards its input and writes nothing, not even
 // unsolicited result codes; a partial command line is forgotten. A send
 // already waiting for the network still completes (the SMS goes out) but
-// its answer is lost.
+// its answer is lost. It also ends a hang of Config.HangRate, or makes
+// one last until SetHung(false).
 func (m *Modem) SetHung(hung bool) {
-	if m.ip.hung.Swap(hung) != hung {
-		m.cfg.Logger.Info("modemsim: hung", "modem", m.cfg.Name, "hung", hung)
-	}
+	m.ip.setHung(hung)
 }
 
 // Inject writes unsolicited result code lines now, framed like a modem

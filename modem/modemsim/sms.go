@@ -168,6 +168,10 @@ func (ip *interpreter) send(t *tpdu.TPDU, hexs string) error {
 		ip.log.Info("modemsim: failing send at random", "modem", ip.cfg.Name, "code", code)
 		return cmsError(code)
 	}
+	if ip.cfg.HangRate > 0 && ip.rng.Float64() < ip.cfg.HangRate {
+		ip.log.Info("modemsim: hanging during a send at random", "modem", ip.cfg.Name, "for", ip.cfg.HangFor)
+		ip.hangFor(ip.cfg.HangFor)
+	}
 	if err := ip.waitSendDelay(); err != nil {
 		return err
 	}
