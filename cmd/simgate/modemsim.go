@@ -22,7 +22,12 @@ func newModemsimCmd() *cobra.Command {
 		Long: `Run a simulated GSM modem (3GPP TS 27.007/27.005, PDU mode) on a
 pseudo-terminal and print its device path. Point simgate, or any AT client, at
 that path. Every SMS it takes is decoded and written as a JSON line to --out
-(standard output by default). It runs until interrupted.`,
+(standard output by default). It runs until interrupted.
+
+An SMS that requests a status report gets one after --report-delay, routed as
+AT+CNMI <ds> says: +CDS (acknowledged with AT+CNMA after AT+CSMS=1), or stored
+in "SR" with +CDSI (the only way with --store-reports). The --*-rate flags
+inject faults at random; --seed repeats them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := cmd.OutOrStdout()
@@ -50,6 +55,7 @@ that path. Every SMS it takes is decoded and written as a JSON line to --out
 			for {
 				select {
 				case <-cmd.Context().Done():
+					closeAndDrain(sim, msgs, enc)
 					return nil
 				case m := <-msgs:
 					enc.Encode(m)
@@ -67,6 +73,39 @@ that path. Every SMS it takes is decoded and written as a JSON line to --out
 	f.StringVar(&out, "out", "-", "where to write received messages as JSON lines")
 	f.Float64Var(&cfg.FailRate, "fail-rate", 0, "probability (0-1) that a send fails with a +CMS ERROR from --fail-codes")
 	f.IntSliceVar(&cfg.FailCodes, "fail-codes", nil, "+CMS ERROR codes for --fail-rate (default 42, congestion)")
-	f.Uint64Var(&cfg.Seed, "seed", 0, "seed of the random failures")
+	f.Uint64Var(&cfg.Seed, "seed", 0, "seed of the random faults (all the --*-rate flags)")
+	f.DurationVar(&cfg.ReportDelay, "report-delay", time.Second, "delay of a status report after +CMGS")
+	f.Uint8Var(&cfg.ReportStatus, "report-status", 0, "TP-Status of the status reports (0 delivered, 0x20-0x3F temporary, 0x40-0x7F permanent error)")
+	f.Float64Var(&cfg.ReportFailRate, "report-fail-rate", 0, "probability (0-1) that a status report says 0x41 (permanent error) instead")
+	f.Float64Var(&cfg.ReportDropRate, "report-drop-rate", 0, "probability (0-1) that the network never sends a status report")
+	f.BoolVar(&cfg.StoreReports, "store-reports", false, "only store status reports: refuse AT+CNMI <ds>=1")
+	f.Float64Var(&cfg.HangRate, "hang-rate", 0, "probability (0-1) that a send hangs the modem for --hang-for (the SMS goes out, the answer is lost)")
+	f.DurationVar(&cfg.HangFor, "hang-for", 30*time.Second, "how long a modem hung by --hang-rate stays silent")
+	f.Float64Var(&cfg.URCRate, "urc-rate", 0, `probability (0-1) per command of a stray +CMTI: "SM",<n> before its final result code`)
 	return cmd
+}
+
+// closeAndDrain closes the simulator and writes the messages of the
+// callbacks Close runs.
+func closeAndDrain(sim *modemsim.Modem, msgs <-chan modemsim.Message, enc *json.Encoder) {
+	closed := make(chan struct{})
+	go func() {
+		sim.Close()
+		close(closed)
+	}()
+	for {
+		select {
+		case m := <-msgs:
+			enc.Encode(m)
+		case <-closed:
+			for {
+				select {
+				case m := <-msgs:
+					enc.Encode(m)
+				default:
+					return
+				}
+			}
+		}
+	}
 }
