@@ -292,8 +292,10 @@ func (d *Daemon) modemConfigs() ([]modem.Config, error) {
 		for i := range n {
 			name := fmt.Sprintf("sim%d", i+1)
 			sim, err := modemsim.Start(modemsim.Config{
-				Name:   name,
-				Logger: d.log.With("sim", name),
+				Name: name,
+				// The network confirms delivery a moment later.
+				ReportDelay: time.Second,
+				Logger:      d.log.With("sim", name),
 			})
 			if err != nil {
 				return nil, fmt.Errorf("simulated modem %s: %w", name, err)
