@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/simgate/simgate/delivery"
 	"github.com/simgate/simgate/metrics"
@@ -158,15 +159,30 @@ func (g *Gateway) ModemsReady() int {
 	return n
 }
 
-func (g *Gateway) setReady(name string, up bool) {
+// setState records a per-modem flag (ready, busy, capped) and exports it
+// on gauge, if any.
+func (g *Gateway) setState(states map[string]bool, gauge *prometheus.GaugeVec, name string, on bool) {
 	g.mu.Lock()
-	g.ready[name] = up
+	states[name] = on
 	g.mu.Unlock()
+	if gauge == nil {
+		return
+	}
 	v := 0.0
-	if up {
+	if on {
 		v = 1
 	}
-	g.opts.Metrics.ModemReady.WithLabelValues(name).Set(v)
+	gauge.WithLabelValues(name).Set(v)
+}
+
+func (g *Gateway) state(states map[string]bool, name string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return states[name]
+}
+
+func (g *Gateway) setReady(name string, up bool) {
+	g.setState(g.ready, g.opts.Metrics.ModemReady, name, up)
 }
 
 // StartRequests serves otp.request (as a NATS micro service, so every
@@ -534,39 +550,14 @@ func (g *Gateway) checkHealth(m *modem.Modem, log *slog.Logger) bool {
 }
 
 func (g *Gateway) setBusy(name string, busy bool) {
-	g.mu.Lock()
-	g.busy[name] = busy
-	g.mu.Unlock()
-	v := 0.0
-	if busy {
-		v = 1
-	}
-	g.opts.Metrics.ModemBusy.WithLabelValues(name).Set(v)
+	g.setState(g.busy, g.opts.Metrics.ModemBusy, name, busy)
 }
 
-func (g *Gateway) setCapped(name string, capped bool) {
-	g.mu.Lock()
-	g.capped[name] = capped
-	g.mu.Unlock()
-}
+func (g *Gateway) setCapped(name string, capped bool) { g.setState(g.capped, nil, name, capped) }
 
-func (g *Gateway) modemCapped(name string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.capped[name]
-}
-
-func (g *Gateway) modemBusy(name string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.busy[name]
-}
-
-func (g *Gateway) modemReady(name string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.ready[name]
-}
+func (g *Gateway) modemReady(name string) bool  { return g.state(g.ready, name) }
+func (g *Gateway) modemBusy(name string) bool   { return g.state(g.busy, name) }
+func (g *Gateway) modemCapped(name string) bool { return g.state(g.capped, name) }
 
 // process handles one delivery of a job and reports whether the modem must
 // be reopened. handed is set for a job another worker handed to this one.
