@@ -89,6 +89,10 @@ type Config struct {
 	// one being tracked (a report can overtake the send's bookkeeping).
 	// 30 s when zero.
 	Early time.Duration
+	// Settling, if set, tells whether a send on the named modem may be
+	// confirmed but not yet tracked: only then is a report that matches
+	// nothing held. Nil holds every such report.
+	Settling func(modemName string) bool
 	// Notify receives every outcome: at most one Pending and exactly one
 	// final outcome per tracked message, in that order. It is called
 	// without locks held, from Report or from a timer.
@@ -215,7 +219,7 @@ func (t *Tracker) Report(modemName string, r modem.Report) {
 	switch {
 	case e != nil:
 		o, notify = t.apply(e, part, r)
-	case !t.closed:
+	case !t.closed && (t.cfg.Settling == nil || t.cfg.Settling(modemName)):
 		t.early[k] = append(t.early[k], heldReport{r: r, at: now})
 		held = true
 	}

@@ -374,3 +374,24 @@ func BenchmarkTrackReport(b *testing.B) {
 		i++
 	}
 }
+
+// A report that matches nothing while no send is settling is given up at
+// once; while one is, it is held.
+func TestTrackerSettling(t *testing.T) {
+	rec := newRecorder()
+	cfg := rec.config()
+	var settling bool
+	cfg.Settling = func(name string) bool { return name == "gsm0" && settling }
+	tr := New(cfg)
+	defer tr.Close()
+	tr.Report("gsm0", modem.Report{MR: 1, Recipient: "+4526227921"})
+	if len(rec.unmatched) != 1 {
+		t.Fatalf("unmatched %d, want 1 at once", len(rec.unmatched))
+	}
+	settling = true
+	tr.Report("gsm0", modem.Report{MR: 2, Recipient: "+4526227921"})
+	tr.Track(Message{ID: "a", Modem: "gsm0", To: "+4526227921", Refs: []int{2}})
+	if got := rec.statuses(); fmt.Sprint(got) != "[a:delivered]" || len(rec.unmatched) != 1 || rec.matched != 1 {
+		t.Fatalf("outcomes %v matched %d unmatched %d", got, rec.matched, len(rec.unmatched))
+	}
+}

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -242,5 +243,53 @@ func TestReferenceWrap(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// Reports that match nothing, and malformed ones, are counted and logged
+// with the number masked; nothing else happens.
+func TestUnmatchedAndMalformedReports(t *testing.T) {
+	s := startReportingSim(t, "m1", modemsim.Config{})
+	h := start(t, testConfig(t.TempDir(), s))
+	// A job first: the modem is open and its reports are routed.
+	h.publish(map[string]any{"id": "job-1", "to": "+4526227921", "code": "034812"})
+	h.waitFinal("job-1")
+	if ev := h.waitEvent("job-1"); ev.Type != otp.EventDelivered {
+		t.Fatalf("job-1: %+v", ev)
+	}
+	// The same report again (a network repeating itself), then garbage.
+	rep := s.Reports()[0]
+	sca, _ := strconv.ParseUint(rep.PDU[:2], 16, 8) // octets of the service centre address
+	s.Inject(fmt.Sprintf("+CDS: %d", len(rep.PDU)/2-1-int(sca)), rep.PDU)
+	s.Inject("+CDS: 5", "00ZZ")
+	want := []string{
+		`simgate_delivery_reports_total{modem="m1",result="matched"} 1`,
+		`simgate_delivery_reports_total{modem="m1",result="unmatched"} 1`,
+		`simgate_delivery_reports_total{modem="m1",result="malformed"} 1`,
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		body := scrape(t, h.d.MetricsAddr())
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				missing = w
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics lack %s", missing)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	logs := h.logs.String()
+	if !strings.Contains(logs, `msg="status report matches no message" modem=m1`) || !strings.Contains(logs, "to=+45******21") ||
+		!strings.Contains(logs, `msg="malformed status report" modem=m1`) {
+		t.Errorf("logs:\n%s", logs)
+	}
+	if strings.Contains(logs, "26227921") {
+		t.Errorf("logs contain the number:\n%s", logs)
 	}
 }

@@ -75,12 +75,15 @@ type Gateway struct {
 	// tracker follows sent messages until their final status report.
 	tracker *delivery.Tracker
 
-	mu      sync.Mutex
-	ready   map[string]bool // modem name -> open and initialised
-	busy    map[string]bool // modem name -> sending
-	capped  map[string]bool // modem name -> resting at a send cap
-	workers map[string]*worker
-	svc     micro.Service
+	mu     sync.Mutex
+	ready  map[string]bool // modem name -> open and initialised
+	busy   map[string]bool // modem name -> sending
+	capped map[string]bool // modem name -> resting at a send cap
+	// settling: from AT+CMGS until the message is tracked, when its
+	// status report may already come
+	settling map[string]bool
+	workers  map[string]*worker
+	svc      micro.Service
 }
 
 // New returns a Gateway.
@@ -104,12 +107,13 @@ func New(opts Options) *Gateway {
 	if now == nil {
 		now = time.Now
 	}
-	g := &Gateway{opts: opts, log: opts.Logger, now: now, ready: map[string]bool{}, busy: map[string]bool{}, capped: map[string]bool{}, workers: map[string]*worker{}}
+	g := &Gateway{opts: opts, log: opts.Logger, now: now, ready: map[string]bool{}, busy: map[string]bool{}, capped: map[string]bool{}, settling: map[string]bool{}, workers: map[string]*worker{}}
 	g.live.Store(&Live{Limits: opts.Limits, Renderer: opts.Renderer, Policy: opts.Policy})
 	g.tracker = delivery.New(delivery.Config{
 		Timeout:  opts.DeliveryTimeout,
 		Notify:   g.deliveryOutcome,
 		Reported: g.reportMatched,
+		Settling: func(name string) bool { return g.state(g.settling, name) },
 		Now:      now,
 	})
 	return g
@@ -639,6 +643,8 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 	}
 
 	g.setBusy(m.Name(), true)
+	g.setState(g.settling, nil, m.Name(), true)
+	defer g.setState(g.settling, nil, m.Name(), false)
 	stop := g.keepInProgress(msg)
 	// The network stops trying once the code is worthless.
 	res, err := m.Send(ctx, p.Number.E164, text, modem.WithValidity(deadline.Sub(g.now())))
