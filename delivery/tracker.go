@@ -91,7 +91,7 @@ type Config struct {
 	Early time.Duration
 	// Settling, if set, tells whether a send on the named modem may be
 	// confirmed but not yet tracked: only then is a report that matches
-	// nothing held. Nil holds every such report.
+	// nothing held (until Settled, or Early). Nil holds every such report.
 	Settling func(modemName string) bool
 	// Notify receives every outcome: at most one Pending and exactly one
 	// final outcome per tracked message, in that order. It is called
@@ -382,6 +382,26 @@ func (t *Tracker) setEarly(k refKey, hs []heldReport) {
 		delete(t.early, k)
 	} else {
 		t.early[k] = hs
+	}
+}
+
+// Settled says that no send on the named modem waits to be tracked any
+// more: reports held for it that still match nothing are given up.
+func (t *Tracker) Settled(modemName string) {
+	t.mu.Lock()
+	var out []modem.Report
+	for k, hs := range t.early {
+		if k.modem != modemName {
+			continue
+		}
+		for _, h := range hs {
+			out = append(out, h.r)
+		}
+		delete(t.early, k)
+	}
+	t.mu.Unlock()
+	for _, r := range out {
+		t.reported(modemName, r, false)
 	}
 }
 

@@ -394,4 +394,15 @@ func TestTrackerSettling(t *testing.T) {
 	if got := rec.statuses(); fmt.Sprint(got) != "[a:delivered]" || len(rec.unmatched) != 1 || rec.matched != 1 {
 		t.Fatalf("outcomes %v matched %d unmatched %d", got, rec.matched, len(rec.unmatched))
 	}
+	// Held while settling, given up when the send is settled.
+	tr.Report("gsm0", modem.Report{MR: 3, Recipient: "+4526227921"})
+	tr.Report("gsm1", modem.Report{MR: 3, Recipient: "+4526227921"})
+	if len(rec.unmatched) != 2 {
+		t.Fatalf("unmatched %d, want 2 (gsm1's at once)", len(rec.unmatched))
+	}
+	settling = false
+	tr.Settled("gsm0")
+	if len(rec.unmatched) != 3 {
+		t.Fatalf("unmatched %d after Settled, want 3", len(rec.unmatched))
+	}
 }

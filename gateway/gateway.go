@@ -644,7 +644,10 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 
 	g.setBusy(m.Name(), true)
 	g.setState(g.settling, nil, m.Name(), true)
-	defer g.setState(g.settling, nil, m.Name(), false)
+	defer func() {
+		g.setState(g.settling, nil, m.Name(), false)
+		g.tracker.Settled(m.Name())
+	}()
 	stop := g.keepInProgress(msg)
 	// The network stops trying once the code is worthless.
 	res, err := m.Send(ctx, p.Number.E164, text, modem.WithValidity(deadline.Sub(g.now())))
