@@ -25,6 +25,7 @@ const (
 	Unknown
 )
 
+// String returns the class as metric labels and logs show it.
 func (c Class) String() string {
 	switch c {
 	case Retryable:
@@ -60,10 +61,12 @@ type SendError struct {
 	Err    error
 }
 
+// Error describes the failure with its class and the parts already sent.
 func (e *SendError) Error() string {
 	return fmt.Sprintf("send (%s, %d parts sent): %v", e.Class, e.Sent, e.Err)
 }
 
+// Unwrap returns the underlying error (an at.CMSError, a timeout, ...).
 func (e *SendError) Unwrap() error { return e.Err }
 
 // classify maps an error from the AT layer while sending one part.

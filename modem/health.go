@@ -25,6 +25,7 @@ const (
 	RegSMSOnlyRoam   Registration = 7
 )
 
+// String returns the state's name: home, roaming, searching, denied, ...
 func (r Registration) String() string {
 	switch r {
 	case RegNotRegistered:

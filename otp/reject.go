@@ -50,6 +50,7 @@ type RejectError struct {
 	RetryAfter time.Duration
 }
 
+// Error returns the reason, the field and the detail.
 func (e *RejectError) Error() string {
 	s := "rejected: " + string(e.Reason)
 	if e.Field != "" {
