@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/warthog618/sms"
 	"github.com/warthog618/sms/encoding/pdumode"
+	"github.com/warthog618/sms/encoding/tpdu"
 
 	"github.com/simgate/simgate/modem/modemsim"
 	"github.com/simgate/simgate/otp"
@@ -291,5 +293,53 @@ func TestUnmatchedAndMalformedReports(t *testing.T) {
 	}
 	if strings.Contains(logs, "26227921") {
 		t.Errorf("logs contain the number:\n%s", logs)
+	}
+}
+
+// A long message is delivered when both parts are; a temporary error
+// reported first is passed on once as delivery_pending.
+func TestLongMessageAndPendingReport(t *testing.T) {
+	s := startReportingSim(t, "m1", modemsim.Config{
+		Report: func(sub modemsim.Submission) modemsim.StatusReport {
+			// The second part's report comes first; the first part's
+			// late enough for the test to slip a temporary error in.
+			return modemsim.StatusReport{Delay: time.Duration(2-sub.Part) * 500 * time.Millisecond}
+		},
+	})
+	h := start(t, testConfig(t.TempDir(), s))
+	text := strings.Repeat("A long message. ", 12) // 192 characters: two parts
+	h.publish(map[string]any{"id": "long", "to": "+4526227921", "text": text})
+	evs := h.waitFinal("long")
+	sent := evs[len(evs)-1]
+	if sent.Type != otp.EventSent || sent.Parts != 2 || !sent.Report {
+		t.Fatalf("sent %+v", sent)
+	}
+	// The network had trouble with part 1 for a moment.
+	tp := &tpdu.TPDU{Direction: tpdu.MT, MR: byte(sent.Refs[0]), ST: 0x21}
+	tp.FirstOctet = tpdu.FirstOctet(tpdu.MtCommand)
+	tp.RA = tpdu.NewAddress(tpdu.FromNumber("+4526227921"))
+	tp.SCTS = tpdu.Timestamp{Time: time.Now()}
+	tp.DT = tp.SCTS
+	b, err := tp.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Inject(fmt.Sprintf("+CDS: %d", len(b)), "00"+hex.EncodeToString(b))
+	var got []string
+	for {
+		ev := h.waitEvent("long")
+		got = append(got, string(ev.Type))
+		if ev.Last() {
+			if ev.Type != otp.EventDelivered || ev.Parts != 2 {
+				t.Errorf("last event %+v", ev)
+			}
+			break
+		}
+		if ev.Type == otp.EventDeliveryPending && (ev.Status == nil || *ev.Status != 0x21) {
+			t.Errorf("pending event %+v", ev)
+		}
+	}
+	if strings.Join(got, ",") != "delivery_pending,delivered" {
+		t.Errorf("events after sent: %v", got)
 	}
 }
