@@ -79,11 +79,13 @@ type Gateway struct {
 	ready  map[string]bool // modem name -> open and initialised
 	busy   map[string]bool // modem name -> sending
 	capped map[string]bool // modem name -> resting at a send cap
-	// settling: from AT+CMGS until the message is tracked, when its
-	// status report may already come
-	settling map[string]bool
-	workers  map[string]*worker
-	svc      micro.Service
+	// settling counts sends from AT+CMGS until the message is tracked,
+	// when its status report may already come
+	settling map[string]int
+	// settle waits for sent jobs' bookkeeping (record, ack, event, track)
+	settle  sync.WaitGroup
+	workers map[string]*worker
+	svc     micro.Service
 }
 
 // New returns a Gateway.
@@ -107,13 +109,13 @@ func New(opts Options) *Gateway {
 	if now == nil {
 		now = time.Now
 	}
-	g := &Gateway{opts: opts, log: opts.Logger, now: now, ready: map[string]bool{}, busy: map[string]bool{}, capped: map[string]bool{}, settling: map[string]bool{}, workers: map[string]*worker{}}
+	g := &Gateway{opts: opts, log: opts.Logger, now: now, ready: map[string]bool{}, busy: map[string]bool{}, capped: map[string]bool{}, settling: map[string]int{}, workers: map[string]*worker{}}
 	g.live.Store(&Live{Limits: opts.Limits, Renderer: opts.Renderer, Policy: opts.Policy})
 	g.tracker = delivery.New(delivery.Config{
 		Timeout:  opts.DeliveryTimeout,
 		Notify:   g.deliveryOutcome,
 		Reported: g.reportMatched,
-		Settling: func(name string) bool { return g.state(g.settling, name) },
+		Settling: g.isSettling,
 		Now:      now,
 	})
 	return g
@@ -123,6 +125,13 @@ func New(opts Options) *Gateway {
 // report get no further event from this daemon) and waits, bounded by ctx,
 // until the events published so far are stored.
 func (g *Gateway) Close(ctx context.Context) {
+	settled := make(chan struct{})
+	go func() { g.settle.Wait(); close(settled) }()
+	select {
+	case <-settled:
+	case <-ctx.Done():
+		g.log.Warn("sent jobs' bookkeeping unfinished at stop")
+	}
 	g.tracker.Close()
 	select {
 	case <-g.opts.JS.PublishAsyncComplete():
@@ -559,6 +568,30 @@ func (g *Gateway) setBusy(name string, busy bool) {
 
 func (g *Gateway) setCapped(name string, capped bool) { g.setState(g.capped, nil, name, capped) }
 
+func (g *Gateway) beginSettling(name string) {
+	g.mu.Lock()
+	g.settling[name]++
+	g.mu.Unlock()
+}
+
+// endSettling ends one send's settling; when none is left, reports held for
+// the modem that match nothing are given up.
+func (g *Gateway) endSettling(name string) {
+	g.mu.Lock()
+	g.settling[name]--
+	n := g.settling[name]
+	g.mu.Unlock()
+	if n == 0 {
+		g.tracker.Settled(name)
+	}
+}
+
+func (g *Gateway) isSettling(name string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.settling[name] > 0
+}
+
 func (g *Gateway) modemReady(name string) bool  { return g.state(g.ready, name) }
 func (g *Gateway) modemBusy(name string) bool   { return g.state(g.busy, name) }
 func (g *Gateway) modemCapped(name string) bool { return g.state(g.capped, name) }
@@ -643,10 +676,12 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 	}
 
 	g.setBusy(m.Name(), true)
-	g.setState(g.settling, nil, m.Name(), true)
+	g.beginSettling(m.Name())
+	settled := false
 	defer func() {
-		g.setState(g.settling, nil, m.Name(), false)
-		g.tracker.Settled(m.Name())
+		if !settled {
+			g.endSettling(m.Name())
+		}
 	}()
 	stop := g.keepInProgress(msg)
 	// The network stops trying once the code is worthless.
@@ -662,21 +697,16 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 		g.opts.Metrics.CMGSDuration.WithLabelValues(m.Name()).Observe(res.Duration.Seconds())
 		g.opts.Metrics.SendLatency.Observe(g.now().Sub(accepted).Seconds())
 		g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeSent).Inc()
-		g.finish(ctx, job.ID, policy.StateSent, "")
-		if err := g.ack(ctx, msg); err != nil {
-			// The server will hand the job out again after AckWait.
-			log.Error("ack sent job; it may be sent again", "err", err)
-		}
-		log.Info("sms sent", "parts", len(res.Refs), "cmgs", res.Duration.Round(time.Millisecond))
-		g.publish(ctx, otp.Event{Type: otp.EventSent, ID: job.ID, To: p.Number.Masked(),
-			Modem: m.Name(), Refs: res.Refs, Parts: len(res.Refs), Attempt: attempt, Report: res.Report})
-		if res.Report {
-			// After the sent event: a report that came first is held
-			// for it, so that delivered never precedes sent.
-			g.tracker.Track(delivery.Message{ID: job.ID, Modem: m.Name(), To: p.Number.E164, Masked: p.Number.Masked(),
-				Refs: res.Refs, Accepted: accepted, Sent: g.now()})
-			g.opts.Metrics.DeliveryPending.Set(float64(g.tracker.Pending()))
-		}
+		// The modem is free: its worker takes the next job while the
+		// bookkeeping of this one goes on.
+		settled = true
+		g.settle.Add(1)
+		go func() {
+			defer g.settle.Done()
+			defer g.endSettling(m.Name())
+			g.sent(ctx, sentJob{msg: msg, log: log, p: p, modem: m.Name(), res: res,
+				attempt: attempt, accepted: accepted, at: g.now()})
+		}()
 		return false
 	}
 
@@ -714,6 +744,38 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 			RetryAfter: delay.Seconds(), Modem: m.Name(), Attempt: attempt})
 	}
 	return se.Broken
+}
+
+// sentJob is a job whose message a modem confirmed.
+type sentJob struct {
+	msg          jetstream.Msg
+	log          *slog.Logger
+	p            otp.Prepared
+	modem        string
+	res          modem.Result
+	attempt      int
+	accepted, at time.Time
+}
+
+// sent records a job whose message every part of was confirmed: its state,
+// the ack, the sent event, and the tracking of its delivery.
+func (g *Gateway) sent(ctx context.Context, j sentJob) {
+	p, res, log := j.p, j.res, j.log
+	g.finish(ctx, p.ID, policy.StateSent, "")
+	if err := g.ack(ctx, j.msg); err != nil {
+		// The server will hand the job out again after AckWait.
+		log.Error("ack sent job; it may be sent again", "err", err)
+	}
+	log.Info("sms sent", "parts", len(res.Refs), "cmgs", res.Duration.Round(time.Millisecond))
+	g.publish(ctx, otp.Event{Type: otp.EventSent, ID: p.ID, To: p.Number.Masked(),
+		Modem: j.modem, Refs: res.Refs, Parts: len(res.Refs), Attempt: j.attempt, Report: res.Report})
+	if res.Report {
+		// After the sent event: a report that came first is held
+		// for it, so that delivered never precedes sent.
+		g.tracker.Track(delivery.Message{ID: p.ID, Modem: j.modem, To: p.Number.E164, Masked: p.Number.Masked(),
+			Refs: res.Refs, Accepted: j.accepted, Sent: j.at})
+		g.opts.Metrics.DeliveryPending.Set(float64(g.tracker.Pending()))
+	}
 }
 
 func modemDetail(se *modem.SendError) string {
