@@ -160,8 +160,10 @@ func (t *Tracker) Pending() int {
 	return t.pending
 }
 
-// Track starts following m: its outcome comes through Config.Notify.
-// Reports that arrived for it before Track are applied now.
+// Track starts following m: its outcome comes through Config.Notify. Its
+// timeout counts from m.Sent (from now when zero), so a message journalled
+// before a restart can be tracked again. Reports that arrived for it before
+// Track are applied now.
 func (t *Tracker) Track(m Message) {
 	if len(m.Refs) == 0 {
 		return
@@ -182,7 +184,13 @@ func (t *Tracker) Track(m Message) {
 		t.byRef[k] = append(t.byRef[k], e)
 	}
 	t.pending++
-	e.timer = time.AfterFunc(t.cfg.Timeout, func() { t.expire(e) })
+	// The timeout counts from the send: a message restored after a
+	// restart has less time left.
+	d := t.cfg.Timeout
+	if !m.Sent.IsZero() {
+		d -= t.cfg.Now().Sub(m.Sent)
+	}
+	e.timer = time.AfterFunc(max(d, 0), func() { t.expire(e) })
 	for _, ref := range m.Refs {
 		k := refKey{m.Modem, ref}
 		keep := t.early[k][:0]

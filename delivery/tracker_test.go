@@ -52,7 +52,7 @@ func (r *recorder) statuses() []string {
 }
 
 func TestTracker(t *testing.T) {
-	sent := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	sent := time.Now().Truncate(time.Second)
 	msg := func(id string, refs ...int) Message {
 		return Message{ID: id, Modem: "gsm0", To: "+4526227921", Refs: refs, Accepted: sent.Add(-time.Second), Sent: sent}
 	}
@@ -246,7 +246,7 @@ func TestTrackerWrap(t *testing.T) {
 	rec := newRecorder()
 	tr := New(rec.config())
 	defer tr.Close()
-	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	start := time.Now().Add(-time.Hour).Truncate(time.Second)
 	const n = 700
 	type sentPart struct {
 		id  string
@@ -300,7 +300,7 @@ func TestTrackerWrapSameRecipient(t *testing.T) {
 	rec := newRecorder()
 	tr := New(rec.config())
 	defer tr.Close()
-	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
 	tr.Track(Message{ID: "old", Modem: "gsm0", To: "+4526227921", Refs: []int{7}, Sent: t0})
 	tr.Track(Message{ID: "new", Modem: "gsm0", To: "+4526227921", Refs: []int{7}, Sent: t0.Add(20 * time.Minute)})
 	tr.Report("gsm0", modem.Report{MR: 7, Recipient: "+4526227921", SCTS: t0.Add(20*time.Minute + 3*time.Second)})
@@ -404,5 +404,22 @@ func TestTrackerSettling(t *testing.T) {
 	tr.Settled("gsm0")
 	if len(rec.unmatched) != 3 {
 		t.Fatalf("unmatched %d after Settled, want 3", len(rec.unmatched))
+	}
+}
+
+// A message tracked again after a restart keeps the time it has left.
+func TestTrackerTimeoutCountsFromSend(t *testing.T) {
+	rec := newRecorder()
+	cfg := rec.config()
+	cfg.Timeout = time.Hour
+	tr := New(cfg)
+	defer tr.Close()
+	tr.Track(Message{ID: "late", Modem: "gsm0", To: "+4526227921", Refs: []int{1}, Sent: time.Now().Add(-2 * time.Hour)})
+	tr.Track(Message{ID: "fresh", Modem: "gsm0", To: "+4526227922", Refs: []int{1}, Sent: time.Now().Add(-time.Minute)})
+	if o := <-rec.ch; o.Message.ID != "late" || o.Status != Unknown {
+		t.Fatalf("outcome %+v", o)
+	}
+	if tr.Pending() != 1 {
+		t.Fatalf("pending %d, want 1 (fresh)", tr.Pending())
 	}
 }

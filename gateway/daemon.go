@@ -111,6 +111,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 	if err != nil {
 		return d, err
 	}
+	// Sent messages waiting for a status report outlive a restart.
+	journal, err := queue.OpenDeliveryJournal(ctx, js, cfg.Node, d.polKey, cfg.OTP.DeliveryTimeout+time.Hour, cfg.NATS.Replicas)
+	if err != nil {
+		return d, err
+	}
 	names := make([]string, len(modems))
 	for i, m := range modems {
 		names[i] = m.Name
@@ -130,7 +135,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 		AckWait:         cfg.NATS.AckWait,
 		DeliveryTimeout: cfg.OTP.DeliveryTimeout,
 		Routes:          routes(cfg.Modems),
+		Journal:         journal,
 	})
+	if err := d.gw.Restore(ctx); err != nil {
+		return d, fmt.Errorf("restore delivery tracking: %w", err)
+	}
 	d.reg.MustRegister(metrics.NewQueueCollector(func(ctx context.Context) (metrics.QueueState, error) {
 		info, err := cons.Info(ctx)
 		if err != nil {

@@ -343,3 +343,39 @@ func TestLongMessageAndPendingReport(t *testing.T) {
 		t.Errorf("events after sent: %v", got)
 	}
 }
+
+// A daemon restarted while its message waits for a report follows it on:
+// the report the modem stored meanwhile reaches the job.
+func TestDeliveryTrackedAcrossRestart(t *testing.T) {
+	routed := make(chan modemsim.SentReport, 4)
+	s := startReportingSim(t, "m1", modemsim.Config{StoreReports: true, ReportDelay: 300 * time.Millisecond,
+		OnReport: func(r modemsim.SentReport) { routed <- r }})
+	dir := t.TempDir()
+	h := start(t, testConfig(dir, s))
+	h.publish(map[string]any{"id": "job-1", "to": "+4526227921", "code": "034812"})
+	if evs := h.waitFinal("job-1"); evs[len(evs)-1].Type != otp.EventSent {
+		t.Fatalf("events %s", types(evs))
+	}
+	h.stop()
+	// The network reports while the daemon is away: the modem stores it.
+	select {
+	case r := <-routed:
+		if r.Route != modemsim.RouteCDSI {
+			t.Fatalf("report %+v, want stored", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no report")
+	}
+	h = start(t, testConfig(dir, s))
+	ev := h.waitEvent("job-1") // accepted and sent went to the first harness
+	if ev.Type != otp.EventDelivered || ev.Status == nil || *ev.Status != 0 {
+		t.Fatalf("after restart: %+v", ev)
+	}
+	if !strings.Contains(h.logs.String(), `msg="following sent messages from before the restart" messages=1`) {
+		t.Errorf("logs:\n%s", h.logs.String())
+	}
+	if body := scrape(t, h.d.MetricsAddr()); !strings.Contains(body, `simgate_deliveries_total{modem="m1",status="delivered"} 1`) ||
+		!strings.Contains(body, `simgate_delivery_pending 0`) {
+		t.Error("delivery not counted after restart")
+	}
+}

@@ -56,6 +56,9 @@ type Options struct {
 	// DeliveryTimeout is how long a sent message waits for its final
 	// status report before it is delivery_unknown. 90 min when zero.
 	DeliveryTimeout time.Duration
+	// Journal, if set, keeps the messages waiting for a status report
+	// across a restart (see Restore).
+	Journal Journal
 	// Routes maps a modem name to the destinations it is preferred for:
 	// ISO regions ("DK") and E.164 prefixes ("+4530"); see ValidRoute.
 	Routes map[string][]otp.Route
@@ -119,6 +122,34 @@ func New(opts Options) *Gateway {
 		Now:      now,
 	})
 	return g
+}
+
+// Journal keeps the messages the delivery tracker follows, so that a
+// restarted daemon follows them on (queue.DeliveryJournal).
+type Journal interface {
+	Put(ctx context.Context, m delivery.Message) error
+	Delete(ctx context.Context, id string) error
+	Load(ctx context.Context) (msgs []delivery.Message, skipped int, err error)
+}
+
+// Restore follows on the messages journalled before a restart. Call it
+// before RunModem, so that reports a modem stored meanwhile find them.
+func (g *Gateway) Restore(ctx context.Context) error {
+	if g.opts.Journal == nil {
+		return nil
+	}
+	msgs, skipped, err := g.opts.Journal.Load(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		g.tracker.Track(m)
+	}
+	g.opts.Metrics.DeliveryPending.Set(float64(g.tracker.Pending()))
+	if len(msgs) > 0 || skipped > 0 {
+		g.log.Info("following sent messages from before the restart", "messages", len(msgs), "unreadable", skipped)
+	}
+	return nil
 }
 
 // Close stops following sent messages (those still waiting for a status
@@ -772,8 +803,15 @@ func (g *Gateway) sent(ctx context.Context, j sentJob) {
 	if res.Report {
 		// After the sent event: a report that came first is held
 		// for it, so that delivered never precedes sent.
-		g.tracker.Track(delivery.Message{ID: p.ID, Modem: j.modem, To: p.Number.E164, Masked: p.Number.Masked(),
-			Refs: res.Refs, Accepted: j.accepted, Sent: j.at})
+		dm := delivery.Message{ID: p.ID, Modem: j.modem, To: p.Number.E164, Masked: p.Number.Masked(),
+			Refs: res.Refs, Accepted: j.accepted, Sent: j.at}
+		// Journalled first: a quick report's outcome deletes the entry.
+		if g.opts.Journal != nil {
+			if err := g.opts.Journal.Put(ctx, dm); err != nil {
+				log.Warn("journal sent message; a restart forgets it", "err", err)
+			}
+		}
+		g.tracker.Track(dm)
 		g.opts.Metrics.DeliveryPending.Set(float64(g.tracker.Pending()))
 	}
 }
