@@ -73,11 +73,7 @@ func (g *Gateway) deliveryOutcome(o delivery.Outcome) {
 		g.opts.Metrics.Deliveries.WithLabelValues(m.Modem, o.Status.String()).Inc()
 		g.opts.Metrics.DeliveryPending.Set(float64(g.tracker.Pending()))
 		g.finish(ctx, m.ID, string(typ), "")
-		if g.opts.Journal != nil {
-			if err := g.opts.Journal.Delete(ctx, m.ID); err != nil {
-				log.Warn("remove delivered message from the journal", "err", err)
-			}
-		}
+		g.unjournal(ctx, m.ID, log)
 	}
 	switch o.Status {
 	case delivery.Delivered:

@@ -92,6 +92,15 @@ func TestDeliveryReportEndToEnd(t *testing.T) {
 		t.Errorf("validity period %s, want 5..10 min", vp)
 	}
 
+	// Delivered within seconds: the journal was never written.
+	kv, err := h.js.KeyValue(t.Context(), queue.BucketDelivery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := kv.Status(t.Context()); err != nil || st.Values() != 0 {
+		t.Errorf("delivery journal: %v entries written (%v), want none", st.Values(), err)
+	}
+
 	body := scrape(t, h.d.MetricsAddr())
 	for _, want := range []string{
 		`simgate_deliveries_total{modem="m1",status="delivered"} 1`,

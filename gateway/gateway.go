@@ -77,6 +77,8 @@ type Gateway struct {
 
 	// tracker follows sent messages until their final status report.
 	tracker *delivery.Tracker
+	// journalled holds the journal state of each tracked job id.
+	journalled sync.Map
 
 	mu     sync.Mutex
 	ready  map[string]bool // modem name -> open and initialised
@@ -124,34 +126,6 @@ func New(opts Options) *Gateway {
 	return g
 }
 
-// Journal keeps the messages the delivery tracker follows, so that a
-// restarted daemon follows them on (queue.DeliveryJournal).
-type Journal interface {
-	Put(ctx context.Context, m delivery.Message) error
-	Delete(ctx context.Context, id string) error
-	Load(ctx context.Context) (msgs []delivery.Message, skipped int, err error)
-}
-
-// Restore follows on the messages journalled before a restart. Call it
-// before RunModem, so that reports a modem stored meanwhile find them.
-func (g *Gateway) Restore(ctx context.Context) error {
-	if g.opts.Journal == nil {
-		return nil
-	}
-	msgs, skipped, err := g.opts.Journal.Load(ctx)
-	if err != nil {
-		return err
-	}
-	for _, m := range msgs {
-		g.tracker.Track(m)
-	}
-	g.opts.Metrics.DeliveryPending.Set(float64(g.tracker.Pending()))
-	if len(msgs) > 0 || skipped > 0 {
-		g.log.Info("following sent messages from before the restart", "messages", len(msgs), "unreadable", skipped)
-	}
-	return nil
-}
-
 // Close stops following sent messages (those still waiting for a status
 // report get no further event from this daemon) and waits, bounded by ctx,
 // until the events published so far are stored.
@@ -164,6 +138,7 @@ func (g *Gateway) Close(ctx context.Context) {
 		g.log.Warn("sent jobs' bookkeeping unfinished at stop")
 	}
 	g.tracker.Close()
+	g.flushJournal(ctx)
 	select {
 	case <-g.opts.JS.PublishAsyncComplete():
 	case <-ctx.Done():
@@ -805,12 +780,7 @@ func (g *Gateway) sent(ctx context.Context, j sentJob) {
 		// for it, so that delivered never precedes sent.
 		dm := delivery.Message{ID: p.ID, Modem: j.modem, To: p.Number.E164, Masked: p.Number.Masked(),
 			Refs: res.Refs, Accepted: j.accepted, Sent: j.at}
-		// Journalled first: a quick report's outcome deletes the entry.
-		if g.opts.Journal != nil {
-			if err := g.opts.Journal.Put(ctx, dm); err != nil {
-				log.Warn("journal sent message; a restart forgets it", "err", err)
-			}
-		}
+		g.journal(dm)
 		g.tracker.Track(dm)
 		g.opts.Metrics.DeliveryPending.Set(float64(g.tracker.Pending()))
 	}
