@@ -60,7 +60,7 @@ type Options struct {
 	// across a restart (see Restore).
 	Journal Journal
 	// Routes maps a modem name to the destinations it is preferred for:
-	// ISO regions ("DK") and E.164 prefixes ("+4530"); see ValidRoute.
+	// ISO regions ("DK") and E.164 prefixes ("+4530"); see otp.Route.
 	Routes map[string][]otp.Route
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
@@ -126,9 +126,10 @@ func New(opts Options) *Gateway {
 	return g
 }
 
-// Close stops following sent messages (those still waiting for a status
-// report get no further event from this daemon) and waits, bounded by ctx,
-// until the events published so far are stored.
+// Close waits for the bookkeeping of sent jobs, stops following their
+// delivery (messages still waiting for a status report are journalled for
+// the next start, see Restore) and waits until the events published so far
+// are stored; ctx bounds the waits.
 func (g *Gateway) Close(ctx context.Context) {
 	settled := make(chan struct{})
 	go func() { g.settle.Wait(); close(settled) }()
