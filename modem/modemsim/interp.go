@@ -578,19 +578,28 @@ func (ip *interpreter) swapHung(hung bool) {
 	}
 }
 
-// redactLine hides PINs, PUKs and phone numbers from logs: it masks the
-// digits of a command line that sets +CPIN or +CMGS (text mode) or +CSCA.
+// redactLine hides PINs, PUKs and phone numbers from logs. It checks the
+// line as the interpreter runs it (spaces removed, upper case): every digit
+// of a line that sets +CPIN, +CMGS (text mode) or +CSCA or dials (D) is
+// masked, and in any line a run of four or more digits.
 func redactLine(line string) string {
-	u := strings.ToUpper(line)
-	if !strings.Contains(u, "+CPIN") && !strings.Contains(u, "+CMGS") && !strings.Contains(u, "+CSCA") {
-		return line
-	}
-	return strings.Map(func(r rune) rune {
-		if '0' <= r && r <= '9' {
-			return '*'
+	u := normalize(line)
+	all := strings.HasPrefix(u, "D") || strings.Contains(u, "+CPIN") || strings.Contains(u, "+CMGS") ||
+		strings.Contains(u, "+CSCA")
+	b := []byte(u)
+	for i := 0; i < len(b); {
+		j := i
+		for j < len(b) && '0' <= b[j] && b[j] <= '9' {
+			j++
 		}
-		return r
-	}, line)
+		if j > i && (all || j-i >= 4) {
+			for k := i; k < j; k++ {
+				b[k] = '*'
+			}
+		}
+		i = max(j, i+1)
+	}
+	return string(b)
 }
 
 // normalise removes spaces and upper-cases a command line, except inside
