@@ -86,26 +86,13 @@ inject faults at random; --seed repeats them.`,
 }
 
 // closeAndDrain closes the simulator and writes the messages of the
-// callbacks Close runs.
-func closeAndDrain(sim *modemsim.Modem, msgs <-chan modemsim.Message, enc *json.Encoder) {
-	closed := make(chan struct{})
+// callbacks Close runs: once Close returns, no callback sends any more.
+func closeAndDrain(sim *modemsim.Modem, msgs chan modemsim.Message, enc *json.Encoder) {
 	go func() {
 		sim.Close()
-		close(closed)
+		close(msgs)
 	}()
-	for {
-		select {
-		case m := <-msgs:
-			enc.Encode(m)
-		case <-closed:
-			for {
-				select {
-				case m := <-msgs:
-					enc.Encode(m)
-				default:
-					return
-				}
-			}
-		}
+	for m := range msgs {
+		enc.Encode(m)
 	}
 }
