@@ -583,23 +583,11 @@ func (ip *interpreter) cfunCmd(c command) error {
 
 func (ip *interpreter) regCmd(c command, n *int, act bool) error {
 	switch c.op {
-	case opSet:
-		ps, err := parseParams(c.args, 1)
-		if err != nil {
-			return err
-		}
-		v, err := intParam(ps, 0, 0, 0, 2)
-		if err != nil {
-			return err
-		}
-		*n = v
-		return nil
 	case opRead:
 		ip.info(regLine(c.name+": ", *n, *n, ip.effReg(), act))
 		return nil
-	case opTest:
-		ip.info(c.name + ": (0-2)")
-		return nil
+	case opSet, opTest:
+		return ip.numSetting(c, n, 0, 2, "(0-2)")
 	}
 	return errSyntax
 }
@@ -670,23 +658,16 @@ func (ip *interpreter) cops(c command) error {
 func (ip *interpreter) csmsCmd(c command) error {
 	switch c.op {
 	case opSet:
-		ps, err := parseParams(c.args, 1)
-		if err != nil {
+		if err := ip.numSetting(c, &ip.set.csms, 0, 1, ""); err != nil {
 			return err
 		}
-		n, err := intParam(ps, 0, 0, 0, 1)
-		if err != nil {
-			return err
-		}
-		ip.set.csms = n
-		ip.info("+CSMS: 1,1,1")
+		ip.info("+CSMS: 1,1,1") // <mt>,<mo>,<bm> supported
 		return nil
 	case opRead:
 		ip.info(fmt.Sprintf("+CSMS: %d,1,1,1", ip.set.csms))
 		return nil
 	case opTest:
-		ip.info("+CSMS: (0,1)")
-		return nil
+		return ip.numSetting(c, &ip.set.csms, 0, 1, "(0,1)")
 	}
 	return errSyntax
 }
@@ -710,7 +691,7 @@ func (ip *interpreter) cscaCmd(c command) error {
 	if err != nil {
 		return err
 	}
-	if len(ps) == 0 || (ps[0].empty() && !ps[0].quoted) {
+	if ps[0].empty() {
 		return errSyntax
 	}
 	sca := ps[0].v
@@ -719,10 +700,9 @@ func (ip *interpreter) cscaCmd(c command) error {
 			return errSyntax
 		}
 	}
-	for i := 0; i < len(sca); i++ {
-		if !isDigit(sca[i]) && !(i == 0 && sca[i] == '+') {
-			return errSyntax
-		}
+	// "" is allowed: the modem then has no service centre (+CMS 330).
+	if sca != "" && !validNumber(sca) {
+		return errSyntax
 	}
 	t, err := intParam(ps, 1, toa(sca), 0, 255)
 	if err != nil {
