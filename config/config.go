@@ -17,7 +17,29 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/policy"
 )
+
+// Limits returns the policy's limits with the hash key key.
+func (p Policy) Limits(key []byte) policy.Config {
+	windows := make([]policy.Window, len(p.Number))
+	for i, w := range p.Number {
+		windows[i] = policy.Window{Limit: w.Limit, Period: w.Period}
+	}
+	return policy.Config{
+		Key:             key,
+		Cooldown:        p.Cooldown,
+		Number:          windows,
+		DuplicateWindow: p.DuplicateWindow,
+		PrefixDigits:    p.Prefix.Digits,
+		PrefixDistinct:  p.Prefix.Distinct,
+		PrefixWindow:    p.Prefix.Window,
+		PrefixBlock:     p.Prefix.Block,
+		CountryPerHour:  p.CountryPerHour,
+		Countries:       p.Countries,
+		GlobalPerMinute: p.GlobalPerMinute,
+	}
+}
 
 // EnvPrefix prefixes the environment variables: nats.url is SIMGATE_NATS_URL.
 const EnvPrefix = "SIMGATE"
@@ -508,20 +530,10 @@ func (c Config) Validate() error {
 	if c.OTP.DeliveryTimeout <= 0 {
 		bad("otp.delivery_timeout %s: want a positive duration", c.OTP.DeliveryTimeout)
 	}
-	if c.Policy.Cooldown < 0 || c.Policy.DuplicateWindow < 0 || c.Policy.CountryPerHour < 0 || c.Policy.GlobalPerMinute < 0 {
-		bad("policy: durations and limits must not be negative")
-	}
-	for i, w := range c.Policy.Number {
-		if w.Limit < 1 || w.Period <= 0 || w.Period > 24*time.Hour {
-			bad("policy.number[%d]: want limit >= 1 and 0 < period <= 24h", i)
-		}
-	}
-	if p := c.Policy.Prefix; p.Distinct > 0 && (p.Digits < 1 || p.Digits > 6 || p.Window <= 0 || p.Window > 24*time.Hour || p.Block <= 0 || p.Block > 24*time.Hour) {
-		bad("policy.prefix: want 1-6 digits and window and block up to 24h")
-	}
-	for r := range c.Policy.Countries {
-		if len(r) != 2 {
-			bad("policy.countries: %q is not an ISO 3166-1 alpha-2 region", r)
+	// The policy's own rules, so that what passes here starts.
+	if err := c.Policy.Limits(make([]byte, 16)).Validate(); err != nil {
+		for _, e := range strings.Split(err.Error(), "\n") {
+			bad("policy: %s", e)
 		}
 	}
 	if err := c.OTP.Numbers.Policy().Validate(); err != nil {

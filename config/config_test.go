@@ -106,7 +106,7 @@ func TestUnknownKeyIsNamed(t *testing.T) {
 func TestValidateListsEveryProblem(t *testing.T) {
 	body := `
 log: {level: loud}
-policy: {number: [{limit: 0, period: 1h}]}
+policy: {number: [{limit: 0, period: 1h}], cooldown: 48h}
 otp: {default_ttl: 2h, max_ttl: 1h}
 modems:
   - {name: m1, device: /dev/a, routes: [DK, "+4530", dk]}
@@ -116,7 +116,7 @@ modems:
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"log.level", "otp.default_ttl", `"m1": used twice`, "modems[1]: device or usb", "policy.number[0]", `modems[0].routes: route "dk"`} {
+	for _, want := range []string{"log.level", "otp.default_ttl", `"m1": used twice`, "modems[1]: device or usb", "policy: number window 0/1h0m0s", "policy: cooldown", `modems[0].routes: route "dk"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

@@ -200,23 +200,7 @@ func (d *Daemon) policy(ctx context.Context, js jetstream.JetStream) (*policy.Po
 
 // newPolicy builds the limits of pc over the daemon's policy store.
 func (d *Daemon) newPolicy(pc config.Policy) (*policy.Policy, error) {
-	windows := make([]policy.Window, len(pc.Number))
-	for i, w := range pc.Number {
-		windows[i] = policy.Window{Limit: w.Limit, Period: w.Period}
-	}
-	p, err := policy.New(policy.Config{
-		Key:             d.polKey,
-		Cooldown:        pc.Cooldown,
-		Number:          windows,
-		DuplicateWindow: pc.DuplicateWindow,
-		PrefixDigits:    pc.Prefix.Digits,
-		PrefixDistinct:  pc.Prefix.Distinct,
-		PrefixWindow:    pc.Prefix.Window,
-		PrefixBlock:     pc.Prefix.Block,
-		CountryPerHour:  pc.CountryPerHour,
-		Countries:       pc.Countries,
-		GlobalPerMinute: pc.GlobalPerMinute,
-	}, d.polStore)
+	p, err := policy.New(pc.Limits(d.polKey), d.polStore)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
