@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -406,9 +407,15 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 		}
 	}
 	var c Config
-	err := v.UnmarshalExact(&c, decodeHook)
-	if err != nil {
-		return Config{}, unknownKeys(err)
+	var md mapstructure.Metadata
+	if err := v.Unmarshal(&c, decodeHook, viper.DecoderConfigOption(func(dc *mapstructure.DecoderConfig) {
+		dc.Metadata = &md
+	})); err != nil {
+		return Config{}, fmt.Errorf("configuration: %w", err)
+	}
+	if len(md.Unused) > 0 {
+		slices.Sort(md.Unused)
+		return Config{}, fmt.Errorf("configuration: unknown key(s): %s", strings.Join(md.Unused, ", "))
 	}
 	if c.Node == "" {
 		c.Node, _ = os.Hostname()
@@ -455,33 +462,6 @@ func defaultStateDir() string {
 		return filepath.Join(home, ".local", "state", "simgate")
 	}
 	return ""
-}
-
-// unknownKeys rewords mapstructure's complaints about unused keys
-// ("'nats' has invalid keys: ulr") into the full key names ("nats.ulr").
-func unknownKeys(err error) error {
-	var keys []string
-	for _, line := range strings.Split(err.Error(), "\n") {
-		before, list, ok := strings.Cut(line, " has invalid keys: ")
-		if !ok {
-			continue
-		}
-		parent := before
-		if i := strings.Index(parent, "'"); i >= 0 {
-			parent = strings.Trim(parent[i:], "'")
-		}
-		for _, k := range strings.Split(list, ",") {
-			k = strings.TrimSpace(k)
-			if parent != "" {
-				k = parent + "." + k
-			}
-			keys = append(keys, k)
-		}
-	}
-	if len(keys) == 0 {
-		return fmt.Errorf("configuration: %w", err)
-	}
-	return fmt.Errorf("configuration: unknown key(s): %s", strings.Join(keys, ", "))
 }
 
 // Validate lists every problem of c.

@@ -94,11 +94,12 @@ func TestUnknownKeyIsNamed(t *testing.T) {
 	for _, tc := range []struct{ body, key string }{
 		{minimal + "natz:\n  url: x\n", "natz"},
 		{minimal + "nats:\n  ulr: x\n", "nats.ulr"},
-		{"modems:\n  - name: m1\n    device: /dev/x\n    bauds: 9600\n", "bauds"},
+		{"modems:\n  - name: m1\n    device: /dev/x\n    bauds: 9600\n", "modems[0].bauds"},
+		{minimal + "bogus: 1\n", "bogus"},
 	} {
 		_, err := Load(flags(t, "--config", writeFile(t, tc.body)))
-		if err == nil || !strings.Contains(err.Error(), "unknown key") || !strings.Contains(err.Error(), tc.key) {
-			t.Errorf("error %v, want unknown key naming %q", err, tc.key)
+		if want := "configuration: unknown key(s): " + tc.key; err == nil || err.Error() != want {
+			t.Errorf("error %v, want %q", err, want)
 		}
 	}
 }
