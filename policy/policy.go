@@ -396,7 +396,7 @@ func (p *Policy) admitNumber(ctx context.Context, key string, j otp.Prepared, no
 		}
 		if n := len(rec.Sends); n > 0 && p.cfg.Cooldown > 0 {
 			if wait := rec.Sends[n-1] + p.cfg.Cooldown.Milliseconds() - nowMs; wait > 0 {
-				return nil, p.block(key, rejectErr(ReasonRateLimited, ScopeNumber, time.Duration(wait)*time.Millisecond, "one send per "+p.cfg.Cooldown.String()), now)
+				return nil, rejectErr(ReasonRateLimited, ScopeNumber, time.Duration(wait)*time.Millisecond, "one send per "+p.cfg.Cooldown.String())
 			}
 		}
 		for _, w := range p.cfg.Number {
@@ -406,7 +406,7 @@ func (p *Policy) admitNumber(ctx context.Context, key string, j otp.Prepared, no
 				// Wait until the oldest send that counts leaves the window.
 				oldest := in[len(in)-w.Limit]
 				wait := time.Duration(oldest-since) * time.Millisecond
-				return nil, p.block(key, rejectErr(ReasonRateLimited, ScopeNumber, wait, fmt.Sprintf("%d sends per %s", w.Limit, w.Period)), now)
+				return nil, rejectErr(ReasonRateLimited, ScopeNumber, wait, fmt.Sprintf("%d sends per %s", w.Limit, w.Period))
 			}
 		}
 		rec.Sends = append(rec.Sends, nowMs)
@@ -454,7 +454,6 @@ func (p *Policy) undoNumber(ctx context.Context, key, id string, now time.Time) 
 		}
 		return json.Marshal(rec)
 	})
-	p.unblock(key)
 }
 
 func (p *Policy) admitPrefix(ctx context.Context, key, e164 string, now time.Time) (added bool, err error) {
@@ -476,7 +475,6 @@ func (p *Policy) admitPrefix(ctx context.Context, key, e164 string, now time.Tim
 		if maps == nil {
 			maps = map[string]int64{}
 		}
-		added = false
 		for k, t := range maps {
 			if t <= since {
 				delete(maps, k)
@@ -561,12 +559,6 @@ func (p *Policy) block(key string, re *otp.RejectError, now time.Time) *otp.Reje
 	}
 	p.blocked[key] = blockEntry{until: now.Add(re.RetryAfter), reason: re.Reason, scope: re.Scope, detail: re.Detail}
 	return re
-}
-
-func (p *Policy) unblock(key string) {
-	p.mu.Lock()
-	delete(p.blocked, key)
-	p.mu.Unlock()
 }
 
 func (p *Policy) cachedBlock(key string, now time.Time) error {

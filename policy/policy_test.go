@@ -262,7 +262,12 @@ func TestConcurrentAdmitsHoldTheLimit(t *testing.T) {
 
 func TestStoreKeepsNoNumber(t *testing.T) {
 	p, _, store := newPolicy(t, DefaultConfig())
-	p.Admit(context.Background(), job("a", "+4526227921", "034812"))
+	if _, err := p.Admit(context.Background(), job("a", "+4526227921", "034812")); err != nil {
+		t.Fatal(err)
+	}
+	if len(store.m) < 3 { // job, number, prefix at least
+		t.Fatalf("%d store entries", len(store.m))
+	}
 	for k, e := range store.m {
 		for _, secret := range []string{"26227921", "034812", "2622790"} {
 			if contains(k, secret) || contains(string(e.value), secret) {
