@@ -21,7 +21,6 @@ const (
 	ReasonInvalidText     Reason = "invalid_text"     // text is empty, too long or not UTF-8
 	ReasonInvalidTTL      Reason = "invalid_ttl"      // ttl is not a positive duration within the maximum
 	ReasonUnknownTemplate Reason = "unknown_template" // template/locale not configured
-	ReasonDuplicate       Reason = "duplicate"        // the job id was seen before
 	ReasonInvalidOrigin   Reason = "invalid_origin"   // origin is not a lower-case DNS host name
 	ReasonInvalidAppHash  Reason = "invalid_app_hash" // app_hash is not 11 characters of [A-Za-z0-9+/]
 
