@@ -88,6 +88,11 @@ func (c *Client) Publish(ctx context.Context, job otp.Job) (duplicate bool, err 
 // error.
 func (c *Client) Events(ctx context.Context, id string) iter.Seq2[otp.Event, error] {
 	return func(yield func(otp.Event, error) bool) {
+		if !otp.ValidID(id) {
+			// A wildcard id would follow every job's events.
+			yield(otp.Event{}, fmt.Errorf("job id %q: want 1-64 of A-Z a-z 0-9 _ -", id))
+			return
+		}
 		cons, err := c.js.OrderedConsumer(ctx, queue.StreamEvents, jetstream.OrderedConsumerConfig{
 			FilterSubjects: []string{queue.EventSubject(id)},
 		})

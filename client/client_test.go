@@ -96,6 +96,9 @@ func TestClient(t *testing.T) {
 	if _, err := c.Publish(ctx, otp.Job{ID: "bad.id", To: "+4540404040", Text: "x"}); err == nil {
 		t.Error("bad id published")
 	}
+	if _, err := c.Wait(ctx, ">"); err == nil {
+		t.Error("events of a wildcard id followed")
+	}
 	if n := len(sim.Submissions()); n != 2 {
 		t.Errorf("%d SMS, want 2", n)
 	}
