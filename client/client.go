@@ -68,7 +68,7 @@ func (c *Client) Request(ctx context.Context, job otp.Job) (otp.Reply, error) {
 // apply when a daemon takes the job: follow its events for the outcome.
 func (c *Client) Publish(ctx context.Context, job otp.Job) (duplicate bool, err error) {
 	if !otp.ValidID(job.ID) {
-		return false, fmt.Errorf("job id %q: want 1-64 of A-Z a-z 0-9 _ -", job.ID)
+		return false, badID(job.ID)
 	}
 	body, err := json.Marshal(job)
 	if err != nil {
@@ -90,7 +90,7 @@ func (c *Client) Events(ctx context.Context, id string) iter.Seq2[otp.Event, err
 	return func(yield func(otp.Event, error) bool) {
 		if !otp.ValidID(id) {
 			// A wildcard id would follow every job's events.
-			yield(otp.Event{}, fmt.Errorf("job id %q: want 1-64 of A-Z a-z 0-9 _ -", id))
+			yield(otp.Event{}, badID(id))
 			return
 		}
 		cons, err := c.js.OrderedConsumer(ctx, queue.StreamEvents, jetstream.OrderedConsumerConfig{
@@ -144,3 +144,5 @@ func (c *Client) Wait(ctx context.Context, id string) (otp.Event, error) {
 	}
 	return otp.Event{}, ctx.Err()
 }
+
+func badID(id string) error { return fmt.Errorf("job id %q: want 1-64 of A-Z a-z 0-9 _ -", id) }
