@@ -602,27 +602,6 @@ func redactLine(line string) string {
 	return string(b)
 }
 
-// normalise removes spaces and upper-cases a command line, except inside
-// double quotes.
-func normalize(line string) string {
-	b := make([]byte, 0, len(line))
-	quoted := false
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case c == '"':
-			quoted = !quoted
-		case quoted:
-		case c == ' ':
-			continue
-		case 'a' <= c && c <= 'z':
-			c -= 'a' - 'A'
-		}
-		b = append(b, c)
-	}
-	return string(b)
-}
-
 // effReg is the registration status the modem reports: not registered while
 // the SIM is locked, the radio is off or the modem deregistered (+COPS=2).
 func (ip *interpreter) effReg() int {
