@@ -20,16 +20,6 @@ const (
 	maxPartials = 256 // incomplete concatenated messages kept for reassembly
 )
 
-// simState is the state of the simulated SIM card.
-type simState int
-
-const (
-	simReady   simState = iota
-	simPIN              // waiting for the PIN
-	simPUK              // three wrong PINs: waiting for the PUK
-	simBlocked          // ten wrong PUKs: the SIM is unusable
-)
-
 // settings are the per-session settings that ATZ, AT&F and AT+CFUN=1,1
 // restore to their defaults.
 type settings struct {
@@ -292,61 +282,4 @@ func redactLine(line string) string {
 		i = max(j, i+1)
 	}
 	return string(b)
-}
-
-// effReg is the registration status the modem reports: not registered while
-// the SIM is locked, the radio is off or the modem deregistered (+COPS=2).
-func (ip *interpreter) effReg() int {
-	if ip.sim != simReady || ip.cfun != 1 || ip.copsMode == 2 {
-		return 0
-	}
-	return ip.reg
-}
-
-func registered(stat int) bool { return stat == 1 || stat == 5 }
-
-// checkReg emits +CREG/+CGREG/+CEREG unsolicited result codes when the
-// registration status changed and the DTE asked for them.
-func (ip *interpreter) checkReg() {
-	stat := ip.effReg()
-	if stat == ip.regReported {
-		return
-	}
-	ip.regReported = stat
-	var lines []string
-	if n := ip.set.cregN; n > 0 {
-		lines = append(lines, regLine("+CREG: ", -1, n, stat, false))
-	}
-	if n := ip.set.cgregN; n > 0 {
-		lines = append(lines, regLine("+CGREG: ", -1, n, stat, false))
-	}
-	if n := ip.set.ceregN; n > 0 {
-		lines = append(lines, regLine("+CEREG: ", -1, n, stat, true))
-	}
-	for _, l := range lines {
-		ip.out.urc([]byte("\r\n" + l + "\r\n"))
-	}
-}
-
-// Location reported with +CREG=2 and friends.
-const (
-	simLAC = "1A2B"
-	simCI  = "01A2B3C4"
-)
-
-// regLine formats a registration response (read form when n >= 0 is
-// included) or unsolicited result code (shown < 0).
-func regLine(prefix string, shown, n, stat int, act bool) string {
-	s := prefix
-	if shown >= 0 {
-		s += strconv.Itoa(shown) + ","
-	}
-	s += strconv.Itoa(stat)
-	if n == 2 && registered(stat) {
-		s += `,"` + simLAC + `","` + simCI + `"`
-		if act {
-			s += ",7"
-		}
-	}
-	return s
 }
