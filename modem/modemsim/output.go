@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/simgate/simgate/modem/cms"
 )
 
 // emit writes a response after any pending echo.
@@ -68,17 +70,17 @@ func (ip *interpreter) final(err error) {
 	if errors.Is(err, errAborted) {
 		return
 	}
-	var cme cmeError
-	var cms cmsError
+	var cmeErr cmeError
+	var cmsErr cmsError
 	switch {
 	case err == nil:
 		ip.result("OK", 0)
 	case errors.Is(err, errNoCarrier):
 		ip.result("NO CARRIER", 3)
-	case errors.As(err, &cme):
-		ip.extError("+CME ERROR: ", int(cme), cmeText(int(cme)))
-	case errors.As(err, &cms):
-		ip.extError("+CMS ERROR: ", int(cms), cmsText(int(cms)))
+	case errors.As(err, &cmeErr):
+		ip.extError("+CME ERROR: ", int(cmeErr), cmeText(int(cmeErr)))
+	case errors.As(err, &cmsErr):
+		ip.extError("+CMS ERROR: ", int(cmsErr), cms.Text(int(cmsErr)))
 	default:
 		ip.result("ERROR", 4)
 	}
