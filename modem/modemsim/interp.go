@@ -6,10 +6,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/simgate/simgate/modem/redact"
 )
 
 // Limits of the input state machine.
@@ -184,8 +185,8 @@ func (ip *interpreter) closing() bool {
 // execute runs one command line (the characters after "AT").
 func (ip *interpreter) execute(line string) {
 	ip.flushEcho()
-	ip.log.Debug("modemsim: command", "modem", ip.cfg.Name, "line", redactLine(line))
-	ip.run(normalize(line))
+	ip.log.Debug("modemsim: command", "modem", ip.cfg.Name, "line", redact.Command(line))
+	ip.run(redact.Normalize(line))
 }
 
 // run executes the commands of a normalised command line in order, stopping
@@ -258,28 +259,4 @@ func (ip *interpreter) swapHung(hung bool) {
 	if ip.hung.Swap(hung) != hung {
 		ip.log.Info("modemsim: hung", "modem", ip.cfg.Name, "hung", hung)
 	}
-}
-
-// redactLine hides PINs, PUKs and phone numbers from logs. It checks the
-// line as the interpreter runs it (spaces removed, upper case): every digit
-// of a line that sets +CPIN, +CMGS (text mode) or +CSCA or dials (D) is
-// masked, and in any line a run of four or more digits.
-func redactLine(line string) string {
-	u := normalize(line)
-	all := strings.HasPrefix(u, "D") || strings.Contains(u, "+CPIN") || strings.Contains(u, "+CMGS") ||
-		strings.Contains(u, "+CSCA")
-	b := []byte(u)
-	for i := 0; i < len(b); {
-		j := i
-		for j < len(b) && '0' <= b[j] && b[j] <= '9' {
-			j++
-		}
-		if j > i && (all || j-i >= 4) {
-			for k := i; k < j; k++ {
-				b[k] = '*'
-			}
-		}
-		i = max(j, i+1)
-	}
-	return string(b)
 }

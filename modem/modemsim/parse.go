@@ -1,5 +1,6 @@
 // The AT command-line parser: a command line (the characters after "AT",
-// V.250 §5.2) is normalised, then split into commands one at a time, basic
+// V.250 §5.2) is normalised (redact.Normalize, so that the log reads it as
+// the parser does), then split into commands one at a time, basic
 // ("E0", "&F", "S3=13", "D...") or extended ("+CMEE=1"), each in one of
 // the forms action, set ("="), read ("?") or test ("=?"). The parameters
 // of a set command are split and checked by the handler that runs it.
@@ -12,27 +13,6 @@ import (
 	"strconv"
 	"strings"
 )
-
-// normalize removes spaces and upper-cases a command line, except inside
-// double quotes.
-func normalize(line string) string {
-	b := make([]byte, 0, len(line))
-	quoted := false
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case c == '"':
-			quoted = !quoted
-		case quoted:
-		case c == ' ':
-			continue
-		case 'a' <= c && c <= 'z':
-			c -= 'a' - 'A'
-		}
-		b = append(b, c)
-	}
-	return string(b)
-}
 
 // command is one command of a command line.
 type command struct {

@@ -6,22 +6,6 @@ import (
 	"testing"
 )
 
-func TestNormalize(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"", ""},
-		{"+cmee=1", "+CMEE=1"},
-		{" + c m e e = 1 ", "+CMEE=1"},
-		{`+cpms="sm", "me"`, `+CPMS="sm","me"`},
-		{`+CMGS="+45 26"`, `+CMGS="+45 26"`},
-		{`+CSCA="a"b"c d"`, `+CSCA="a"B"c d"`},
-		{`+CPIN="12`, `+CPIN="12`}, // unterminated: the rest stays as it is
-	} {
-		if got := normalize(tc.in); got != tc.want {
-			t.Errorf("normalize(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
 // parseLine splits a normalised command line into commands the way run
 // does, without running them.
 func parseLine(body string) ([]command, error) {
