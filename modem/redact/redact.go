@@ -1,6 +1,11 @@
 // Package redact makes the lines of an AT conversation fit for logs: no
-// PIN, PUK or phone number gets through. The simulator's command log
-// (modem/modemsim) uses it.
+// PIN, PUK, phone number, PDU or message text gets through. The
+// simulator's command log (modem/modemsim) and the driver's trace
+// (package modem, Config.Trace) both use it.
+//
+// A PDU is withheld whole, never masked: it encodes the phone number in
+// swapped semi-octets and the text in GSM 7-bit or UCS-2, which no digit
+// mask would hide.
 package redact
 
 import (
