@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/simgate/simgate/modem/cms"
 	"github.com/warthog618/modem/at"
 )
 
@@ -94,54 +95,13 @@ func classify(err error, sent int) *SendError {
 	return se
 }
 
-// permanentCMS are +CMS ERROR values that no retry can fix. Values 0-127 are
-// RP causes (3GPP TS 24.011 E.2), 128-255 TP-FCS (TS 23.040 9.2.3.22), 300+
-// ME/TA errors (TS 27.005 3.2.5).
-var permanentCMS = map[int]bool{
-	1:   true, // unassigned (unallocated) number
-	8:   true, // operator determined barring
-	10:  true, // call barred
-	21:  true, // short message transfer rejected
-	29:  true, // facility rejected
-	30:  true, // unknown subscriber
-	50:  true, // requested facility not subscribed
-	69:  true, // requested facility not implemented
-	96:  true, // invalid mandatory information
-	97:  true, // message type non-existent
-	98:  true, // message not compatible with protocol state
-	99:  true, // information element non-existent
-	111: true, // protocol error, unspecified
-	127: true, // interworking, unspecified
-	303: true, // operation not supported
-	304: true, // invalid PDU mode parameter
-	305: true, // invalid text mode parameter
-	310: true, // SIM not inserted
-	313: true, // SIM failure
-	315: true, // SIM wrong
-	316: true, // SIM PUK required
-	318: true, // SIM PUK2 required
-}
-
-// cmsClass classifies a +CMS ERROR value. Unknown and textual values are
-// retryable: the caller bounds the number of attempts.
+// cmsClass classifies a +CMS ERROR value with the shared table (package
+// cms). Unknown and textual values are retryable: the caller bounds the
+// number of attempts.
 func cmsClass(code string) Class {
 	n, err := strconv.Atoi(code)
-	if err != nil {
+	if err != nil || !cms.IsPermanent(n) {
 		return Retryable
 	}
-	switch {
-	case permanentCMS[n]:
-		return Permanent
-	case n >= 128 && n <= 255:
-		// TP-FCS: PID, DCS and command errors, TPDU not supported, invalid
-		// or barred destination, no SC subscription: the message or its
-		// destination is wrong. SC busy, SC system failure, error in MS,
-		// SIM toolkit busy and unspecified may pass on a later try.
-		switch n {
-		case 0xC0, 0xC2, 0xD2, 0xD4, 0xFF:
-			return Retryable
-		}
-		return Permanent
-	}
-	return Retryable
+	return Permanent
 }

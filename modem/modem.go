@@ -54,6 +54,11 @@ type Config struct {
 	OnReport func(Report, error)
 	// Logger receives the modem's logs; nil discards them.
 	Logger *slog.Logger
+	// Trace logs the AT conversation at debug level on Logger: every
+	// command line sent and every line received, redacted (package
+	// redact): PINs and phone numbers masked, PDUs and message texts
+	// withheld, only their length shown.
+	Trace bool
 }
 
 func (c *Config) setDefaults() {
@@ -139,10 +144,15 @@ func Open(ctx context.Context, cfg Config) (*Modem, error) {
 }
 
 func newModem(ctx context.Context, port io.ReadWriteCloser, cfg Config) (*Modem, error) {
-	a := at.New(port, at.WithTimeout(cfg.CommandTimeout), at.WithCmds("Z", "E0"))
+	log := cfg.Logger.With("modem", cfg.Name)
+	var rw io.ReadWriter = port
+	if cfg.Trace {
+		rw = newTracer(port, log)
+	}
+	a := at.New(rw, at.WithTimeout(cfg.CommandTimeout), at.WithCmds("Z", "E0"))
 	m := &Modem{
 		cfg:  cfg,
-		log:  cfg.Logger.With("modem", cfg.Name),
+		log:  log,
 		port: port,
 		at:   a,
 		gsm:  gsm.New(a),

@@ -41,7 +41,9 @@ const (
 	cmeNetworkNotAllowed     cmeError = 32
 )
 
-// +CMS ERROR codes (3GPP TS 27.005 §3.2.5).
+// +CMS ERROR codes (3GPP TS 27.005 §3.2.5) the simulator gives of its own
+// accord; their texts are in package cms, with those of any code
+// FailNextSends or Config.FailCodes may give.
 const (
 	cmsOperationNotAllowed   cmsError = 302
 	cmsOperationNotSupported cmsError = 303
@@ -116,105 +118,6 @@ func cmeText(code int) string {
 		return "incorrect parameters"
 	case 100:
 		return "unknown"
-	}
-	return ""
-}
-
-// cmsText returns the verbose (+CMEE=2) text of a +CMS ERROR code, or ""
-// when the code has no well-known text. Codes below 128 are the RP cause
-// values of 3GPP TS 24.011 that networks return for a failed submission.
-func cmsText(code int) string {
-	switch code {
-	case 1:
-		return "unassigned (unallocated) number"
-	case 8:
-		return "operator determined barring"
-	case 10:
-		return "call barred"
-	case 21:
-		return "short message transfer rejected"
-	case 27:
-		return "destination out of service"
-	case 28:
-		return "unidentified subscriber"
-	case 29:
-		return "facility rejected"
-	case 30:
-		return "unknown subscriber"
-	case 38:
-		return "network out of order"
-	case 41:
-		return "temporary failure"
-	case 42:
-		return "congestion"
-	case 47:
-		return "resources unavailable, unspecified"
-	case 50:
-		return "requested facility not subscribed"
-	case 69:
-		return "requested facility not implemented"
-	case 81:
-		return "invalid short message transfer reference value"
-	case 95:
-		return "invalid message, unspecified"
-	case 96:
-		return "invalid mandatory information"
-	case 97:
-		return "message type non-existent or not implemented"
-	case 98:
-		return "message not compatible with short message protocol state"
-	case 99:
-		return "information element non-existent or not implemented"
-	case 111:
-		return "protocol error, unspecified"
-	case 127:
-		return "interworking, unspecified"
-	case 300:
-		return "ME failure"
-	case 301:
-		return "SMS service of ME reserved"
-	case 302:
-		return "operation not allowed"
-	case 303:
-		return "operation not supported"
-	case 304:
-		return "invalid PDU mode parameter"
-	case 305:
-		return "invalid text mode parameter"
-	case 310:
-		return "SIM not inserted"
-	case 311:
-		return "SIM PIN required"
-	case 312:
-		return "PH-SIM PIN required"
-	case 313:
-		return "SIM failure"
-	case 314:
-		return "SIM busy"
-	case 315:
-		return "SIM wrong"
-	case 316:
-		return "SIM PUK required"
-	case 317:
-		return "SIM PIN2 required"
-	case 318:
-		return "SIM PUK2 required"
-	case 320:
-		return "memory failure"
-	case 321:
-		return "invalid memory index"
-	case 322:
-		return "memory full"
-	case 330:
-		return "SMSC address unknown"
-	case 331:
-		return "no network service"
-	case 332:
-		return "network timeout"
-	case 340:
-		return "no +CNMA acknowledgement expected"
-	case 500:
-		return "unknown error"
 	}
 	return ""
 }

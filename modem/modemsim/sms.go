@@ -13,9 +13,9 @@ import (
 	"github.com/warthog618/sms/encoding/ucs2"
 )
 
-// cmgs handles AT+CMGS: it checks the parameters, writes the "> " prompt and
+// cmdCMGS handles AT+CMGS: it checks the parameters, writes the "> " prompt and
 // switches the input to message entry.
-func (ip *interpreter) cmgs(c command) error {
+func (ip *interpreter) cmdCMGS(c command) error {
 	switch c.op {
 	case opTest:
 		return nil

@@ -62,9 +62,9 @@ func indexParam(ps []param, i int) (int, error) {
 	return intParam(ps, i, 0, 0, 999999)
 }
 
-// cmgr handles AT+CMGR=<index>: read a message from <mem1>; a received
+// cmdCMGR handles AT+CMGR=<index>: read a message from <mem1>; a received
 // unread message becomes read.
-func (ip *interpreter) cmgr(c command) error {
+func (ip *interpreter) cmdCMGR(c command) error {
 	switch c.op {
 	case opTest:
 		return nil
@@ -93,10 +93,10 @@ func (ip *interpreter) cmgr(c command) error {
 	return nil
 }
 
-// cmgl handles AT+CMGL[=<stat>]: list the messages of <mem1> with that
+// cmdCMGL handles AT+CMGL[=<stat>]: list the messages of <mem1> with that
 // status (PDU mode 0-4, text mode "REC UNREAD" ... "ALL"; default received
 // unread). Listed unread messages become read.
-func (ip *interpreter) cmgl(c command) error {
+func (ip *interpreter) cmdCMGL(c command) error {
 	stat := 0
 	switch c.op {
 	case opTest:
@@ -151,11 +151,11 @@ func (ip *interpreter) cmgl(c command) error {
 	return nil
 }
 
-// cmgd handles AT+CMGD=<index>[,<delflag>]: delete a message from <mem1>
+// cmdCMGD handles AT+CMGD=<index>[,<delflag>]: delete a message from <mem1>
 // (deleting an empty index is not an error), or with <delflag> 1-3 all
 // read messages (received reports have no sent or unsent ones), with 4 all
 // messages; <index> is then ignored and may be empty.
-func (ip *interpreter) cmgd(c command) error {
+func (ip *interpreter) cmdCMGD(c command) error {
 	switch c.op {
 	case opTest:
 		var used []string
@@ -214,4 +214,57 @@ func encodeCSCS(s, cscs string) string {
 		return strings.ToUpper(hex.EncodeToString(ucs2.Encode([]rune(s))))
 	}
 	return s
+}
+
+func (ip *interpreter) cmdCPMS(c command) error {
+	const mems = `("SM","ME","MT")`
+	switch c.op {
+	case opTest:
+		ip.info(`+CPMS: ("SM","ME","MT","SR"),` + mems + "," + mems)
+		return nil
+	case opRead, opSet:
+		if err := ip.simErr(true); err != nil {
+			return err
+		}
+	default:
+		return errSyntax
+	}
+	if c.op == opRead {
+		m := ip.cpms
+		ip.info(fmt.Sprintf("+CPMS: %q,%d,%d,%q,%d,%d,%q,%d,%d",
+			m[0], ip.memUsed(m[0]), memCapacity, m[1], ip.memUsed(m[1]), memCapacity, m[2], ip.memUsed(m[2]), memCapacity))
+		return nil
+	}
+	ps, err := parseParams(c.args, 3)
+	if err != nil {
+		return err
+	}
+	m := ip.cpms
+	n := 0
+	for i := range ps {
+		s, ok := strParam(ps, i)
+		if !ok {
+			if i == 0 {
+				return errSyntax
+			}
+			continue
+		}
+		s = strings.ToUpper(s)
+		// Status reports can only be read and deleted (<mem1>).
+		if s != "SM" && s != "ME" && s != "MT" && (s != "SR" || i > 0) {
+			return cmsOperationNotAllowed
+		}
+		m[i] = s
+		n = i + 1
+	}
+	ip.cpms = m
+	out := "+CPMS: "
+	for i := 0; i < max(n, 1); i++ {
+		if i > 0 {
+			out += ","
+		}
+		out += fmt.Sprintf("%d,%d", ip.memUsed(m[i]), memCapacity)
+	}
+	ip.info(out)
+	return nil
 }
