@@ -98,9 +98,36 @@ func TestUnknownKeyIsNamed(t *testing.T) {
 		{minimal + "bogus: 1\n", "bogus"},
 	} {
 		_, err := Load(flags(t, "--config", writeFile(t, tc.body)))
-		if want := "configuration: unknown key(s): " + tc.key; err == nil || err.Error() != want {
+		if want := tc.key + ": unknown key"; err == nil || err.Error() != want {
 			t.Errorf("error %v, want %q", err, want)
 		}
+	}
+}
+
+func TestEveryProblemAtOnce(t *testing.T) {
+	// Before, the type error hid the unknown keys, and both hid what
+	// Validate finds; a value that does not decode is not reported again
+	// as the empty value standing in for it.
+	body := `
+bogus: 1
+log: {level: loud}
+nats: {ulr: x, ack_wait: soon}
+otp: {max_attempts: five}
+modems:
+  - {name: m1, device: /dev/a, bauds: 9600, baud: fast}
+`
+	_, err := Load(flags(t, "--config", writeFile(t, body)))
+	want := strings.Join([]string{
+		`bogus: unknown key`,
+		`log.level "loud": want debug, info, warn or error`,
+		`modems[0].baud "fast": want a whole number`,
+		`modems[0].bauds: unknown key`,
+		`nats.ack_wait "soon": want a duration such as 30s, 10m or 1h30m`,
+		`nats.ulr: unknown key`,
+		`otp.max_attempts "five": want a whole number`,
+	}, "\n")
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n%v\nwant:\n%s", err, want)
 	}
 }
 
