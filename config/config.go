@@ -141,11 +141,16 @@ func (s Secret) String() string {
 // GoString hides the value from %#v.
 func (s Secret) GoString() string { return s.String() }
 
-// Environment variables holding NATS secrets, read directly by Load.
+// Environment variables holding NATS secrets, read directly by Load and
+// by Client.
 const (
 	EnvNATSPassword = EnvPrefix + "_NATS_PASSWORD"
 	EnvNATSToken    = EnvPrefix + "_NATS_TOKEN"
 )
+
+// EnvNATSURL is the variable that sets nats.url (EnvPrefix, then the key
+// with _ for .); Client reads it too.
+const EnvNATSURL = EnvPrefix + "_NATS_URL"
 
 // Metrics configures the HTTP endpoint for /metrics, /healthz and /readyz.
 type Metrics struct {
@@ -746,7 +751,7 @@ func (c Config) Validate() error {
 			bad("state_dir is required for the embedded NATS server")
 		}
 	}
-	errs = append(errs, c.NATS.validateAuth()...)
+	errs = append(errs, c.NATS.Auth().Validate(KeyNames()))
 	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
 		bad("nats.replicas %d: want 1 to 5", c.NATS.Replicas)
 	}
@@ -822,83 +827,6 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// validateAuth checks the nats.* authentication and TLS keys. Messages
-// name keys and paths, never a secret.
-func (n NATS) validateAuth() []error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if n.PasswordFile != "" && n.Password != "" {
-		bad("nats.password_file and %s: set one", EnvNATSPassword)
-	}
-	if n.TokenFile != "" && n.Token != "" {
-		bad("nats.token_file and %s: set one", EnvNATSToken)
-	}
-	var methods []string
-	if n.PasswordFile != "" || n.Password != "" {
-		methods = append(methods, "password")
-	}
-	if n.TokenFile != "" || n.Token != "" {
-		methods = append(methods, "token")
-	}
-	if n.NkeySeedFile != "" {
-		methods = append(methods, "nkey_seed_file")
-	}
-	if n.CredsFile != "" {
-		methods = append(methods, "creds_file")
-	}
-	if len(methods) > 1 {
-		bad("nats: %s configured: use at most one way to authenticate", strings.Join(methods, ", "))
-	}
-	hasPassword := n.PasswordFile != "" || n.Password != ""
-	if hasPassword && n.User == "" {
-		bad("nats: a password needs nats.user")
-	}
-	if n.User != "" && !hasPassword {
-		bad("nats.user needs nats.password_file or %s", EnvNATSPassword)
-	}
-	if (n.TLS.CertFile == "") != (n.TLS.KeyFile == "") {
-		bad("nats.tls.cert_file and nats.tls.key_file: set both or neither")
-	}
-	external := len(methods) > 0 || n.User != "" || n.TLS != (NATSTLS{})
-	e := n.Embedded
-	if n.URL != "" {
-		if e != (NATSEmbedded{}) {
-			bad("nats.embedded: only for the embedded server, but nats.url is set")
-		}
-		return errs
-	}
-	if external {
-		bad("nats.user, password, token, nkey_seed_file, creds_file and tls are for an external server (nats.url): for the embedded one use nats.embedded")
-	}
-	if e.PasswordFile != "" && e.TokenFile != "" {
-		bad("nats.embedded: password_file and token_file: set one")
-	}
-	if e.PasswordFile != "" && e.User == "" {
-		bad("nats.embedded.password_file needs nats.embedded.user")
-	}
-	if e.User != "" && e.PasswordFile == "" {
-		bad("nats.embedded.user needs nats.embedded.password_file")
-	}
-	if e.PasswordFile == "" && e.TokenFile == "" && n.Listen != "-" && !loopback(n.Listen) {
-		bad("nats.listen %s is not loopback: configure nats.embedded auth (user and password_file, or token_file)", n.Listen)
-	}
-	return errs
-}
-
-// loopback reports whether addr (host:port) only listens on a loopback
-// address. An empty host means every interface.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return true // reported as a malformed nats.listen
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func modemName(s string) bool {
