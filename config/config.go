@@ -6,10 +6,13 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -138,11 +141,16 @@ func (s Secret) String() string {
 // GoString hides the value from %#v.
 func (s Secret) GoString() string { return s.String() }
 
-// Environment variables holding NATS secrets, read directly by Load.
+// Environment variables holding NATS secrets, read directly by Load and
+// by Client.
 const (
 	EnvNATSPassword = EnvPrefix + "_NATS_PASSWORD"
 	EnvNATSToken    = EnvPrefix + "_NATS_TOKEN"
 )
+
+// EnvNATSURL is the variable that sets nats.url (EnvPrefix, then the key
+// with _ for .); Client reads it too.
+const EnvNATSURL = EnvPrefix + "_NATS_URL"
 
 // Metrics configures the HTTP endpoint for /metrics, /healthz and /readyz.
 type Metrics struct {
@@ -370,20 +378,21 @@ func Default() Config {
 		v.SetDefault(k, d)
 	}
 	var c Config
-	if err := v.Unmarshal(&c, decodeHook); err != nil {
+	if err := decodeInto(&c, v.AllSettings(), decodeHooks, nil); err != nil {
 		panic("config defaults: " + err.Error())
 	}
 	return c
 }
 
-var decodeHook = viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-	mapstructure.StringToTimeDurationHookFunc(),
-	mapstructure.StringToSliceHookFunc(","),
-))
-
 // Load reads the configuration: defaults, then the file named by the
 // --config flag (if any), then SIMGATE_* variables, then flags that were
-// set. fs may be nil. Unknown keys in the file are an error naming them.
+// set. fs may be nil.
+//
+// Every problem is reported at once, one per line, sorted: unknown keys
+// ("nats.ulr: unknown key"), values that do not decode, and what Validate
+// finds in the rest. A value that does not decode is judged as its default
+// by Validate, so it is reported once. Only an unreadable file stops
+// Load early. On error the Config must not be used.
 func Load(fs *pflag.FlagSet) (Config, error) {
 	v := viper.New()
 	for k, d := range defaults {
@@ -406,16 +415,9 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 			}
 		}
 	}
-	var c Config
-	var md mapstructure.Metadata
-	if err := v.Unmarshal(&c, decodeHook, viper.DecoderConfigOption(func(dc *mapstructure.DecoderConfig) {
-		dc.Metadata = &md
-	})); err != nil {
-		return Config{}, fmt.Errorf("configuration: %w", err)
-	}
-	if len(md.Unused) > 0 {
-		slices.Sort(md.Unused)
-		return Config{}, fmt.Errorf("configuration: unknown key(s): %s", strings.Join(md.Unused, ", "))
+	c, problems, failed, err := decode(v)
+	if err != nil {
+		return Config{}, err
 	}
 	if c.Node == "" {
 		c.Node, _ = os.Hostname()
@@ -426,7 +428,270 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 	c.NATS.Password = Secret(os.Getenv(EnvNATSPassword))
 	c.NATS.Token = Secret(os.Getenv(EnvNATSToken))
 	c.normalise()
-	return c, c.Validate()
+	for _, p := range lines(c.Validate()) {
+		// A value that did not decode is reported as such, not again as
+		// the empty value that stands in for it.
+		if !slices.ContainsFunc(failed, func(key string) bool { return about(p, key) }) {
+			problems = append(problems, p)
+		}
+	}
+	if len(problems) == 0 {
+		return c, nil
+	}
+	slices.Sort(problems)
+	problems = slices.Compact(problems)
+	errs := make([]error, len(problems))
+	for i, p := range problems {
+		errs[i] = errors.New(p)
+	}
+	return Config{}, errors.Join(errs...)
+}
+
+// decode turns v's settings into a Config and lists the keys it does not
+// know and the values that do not decode, and returns the keys of the
+// latter as failed. Such a value is replaced by its default (or left empty
+// when it has none) in the returned Config. The error is for a failure of
+// the decoder itself, not of the settings.
+func decode(v *viper.Viper) (c Config, problems, failed []string, err error) {
+	settings := v.AllSettings()
+
+	// Unknown keys: decode with every leaf value zeroed, so that no type
+	// error hides them (mapstructure records unused keys only on success).
+	var md mapstructure.Metadata
+	if err := decodeInto(&Config{}, settings, zeroLeaves, &md); err != nil {
+		return Config{}, nil, nil, fmt.Errorf("configuration: %w", err)
+	}
+	for _, k := range md.Unused {
+		problems = append(problems, k+": unknown key")
+	}
+
+	err = decodeInto(&c, settings, decodeHooks, nil)
+	if err == nil {
+		return c, problems, nil, nil
+	}
+	dv := viper.New()
+	for k, d := range defaults {
+		dv.SetDefault(k, d)
+	}
+	var fixed any = settings
+	for _, e := range leaves(err) {
+		de, ok := e.(*mapstructure.DecodeError)
+		if !ok {
+			problems = append(problems, e.Error())
+			continue
+		}
+		problems = append(problems, decodeProblem(de, lookup(settings, strings.Split(de.Name(), "."))))
+		failed = append(failed, de.Name())
+		var d any
+		if !strings.ContainsAny(de.Name(), "[]") {
+			d = dv.Get(de.Name())
+		}
+		fixed = replace(fixed, strings.Split(de.Name(), "."), d)
+	}
+	// What still fails to decode is reported above; the rest is kept.
+	c = Config{}
+	if m, ok := fixed.(map[string]any); ok {
+		_ = decodeInto(&c, m, decodeHooks, nil)
+	}
+	return c, problems, failed, nil
+}
+
+// about reports whether the problem p is about key: whether it starts
+// with key followed by a space, a colon, a dot or a bracket.
+func about(p, key string) bool {
+	rest, ok := strings.CutPrefix(p, key)
+	return ok && rest != "" && strings.ContainsRune(" :.[", rune(rest[0]))
+}
+
+// decodeInto decodes settings into out the way viper's Unmarshal does.
+func decodeInto(out *Config, settings map[string]any, hook mapstructure.DecodeHookFunc, md *mapstructure.Metadata) error {
+	d, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		DecodeHook:       hook,
+		WeaklyTypedInput: true,
+		Metadata:         md,
+		Result:           out,
+	})
+	if err != nil {
+		return err
+	}
+	return d.Decode(settings)
+}
+
+// decodeHooks turn strings into durations and comma-separated lists.
+var decodeHooks = mapstructure.ComposeDecodeHookFunc(
+	stringToDuration,
+	mapstructure.StringToSliceHookFunc(","),
+)
+
+// errDuration is a string that is not a duration.
+var errDuration = errors.New("want a duration such as 30s, 10m or 1h30m")
+
+// stringToDuration parses a string for a time.Duration.
+func stringToDuration(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to != reflect.TypeFor[time.Duration]() {
+		return data, nil
+	}
+	d, err := time.ParseDuration(data.(string))
+	if err != nil {
+		return nil, errDuration
+	}
+	return d, nil
+}
+
+// decodeProblem describes a value v that did not decode, naming its key;
+// v is shown when it is a single value.
+func decodeProblem(de *mapstructure.DecodeError, v any) string {
+	want := de.Unwrap().Error()
+	var pe *mapstructure.ParseError
+	var ue *mapstructure.UnconvertibleTypeError
+	switch {
+	case errors.Is(de, errDuration):
+		want = errDuration.Error()
+	case errors.As(de, &pe):
+		want = "want " + describeType(pe.Expected.Type())
+	case errors.As(de, &ue):
+		want = "want " + describeType(ue.Expected.Type())
+	case strings.HasPrefix(want, "expected a map"):
+		want = "want a mapping (key: value)"
+	}
+	switch v.(type) {
+	case map[string]any:
+		return fmt.Sprintf("%s: %s, got a mapping", de.Name(), want)
+	case []any, []map[string]any:
+		return fmt.Sprintf("%s: %s, got a list", de.Name(), want)
+	case string:
+		return fmt.Sprintf("%s %q: %s", de.Name(), v, want)
+	case nil:
+		return fmt.Sprintf("%s: %s", de.Name(), want)
+	}
+	return fmt.Sprintf("%s %v: %s", de.Name(), v, want)
+}
+
+// describeType names a destination type for a message.
+func describeType(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeFor[time.Duration]():
+		return "a duration such as 30s, 10m or 1h30m"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
+		return "a whole number"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	case t.Kind() == reflect.String:
+		return "a string"
+	case t.Kind() == reflect.Slice:
+		return "a list"
+	case t.Kind() == reflect.Map, t.Kind() == reflect.Struct:
+		return "a mapping (key: value)"
+	}
+	return t.String()
+}
+
+// zeroLeaves replaces every value that is not a structure, map or list by
+// the zero value of its destination, so that decoding only follows keys.
+func zeroLeaves(from, to reflect.Value) (any, error) {
+	switch to.Kind() {
+	case reflect.Struct, reflect.Map:
+		if from.Kind() == reflect.Map {
+			return from.Interface(), nil
+		}
+	case reflect.Slice, reflect.Array:
+		if k := from.Kind(); k == reflect.Slice || k == reflect.Array || k == reflect.Map {
+			return from.Interface(), nil
+		}
+	}
+	return reflect.Zero(to.Type()).Interface(), nil
+}
+
+// replace returns settings with the value at path (keys, where a key may
+// end in [i] or [k] for a list element or a map entry) set to v. Maps and
+// lists on the way are copied, settings itself is not changed.
+func replace(settings any, path []string, v any) any {
+	if len(path) == 0 {
+		if f, ok := v.(replacer); ok {
+			f(settings)
+			return settings
+		}
+		return v
+	}
+	key, rest := path[0], path[1:]
+	var subs []string // [i] and [k] suffixes of key
+	if i := strings.IndexByte(key, '['); i >= 0 {
+		subs = strings.Split(strings.TrimSuffix(key[i+1:], "]"), "][")
+		key = key[:i]
+	}
+	return replaceIn(settings, key, subs, rest, v)
+}
+
+// lookup returns the value at path in settings (see replace), or nil.
+func lookup(settings any, path []string) any {
+	var found any
+	replace(settings, path, replacer(func(v any) { found = v }))
+	return found
+}
+
+// replacer is a value for replace that is not stored: replace calls it
+// with the value it replaces.
+type replacer func(old any)
+
+func replaceIn(node any, key string, subs, rest []string, v any) any {
+	inner := func(child any) any {
+		if len(subs) > 0 {
+			return replaceIn(child, subs[0], subs[1:], rest, v)
+		}
+		return replace(child, rest, v)
+	}
+	switch n := node.(type) {
+	case map[string]any:
+		m := maps.Clone(n)
+		m[key] = inner(n[key])
+		return m
+	case []any:
+		i, err := strconv.Atoi(key)
+		if err != nil || i < 0 || i >= len(n) {
+			return node
+		}
+		s := slices.Clone(n)
+		s[i] = inner(n[i])
+		return s
+	case []map[string]any:
+		i, err := strconv.Atoi(key)
+		if err != nil || i < 0 || i >= len(n) {
+			return node
+		}
+		s := make([]any, len(n))
+		for j := range n {
+			s[j] = n[j]
+		}
+		s[i] = inner(n[i])
+		return s
+	}
+	return node
+}
+
+// leaves returns the errors joined or wrapped in err, down to those that
+// name a key.
+func leaves(err error) []error {
+	switch e := err.(type) {
+	case *mapstructure.DecodeError:
+		return []error{e}
+	case interface{ Unwrap() []error }:
+		var out []error
+		for _, e := range e.Unwrap() {
+			out = append(out, leaves(e)...)
+		}
+		return out
+	case interface{ Unwrap() error }:
+		return leaves(e.Unwrap())
+	}
+	return []error{err}
+}
+
+// lines returns the lines of err's message; none for nil.
+func lines(err error) []string {
+	if err == nil {
+		return nil
+	}
+	return strings.Split(err.Error(), "\n")
 }
 
 // normalise upper-cases region codes (viper lower-cases map keys).
@@ -486,7 +751,7 @@ func (c Config) Validate() error {
 			bad("state_dir is required for the embedded NATS server")
 		}
 	}
-	errs = append(errs, c.NATS.validateAuth()...)
+	errs = append(errs, c.NATS.Auth().Validate(KeyNames()))
 	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
 		bad("nats.replicas %d: want 1 to 5", c.NATS.Replicas)
 	}
@@ -562,83 +827,6 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// validateAuth checks the nats.* authentication and TLS keys. Messages
-// name keys and paths, never a secret.
-func (n NATS) validateAuth() []error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if n.PasswordFile != "" && n.Password != "" {
-		bad("nats.password_file and %s: set one", EnvNATSPassword)
-	}
-	if n.TokenFile != "" && n.Token != "" {
-		bad("nats.token_file and %s: set one", EnvNATSToken)
-	}
-	var methods []string
-	if n.PasswordFile != "" || n.Password != "" {
-		methods = append(methods, "password")
-	}
-	if n.TokenFile != "" || n.Token != "" {
-		methods = append(methods, "token")
-	}
-	if n.NkeySeedFile != "" {
-		methods = append(methods, "nkey_seed_file")
-	}
-	if n.CredsFile != "" {
-		methods = append(methods, "creds_file")
-	}
-	if len(methods) > 1 {
-		bad("nats: %s configured: use at most one way to authenticate", strings.Join(methods, ", "))
-	}
-	hasPassword := n.PasswordFile != "" || n.Password != ""
-	if hasPassword && n.User == "" {
-		bad("nats: a password needs nats.user")
-	}
-	if n.User != "" && !hasPassword {
-		bad("nats.user needs nats.password_file or %s", EnvNATSPassword)
-	}
-	if (n.TLS.CertFile == "") != (n.TLS.KeyFile == "") {
-		bad("nats.tls.cert_file and nats.tls.key_file: set both or neither")
-	}
-	external := len(methods) > 0 || n.User != "" || n.TLS != (NATSTLS{})
-	e := n.Embedded
-	if n.URL != "" {
-		if e != (NATSEmbedded{}) {
-			bad("nats.embedded: only for the embedded server, but nats.url is set")
-		}
-		return errs
-	}
-	if external {
-		bad("nats.user, password, token, nkey_seed_file, creds_file and tls are for an external server (nats.url): for the embedded one use nats.embedded")
-	}
-	if e.PasswordFile != "" && e.TokenFile != "" {
-		bad("nats.embedded: password_file and token_file: set one")
-	}
-	if e.PasswordFile != "" && e.User == "" {
-		bad("nats.embedded.password_file needs nats.embedded.user")
-	}
-	if e.User != "" && e.PasswordFile == "" {
-		bad("nats.embedded.user needs nats.embedded.password_file")
-	}
-	if e.PasswordFile == "" && e.TokenFile == "" && n.Listen != "-" && !loopback(n.Listen) {
-		bad("nats.listen %s is not loopback: configure nats.embedded auth (user and password_file, or token_file)", n.Listen)
-	}
-	return errs
-}
-
-// loopback reports whether addr (host:port) only listens on a loopback
-// address. An empty host means every interface.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return true // reported as a malformed nats.listen
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func modemName(s string) bool {

@@ -21,6 +21,7 @@ import (
 	"github.com/simgate/simgate/metrics"
 	"github.com/simgate/simgate/modem"
 	"github.com/simgate/simgate/modem/modemsim"
+	"github.com/simgate/simgate/natsauth"
 	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/policy"
 	"github.com/simgate/simgate/queue"
@@ -223,19 +224,7 @@ func (d *Daemon) connect() error {
 	// No nats.RetryOnFailedConnect: a wrong address or wrong credentials
 	// fail the start with the server's error.
 	if n := d.cfg.NATS; n.URL != "" {
-		auth, err := queue.ClientOptions(queue.AuthConfig{
-			User:         n.User,
-			Password:     string(n.Password),
-			PasswordFile: n.PasswordFile,
-			Token:        string(n.Token),
-			TokenFile:    n.TokenFile,
-			NkeySeedFile: n.NkeySeedFile,
-			CredsFile:    n.CredsFile,
-			CAFile:       n.TLS.CAFile,
-			CertFile:     n.TLS.CertFile,
-			KeyFile:      n.TLS.KeyFile,
-			ServerName:   n.TLS.ServerName,
-		})
+		auth, err := natsauth.ClientOptions(n.Auth().Client)
 		if err != nil {
 			return err
 		}

@@ -5,15 +5,15 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/simgate/simgate/client"
+	"github.com/simgate/simgate/config"
+	"github.com/simgate/simgate/natsauth"
 	"github.com/simgate/simgate/otp"
-	"github.com/simgate/simgate/queue"
 )
 
 // Exit statuses of simgate send.
@@ -26,11 +26,10 @@ func newSendCmd() *cobra.Command {
 	var (
 		job     otp.Job
 		ttl     time.Duration
-		url     string
+		conn    config.Client
 		wait    bool
 		waitDel bool
 		timeout time.Duration
-		auth    queue.AuthConfig
 	)
 	cmd := &cobra.Command{
 		Use:   "send --to NUMBER (--code DIGITS | --text TEXT)",
@@ -46,21 +45,16 @@ Exit status: 0 sent (delivered with --wait-delivery; accepted without
 				job.ID = rand.Text()
 			}
 			job.TTL = otp.Duration(ttl)
-			if url == "" {
-				url = os.Getenv("SIMGATE_NATS_URL")
+			if err := conn.Complete(); err != nil {
+				return err
 			}
-			if url == "" {
-				url = nats.DefaultURL
-			}
-			auth.Password = os.Getenv("SIMGATE_NATS_PASSWORD")
-			auth.Token = os.Getenv("SIMGATE_NATS_TOKEN")
-			opts, err := queue.ClientOptions(auth)
+			opts, err := natsauth.ClientOptions(conn.Auth)
 			if err != nil {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			return send(ctx, cmd, url, append(opts, nats.Name("simgate send")), job, wait || waitDel, waitDel)
+			return send(ctx, cmd, conn.URL, append(opts, nats.Name("simgate send")), job, wait || waitDel, waitDel)
 		},
 	}
 	f := cmd.Flags()
@@ -72,18 +66,10 @@ Exit status: 0 sent (delivered with --wait-delivery; accepted without
 	f.StringVar(&job.Template, "template", "", "template name")
 	f.StringVar(&job.Locale, "locale", "", "template locale")
 	f.DurationVar(&ttl, "ttl", 0, "how long the code is worth sending (default: the daemon's)")
-	f.StringVar(&url, "nats-url", "", "NATS server (default $SIMGATE_NATS_URL or nats://127.0.0.1:4222)")
 	f.BoolVar(&wait, "wait", false, "follow the job's events until a final one")
 	f.BoolVar(&waitDel, "wait-delivery", false, "follow the job's events until its delivery outcome (status report)")
 	f.DurationVar(&timeout, "timeout", 3*time.Minute, "give up after this long")
-	f.StringVar(&auth.User, "user", "", "NATS user (password from --password-file or $SIMGATE_NATS_PASSWORD)")
-	f.StringVar(&auth.PasswordFile, "password-file", "", "file holding the NATS password")
-	f.StringVar(&auth.TokenFile, "token-file", "", "file holding the NATS token (or $SIMGATE_NATS_TOKEN)")
-	f.StringVar(&auth.NkeySeedFile, "nkey-seed-file", "", "file holding a NATS user nkey seed")
-	f.StringVar(&auth.CredsFile, "creds", "", "NATS credentials file")
-	f.StringVar(&auth.CAFile, "tls-ca", "", "CA file verifying the NATS server")
-	f.StringVar(&auth.CertFile, "tls-cert", "", "client certificate file")
-	f.StringVar(&auth.KeyFile, "tls-key", "", "client key file")
+	conn.Flags(f)
 	cmd.MarkFlagRequired("to")
 	return cmd
 }
