@@ -19,11 +19,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/simgate/simgate/otp"
-	"github.com/simgate/simgate/queue"
 )
 
 // ErrNoDaemon is returned by Request when no simgate daemon answers.
-var ErrNoDaemon = errors.New("no simgate daemon answers " + queue.SubjectRequest)
+var ErrNoDaemon = errors.New("no simgate daemon answers " + otp.SubjectRequest)
 
 // Client talks to simgate over a NATS connection it does not own.
 type Client struct {
@@ -49,7 +48,7 @@ func (c *Client) Request(ctx context.Context, job otp.Job) (otp.Reply, error) {
 	if err != nil {
 		return otp.Reply{}, err
 	}
-	msg, err := c.nc.RequestWithContext(ctx, queue.SubjectRequest, body)
+	msg, err := c.nc.RequestWithContext(ctx, otp.SubjectRequest, body)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return otp.Reply{}, ErrNoDaemon
 	}
@@ -74,7 +73,7 @@ func (c *Client) Publish(ctx context.Context, job otp.Job) (duplicate bool, err 
 	if err != nil {
 		return false, err
 	}
-	ack, err := c.js.Publish(ctx, queue.SubjectSend, body, jetstream.WithMsgID(job.ID))
+	ack, err := c.js.Publish(ctx, otp.SubjectSend, body, jetstream.WithMsgID(job.ID))
 	if err != nil {
 		return false, fmt.Errorf("publish: %w", err)
 	}
@@ -93,8 +92,8 @@ func (c *Client) Events(ctx context.Context, id string) iter.Seq2[otp.Event, err
 			yield(otp.Event{}, badID(id))
 			return
 		}
-		cons, err := c.js.OrderedConsumer(ctx, queue.StreamEvents, jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{queue.EventSubject(id)},
+		cons, err := c.js.OrderedConsumer(ctx, otp.StreamEvents, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{otp.EventSubject(id)},
 		})
 		if err != nil {
 			yield(otp.Event{}, fmt.Errorf("follow events: %w", err))

@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/simgate/simgate/queue"
+	"github.com/simgate/simgate/otp"
 )
 
 // BenchmarkPublishToCMGS measures the latency from publishing a job on
@@ -32,7 +32,7 @@ func BenchmarkPublishToCMGS(b *testing.B) {
 		// A new code each time: the same code to the same number would be
 		// suppressed as a duplicate.
 		body := fmt.Appendf(nil, `{"id":%q,"to":"+4526227921","code":"%d"}`, id, 100000+i)
-		if _, err := h.js.Publish(ctx, queue.SubjectSend, body, jetstream.WithMsgID(id)); err != nil {
+		if _, err := h.js.Publish(ctx, otp.SubjectSend, body, jetstream.WithMsgID(id)); err != nil {
 			b.Fatal(err)
 		}
 		select {

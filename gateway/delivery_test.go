@@ -44,7 +44,7 @@ type rawEvents struct {
 
 func (h *harness) rawEvents(t testing.TB) *rawEvents {
 	r := &rawEvents{}
-	if _, err := h.nc.Subscribe(queue.SubjectEvents+".>", func(m *nats.Msg) {
+	if _, err := h.nc.Subscribe(otp.SubjectEvents+".>", func(m *nats.Msg) {
 		r.mu.Lock()
 		r.msgs = append(r.msgs, string(m.Data))
 		r.mu.Unlock()

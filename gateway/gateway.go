@@ -26,7 +26,6 @@ import (
 	"github.com/simgate/simgate/modem"
 	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/policy"
-	"github.com/simgate/simgate/queue"
 )
 
 // Options configure a Gateway.
@@ -213,17 +212,17 @@ func (g *Gateway) StartRequests() error {
 		Version:     serviceVersion(g.opts.Version),
 		Description: "OTP over SMS: validates a job, queues it and answers at once",
 		Endpoint: &micro.EndpointConfig{
-			Subject: queue.SubjectRequest,
+			Subject: otp.SubjectRequest,
 			Handler: micro.HandlerFunc(g.handleRequest),
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("serve %s: %w", queue.SubjectRequest, err)
+		return fmt.Errorf("serve %s: %w", otp.SubjectRequest, err)
 	}
 	// Make sure the server knows the subscription before callers are told
 	// the daemon is up.
 	if err := g.opts.NC.Flush(); err != nil {
-		return fmt.Errorf("serve %s: %w", queue.SubjectRequest, err)
+		return fmt.Errorf("serve %s: %w", otp.SubjectRequest, err)
 	}
 	g.mu.Lock()
 	g.svc = svc
@@ -285,7 +284,7 @@ func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {
 	if v.Duplicate {
 		return g.duplicate(ctx, p, v)
 	}
-	ack, err := g.opts.JS.Publish(ctx, queue.SubjectSend, data, jetstream.WithMsgID(job.ID))
+	ack, err := g.opts.JS.Publish(ctx, otp.SubjectSend, data, jetstream.WithMsgID(job.ID))
 	if err != nil {
 		g.log.Error("queue job", "id", job.ID, "err", err)
 		if err := g.policy().Withdraw(ctx, p); err != nil {
@@ -358,7 +357,7 @@ func (g *Gateway) rejected(ctx context.Context, id string, re *otp.RejectError, 
 	g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeRejected).Inc()
 	g.opts.Metrics.Rejected.WithLabelValues(string(re.Reason)).Inc()
 	if re.Scope != "" {
-		g.opts.Metrics.RateLimited.WithLabelValues(re.Scope).Inc()
+		g.opts.Metrics.RateLimited.WithLabelValues(string(re.Scope)).Inc()
 	}
 	g.log.Info("job rejected", "id", id, "reason", re.Reason, "scope", re.Scope, "field", re.Field)
 	ev := otp.Event{Type: otp.EventRejected, ID: id, Reason: re.Reason, Scope: re.Scope, Field: re.Field, Detail: re.Detail,
@@ -377,9 +376,9 @@ func (g *Gateway) rejected(ctx context.Context, id string, re *otp.RejectError, 
 func (g *Gateway) publish(ctx context.Context, ev otp.Event) {
 	ev.Time = g.now().UTC()
 	ev.Node = g.opts.Node
-	subject := queue.SubjectRejectedNoID
+	subject := otp.SubjectRejectedNoID
 	if ev.ID != "" {
-		subject = queue.EventSubject(ev.ID)
+		subject = otp.EventSubject(ev.ID)
 	}
 	b, err := json.Marshal(ev)
 	if err != nil {

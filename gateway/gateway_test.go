@@ -19,7 +19,6 @@ import (
 	"github.com/simgate/simgate/gateway"
 	"github.com/simgate/simgate/modem/modemsim"
 	"github.com/simgate/simgate/otp"
-	"github.com/simgate/simgate/queue"
 )
 
 // sim is a simulated modem whose complete messages arrive on msgs.
@@ -122,13 +121,13 @@ func start(t testing.TB, cfg config.Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.nc.Subscribe(queue.SubjectEvents+".>", func(m *nats.Msg) {
+	if _, err := h.nc.Subscribe(otp.SubjectEvents+".>", func(m *nats.Msg) {
 		var ev otp.Event
 		if err := json.Unmarshal(m.Data, &ev); err != nil {
 			t.Errorf("event on %s is not JSON: %v", m.Subject, err)
 			return
 		}
-		h.eventsOf(strings.TrimPrefix(m.Subject, queue.SubjectEvents+".")) <- ev
+		h.eventsOf(strings.TrimPrefix(m.Subject, otp.SubjectEvents+".")) <- ev
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +166,7 @@ func (h *harness) publish(job map[string]any) {
 	h.t.Helper()
 	b, _ := json.Marshal(job)
 	id, _ := job["id"].(string)
-	if _, err := h.js.Publish(context.Background(), queue.SubjectSend, b, jetstream.WithMsgID(id)); err != nil {
+	if _, err := h.js.Publish(context.Background(), otp.SubjectSend, b, jetstream.WithMsgID(id)); err != nil {
 		h.t.Fatalf("publish: %v", err)
 	}
 }
@@ -181,7 +180,7 @@ func (h *harness) request(job any) otp.Reply {
 	} else {
 		b, _ = json.Marshal(job)
 	}
-	msg, err := h.nc.Request(queue.SubjectRequest, b, 10*time.Second)
+	msg, err := h.nc.Request(otp.SubjectRequest, b, 10*time.Second)
 	if err != nil {
 		h.t.Fatalf("request: %v", err)
 	}
@@ -361,7 +360,7 @@ func TestRequestAnswersAtOnce(t *testing.T) {
 func TestMalformedQueuedJobDoesNotBlockTheQueue(t *testing.T) {
 	s := startSim(t, "m1", 0)
 	h := start(t, testConfig(t.TempDir(), s))
-	if _, err := h.js.Publish(context.Background(), queue.SubjectSend, []byte("not json"), jetstream.WithMsgID("junk-1")); err != nil {
+	if _, err := h.js.Publish(context.Background(), otp.SubjectSend, []byte("not json"), jetstream.WithMsgID("junk-1")); err != nil {
 		t.Fatal(err)
 	}
 	h.publish(map[string]any{"id": "after-junk", "to": "+4526227921", "code": "1234"})

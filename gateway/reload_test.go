@@ -17,7 +17,6 @@ import (
 	"github.com/simgate/simgate/gateway"
 	"github.com/simgate/simgate/modem/modemsim"
 	"github.com/simgate/simgate/otp"
-	"github.com/simgate/simgate/queue"
 )
 
 func TestReloadRejectsABadConfigAndAppliesAGoodOne(t *testing.T) {
@@ -129,7 +128,7 @@ func startQuiet(t *testing.T, cfg config.Config, w io.Writer, id string) *gatewa
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	b := []byte(`{"id":"` + id + `","to":"+4526227921","code":"765432"}`)
-	if _, err := js.Publish(context.Background(), queue.SubjectSend, b, jetstream.WithMsgID(id)); err != nil {
+	if _, err := js.Publish(context.Background(), otp.SubjectSend, b, jetstream.WithMsgID(id)); err != nil {
 		t.Fatal(err)
 	}
 	return d
@@ -140,8 +139,8 @@ func replay(t *testing.T, h *harness, id string) []otp.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := h.js.OrderedConsumer(ctx, queue.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{queue.EventSubject(id)}})
+	c, err := h.js.OrderedConsumer(ctx, otp.StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{otp.EventSubject(id)}})
 	if err != nil {
 		t.Fatal(err)
 	}

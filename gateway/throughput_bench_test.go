@@ -13,7 +13,6 @@ import (
 
 	"github.com/simgate/simgate/config"
 	"github.com/simgate/simgate/otp"
-	"github.com/simgate/simgate/queue"
 )
 
 // Parameters of BenchmarkThroughput.
@@ -138,7 +137,7 @@ func benchThroughput(b *testing.B, k int) {
 		for i := range jobs {
 			id := fmt.Sprintf("tp%d-%d", iter, i)
 			body, _ := json.Marshal(map[string]any{"id": id, "to": numbers(), "code": "123456"})
-			if _, err := h.js.PublishAsync(queue.SubjectSend, body, jetstream.WithMsgID(id)); err != nil {
+			if _, err := h.js.PublishAsync(otp.SubjectSend, body, jetstream.WithMsgID(id)); err != nil {
 				b.Fatalf("publish: %v", err)
 			}
 		}

@@ -90,7 +90,7 @@ type Event struct {
 	Detail string `json:"detail,omitempty"`
 	// Scope says which limit a rate_limited rejection hit: number, prefix,
 	// country or global.
-	Scope string `json:"scope,omitempty"`
+	Scope Scope `json:"scope,omitempty"`
 	// DuplicateOf names the job whose SMS stands for this one (duplicate).
 	DuplicateOf string `json:"duplicate_of,omitempty"`
 	// SupersededBy names the newer job that replaced this one (superseded).

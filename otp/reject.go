@@ -27,6 +27,21 @@ const (
 	// Refused by the configured NumberPolicy.
 	ReasonNumberTypeBlocked Reason = "number_type_blocked" // the number's type (premium_rate, ...) is not accepted
 	ReasonCountryBlocked    Reason = "country_blocked"     // the number's region is not accepted
+
+	// Refused by the duplicate and rate limits (see Scope).
+	ReasonRateLimited   Reason = "rate_limited"   // a limit on sends was reached; retry_after tells when to try again
+	ReasonPrefixBlocked Reason = "prefix_blocked" // the number's block saw too many distinct numbers (SMS pumping)
+)
+
+// Scope names the limit a rate_limited or prefix_blocked rejection hit.
+type Scope string
+
+// Scopes of rate limits.
+const (
+	ScopeNumber  Scope = "number"  // sends to one number (cooldown, windows)
+	ScopePrefix  Scope = "prefix"  // distinct numbers of one number block
+	ScopeCountry Scope = "country" // sends to one region per hour
+	ScopeGlobal  Scope = "global"  // all sends per minute
 )
 
 // Reasons a job can fail after it was accepted.
@@ -44,7 +59,7 @@ type RejectError struct {
 	Detail string // a human-readable explanation; never contains a code or a full number
 	// Scope names the limit a rate_limited or prefix_blocked rejection
 	// hit: number, prefix, country or global.
-	Scope string
+	Scope Scope
 	// RetryAfter is set when the same job may succeed later (rate limits).
 	RetryAfter time.Duration
 }

@@ -26,7 +26,7 @@ type Reply struct {
 	State       string `json:"state,omitempty"`
 	// Resend is true when the number was sent a code that is still valid.
 	Resend     bool    `json:"resend,omitempty"`
-	Scope      string  `json:"scope,omitempty"`
+	Scope      Scope   `json:"scope,omitempty"`
 	Reason     Reason  `json:"reason,omitempty"`
 	Field      string  `json:"field,omitempty"`
 	Detail     string  `json:"detail,omitempty"`

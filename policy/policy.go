@@ -23,17 +23,6 @@ import (
 	"github.com/simgate/simgate/otp"
 )
 
-// Reasons and scopes of rate-limit rejections.
-const (
-	ReasonRateLimited   otp.Reason = "rate_limited"
-	ReasonPrefixBlocked otp.Reason = "prefix_blocked"
-
-	ScopeNumber  = "number"
-	ScopePrefix  = "prefix"
-	ScopeCountry = "country"
-	ScopeGlobal  = "global"
-)
-
 // Job states kept for duplicate answers.
 const (
 	StateAccepted   = "accepted"
@@ -143,7 +132,7 @@ type Policy struct {
 type blockEntry struct {
 	until  time.Time
 	reason otp.Reason
-	scope  string
+	scope  otp.Scope
 	detail string
 }
 
@@ -221,7 +210,7 @@ func (p *Policy) prefix(e164 string) string {
 	return e164[:max(len(e164)-p.cfg.PrefixDigits, 2)]
 }
 
-func rejectErr(reason otp.Reason, scope string, retry time.Duration, detail string) *otp.RejectError {
+func rejectErr(reason otp.Reason, scope otp.Scope, retry time.Duration, detail string) *otp.RejectError {
 	return &otp.RejectError{Reason: reason, Field: "to", Scope: scope, Detail: detail, RetryAfter: ceilSecond(retry)}
 }
 
@@ -324,14 +313,14 @@ func (p *Policy) admit(ctx context.Context, j otp.Prepared, now time.Time) (Verd
 		limit = n
 	}
 	if limit > 0 {
-		if err := p.count(ctx, ctyKey, ScopeCountry, limit, time.Hour, now); err != nil {
+		if err := p.count(ctx, ctyKey, otp.ScopeCountry, limit, time.Hour, now); err != nil {
 			rollback()
 			return Verdict{}, err
 		}
 		undo = append(undo, func() { p.uncount(ctx, ctyKey, time.Hour, now) })
 	}
 	if p.cfg.GlobalPerMinute > 0 {
-		if err := p.count(ctx, globalKey, ScopeGlobal, p.cfg.GlobalPerMinute, time.Minute, now); err != nil {
+		if err := p.count(ctx, globalKey, otp.ScopeGlobal, p.cfg.GlobalPerMinute, time.Minute, now); err != nil {
 			rollback()
 			return Verdict{}, err
 		}
@@ -396,7 +385,7 @@ func (p *Policy) admitNumber(ctx context.Context, key string, j otp.Prepared, no
 		}
 		if n := len(rec.Sends); n > 0 && p.cfg.Cooldown > 0 {
 			if wait := rec.Sends[n-1] + p.cfg.Cooldown.Milliseconds() - nowMs; wait > 0 {
-				return nil, rejectErr(ReasonRateLimited, ScopeNumber, time.Duration(wait)*time.Millisecond, "one send per "+p.cfg.Cooldown.String())
+				return nil, rejectErr(otp.ReasonRateLimited, otp.ScopeNumber, time.Duration(wait)*time.Millisecond, "one send per "+p.cfg.Cooldown.String())
 			}
 		}
 		for _, w := range p.cfg.Number {
@@ -406,7 +395,7 @@ func (p *Policy) admitNumber(ctx context.Context, key string, j otp.Prepared, no
 				// Wait until the oldest send that counts leaves the window.
 				oldest := in[len(in)-w.Limit]
 				wait := time.Duration(oldest-since) * time.Millisecond
-				return nil, rejectErr(ReasonRateLimited, ScopeNumber, wait, fmt.Sprintf("%d sends per %s", w.Limit, w.Period))
+				return nil, rejectErr(otp.ReasonRateLimited, otp.ScopeNumber, wait, fmt.Sprintf("%d sends per %s", w.Limit, w.Period))
 			}
 		}
 		rec.Sends = append(rec.Sends, nowMs)
@@ -468,7 +457,7 @@ func (p *Policy) admitPrefix(ctx context.Context, key, e164 string, now time.Tim
 			}
 		}
 		if rec.Blocked > nowMs {
-			return nil, p.block(key, rejectErr(ReasonPrefixBlocked, ScopePrefix, time.Duration(rec.Blocked-nowMs)*time.Millisecond, "too many distinct numbers in this number block"), now)
+			return nil, p.block(key, rejectErr(otp.ReasonPrefixBlocked, otp.ScopePrefix, time.Duration(rec.Blocked-nowMs)*time.Millisecond, "too many distinct numbers in this number block"), now)
 		}
 		since := nowMs - p.cfg.PrefixWindow.Milliseconds()
 		maps := rec.Nums
@@ -489,7 +478,7 @@ func (p *Policy) admitPrefix(ctx context.Context, key, e164 string, now time.Tim
 				if err != nil {
 					return nil, err
 				}
-				return b, p.block(key, rejectErr(ReasonPrefixBlocked, ScopePrefix, p.cfg.PrefixBlock, fmt.Sprintf("more than %d distinct numbers in %s", p.cfg.PrefixDistinct, p.cfg.PrefixWindow)), now)
+				return b, p.block(key, rejectErr(otp.ReasonPrefixBlocked, otp.ScopePrefix, p.cfg.PrefixBlock, fmt.Sprintf("more than %d distinct numbers in %s", p.cfg.PrefixDistinct, p.cfg.PrefixWindow)), now)
 			}
 			added = true
 		}
@@ -513,7 +502,7 @@ func (p *Policy) undoPrefix(ctx context.Context, key, e164 string) {
 }
 
 // count adds one to a fixed-window counter unless it reached limit.
-func (p *Policy) count(ctx context.Context, key, scope string, limit int, window time.Duration, now time.Time) error {
+func (p *Policy) count(ctx context.Context, key string, scope otp.Scope, limit int, window time.Duration, now time.Time) error {
 	start := now.Truncate(window).UnixMilli()
 	return p.update(ctx, key, func(cur []byte) ([]byte, error) {
 		var rec counterRecord
@@ -527,7 +516,7 @@ func (p *Policy) count(ctx context.Context, key, scope string, limit int, window
 		}
 		if rec.N >= limit {
 			wait := time.Duration(start+window.Milliseconds()-now.UnixMilli()) * time.Millisecond
-			return nil, p.block(key, rejectErr(ReasonRateLimited, scope, wait, fmt.Sprintf("%d sends per %s", limit, window)), now)
+			return nil, p.block(key, rejectErr(otp.ReasonRateLimited, scope, wait, fmt.Sprintf("%d sends per %s", limit, window)), now)
 		}
 		rec.N++
 		return json.Marshal(rec)

@@ -41,7 +41,7 @@ func newPolicy(t *testing.T, cfg Config) (*Policy, *clock, *MemoryStore) {
 	return p, c, store
 }
 
-func wantReject(t *testing.T, err error, reason otp.Reason, scope string, retry time.Duration) {
+func wantReject(t *testing.T, err error, reason otp.Reason, scope otp.Scope, retry time.Duration) {
 	t.Helper()
 	re, ok := otp.AsReject(err)
 	if !ok {
@@ -91,7 +91,7 @@ func TestSameCodeSameNumberIsSentOnce(t *testing.T) {
 	}
 	// A different code within the cooldown is rate limited.
 	_, err := p.Admit(ctx, job("x", "+4526227921", "654321"))
-	wantReject(t, err, ReasonRateLimited, ScopeNumber, 58*time.Second)
+	wantReject(t, err, otp.ReasonRateLimited, otp.ScopeNumber, 58*time.Second)
 	v, err := p.Admit(ctx, job("b3", "+4526227921", "123456"))
 	if err != nil || !v.Duplicate {
 		t.Fatalf("double submit after a rate-limited one: %+v %v", v, err)
@@ -115,7 +115,7 @@ func TestNumberLimits(t *testing.T) {
 	}
 	c.add(20 * time.Second)
 	_, err := p.Admit(ctx, job("j1", n, "100001"))
-	wantReject(t, err, ReasonRateLimited, ScopeNumber, 40*time.Second)
+	wantReject(t, err, otp.ReasonRateLimited, otp.ScopeNumber, 40*time.Second)
 	if s, _ := p.State(ctx, "j1"); s != StateRejected {
 		t.Errorf("state of a rejected job = %q", s)
 	}
@@ -139,7 +139,7 @@ func TestNumberLimits(t *testing.T) {
 	c.add(time.Minute) // t = 5m; sends at 0, 1m, 2m, 3m, 4m
 	_, err = p.Admit(ctx, job("j6", n, "100006"))
 	// The first send (t=0) leaves the 10-minute window at t=10m.
-	wantReject(t, err, ReasonRateLimited, ScopeNumber, 5*time.Minute)
+	wantReject(t, err, otp.ReasonRateLimited, otp.ScopeNumber, 5*time.Minute)
 	// Another number is not affected.
 	if _, err := p.Admit(ctx, job("other", "+4526227922", "100006")); err != nil {
 		t.Errorf("other number: %v", err)
@@ -157,7 +157,7 @@ func TestDayLimit(t *testing.T) {
 	p.Admit(ctx, job("b", "+4526227921", "2222"))
 	c.add(time.Hour)
 	_, err := p.Admit(ctx, job("c", "+4526227921", "3333"))
-	wantReject(t, err, ReasonRateLimited, ScopeNumber, 22*time.Hour)
+	wantReject(t, err, otp.ReasonRateLimited, otp.ScopeNumber, 22*time.Hour)
 	c.add(22 * time.Hour)
 	if _, err := p.Admit(ctx, job("d", "+4526227921", "4444")); err != nil {
 		t.Errorf("a day later: %v", err)
@@ -176,11 +176,11 @@ func TestPrefixBlock(t *testing.T) {
 		}
 	}
 	_, err := p.Admit(ctx, job("p3", "+4526227903", "1234"))
-	wantReject(t, err, ReasonPrefixBlocked, ScopePrefix, time.Hour)
+	wantReject(t, err, otp.ReasonPrefixBlocked, otp.ScopePrefix, time.Hour)
 	c.add(10 * time.Minute)
 	// Blocked for everyone in the block now, even known numbers.
 	_, err = p.Admit(ctx, job("p4", "+4526227950", "1234"))
-	wantReject(t, err, ReasonPrefixBlocked, ScopePrefix, 50*time.Minute)
+	wantReject(t, err, otp.ReasonPrefixBlocked, otp.ScopePrefix, 50*time.Minute)
 	// Another block is not.
 	if _, err := p.Admit(ctx, job("q", "+4526228000", "1234")); err != nil {
 		t.Errorf("other block: %v", err)
@@ -202,13 +202,13 @@ func TestCountryAndGlobalLimits(t *testing.T) {
 	p.Admit(ctx, job("dk1", "+4526227921", "1234"))
 	p.Admit(ctx, job("dk2", "+4540404040", "1234"))
 	_, err := p.Admit(ctx, job("dk3", "+4550505050", "1234"))
-	wantReject(t, err, ReasonRateLimited, ScopeCountry, 30*time.Minute)
+	wantReject(t, err, otp.ReasonRateLimited, otp.ScopeCountry, 30*time.Minute)
 	// SE has no limit; the global one bites on the fourth send.
 	if _, err := p.Admit(ctx, job("se1", "+46701234567", "1234")); err != nil {
 		t.Fatal(err)
 	}
 	_, err = p.Admit(ctx, job("se2", "+46701234568", "1234"))
-	wantReject(t, err, ReasonRateLimited, ScopeGlobal, time.Minute)
+	wantReject(t, err, otp.ReasonRateLimited, otp.ScopeGlobal, time.Minute)
 	// The rejected send did not use up se2's number: a minute later it
 	// goes, with no cooldown in the way.
 	c.add(time.Minute)

@@ -1,6 +1,7 @@
 // Package queue is simgate's side of NATS: an embedded JetStream server for
 // single-box setups, the streams and the durable consumer that carry jobs and
-// events, and the subjects of the job contract.
+// events (their subjects and names are the contract, in package otp), and the
+// key-value buckets of the policy and the delivery journal.
 package queue
 
 import (
@@ -12,32 +13,13 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/simgate/simgate/otp"
 )
 
-// Subjects and names of the job contract.
-const (
-	// SubjectSend is where auth services publish jobs (JetStream).
-	SubjectSend = "otp.send"
-	// SubjectRequest is the request-reply endpoint that validates a job,
-	// queues it and answers at once.
-	SubjectRequest = "otp.request"
-	// SubjectEvents prefixes the event subjects: otp.events.<job id>.
-	SubjectEvents = "otp.events"
-	// SubjectRejectedNoID carries rejected events of jobs without a usable
-	// id (ids never start with '_').
-	SubjectRejectedNoID = SubjectEvents + "._invalid"
-
-	// StreamJobs is the work-queue stream holding jobs until they end.
-	StreamJobs = "OTP_JOBS"
-	// StreamEvents keeps events for late readers (simgate send --wait).
-	StreamEvents = "OTP_EVENTS"
-	// Consumer is the durable pull consumer every daemon binds to: the
-	// server spreads jobs among them.
-	Consumer = "simgate"
-)
-
-// EventSubject returns the subject of a job's events.
-func EventSubject(jobID string) string { return SubjectEvents + "." + jobID }
+// Consumer is the durable pull consumer on otp.StreamJobs every daemon
+// binds to: the server spreads jobs among them.
+const Consumer = "simgate"
 
 // EmbeddedConfig configures the in-process NATS server.
 type EmbeddedConfig struct {
@@ -127,9 +109,9 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetst
 		cfg.AckWait = 30 * time.Second
 	}
 	jobs, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        StreamJobs,
+		Name:        otp.StreamJobs,
 		Description: "simgate: OTP send jobs",
-		Subjects:    []string{SubjectSend},
+		Subjects:    []string{otp.SubjectSend},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
@@ -138,24 +120,24 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetst
 		MaxAge: 24 * time.Hour,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", StreamJobs, err)
+		return nil, fmt.Errorf("stream %s: %w", otp.StreamJobs, err)
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        StreamEvents,
+		Name:        otp.StreamEvents,
 		Description: "simgate: job events",
-		Subjects:    []string{SubjectEvents + ".>"},
+		Subjects:    []string{otp.SubjectEvents + ".>"},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 		MaxAge:      cfg.EventsMaxAge,
 		Discard:     jetstream.DiscardOld,
 	}); err != nil {
-		return nil, fmt.Errorf("stream %s: %w", StreamEvents, err)
+		return nil, fmt.Errorf("stream %s: %w", otp.StreamEvents, err)
 	}
 	cons, err := jobs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       Consumer,
 		Description:   "simgate modem workers",
-		FilterSubject: SubjectSend,
+		FilterSubject: otp.SubjectSend,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
 		// Attempts are bounded by the daemon, which ends a job with a

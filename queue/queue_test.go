@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/policy"
 )
 
@@ -26,7 +27,7 @@ func TestSetupIsIdempotentAndDeduplicates(t *testing.T) {
 		t.Fatalf("second setup: %v", err)
 	}
 	for i, wantDup := range []bool{false, true} {
-		ack, err := js.Publish(ctx, SubjectSend, []byte(`{}`), jetstream.WithMsgID("job-1"))
+		ack, err := js.Publish(ctx, otp.SubjectSend, []byte(`{}`), jetstream.WithMsgID("job-1"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,16 +43,13 @@ func TestSetupIsIdempotentAndDeduplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Work-queue retention: an acked job is gone.
-	s, _ := js.Stream(ctx, StreamJobs)
+	s, _ := js.Stream(ctx, otp.StreamJobs)
 	info, err := s.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info.State.Msgs != 0 {
 		t.Errorf("%d jobs left after ack", info.State.Msgs)
-	}
-	if got := EventSubject("abc"); got != "otp.events.abc" {
-		t.Errorf("EventSubject = %q", got)
 	}
 }
 
