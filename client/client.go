@@ -4,7 +4,7 @@
 //
 //	c, _ := client.New(nc)
 //	reply, err := c.Request(ctx, otp.Job{ID: loginID, To: "+4526227921", Code: code})
-//	if reply.Status == otp.StatusRejected { ... reply.Reason, reply.RetryAfter ... }
+//	if reply.Status == otp.ReplyRejected { ... reply.Reason, reply.RetryAfter ... }
 //	final, err := c.Wait(ctx, reply.Follow())
 package client
 

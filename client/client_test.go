@@ -52,20 +52,20 @@ func TestClient(t *testing.T) {
 	defer cancel()
 
 	r, err := c.Request(ctx, otp.Job{ID: "c1", To: "+4526227921", Code: "034812"})
-	if err != nil || r.Status != otp.StatusAccepted {
+	if err != nil || r.Status != otp.ReplyAccepted {
 		t.Fatalf("request: %+v %v", r, err)
 	}
-	var seen []otp.EventType
+	var seen []otp.State
 	for ev, err := range c.Events(ctx, r.Follow()) {
 		if err != nil {
 			t.Fatal(err)
 		}
 		seen = append(seen, ev.Type)
 	}
-	if len(seen) != 3 || seen[0] != otp.EventAccepted || seen[1] != otp.EventSent || seen[2] != otp.EventDelivered {
+	if len(seen) != 3 || seen[0] != otp.StateAccepted || seen[1] != otp.StateSent || seen[2] != otp.StateDelivered {
 		t.Errorf("events %v", seen)
 	}
-	if ev, err := c.WaitDelivery(ctx, "c1"); err != nil || ev.Type != otp.EventDelivered {
+	if ev, err := c.WaitDelivery(ctx, "c1"); err != nil || ev.Type != otp.StateDelivered {
 		t.Errorf("wait for delivery: %+v %v", ev, err)
 	}
 
@@ -74,12 +74,12 @@ func TestClient(t *testing.T) {
 	if err != nil || !r.Duplicate || r.Follow() != "c1" {
 		t.Fatalf("duplicate: %+v %v", r, err)
 	}
-	if ev, err := c.Wait(ctx, r.Follow()); err != nil || ev.Type != otp.EventSent {
+	if ev, err := c.Wait(ctx, r.Follow()); err != nil || ev.Type != otp.StateSent {
 		t.Errorf("wait on the first: %+v %v", ev, err)
 	}
 
 	r, err = c.Request(ctx, otp.Job{ID: "c3", To: "1-800-FLOWERS", Code: "034812"})
-	if err != nil || r.Status != otp.StatusRejected || r.Reason != otp.ReasonInvalidNumber {
+	if err != nil || r.Status != otp.ReplyRejected || r.Reason != otp.ReasonInvalidNumber {
 		t.Errorf("rejected: %+v %v", r, err)
 	}
 
@@ -90,7 +90,7 @@ func TestClient(t *testing.T) {
 	if dup, _ := c.Publish(ctx, otp.Job{ID: "q1", To: "+4540404040", Text: "hello"}); !dup {
 		t.Error("second publish not a duplicate")
 	}
-	if ev, err := c.Wait(ctx, "q1"); err != nil || ev.Type != otp.EventSent {
+	if ev, err := c.Wait(ctx, "q1"); err != nil || ev.Type != otp.StateSent {
 		t.Errorf("queued job: %+v %v", ev, err)
 	}
 	if _, err := c.Publish(ctx, otp.Job{ID: "bad.id", To: "+4540404040", Text: "x"}); err == nil {

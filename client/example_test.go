@@ -37,10 +37,10 @@ func Example() {
 		log.Fatal(err) // simgate unreachable: fall back or retry
 	}
 	switch reply.Status {
-	case otp.StatusRejected:
+	case otp.ReplyRejected:
 		fmt.Printf("refused: %s, try again in %.0f s\n", reply.Reason, reply.RetryAfter)
 		return
-	case otp.StatusError:
+	case otp.ReplyError:
 		fmt.Println("try again")
 		return
 	}

@@ -15,38 +15,8 @@ import (
 	"time"
 
 	"github.com/simgate/simgate/modem"
+	"github.com/simgate/simgate/otp"
 )
-
-// Status is a message's delivery state.
-type Status int
-
-// Delivery states.
-const (
-	// Delivered: every part reached the phone.
-	Delivered Status = iota
-	// Pending: the service centre met a temporary error and still tries.
-	// Not final.
-	Pending
-	// Failed: the service centre gave up on a part (a permanent error).
-	Failed
-	// Expired: a part's validity period passed before it was delivered.
-	Expired
-	// Unknown: no final report came within the tracker's timeout.
-	Unknown
-)
-
-var statusNames = [...]string{"delivered", "pending", "failed", "expired", "unknown"}
-
-// String returns "delivered", "pending", "failed", "expired" or "unknown".
-func (s Status) String() string {
-	if s < 0 || int(s) >= len(statusNames) {
-		return "unknown"
-	}
-	return statusNames[s]
-}
-
-// Final reports whether s ends the message's tracking.
-func (s Status) Final() bool { return s != Pending }
 
 // Message is a sent message to follow.
 type Message struct {
@@ -69,12 +39,15 @@ type Message struct {
 // Outcome is a change of a message's delivery state.
 type Outcome struct {
 	Message Message
-	Status  Status
+	// State is the job state the delivery reached: otp.StateDelivered,
+	// StateDeliveryPending (not final), StateDeliveryFailed,
+	// StateDeliveryExpired or StateDeliveryUnknown.
+	State otp.State
 	// TPStatus is the TP-Status of the report that decided it; -1 for
-	// Unknown.
+	// otp.StateDeliveryUnknown.
 	TPStatus int
 	// Discharge is the service centre's time of the deciding report
-	// (TP-DT); zero for Unknown.
+	// (TP-DT); zero for otp.StateDeliveryUnknown.
 	Discharge time.Time
 	// At is when the tracker decided.
 	At time.Time
@@ -83,7 +56,7 @@ type Outcome struct {
 // Config configures a Tracker.
 type Config struct {
 	// Timeout is how long a message waits for its final report before it
-	// is Unknown. 24 h when zero.
+	// is otp.StateDeliveryUnknown. 24 h when zero.
 	Timeout time.Duration
 	// Early is how long a report that matches no message yet is held for
 	// one being tracked (a report can overtake the send's bookkeeping).
@@ -93,7 +66,7 @@ type Config struct {
 	// confirmed but not yet tracked: only then is a report that matches
 	// nothing held (until Settled, or Early). Nil holds every such report.
 	Settling func(modemName string) bool
-	// Notify receives every outcome: at most one Pending and exactly one
+	// Notify receives every outcome: at most one otp.StateDeliveryPending and exactly one
 	// final outcome per tracked message, in that order. It is called
 	// without locks held, from Report or from a timer.
 	Notify func(Outcome)
@@ -124,7 +97,7 @@ type refKey struct {
 type entry struct {
 	msg        Message
 	parts      []modem.Delivery // per part; -1 while no report
-	statusSeen bool             // a Pending outcome went out
+	statusSeen bool             // a pending outcome went out
 	done       bool
 	timer      *time.Timer
 }
@@ -295,26 +268,26 @@ func partFor(e *entry, mr int, r modem.Report) int {
 func (t *Tracker) apply(e *entry, i int, r modem.Report) (Outcome, bool) {
 	d := r.Delivery()
 	e.parts[i] = d
-	o := Outcome{Message: e.msg, TPStatus: int(r.Status), Discharge: r.Discharge, At: t.cfg.Now()}
+	o := Outcome{Message: e.msg, TPStatus: int(r.TPStatus), Discharge: r.Discharge, At: t.cfg.Now()}
 	switch d {
 	case modem.Pending:
 		if e.statusSeen {
 			return o, false
 		}
 		e.statusSeen = true
-		o.Status = Pending
+		o.State = otp.StateDeliveryPending
 		return o, true
 	case modem.Undeliverable:
-		o.Status = Failed
+		o.State = otp.StateDeliveryFailed
 	case modem.ValidityExpired:
-		o.Status = Expired
+		o.State = otp.StateDeliveryExpired
 	case modem.Delivered:
 		for _, p := range e.parts {
 			if p != modem.Delivered {
 				return o, false
 			}
 		}
-		o.Status = Delivered
+		o.State = otp.StateDelivered
 	}
 	t.finish(e)
 	return o, true
@@ -342,7 +315,7 @@ func (t *Tracker) finish(e *entry) {
 	}
 }
 
-// expire ends e as Unknown when its timeout passes without a final report.
+// expire ends e as otp.StateDeliveryUnknown when its timeout passes without a final report.
 func (t *Tracker) expire(e *entry) {
 	t.mu.Lock()
 	if e.done || t.closed {
@@ -351,7 +324,7 @@ func (t *Tracker) expire(e *entry) {
 	}
 	t.finish(e)
 	t.mu.Unlock()
-	t.cfg.Notify(Outcome{Message: e.msg, Status: Unknown, TPStatus: -1, At: t.cfg.Now()})
+	t.cfg.Notify(Outcome{Message: e.msg, State: otp.StateDeliveryUnknown, TPStatus: -1, At: t.cfg.Now()})
 }
 
 type expiredReport struct {

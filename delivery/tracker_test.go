@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/simgate/simgate/modem"
+	"github.com/simgate/simgate/otp"
 )
 
 // recorder collects a tracker's outcomes and report fates.
@@ -46,7 +47,7 @@ func (r *recorder) statuses() []string {
 	defer r.mu.Unlock()
 	var out []string
 	for _, o := range r.outcomes {
-		out = append(out, o.Message.ID+":"+o.Status.String())
+		out = append(out, o.Message.ID+":"+string(o.State))
 	}
 	return out
 }
@@ -57,7 +58,7 @@ func TestTracker(t *testing.T) {
 		return Message{ID: id, Modem: "gsm0", To: "+4526227921", Refs: refs, Accepted: sent.Add(-time.Second), Sent: sent}
 	}
 	rep := func(mr int, st byte) modem.Report {
-		return modem.Report{MR: mr, Recipient: "+4526227921", Status: st, SCTS: sent, Discharge: sent.Add(3 * time.Second)}
+		return modem.Report{MR: mr, Recipient: "+4526227921", TPStatus: st, SCTS: sent, Discharge: sent.Add(3 * time.Second)}
 	}
 	type step struct {
 		track  *Message
@@ -94,20 +95,20 @@ func TestTracker(t *testing.T) {
 		{
 			name:    "pending once, then delivered",
 			steps:   []step{{track: ptr(msg("a", 9))}, {report: rep(9, 0x21)}, {report: rep(9, 0x22)}, {report: rep(9, 0x00)}},
-			want:    []string{"a:pending", "a:delivered"},
+			want:    []string{"a:delivery_pending", "a:delivered"},
 			matched: 3,
 		},
 		{
 			name:      "permanent failure ends it; a later part's report matches nothing",
 			steps:     []step{{track: ptr(msg("a", 1, 2))}, {report: rep(1, 0x41)}, {report: rep(2, 0x00)}},
-			want:      []string{"a:failed"},
+			want:      []string{"a:delivery_failed"},
 			matched:   1,
 			unmatched: 1,
 		},
 		{
 			name:    "validity expired",
 			steps:   []step{{track: ptr(msg("a", 1))}, {report: rep(1, 0x46)}},
-			want:    []string{"a:expired"},
+			want:    []string{"a:delivery_expired"},
 			matched: 1,
 		},
 		{
@@ -138,7 +139,7 @@ func TestTracker(t *testing.T) {
 		{
 			name: "national recipient format",
 			steps: []step{{track: ptr(msg("a", 4))},
-				{report: modem.Report{MR: 4, Recipient: "26227921", Status: 0}}},
+				{report: modem.Report{MR: 4, Recipient: "26227921", TPStatus: 0}}},
 			want:    []string{"a:delivered"},
 			matched: 1,
 		},
@@ -185,9 +186,9 @@ func TestTrackerOutcomeFields(t *testing.T) {
 	m := Message{ID: "a", Modem: "gsm0", To: "+4526227921", Refs: []int{1}, Accepted: now.Add(-9 * time.Second), Sent: now.Add(-5 * time.Second)}
 	tr.Track(m)
 	dt := now.Add(-time.Second)
-	tr.Report("gsm0", modem.Report{MR: 1, Recipient: "+4526227921", Status: 0x41, Discharge: dt})
+	tr.Report("gsm0", modem.Report{MR: 1, Recipient: "+4526227921", TPStatus: 0x41, Discharge: dt})
 	o := <-rec.ch
-	if o.Status != Failed || o.TPStatus != 0x41 || !o.Discharge.Equal(dt) || !o.At.Equal(now) || o.Message.ID != "a" {
+	if o.State != otp.StateDeliveryFailed || o.TPStatus != 0x41 || !o.Discharge.Equal(dt) || !o.At.Equal(now) || o.Message.ID != "a" {
 		t.Fatalf("outcome %+v", o)
 	}
 }
@@ -199,16 +200,16 @@ func TestTrackerTimeout(t *testing.T) {
 	tr := New(cfg)
 	defer tr.Close()
 	tr.Track(Message{ID: "a", Modem: "gsm0", To: "+4526227921", Refs: []int{1, 2}})
-	tr.Report("gsm0", modem.Report{MR: 1, Recipient: "+4526227921", Status: 0})
+	tr.Report("gsm0", modem.Report{MR: 1, Recipient: "+4526227921", TPStatus: 0})
 	o := <-rec.ch
-	if o.Status != Unknown || o.TPStatus != -1 || o.Message.ID != "a" {
+	if o.State != otp.StateDeliveryUnknown || o.TPStatus != -1 || o.Message.ID != "a" {
 		t.Fatalf("outcome %+v", o)
 	}
 	if tr.Pending() != 0 {
 		t.Fatalf("pending %d", tr.Pending())
 	}
 	// The missing part's report, too late, matches nothing.
-	tr.Report("gsm0", modem.Report{MR: 2, Recipient: "+4526227921", Status: 0})
+	tr.Report("gsm0", modem.Report{MR: 2, Recipient: "+4526227921", TPStatus: 0})
 	tr.Flush()
 	if len(rec.unmatched) != 1 || len(rec.statuses()) != 1 {
 		t.Fatalf("unmatched %d outcomes %v", len(rec.unmatched), rec.statuses())
@@ -261,7 +262,7 @@ func TestTrackerWrap(t *testing.T) {
 		sentAt := start.Add(time.Duration(i) * 5 * time.Second)
 		for range parts {
 			refs = append(refs, mr)
-			reports = append(reports, sentPart{fmt.Sprint("job", i), modem.Report{MR: mr, Recipient: to, Status: 0, SCTS: sentAt.Add(2 * time.Second)}})
+			reports = append(reports, sentPart{fmt.Sprint("job", i), modem.Report{MR: mr, Recipient: to, TPStatus: 0, SCTS: sentAt.Add(2 * time.Second)}})
 			mr = (mr + 1) % 256
 		}
 		tr.Track(Message{ID: fmt.Sprint("job", i), Modem: "gsm0", To: to, Refs: refs, Sent: sentAt})
@@ -276,7 +277,7 @@ func TestTrackerWrap(t *testing.T) {
 	}
 	got := map[string]int{}
 	for _, o := range rec.outcomes {
-		if o.Status != Delivered {
+		if o.State != otp.StateDelivered {
 			t.Fatalf("outcome %+v", o)
 		}
 		got[o.Message.ID]++
@@ -307,8 +308,8 @@ func TestTrackerWrapSameRecipient(t *testing.T) {
 	if got := rec.statuses(); fmt.Sprint(got) != "[new:delivered]" {
 		t.Fatalf("got %v", got)
 	}
-	tr.Report("gsm0", modem.Report{MR: 7, Recipient: "+4526227921", SCTS: t0.Add(2 * time.Second), Status: 0x41})
-	if got := rec.statuses(); fmt.Sprint(got) != "[new:delivered old:failed]" {
+	tr.Report("gsm0", modem.Report{MR: 7, Recipient: "+4526227921", SCTS: t0.Add(2 * time.Second), TPStatus: 0x41})
+	if got := rec.statuses(); fmt.Sprint(got) != "[new:delivered old:delivery_failed]" {
 		t.Fatalf("got %v", got)
 	}
 }
@@ -416,7 +417,7 @@ func TestTrackerTimeoutCountsFromSend(t *testing.T) {
 	defer tr.Close()
 	tr.Track(Message{ID: "late", Modem: "gsm0", To: "+4526227921", Refs: []int{1}, Sent: time.Now().Add(-2 * time.Hour)})
 	tr.Track(Message{ID: "fresh", Modem: "gsm0", To: "+4526227922", Refs: []int{1}, Sent: time.Now().Add(-time.Minute)})
-	if o := <-rec.ch; o.Message.ID != "late" || o.Status != Unknown {
+	if o := <-rec.ch; o.Message.ID != "late" || o.State != otp.StateDeliveryUnknown {
 		t.Fatalf("outcome %+v", o)
 	}
 	if tr.Pending() != 1 {

@@ -137,7 +137,7 @@ func TestChaos(t *testing.T) {
 		ids = append(ids, id)
 		h.publish(map[string]any{"id": id, "to": to, "code": code})
 	}
-	finals := map[otp.EventType]int{}
+	finals := map[otp.State]int{}
 	finalOf := map[string]otp.Event{}  // code -> final event
 	unknownRetries := map[string]int{} // code -> attempts with an unknown outcome
 	for i, id := range ids {
@@ -159,10 +159,10 @@ func TestChaos(t *testing.T) {
 		}
 		finals[final.Type]++
 		finalOf[code] = final
-		if final.Type == otp.EventRejected {
+		if final.Type == otp.StateRejected {
 			t.Errorf("job %s rejected: %s %s", id, final.Reason, final.Detail)
 		}
-		if final.Type == otp.EventFailed && final.Reason == "" {
+		if final.Type == otp.StateFailed && final.Reason == "" {
 			t.Errorf("job %s failed without a reason", id)
 		}
 	}
@@ -193,7 +193,7 @@ func TestChaos(t *testing.T) {
 		// A code reaches the network once when its job is sent, plus once
 		// for every attempt whose outcome was unknown (the answer was lost).
 		allowed := unknownRetries[code]
-		if finalOf[code].Type == otp.EventSent {
+		if finalOf[code].Type == otp.StateSent {
 			allowed++
 		}
 		if len(tos) > allowed {
@@ -202,7 +202,7 @@ func TestChaos(t *testing.T) {
 		extra += len(tos) - 1
 	}
 	for code, ev := range finalOf {
-		if ev.Type == otp.EventSent && len(sent[code]) == 0 {
+		if ev.Type == otp.StateSent && len(sent[code]) == 0 {
 			t.Errorf("job with code %s reported sent, but nothing reached the network", code)
 		}
 	}

@@ -72,7 +72,7 @@ func TestDeliveryReportEndToEnd(t *testing.T) {
 	if got := types(append(evs, delivered)); got != "accepted,sent,delivered" {
 		t.Fatalf("events %s, want accepted,sent,delivered", got)
 	}
-	if delivered.Status == nil || *delivered.Status != 0 || delivered.Modem != "m1" || delivered.To != "+45******21" ||
+	if delivered.TPStatus == nil || *delivered.TPStatus != 0 || delivered.Modem != "m1" || delivered.To != "+45******21" ||
 		delivered.Latency <= 0 || delivered.Discharge.IsZero() {
 		t.Errorf("delivered event %+v", delivered)
 	}
@@ -144,12 +144,12 @@ func TestDeliveryFailureExpiryAndSilence(t *testing.T) {
 	h := start(t, cfg)
 
 	for i, want := range []struct {
-		typ    otp.EventType
+		typ    otp.State
 		status int
 	}{
-		{otp.EventDeliveryFailed, 0x41},
-		{otp.EventDeliveryExpired, 0x46},
-		{otp.EventDeliveryUnknown, -1},
+		{otp.StateDeliveryFailed, 0x41},
+		{otp.StateDeliveryExpired, 0x46},
+		{otp.StateDeliveryUnknown, -1},
 	} {
 		id := fmt.Sprint("job-", i)
 		h.publish(map[string]any{"id": id, "to": fmt.Sprint("+452622790", i+1), "code": fmt.Sprint(100000 + i)})
@@ -159,17 +159,17 @@ func TestDeliveryFailureExpiryAndSilence(t *testing.T) {
 			t.Fatalf("%s: event %s, want %s", id, ev.Type, want.typ)
 		}
 		switch {
-		case want.status < 0 && ev.Status != nil:
-			t.Errorf("%s: status %d, want none", id, *ev.Status)
-		case want.status >= 0 && (ev.Status == nil || *ev.Status != want.status):
-			t.Errorf("%s: status %v, want %#x", id, ev.Status, want.status)
+		case want.status < 0 && ev.TPStatus != nil:
+			t.Errorf("%s: status %d, want none", id, *ev.TPStatus)
+		case want.status >= 0 && (ev.TPStatus == nil || *ev.TPStatus != want.status):
+			t.Errorf("%s: status %v, want %#x", id, ev.TPStatus, want.status)
 		}
 		if ev.Latency != 0 {
 			t.Errorf("%s: latency on an undelivered message", id)
 		}
 	}
 	r := h.request(map[string]any{"id": "job-0", "to": "+4526227901", "code": "100000"})
-	if !r.Duplicate || r.State != string(otp.EventDeliveryFailed) {
+	if !r.Duplicate || r.State != otp.StateDeliveryFailed {
 		t.Errorf("duplicate of a failed delivery: %+v", r)
 	}
 	body := scrape(t, h.d.MetricsAddr())
@@ -196,7 +196,7 @@ func TestStoredReports(t *testing.T) {
 		id := fmt.Sprint("job-", i)
 		h.publish(map[string]any{"id": id, "to": fmt.Sprint("+452622790", i), "code": fmt.Sprint(200000 + i)})
 		h.waitFinal(id)
-		if ev := h.waitEvent(id); ev.Type != otp.EventDelivered {
+		if ev := h.waitEvent(id); ev.Type != otp.StateDelivered {
 			t.Fatalf("%s: %+v", id, ev)
 		}
 	}
@@ -241,7 +241,7 @@ func TestReferenceWrap(t *testing.T) {
 	for i := range n {
 		id := fmt.Sprint("wrap-", i)
 		h.waitFinal(id)
-		if ev := h.waitEvent(id); ev.Type != otp.EventDelivered {
+		if ev := h.waitEvent(id); ev.Type != otp.StateDelivered {
 			t.Fatalf("%s: %+v", id, ev)
 		}
 	}
@@ -265,7 +265,7 @@ func TestUnmatchedAndMalformedReports(t *testing.T) {
 	// A job first: the modem is open and its reports are routed.
 	h.publish(map[string]any{"id": "job-1", "to": "+4526227921", "code": "034812"})
 	h.waitFinal("job-1")
-	if ev := h.waitEvent("job-1"); ev.Type != otp.EventDelivered {
+	if ev := h.waitEvent("job-1"); ev.Type != otp.StateDelivered {
 		t.Fatalf("job-1: %+v", ev)
 	}
 	// The same report again (a network repeating itself), then garbage.
@@ -320,7 +320,7 @@ func TestLongMessageAndPendingReport(t *testing.T) {
 	h.publish(map[string]any{"id": "long", "to": "+4526227921", "text": text})
 	evs := h.waitFinal("long")
 	sent := evs[len(evs)-1]
-	if sent.Type != otp.EventSent || sent.Parts != 2 || !sent.Report {
+	if sent.Type != otp.StateSent || sent.Parts != 2 || !sent.Report {
 		t.Fatalf("sent %+v", sent)
 	}
 	// The network had trouble with part 1 for a moment.
@@ -339,12 +339,12 @@ func TestLongMessageAndPendingReport(t *testing.T) {
 		ev := h.waitEvent("long")
 		got = append(got, string(ev.Type))
 		if ev.Last() {
-			if ev.Type != otp.EventDelivered || ev.Parts != 2 {
+			if ev.Type != otp.StateDelivered || ev.Parts != 2 {
 				t.Errorf("last event %+v", ev)
 			}
 			break
 		}
-		if ev.Type == otp.EventDeliveryPending && (ev.Status == nil || *ev.Status != 0x21) {
+		if ev.Type == otp.StateDeliveryPending && (ev.TPStatus == nil || *ev.TPStatus != 0x21) {
 			t.Errorf("pending event %+v", ev)
 		}
 	}
@@ -362,7 +362,7 @@ func TestDeliveryTrackedAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	h := start(t, testConfig(dir, s))
 	h.publish(map[string]any{"id": "job-1", "to": "+4526227921", "code": "034812"})
-	if evs := h.waitFinal("job-1"); evs[len(evs)-1].Type != otp.EventSent {
+	if evs := h.waitFinal("job-1"); evs[len(evs)-1].Type != otp.StateSent {
 		t.Fatalf("events %s", types(evs))
 	}
 	h.stop()
@@ -377,7 +377,7 @@ func TestDeliveryTrackedAcrossRestart(t *testing.T) {
 	}
 	h = start(t, testConfig(dir, s))
 	ev := h.waitEvent("job-1") // accepted and sent went to the first harness
-	if ev.Type != otp.EventDelivered || ev.Status == nil || *ev.Status != 0 {
+	if ev.Type != otp.StateDelivered || ev.TPStatus == nil || *ev.TPStatus != 0 {
 		t.Fatalf("after restart: %+v", ev)
 	}
 	if !strings.Contains(h.logs.String(), `msg="following sent messages from before the restart" messages=1`) {

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -19,7 +18,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/simgate/simgate/delivery"
 	"github.com/simgate/simgate/metrics"
@@ -179,19 +177,14 @@ func (g *Gateway) ModemsReady() int {
 }
 
 // setState records a per-modem flag (ready, busy, capped) and exports it
-// on gauge, if any.
-func (g *Gateway) setState(states map[string]bool, gauge *prometheus.GaugeVec, name string, on bool) {
+// with export, if any.
+func (g *Gateway) setState(states map[string]bool, export func(name string, on bool), name string, on bool) {
 	g.mu.Lock()
 	states[name] = on
 	g.mu.Unlock()
-	if gauge == nil {
-		return
+	if export != nil {
+		export(name, on)
 	}
-	v := 0.0
-	if on {
-		v = 1
-	}
-	gauge.WithLabelValues(name).Set(v)
 }
 
 func (g *Gateway) state(states map[string]bool, name string) bool {
@@ -254,7 +247,7 @@ func serviceVersion(version string) string {
 }
 
 func (g *Gateway) handleRequest(req micro.Request) {
-	g.opts.Metrics.JobsReceived.WithLabelValues("request").Inc()
+	g.opts.Metrics.Received(metrics.SourceRequest)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	reply := g.request(ctx, req.Data())
@@ -279,7 +272,7 @@ func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {
 	}
 	if err != nil {
 		g.log.Error("policy", "id", job.ID, "err", err)
-		return otp.Reply{Status: otp.StatusError, ID: job.ID, Detail: "policy store unavailable; try again"}
+		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "policy store unavailable; try again"}
 	}
 	if v.Duplicate {
 		return g.duplicate(ctx, p, v)
@@ -290,44 +283,44 @@ func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {
 		if err := g.policy().Withdraw(ctx, p); err != nil {
 			g.log.Warn("withdraw job", "id", job.ID, "err", err)
 		}
-		return otp.Reply{Status: otp.StatusError, ID: job.ID, Detail: "could not queue the job; try again"}
+		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "could not queue the job; try again"}
 	}
 	if ack.Duplicate {
 		// The stream knew the id although the policy store did not (a
 		// store reset): the first copy is queued.
-		g.opts.Metrics.Duplicates.WithLabelValues("id").Inc()
-		return otp.Reply{Status: otp.StatusAccepted, ID: job.ID, To: masked, Duplicate: true, State: policy.StateAccepted}
+		g.opts.Metrics.Suppressed(metrics.DuplicateID)
+		return otp.Reply{Status: otp.ReplyAccepted, ID: job.ID, To: masked, Duplicate: true, State: otp.StateAccepted}
 	}
 	g.accepted(ctx, p, v, "request")
-	return otp.Reply{Status: otp.StatusAccepted, ID: job.ID, To: masked, Resend: v.Resend}
+	return otp.Reply{Status: otp.ReplyAccepted, ID: job.ID, To: masked, Resend: v.Resend}
 }
 
 // accepted records a newly admitted job: log, metrics, event.
 func (g *Gateway) accepted(ctx context.Context, p otp.Prepared, v policy.Verdict, source string) {
 	g.log.Info("job accepted", "id", p.ID, "to", p.Number.Masked(), "source", source, "resend", v.Resend)
 	if v.Resend {
-		g.opts.Metrics.Resends.WithLabelValues(metrics.ResendUser).Inc()
+		g.opts.Metrics.Resent(metrics.ResendUser)
 	}
-	g.publish(ctx, otp.Event{Type: otp.EventAccepted, ID: p.ID, To: p.Number.Masked(), Resend: v.Resend})
+	g.publish(ctx, otp.Event{Type: otp.StateAccepted, ID: p.ID, To: p.Number.Masked(), Resend: v.Resend})
 }
 
 // duplicate answers a job that must not send anything new, and tells its
 // subscribers when it is a new id standing for an earlier job.
 func (g *Gateway) duplicate(ctx context.Context, p otp.Prepared, v policy.Verdict) otp.Reply {
-	reply := otp.Reply{Status: otp.StatusAccepted, ID: p.ID, To: p.Number.Masked(), Duplicate: true, State: v.State}
+	reply := otp.Reply{Status: otp.ReplyAccepted, ID: p.ID, To: p.Number.Masked(), Duplicate: true, State: v.State}
 	if v.Of == p.ID {
-		g.opts.Metrics.Duplicates.WithLabelValues("id").Inc()
+		g.opts.Metrics.Suppressed(metrics.DuplicateID)
 		g.log.Info("duplicate job id", "id", p.ID, "state", v.State)
 		return reply
 	}
-	g.opts.Metrics.Duplicates.WithLabelValues("code").Inc()
-	g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeDuplicate).Inc()
+	g.opts.Metrics.Suppressed(metrics.DuplicateCode)
+	g.opts.Metrics.Ended(otp.StateDuplicate)
 	reply.DuplicateOf = v.Of
 	if st, err := g.policy().State(ctx, v.Of); err == nil {
 		reply.State = st
 	}
 	g.log.Info("same code to the same number: not sent again", "id", p.ID, "to", p.Number.Masked(), "duplicate_of", v.Of)
-	g.publish(ctx, otp.Event{Type: otp.EventDuplicate, ID: p.ID, To: p.Number.Masked(), DuplicateOf: v.Of})
+	g.publish(ctx, otp.Event{Type: otp.StateDuplicate, ID: p.ID, To: p.Number.Masked(), DuplicateOf: v.Of})
 	return reply
 }
 
@@ -354,13 +347,9 @@ func (g *Gateway) prepare(data []byte) (otp.Job, otp.Prepared, string, error) {
 
 // rejected records a rejected job: metric, log and event.
 func (g *Gateway) rejected(ctx context.Context, id string, re *otp.RejectError, attempt int) {
-	g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeRejected).Inc()
-	g.opts.Metrics.Rejected.WithLabelValues(string(re.Reason)).Inc()
-	if re.Scope != "" {
-		g.opts.Metrics.RateLimited.WithLabelValues(string(re.Scope)).Inc()
-	}
+	g.opts.Metrics.Rejected(re)
 	g.log.Info("job rejected", "id", id, "reason", re.Reason, "scope", re.Scope, "field", re.Field)
-	ev := otp.Event{Type: otp.EventRejected, ID: id, Reason: re.Reason, Scope: re.Scope, Field: re.Field, Detail: re.Detail,
+	ev := otp.Event{Type: otp.StateRejected, ID: id, Reason: re.Reason, Scope: re.Scope, Field: re.Field, Detail: re.Detail,
 		RetryAfter: re.RetryAfter.Seconds(), Attempt: attempt}
 	if !otp.ValidID(id) {
 		ev.ID = ""
@@ -421,11 +410,10 @@ func (g *Gateway) RunModem(ctx context.Context, cfg modem.Config) {
 		inf := m.Info()
 		log.Info("modem open", "manufacturer", inf.Manufacturer, "model", inf.Model, "revision", inf.Revision,
 			"status_reports", m.Reports())
-		g.opts.Metrics.ModemUp.WithLabelValues(cfg.Name).Set(1)
-		g.opts.Metrics.ModemReports.WithLabelValues(cfg.Name).Set(float64(m.Reports()))
+		g.opts.Metrics.ModemOpen(cfg.Name, true, int(m.Reports()))
 		g.serveModem(ctx, m, w, log)
 		g.drainInbox(w)
-		g.opts.Metrics.ModemUp.WithLabelValues(cfg.Name).Set(0)
+		g.opts.Metrics.ModemOpen(cfg.Name, false, 0)
 		g.setReady(cfg.Name, false)
 		m.Close()
 		if ctx.Err() == nil {
@@ -536,26 +524,16 @@ func (g *Gateway) checkHealth(m *modem.Modem, log *slog.Logger) bool {
 	h, err := m.Health()
 	if err != nil {
 		log.Warn("modem does not answer its health check", "err", err)
-		mt.ModemHealthFailures.WithLabelValues(name, "no_answer").Inc()
+		mt.HealthFailed(name, metrics.HealthNoAnswer)
 		return false
 	}
-	sim := 0.0
-	if h.SIM == "READY" {
-		sim = 1
-	}
-	mt.ModemSIMReady.WithLabelValues(name).Set(sim)
-	mt.ModemRegistration.WithLabelValues(name).Set(float64(h.Registration))
-	if h.SignalKnown {
-		mt.ModemSignal.WithLabelValues(name).Set(float64(h.SignalDBm))
-	} else {
-		mt.ModemSignal.WithLabelValues(name).Set(math.NaN())
-	}
+	mt.ModemHealth(name, h.SIM == "READY", int(h.Registration), h.SignalDBm, h.SignalKnown)
 	err = h.Ready()
 	switch {
 	case errors.Is(err, modem.ErrSIMNotReady):
-		mt.ModemHealthFailures.WithLabelValues(name, "sim").Inc()
+		mt.HealthFailed(name, metrics.HealthSIM)
 	case errors.Is(err, modem.ErrNotRegistered):
-		mt.ModemHealthFailures.WithLabelValues(name, "registration").Inc()
+		mt.HealthFailed(name, metrics.HealthRegistration)
 	}
 	was := g.modemReady(name)
 	switch {
@@ -606,7 +584,7 @@ func (g *Gateway) modemCapped(name string) bool { return g.state(g.capped, name)
 // be reopened. handed is set for a job another worker handed to this one.
 func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg, caps *sendCaps, handed bool) (broken bool) {
 	if !handed {
-		g.opts.Metrics.JobsReceived.WithLabelValues("queue").Inc()
+		g.opts.Metrics.Received(metrics.SourceQueue)
 	}
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -633,9 +611,9 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 	deadline := accepted.Add(p.TTL)
 	if !g.now().Before(deadline) {
 		log.Info("job expired before a modem could send it", "late", g.now().Sub(deadline).Round(time.Millisecond))
-		g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeExpired).Inc()
-		g.finish(ctx, job.ID, policy.StateExpired, "")
-		g.publish(ctx, otp.Event{Type: otp.EventExpired, ID: job.ID, To: p.Number.Masked(), Attempt: attempt})
+		g.opts.Metrics.Ended(otp.StateExpired)
+		g.finish(ctx, job.ID, otp.StateExpired, "")
+		g.publish(ctx, otp.Event{Type: otp.StateExpired, ID: job.ID, To: p.Number.Masked(), Attempt: attempt})
 		g.term(msg, "expired")
 		return false
 	}
@@ -653,7 +631,7 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 		log.Error("policy store unavailable; job waits", "err", err)
 		msg.NakWithDelay(5 * time.Second)
 		return false
-	case v.Duplicate && v.Of == job.ID && v.State == policy.StateAccepted:
+	case v.Duplicate && v.Of == job.ID && v.State == otp.StateAccepted:
 		// Admitted before: through otp.request, or by an earlier delivery.
 	case v.Duplicate:
 		g.duplicate(ctx, p, v)
@@ -669,9 +647,9 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 		log.Warn("supersede check", "err", err)
 	} else if by != "" {
 		log.Info("job superseded by a newer code", "superseded_by", by)
-		g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeSuperseded).Inc()
-		g.finish(ctx, job.ID, policy.StateSuperseded, "")
-		g.publish(ctx, otp.Event{Type: otp.EventSuperseded, ID: job.ID, To: p.Number.Masked(), SupersededBy: by, Attempt: attempt})
+		g.opts.Metrics.Ended(otp.StateSuperseded)
+		g.finish(ctx, job.ID, otp.StateSuperseded, "")
+		g.publish(ctx, otp.Event{Type: otp.StateSuperseded, ID: job.ID, To: p.Number.Masked(), SupersededBy: by, Attempt: attempt})
 		g.term(msg, "superseded")
 		return false
 	}
@@ -697,12 +675,7 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 
 	caps.record(time.Now(), len(res.Refs))
 	if err == nil {
-		g.opts.Metrics.ModemConsecutiveFailures.WithLabelValues(m.Name()).Set(0)
-		g.opts.Metrics.SMSSent.WithLabelValues(m.Name()).Inc()
-		g.opts.Metrics.SMSParts.WithLabelValues(m.Name()).Add(float64(len(res.Refs)))
-		g.opts.Metrics.CMGSDuration.WithLabelValues(m.Name()).Observe(res.Duration.Seconds())
-		g.opts.Metrics.SendLatency.Observe(g.now().Sub(accepted).Seconds())
-		g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeSent).Inc()
+		g.opts.Metrics.Sent(m.Name(), len(res.Refs), res.Duration, g.now().Sub(accepted))
 		// The modem is free: its worker takes the next job while the
 		// bookkeeping of this one goes on.
 		settled = true
@@ -720,8 +693,7 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 	if !errors.As(err, &se) {
 		se = &modem.SendError{Class: modem.Retryable, Err: err}
 	}
-	g.opts.Metrics.SMSFailed.WithLabelValues(m.Name(), se.Class.String()).Inc()
-	g.opts.Metrics.ModemConsecutiveFailures.WithLabelValues(m.Name()).Inc()
+	g.opts.Metrics.SendFailed(m.Name(), se.Class.String())
 	log = log.With("class", se.Class, "cms_error", se.Code)
 	switch {
 	case se.Class == modem.Permanent:
@@ -740,12 +712,12 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 		if se.Class == modem.Unknown {
 			reason = metrics.ResendUnknownOutcome
 		}
-		g.opts.Metrics.Resends.WithLabelValues(reason).Inc()
+		g.opts.Metrics.Resent(reason)
 		log.Warn("send failed; will retry", "err", se.Error(), "retry_in", delay)
 		if err := msg.NakWithDelay(delay); err != nil {
 			log.Warn("nak job", "err", err)
 		}
-		g.publish(ctx, otp.Event{Type: otp.EventRetrying, ID: job.ID, To: p.Number.Masked(),
+		g.publish(ctx, otp.Event{Type: otp.StateRetrying, ID: job.ID, To: p.Number.Masked(),
 			Reason: otp.Reason(se.Class.String()), Detail: modemDetail(se),
 			RetryAfter: delay.Seconds(), Modem: m.Name(), Attempt: attempt})
 	}
@@ -767,13 +739,13 @@ type sentJob struct {
 // the ack, the sent event, and the tracking of its delivery.
 func (g *Gateway) sent(ctx context.Context, j sentJob) {
 	p, res, log := j.p, j.res, j.log
-	g.finish(ctx, p.ID, policy.StateSent, "")
+	g.finish(ctx, p.ID, otp.StateSent, "")
 	if err := g.ack(ctx, j.msg); err != nil {
 		// The server will hand the job out again after AckWait.
 		log.Error("ack sent job; it may be sent again", "err", err)
 	}
 	log.Info("sms sent", "parts", len(res.Refs), "cmgs", res.Duration.Round(time.Millisecond))
-	g.publish(ctx, otp.Event{Type: otp.EventSent, ID: p.ID, To: p.Number.Masked(),
+	g.publish(ctx, otp.Event{Type: otp.StateSent, ID: p.ID, To: p.Number.Masked(),
 		Modem: j.modem, Refs: res.Refs, Parts: len(res.Refs), Attempt: j.attempt, Report: res.Report})
 	if res.Report {
 		// After the sent event: a report that came first is held
@@ -782,7 +754,7 @@ func (g *Gateway) sent(ctx context.Context, j sentJob) {
 			Refs: res.Refs, Accepted: j.accepted, Sent: j.at}
 		g.journal(dm)
 		g.tracker.Track(dm)
-		g.opts.Metrics.DeliveryPending.Set(float64(g.tracker.Pending()))
+		g.opts.Metrics.DeliveryPending(g.tracker.Pending())
 	}
 }
 
@@ -795,15 +767,15 @@ func modemDetail(se *modem.SendError) string {
 
 func (g *Gateway) fail(ctx context.Context, msg jetstream.Msg, log *slog.Logger, p otp.Prepared, attempt int, reason otp.Reason, detail string) {
 	log.Warn("job failed", "reason", reason, "detail", detail)
-	g.opts.Metrics.Jobs.WithLabelValues(metrics.OutcomeFailed).Inc()
+	g.opts.Metrics.Ended(otp.StateFailed)
 	if reason == otp.ReasonAttemptsExhausted || reason == otp.ReasonUnknownOutcome {
 		// Dead-lettered: ended with its reason, out of the queue; the
 		// job itself is not kept (its code is a secret, and worthless
 		// after its ttl).
-		g.opts.Metrics.DeadLettered.WithLabelValues(string(reason)).Inc()
+		g.opts.Metrics.DeadLettered(reason)
 	}
-	g.finish(ctx, p.ID, policy.StateFailed, string(reason))
-	g.publish(ctx, otp.Event{Type: otp.EventFailed, ID: p.ID, To: p.Number.Masked(),
+	g.finish(ctx, p.ID, otp.StateFailed, string(reason))
+	g.publish(ctx, otp.Event{Type: otp.StateFailed, ID: p.ID, To: p.Number.Masked(),
 		Reason: reason, Detail: detail, Attempt: attempt})
 	g.term(msg, string(reason))
 }
@@ -818,7 +790,7 @@ func (g *Gateway) supersededBy(ctx context.Context, p otp.Prepared, fresh bool) 
 }
 
 // finish records a job's final state for later duplicates of its id.
-func (g *Gateway) finish(ctx context.Context, id, state, reason string) {
+func (g *Gateway) finish(ctx context.Context, id string, state otp.State, reason string) {
 	if err := g.policy().Finish(context.WithoutCancel(ctx), id, state, reason); err != nil {
 		g.log.Warn("record job state", "id", id, "state", state, "err", err)
 	}

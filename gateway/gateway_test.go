@@ -318,12 +318,12 @@ func TestRequestAnswersAtOnce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := h.request(tc.job)
-			if r.Status != otp.StatusRejected || r.Reason != tc.reason || r.Field != tc.field || r.Detail == "" {
+			if r.Status != otp.ReplyRejected || r.Reason != tc.reason || r.Field != tc.field || r.Detail == "" {
 				t.Fatalf("reply = %+v, want rejected %s (%s)", r, tc.reason, tc.field)
 			}
 			if m, ok := tc.job.(map[string]any); ok {
 				ev := h.waitEvent(m["id"].(string))
-				if ev.Type != otp.EventRejected || ev.Reason != tc.reason {
+				if ev.Type != otp.StateRejected || ev.Reason != tc.reason {
 					t.Errorf("event = %+v", ev)
 				}
 			}
@@ -331,7 +331,7 @@ func TestRequestAnswersAtOnce(t *testing.T) {
 	}
 
 	r := h.request(map[string]any{"id": "good-1", "to": "26227921", "region": "DK", "code": "987654", "ttl": 120})
-	if r.Status != otp.StatusAccepted || r.ID != "good-1" || r.To != "+45******21" || r.Duplicate {
+	if r.Status != otp.ReplyAccepted || r.ID != "good-1" || r.To != "+45******21" || r.Duplicate {
 		t.Fatalf("reply = %+v", r)
 	}
 	if got := types(h.waitFinal("good-1")); got != "accepted,sent" {
@@ -343,7 +343,7 @@ func TestRequestAnswersAtOnce(t *testing.T) {
 	}
 	// The same job id again is a duplicate: answered, not queued again.
 	r = h.request(map[string]any{"id": "good-1", "to": "26227921", "region": "DK", "code": "987654"})
-	if r.Status != otp.StatusAccepted || !r.Duplicate {
+	if r.Status != otp.ReplyAccepted || !r.Duplicate {
 		t.Fatalf("second reply = %+v, want accepted duplicate", r)
 	}
 	// Only the good job reached the modem.
@@ -365,7 +365,7 @@ func TestMalformedQueuedJobDoesNotBlockTheQueue(t *testing.T) {
 	}
 	h.publish(map[string]any{"id": "after-junk", "to": "+4526227921", "code": "1234"})
 	ev := h.waitEvent("junk-1")
-	if ev.Type != otp.EventRejected || ev.Reason != otp.ReasonMalformed {
+	if ev.Type != otp.StateRejected || ev.Reason != otp.ReasonMalformed {
 		t.Errorf("junk event = %+v", ev)
 	}
 	if got := types(h.waitFinal("after-junk")); got != "accepted,sent" {
@@ -378,13 +378,13 @@ func TestJobExpiresWhileWaitingForAModem(t *testing.T) {
 	h := start(t, testConfig(t.TempDir(), s))
 
 	h.publish(map[string]any{"id": "slow", "to": "+4526227921", "code": "111111"})
-	if ev := h.waitEvent("slow"); ev.Type != otp.EventAccepted {
+	if ev := h.waitEvent("slow"); ev.Type != otp.StateAccepted {
 		t.Fatalf("first event %s", ev.Type)
 	}
 	// The only modem is now busy for 1.5 s; this job is worth 300 ms.
 	h.publish(map[string]any{"id": "late", "to": "+4526227921", "code": "222222", "ttl": "300ms"})
 	evs := h.waitFinal("late")
-	if last := evs[len(evs)-1]; last.Type != otp.EventExpired {
+	if last := evs[len(evs)-1]; last.Type != otp.StateExpired {
 		t.Fatalf("late job events = %s, want ...expired", types(evs))
 	}
 	if got := types(h.waitFinal("slow")); got != "sent" {
@@ -430,7 +430,7 @@ func TestRetryableErrorIsRetriedAndPermanentErrorFails(t *testing.T) {
 	s.FailNextSends(42, 42, 42, 42, 42)
 	h.publish(map[string]any{"id": "exhaust", "to": "+4526227921", "code": "7777"})
 	evs = h.waitFinal("exhaust")
-	if last := evs[len(evs)-1]; last.Type != otp.EventFailed || last.Reason != otp.ReasonAttemptsExhausted || last.Attempt != 5 {
+	if last := evs[len(evs)-1]; last.Type != otp.StateFailed || last.Reason != otp.ReasonAttemptsExhausted || last.Attempt != 5 {
 		t.Errorf("events = %s, last %+v", types(evs), last)
 	}
 	body := scrape(t, h.d.MetricsAddr())
@@ -461,7 +461,7 @@ func TestQueuedJobsSurviveARestart(t *testing.T) {
 	h = start(t, testConfig(dir, s))
 	for _, id := range ids {
 		evs := h.waitFinal(id)
-		if last := evs[len(evs)-1]; last.Type != otp.EventSent {
+		if last := evs[len(evs)-1]; last.Type != otp.StateSent {
 			t.Errorf("job %s: events %s", id, types(evs))
 		}
 	}
@@ -493,7 +493,7 @@ func TestHungModemLosesNoJob(t *testing.T) {
 	h := start(t, cfg)
 
 	h.publish(map[string]any{"id": "hang", "to": "+4526227921", "code": "424242"})
-	if ev := h.waitEvent("hang"); ev.Type != otp.EventAccepted {
+	if ev := h.waitEvent("hang"); ev.Type != otp.StateAccepted {
 		t.Fatalf("first event %+v", ev)
 	}
 	<-sending
@@ -501,14 +501,14 @@ func TestHungModemLosesNoJob(t *testing.T) {
 	s.SetHung(true)
 	s.SetSendDelay(0)
 	ev := h.waitEvent("hang")
-	if ev.Type != otp.EventRetrying || ev.Reason != "unknown_outcome" {
+	if ev.Type != otp.StateRetrying || ev.Reason != "unknown_outcome" {
 		t.Fatalf("event after the hang = %+v, want retrying unknown_outcome", ev)
 	}
 	// The worker reopens the modem once it answers again and sends the same
 	// code: never a different one.
 	s.SetHung(false)
 	evs := h.waitFinal("hang")
-	if last := evs[len(evs)-1]; last.Type != otp.EventSent || last.Attempt != 2 {
+	if last := evs[len(evs)-1]; last.Type != otp.StateSent || last.Attempt != 2 {
 		t.Fatalf("events after recovery = %s", types(evs))
 	}
 	for _, sub := range s.Submissions() {
@@ -531,7 +531,7 @@ func TestModemThatCannotSendTakesNoJobs(t *testing.T) {
 	}
 	for _, id := range ids {
 		evs := h.waitFinal(id)
-		if last := evs[len(evs)-1]; last.Type != otp.EventSent || last.Modem != "m1" {
+		if last := evs[len(evs)-1]; last.Type != otp.StateSent || last.Modem != "m1" {
 			t.Errorf("job %s: %s on %q", id, types(evs), last.Modem)
 		}
 	}
@@ -555,7 +555,7 @@ func TestModemThatCannotSendTakesNoJobs(t *testing.T) {
 	m2.SetRegistration(1)
 	h.publish(map[string]any{"id": "after", "to": "+4526227921", "code": "5678"})
 	evs := h.waitFinal("after")
-	if last := evs[len(evs)-1]; last.Type != otp.EventSent || last.Modem != "m2" {
+	if last := evs[len(evs)-1]; last.Type != otp.StateSent || last.Modem != "m2" {
 		t.Errorf("after the switch: %s on %q", types(evs), last.Modem)
 	}
 }
@@ -572,7 +572,7 @@ func TestModemSendCap(t *testing.T) {
 		h.publish(map[string]any{"id": id, "to": fmt.Sprintf("+454040404%d", i), "code": "1234"})
 	}
 	for _, id := range ids {
-		if evs := h.waitFinal(id); evs[len(evs)-1].Type != otp.EventSent {
+		if evs := h.waitFinal(id); evs[len(evs)-1].Type != otp.StateSent {
 			t.Errorf("job %s: %s", id, types(evs))
 		}
 	}

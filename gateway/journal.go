@@ -98,7 +98,7 @@ func (g *Gateway) Restore(ctx context.Context) error {
 		g.journalled.Store(m.ID, &journalEntry{m: m, written: true})
 		g.tracker.Track(m)
 	}
-	g.opts.Metrics.DeliveryPending.Set(float64(g.tracker.Pending()))
+	g.opts.Metrics.DeliveryPending(g.tracker.Pending())
 	if len(msgs) > 0 || skipped > 0 {
 		g.log.Info("following sent messages from before the restart", "messages", len(msgs), "unreadable", skipped)
 	}

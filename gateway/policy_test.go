@@ -49,9 +49,9 @@ func TestRateLimitHoldsAcrossTwoDaemons(t *testing.T) {
 	nodes := map[string]bool{}
 	for i, r := range replies {
 		switch {
-		case r.Status == otp.StatusAccepted && !r.Duplicate:
+		case r.Status == otp.ReplyAccepted && !r.Duplicate:
 			accepted = append(accepted, r.ID)
-		case r.Status == otp.StatusRejected && r.Reason == "rate_limited" && r.Scope == "number" && r.RetryAfter > 0:
+		case r.Status == otp.ReplyRejected && r.Reason == "rate_limited" && r.Scope == "number" && r.RetryAfter > 0:
 		default:
 			t.Errorf("reply %d: %+v", i, r)
 		}
@@ -62,7 +62,7 @@ func TestRateLimitHoldsAcrossTwoDaemons(t *testing.T) {
 	for _, id := range accepted {
 		evs := a.waitFinal(id)
 		last := evs[len(evs)-1]
-		if last.Type != otp.EventSent {
+		if last.Type != otp.StateSent {
 			t.Errorf("job %s: %s", id, types(evs))
 		}
 		nodes[last.Node] = true
@@ -81,17 +81,17 @@ func TestDuplicatesAreNotSentTwice(t *testing.T) {
 	// A double submit: the same code to the same number under two ids.
 	r1 := h.request(map[string]any{"id": "first", "to": "+4526227921", "code": "445566"})
 	r2 := h.request(map[string]any{"id": "second", "to": "+45 2622 7921", "code": "445566"})
-	if r1.Status != otp.StatusAccepted || r1.Duplicate {
+	if r1.Status != otp.ReplyAccepted || r1.Duplicate {
 		t.Fatalf("first reply %+v", r1)
 	}
 	if !r2.Duplicate || r2.DuplicateOf != "first" {
 		t.Fatalf("second reply %+v, want duplicate of first", r2)
 	}
-	if ev := h.waitEvent("second"); ev.Type != otp.EventDuplicate || ev.DuplicateOf != "first" {
+	if ev := h.waitEvent("second"); ev.Type != otp.StateDuplicate || ev.DuplicateOf != "first" {
 		t.Errorf("second's event %+v", ev)
 	}
 	h.waitFinal("first")
-	if ev := h.waitEvent("first"); ev.Type != otp.EventDelivered {
+	if ev := h.waitEvent("first"); ev.Type != otp.StateDelivered {
 		t.Fatalf("first: %+v, want delivered", ev)
 	}
 	h.stop()
@@ -147,15 +147,15 @@ func TestNewerCodeSupersedesAQueuedOne(t *testing.T) {
 	h.publish(map[string]any{"id": "busy", "to": "+4540404040", "code": "1111"})
 	<-sending // the only modem is busy
 	// A user asks for a code, then for another before the first went out.
-	if r := h.request(map[string]any{"id": "old", "to": "+4526227921", "code": "2222"}); r.Status != otp.StatusAccepted {
+	if r := h.request(map[string]any{"id": "old", "to": "+4526227921", "code": "2222"}); r.Status != otp.ReplyAccepted {
 		t.Fatalf("old: %+v", r)
 	}
-	if r := h.request(map[string]any{"id": "new", "to": "+4526227921", "code": "3333"}); r.Status != otp.StatusAccepted || !r.Resend {
+	if r := h.request(map[string]any{"id": "new", "to": "+4526227921", "code": "3333"}); r.Status != otp.ReplyAccepted || !r.Resend {
 		t.Fatalf("new: %+v, want accepted resend", r)
 	}
 	s.SetSendDelay(0)
 	evs := h.waitFinal("old")
-	if last := evs[len(evs)-1]; last.Type != otp.EventSuperseded || last.SupersededBy != "new" {
+	if last := evs[len(evs)-1]; last.Type != otp.StateSuperseded || last.SupersededBy != "new" {
 		t.Fatalf("events of old: %s (%+v)", types(evs), last)
 	}
 	if got := types(h.waitFinal("new")); got != "accepted,sent" {
@@ -180,22 +180,22 @@ func TestRequestRejectionsCarryRetryAfter(t *testing.T) {
 	cfg.Policy.Cooldown = time.Minute
 	cfg.OTP.Numbers.BlockedRegions = []string{"SE"}
 	h := start(t, cfg)
-	if r := h.request(map[string]any{"id": "x1", "to": "+4526227921", "code": "1234"}); r.Status != otp.StatusAccepted {
+	if r := h.request(map[string]any{"id": "x1", "to": "+4526227921", "code": "1234"}); r.Status != otp.ReplyAccepted {
 		t.Fatalf("first: %+v", r)
 	}
 	r := h.request(map[string]any{"id": "x2", "to": "+4526227921", "code": "5678"})
-	if r.Status != otp.StatusRejected || r.Reason != "rate_limited" || r.Scope != "number" || r.RetryAfter < 59 || r.RetryAfter > 60 {
+	if r.Status != otp.ReplyRejected || r.Reason != "rate_limited" || r.Scope != "number" || r.RetryAfter < 59 || r.RetryAfter > 60 {
 		t.Errorf("second: %+v, want rate_limited number retry_after 60", r)
 	}
-	if ev := h.waitEvent("x2"); ev.Type != otp.EventRejected || ev.Scope != "number" || ev.RetryAfter != r.RetryAfter {
+	if ev := h.waitEvent("x2"); ev.Type != otp.StateRejected || ev.Scope != "number" || ev.RetryAfter != r.RetryAfter {
 		t.Errorf("event %+v", ev)
 	}
 	r = h.request(map[string]any{"id": "x3", "to": "+46701234567", "code": "1234"})
-	if r.Status != otp.StatusRejected || r.Reason != otp.ReasonCountryBlocked {
+	if r.Status != otp.ReplyRejected || r.Reason != otp.ReasonCountryBlocked {
 		t.Errorf("blocked region: %+v", r)
 	}
 	r = h.request(map[string]any{"id": "x4", "to": "+44 909 876 5432", "code": "1234"})
-	if r.Status != otp.StatusRejected || r.Reason != otp.ReasonNumberTypeBlocked {
+	if r.Status != otp.ReplyRejected || r.Reason != otp.ReasonNumberTypeBlocked {
 		t.Errorf("premium rate number: %+v", r)
 	}
 }

@@ -38,7 +38,7 @@ func TestReloadRejectsABadConfigAndAppliesAGoodOne(t *testing.T) {
 	if after := h.d.Live(); after.Renderer != before.Renderer || after.Policy != before.Policy || after.Limits.DefaultTTL != before.Limits.DefaultTTL {
 		t.Fatalf("a rejected reload changed the settings: %+v", after)
 	}
-	if r := h.request(map[string]any{"id": "r1", "to": "+4526227921", "code": "1111"}); r.Status != otp.StatusAccepted {
+	if r := h.request(map[string]any{"id": "r1", "to": "+4526227921", "code": "1111"}); r.Status != otp.ReplyAccepted {
 		t.Fatalf("before reload: %+v", r)
 	}
 	if m := waitMessage(t, s); !strings.Contains(m.Text, "simgate") {
@@ -58,10 +58,10 @@ func TestReloadRejectsABadConfigAndAppliesAGoodOne(t *testing.T) {
 	if live.Limits.DefaultTTL != 5*time.Minute || live.Renderer == before.Renderer || live.Policy == before.Policy {
 		t.Errorf("reload did not swap the settings: %+v", live)
 	}
-	if r := h.request(map[string]any{"id": "r2", "to": "+4526227922", "code": "2222"}); r.Status != otp.StatusRejected || r.Reason != otp.ReasonCountryBlocked {
+	if r := h.request(map[string]any{"id": "r2", "to": "+4526227922", "code": "2222"}); r.Status != otp.ReplyRejected || r.Reason != otp.ReasonCountryBlocked {
 		t.Errorf("DK after blocking it: %+v", r)
 	}
-	if r := h.request(map[string]any{"id": "r3", "to": "+46701234567", "code": "3333"}); r.Status != otp.StatusAccepted {
+	if r := h.request(map[string]any{"id": "r3", "to": "+46701234567", "code": "3333"}); r.Status != otp.ReplyAccepted {
 		t.Fatalf("SE after reload: %+v", r)
 	}
 	if m := waitMessage(t, s); !strings.Contains(m.Text, "Acme") || !strings.Contains(m.Text, "5 min") {
@@ -223,7 +223,7 @@ func TestStopTimeoutHandsTheJobBack(t *testing.T) {
 	cfg2.NATS.AckWait = time.Second
 	h := start(t, cfg2)
 	evs := replay(t, h, "handback")
-	if last := evs[len(evs)-1]; last.Type != otp.EventSent || last.Modem != "m1" {
+	if last := evs[len(evs)-1]; last.Type != otp.StateSent || last.Modem != "m1" {
 		t.Fatalf("events %s", types(evs))
 	}
 	if m := waitMessage(t, s2); !strings.Contains(m.Text, "765432") {

@@ -30,7 +30,7 @@ func TestRoutingPrefersModemsAndFallsBack(t *testing.T) {
 		t.Helper()
 		evs := h.waitFinal(id)
 		last := evs[len(evs)-1]
-		if last.Type != otp.EventSent {
+		if last.Type != otp.StateSent {
 			t.Fatalf("%s: %s", id, types(evs))
 		}
 		return last.Modem

@@ -1,342 +1,334 @@
 // Package metrics defines simgate's Prometheus metrics and serves them, with
 // liveness and readiness endpoints, over HTTP.
 //
-// Labels only ever take values from small fixed sets (modem names from the
-// configuration, outcomes, reasons, error classes): never a phone number, a
-// code or a job id.
+// Metrics are recorded through methods of Metrics, one per event of a job or
+// a modem, so that each label set is written in one place. Labels only ever
+// take values from small fixed sets (modem names from the configuration,
+// job states, reasons, scopes, error classes): never a phone number, a code
+// or a job id.
 package metrics
 
 import (
-	"context"
-	"errors"
-	"net"
-	"net/http"
+	"math"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/simgate/simgate/otp"
 )
 
 const namespace = "simgate"
 
-// Job outcomes, the values of the outcome label of simgate_jobs_total.
+// Source is where a job came from: the value of the source label of
+// simgate_jobs_received_total.
+type Source string
+
+// Sources of jobs.
 const (
-	OutcomeSent       = "sent"
-	OutcomeFailed     = "failed"
-	OutcomeExpired    = "expired"
-	OutcomeRejected   = "rejected"
-	OutcomeDuplicate  = "duplicate"
-	OutcomeSuperseded = "superseded"
+	SourceQueue   Source = "queue"   // taken from the job stream (otp.send)
+	SourceRequest Source = "request" // answered on otp.request
 )
 
-// Resend reasons, the values of the reason label of simgate_resends_total.
+// Duplicate is the kind of a suppressed duplicate: the value of the kind
+// label of simgate_duplicates_suppressed_total.
+type Duplicate string
+
+// Kinds of duplicates.
 const (
-	ResendUser           = "user"            // a new job for a number whose code is still valid
-	ResendRetry          = "retry"           // queued again after a failed attempt
-	ResendUnknownOutcome = "unknown_outcome" // queued again after a send with unknown outcome
+	DuplicateID   Duplicate = "id"   // a job id seen before
+	DuplicateCode Duplicate = "code" // the same code to the same number
 )
 
-// Metrics holds simgate's collectors.
-type Metrics struct {
-	// JobsReceived counts jobs taken from the queue or the request endpoint
-	// by source ("queue", "request").
-	JobsReceived *prometheus.CounterVec
-	// Jobs counts jobs that reached a final state, by outcome.
-	Jobs *prometheus.CounterVec
-	// Rejected counts rejected jobs by reason.
-	Rejected *prometheus.CounterVec
-	// Duplicates counts suppressed duplicates by kind: "id" (a job id seen
-	// before) or "code" (the same code to the same number).
-	Duplicates *prometheus.CounterVec
-	// RateLimited counts rate_limited and prefix_blocked rejections by
-	// scope (number, prefix, country, global).
-	RateLimited *prometheus.CounterVec
-	// Resends counts sends that repeat an earlier one, by reason (user,
-	// retry, unknown_outcome).
-	Resends *prometheus.CounterVec
-	// SMSSent counts messages confirmed by +CMGS, per modem.
-	SMSSent *prometheus.CounterVec
-	// SMSParts counts SMS parts confirmed by +CMGS, per modem.
-	SMSParts *prometheus.CounterVec
-	// SMSFailed counts failed send attempts per modem and error class.
-	SMSFailed *prometheus.CounterVec
-	// SendLatency observes the time from a job's acceptance (queued) to the
-	// modem's +CMGS confirmation of its last part.
-	SendLatency prometheus.Histogram
-	// CMGSDuration observes the time spent in AT+CMGS per message, per modem.
-	CMGSDuration *prometheus.HistogramVec
-	// ModemUp is 1 while a modem is open and initialised.
-	ModemUp *prometheus.GaugeVec
-	// ModemBusy is 1 while a modem is sending.
-	ModemBusy *prometheus.GaugeVec
-	// ModemReady is 1 while a modem takes jobs: open, SIM ready,
-	// registered.
-	ModemReady *prometheus.GaugeVec
-	// ModemSIMReady is 1 while the SIM answers READY to +CPIN?.
-	ModemSIMReady *prometheus.GaugeVec
-	// ModemRegistration is the <stat> of +CREG/+CEREG (1 home, 5 roaming,
-	// 6/7 SMS only; 0 not registered, 2 searching, 3 denied, 4 unknown).
-	ModemRegistration *prometheus.GaugeVec
-	// ModemSignal is the signal strength from +CSQ in dBm (NaN unknown).
-	ModemSignal *prometheus.GaugeVec
-	// ModemHealthFailures counts health checks that found a modem unable
-	// to send, by cause (sim, registration, no_answer).
-	ModemHealthFailures *prometheus.CounterVec
-	// ModemConsecutiveFailures is the number of send attempts that failed
-	// in a row on a modem (0 after a success).
-	ModemConsecutiveFailures *prometheus.GaugeVec
-	// ModemReports is how a modem passes status reports on: 0 off,
-	// 1 routed (+CDS), 2 stored (+CDSI).
-	ModemReports *prometheus.GaugeVec
+// Resend is why a send repeats an earlier one: the value of the reason
+// label of simgate_resends_total.
+type Resend string
 
-	// Deliveries counts messages whose delivery reached a final status,
-	// per modem and status (delivered, failed, expired, unknown).
-	Deliveries *prometheus.CounterVec
-	// DeliveryLatency observes the time from a job's acceptance to the
-	// report that its message was delivered: the wait a user feels.
-	DeliveryLatency prometheus.Histogram
-	// DeliveryPending is the number of sent messages waiting for a final
-	// status report.
-	DeliveryPending prometheus.Gauge
-	// Reports counts status reports received, per modem and result
-	// (matched, unmatched, malformed).
-	Reports *prometheus.CounterVec
-	// DeadLettered counts jobs given up after their attempts ran out, by
-	// reason (attempts_exhausted, unknown_outcome).
-	DeadLettered *prometheus.CounterVec
+// Resend reasons.
+const (
+	ResendUser           Resend = "user"            // a new job for a number whose code is still valid
+	ResendRetry          Resend = "retry"           // queued again after a failed attempt
+	ResendUnknownOutcome Resend = "unknown_outcome" // queued again after a send with unknown outcome
+)
+
+// HealthFailure is why a health check found a modem unable to send: the
+// value of the cause label of simgate_modem_health_failures_total.
+type HealthFailure string
+
+// Health check failures.
+const (
+	HealthSIM          HealthFailure = "sim"          // the SIM is not ready (PIN, absent)
+	HealthRegistration HealthFailure = "registration" // not registered to a network
+	HealthNoAnswer     HealthFailure = "no_answer"    // the modem did not answer
+)
+
+// Report is what became of a status report: the value of the result label
+// of simgate_delivery_reports_total.
+type Report string
+
+// Report results.
+const (
+	ReportMatched   Report = "matched"   // it belonged to a message waiting for it
+	ReportUnmatched Report = "unmatched" // no message waits for it
+	ReportMalformed Report = "malformed" // it could not be decoded
+)
+
+// jobOutcomes are the states counted by simgate_jobs_total: how a job ends
+// before delivery tracking.
+var jobOutcomes = []otp.State{otp.StateSent, otp.StateFailed, otp.StateExpired,
+	otp.StateRejected, otp.StateDuplicate, otp.StateSuperseded}
+
+// deliveryFinal are the final delivery states counted by
+// simgate_deliveries_total.
+var deliveryFinal = []otp.State{otp.StateDelivered, otp.StateDeliveryFailed,
+	otp.StateDeliveryExpired, otp.StateDeliveryUnknown}
+
+// deliveryLabel is the status label of a final delivery state: delivered,
+// failed, expired or unknown.
+func deliveryLabel(s otp.State) string {
+	return strings.TrimPrefix(string(s), "delivery_")
 }
 
-// Delivery statuses, the values of the status label of
-// simgate_deliveries_total.
-const (
-	DeliveryDelivered = "delivered"
-	DeliveryFailed    = "failed"
-	DeliveryExpired   = "expired"
-	DeliveryUnknown   = "unknown"
-)
-
-// Report results, the values of the result label of
-// simgate_delivery_reports_total.
-const (
-	ReportMatched   = "matched"
-	ReportUnmatched = "unmatched"
-	ReportMalformed = "malformed"
-)
+// Metrics holds simgate's collectors. Create it with New.
+type Metrics struct {
+	jobsReceived        *prometheus.CounterVec
+	jobs                *prometheus.CounterVec
+	rejected            *prometheus.CounterVec
+	duplicates          *prometheus.CounterVec
+	rateLimited         *prometheus.CounterVec
+	resends             *prometheus.CounterVec
+	smsSent             *prometheus.CounterVec
+	smsParts            *prometheus.CounterVec
+	smsFailed           *prometheus.CounterVec
+	sendLatency         prometheus.Histogram
+	cmgsDuration        *prometheus.HistogramVec
+	modemUp             *prometheus.GaugeVec
+	modemBusy           *prometheus.GaugeVec
+	modemReady          *prometheus.GaugeVec
+	modemSIMReady       *prometheus.GaugeVec
+	modemRegistration   *prometheus.GaugeVec
+	modemSignal         *prometheus.GaugeVec
+	modemHealthFailures *prometheus.CounterVec
+	modemFailuresInRow  *prometheus.GaugeVec
+	modemReports        *prometheus.GaugeVec
+	deliveries          *prometheus.CounterVec
+	deliveryLatency     prometheus.Histogram
+	deliveryPending     prometheus.Gauge
+	reports             *prometheus.CounterVec
+	deadLettered        *prometheus.CounterVec
+}
 
 // New creates the metrics and registers them, with a build-info gauge, on
 // reg. modems are the configured modem names: their series are created at
 // zero so that dashboards and alerts see them before the first event.
 func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+	}
+	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
+	}
 	m := &Metrics{
-		JobsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "jobs_received_total",
-			Help: "Jobs received, by source (queue, request).",
-		}, []string{"source"}),
-		Jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "jobs_total",
-			Help: "Jobs that reached a final state, by outcome (sent, failed, expired, rejected, duplicate, superseded).",
-		}, []string{"outcome"}),
-		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "jobs_rejected_total",
-			Help: "Rejected jobs by reason.",
-		}, []string{"reason"}),
-		Duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "duplicates_suppressed_total",
-			Help: "Duplicates suppressed, by kind (id: a job id seen before; code: the same code to the same number).",
-		}, []string{"kind"}),
-		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "rate_limited_total",
-			Help: "Jobs refused by a rate limit or a prefix block, by scope (number, prefix, country, global).",
-		}, []string{"scope"}),
-		Resends: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "resends_total",
-			Help: "Sends that repeat an earlier one, by reason (user: a new code while one is valid; retry: after a failed attempt; unknown_outcome: after a send whose outcome is unknown).",
-		}, []string{"reason"}),
-		SMSSent: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "sms_sent_total",
-			Help: "Messages confirmed by the modem (+CMGS), per modem.",
-		}, []string{"modem"}),
-		SMSParts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "sms_parts_sent_total",
-			Help: "SMS parts confirmed by the modem (+CMGS), per modem.",
-		}, []string{"modem"}),
-		SMSFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "sms_failed_total",
-			Help: "Failed send attempts, per modem and class (retryable, permanent, unknown_outcome).",
-		}, []string{"modem", "class"}),
-		SendLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+		jobsReceived: counter("jobs_received_total", "Jobs received, by source (queue, request).", "source"),
+		jobs:         counter("jobs_total", "Jobs that reached a final state, by outcome (sent, failed, expired, rejected, duplicate, superseded).", "outcome"),
+		rejected:     counter("jobs_rejected_total", "Rejected jobs by reason.", "reason"),
+		duplicates:   counter("duplicates_suppressed_total", "Duplicates suppressed, by kind (id: a job id seen before; code: the same code to the same number).", "kind"),
+		rateLimited:  counter("rate_limited_total", "Jobs refused by a rate limit or a prefix block, by scope (number, prefix, country, global).", "scope"),
+		resends:      counter("resends_total", "Sends that repeat an earlier one, by reason (user: a new code while one is valid; retry: after a failed attempt; unknown_outcome: after a send whose outcome is unknown).", "reason"),
+		smsSent:      counter("sms_sent_total", "Messages confirmed by the modem (+CMGS), per modem.", "modem"),
+		smsParts:     counter("sms_parts_sent_total", "SMS parts confirmed by the modem (+CMGS), per modem.", "modem"),
+		smsFailed:    counter("sms_failed_total", "Failed send attempts, per modem and class (retryable, permanent, unknown_outcome).", "modem", "class"),
+		sendLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "send_latency_seconds",
 			Help:    "Time from a job's acceptance to the modem's +CMGS confirmation.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
 		}),
-		CMGSDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		cmgsDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "cmgs_duration_seconds",
 			Help:    "Time spent in AT+CMGS for a whole message, per modem.",
 			Buckets: []float64{.01, .05, .1, .5, 1, 2, 5, 10, 20, 30, 60, 120},
 		}, []string{"modem"}),
-		ModemUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "modem_up",
-			Help: "1 while the modem is open and initialised.",
-		}, []string{"modem"}),
-		ModemBusy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "modem_busy",
-			Help: "1 while the modem is sending.",
-		}, []string{"modem"}),
+		modemUp:             gauge("modem_up", "1 while the modem is open and initialised.", "modem"),
+		modemBusy:           gauge("modem_busy", "1 while the modem is sending.", "modem"),
+		modemReady:          gauge("modem_ready", "1 while the modem takes jobs: open, SIM ready and registered.", "modem"),
+		modemSIMReady:       gauge("modem_sim_ready", "1 while the SIM answers READY.", "modem"),
+		modemRegistration:   gauge("modem_registration_state", "Network registration <stat> of +CREG/+CEREG: 1 home, 5 roaming, 6/7 SMS only (registered); 0 not registered, 2 searching, 3 denied, 4 unknown.", "modem"),
+		modemSignal:         gauge("modem_signal_dbm", "Received signal strength from +CSQ, in dBm; NaN when the modem does not know.", "modem"),
+		modemHealthFailures: counter("modem_health_failures_total", "Health checks that found the modem unable to send, by cause (sim, registration, no_answer).", "modem", "cause"),
+		modemFailuresInRow:  gauge("modem_consecutive_failures", "Send attempts that failed in a row on the modem; 0 after a success.", "modem"),
+		modemReports:        gauge("modem_status_reports", "How the modem passes status reports on: 0 off, 1 routed (+CDS), 2 stored (+CDSI).", "modem"),
+		deliveries:          counter("deliveries_total", "Sent messages whose delivery reached a final status, per modem and status (delivered, failed, expired, unknown).", "modem", "status"),
+		deliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "delivery_latency_seconds",
+			Help:    "Time from a job's acceptance to the status report that its message was delivered.",
+			Buckets: []float64{1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1800, 3600},
+		}),
+		deliveryPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "delivery_pending",
+			Help: "Sent messages waiting for a final status report.",
+		}),
+		reports:      counter("delivery_reports_total", "Status reports received, per modem and result (matched, unmatched, malformed).", "modem", "result"),
+		deadLettered: counter("dead_lettered_total", "Jobs given up after their attempts ran out, by reason (attempts_exhausted, unknown_outcome).", "reason"),
 	}
-	m.ModemReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: namespace, Name: "modem_ready",
-		Help: "1 while the modem takes jobs: open, SIM ready and registered.",
-	}, []string{"modem"})
-	m.ModemSIMReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: namespace, Name: "modem_sim_ready",
-		Help: "1 while the SIM answers READY.",
-	}, []string{"modem"})
-	m.ModemRegistration = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: namespace, Name: "modem_registration_state",
-		Help: "Network registration <stat> of +CREG/+CEREG: 1 home, 5 roaming, 6/7 SMS only (registered); 0 not registered, 2 searching, 3 denied, 4 unknown.",
-	}, []string{"modem"})
-	m.ModemSignal = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: namespace, Name: "modem_signal_dbm",
-		Help: "Received signal strength from +CSQ, in dBm; NaN when the modem does not know.",
-	}, []string{"modem"})
-	m.ModemHealthFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "modem_health_failures_total",
-		Help: "Health checks that found the modem unable to send, by cause (sim, registration, no_answer).",
-	}, []string{"modem", "cause"})
-	m.ModemConsecutiveFailures = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: namespace, Name: "modem_consecutive_failures",
-		Help: "Send attempts that failed in a row on the modem; 0 after a success.",
-	}, []string{"modem"})
-	m.ModemReports = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: namespace, Name: "modem_status_reports",
-		Help: "How the modem passes status reports on: 0 off, 1 routed (+CDS), 2 stored (+CDSI).",
-	}, []string{"modem"})
-	m.Deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "deliveries_total",
-		Help: "Sent messages whose delivery reached a final status, per modem and status (delivered, failed, expired, unknown).",
-	}, []string{"modem", "status"})
-	m.DeliveryLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Namespace: namespace, Name: "delivery_latency_seconds",
-		Help:    "Time from a job's acceptance to the status report that its message was delivered.",
-		Buckets: []float64{1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1800, 3600},
-	})
-	m.DeliveryPending = prometheus.NewGauge(prometheus.GaugeOpts{
-		Namespace: namespace, Name: "delivery_pending",
-		Help: "Sent messages waiting for a final status report.",
-	})
-	m.Reports = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "delivery_reports_total",
-		Help: "Status reports received, per modem and result (matched, unmatched, malformed).",
-	}, []string{"modem", "result"})
-	m.DeadLettered = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "dead_lettered_total",
-		Help: "Jobs given up after their attempts ran out, by reason (attempts_exhausted, unknown_outcome).",
-	}, []string{"reason"})
-	bi := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: namespace, Name: "build_info",
-		Help: "Build information; always 1.",
-	}, []string{"version", "goversion"})
+	bi := gauge("build_info", "Build information; always 1.", "version", "goversion")
 	goVersion := "unknown"
 	if info, ok := debug.ReadBuildInfo(); ok {
 		goVersion = info.GoVersion
 	}
 	bi.WithLabelValues(version, goVersion).Set(1)
 
-	reg.MustRegister(m.JobsReceived, m.Jobs, m.Rejected, m.Duplicates, m.RateLimited, m.Resends,
-		m.SMSSent, m.SMSParts, m.SMSFailed, m.SendLatency, m.CMGSDuration,
-		m.ModemUp, m.ModemBusy, m.ModemReady, m.ModemSIMReady, m.ModemRegistration,
-		m.ModemSignal, m.ModemHealthFailures, m.ModemConsecutiveFailures, m.ModemReports,
-		m.Deliveries, m.DeliveryLatency, m.DeliveryPending, m.Reports, m.DeadLettered, bi)
+	reg.MustRegister(m.jobsReceived, m.jobs, m.rejected, m.duplicates, m.rateLimited, m.resends,
+		m.smsSent, m.smsParts, m.smsFailed, m.sendLatency, m.cmgsDuration,
+		m.modemUp, m.modemBusy, m.modemReady, m.modemSIMReady, m.modemRegistration,
+		m.modemSignal, m.modemHealthFailures, m.modemFailuresInRow, m.modemReports,
+		m.deliveries, m.deliveryLatency, m.deliveryPending, m.reports, m.deadLettered, bi)
 
-	for _, o := range []string{OutcomeSent, OutcomeFailed, OutcomeExpired, OutcomeRejected, OutcomeDuplicate, OutcomeSuperseded} {
-		m.Jobs.WithLabelValues(o)
+	for _, s := range jobOutcomes {
+		m.jobs.WithLabelValues(string(s))
 	}
-	for _, r := range []string{ResendUser, ResendRetry, ResendUnknownOutcome} {
-		m.Resends.WithLabelValues(r)
+	for _, r := range []Resend{ResendUser, ResendRetry, ResendUnknownOutcome} {
+		m.resends.WithLabelValues(string(r))
 	}
-	for _, sc := range []string{"number", "prefix", "country", "global"} {
-		m.RateLimited.WithLabelValues(sc)
+	for _, sc := range []otp.Scope{otp.ScopeNumber, otp.ScopePrefix, otp.ScopeCountry, otp.ScopeGlobal} {
+		m.rateLimited.WithLabelValues(string(sc))
 	}
-	for _, k := range []string{"id", "code"} {
-		m.Duplicates.WithLabelValues(k)
+	for _, k := range []Duplicate{DuplicateID, DuplicateCode} {
+		m.duplicates.WithLabelValues(string(k))
 	}
-	for _, s := range []string{"queue", "request"} {
-		m.JobsReceived.WithLabelValues(s)
+	for _, s := range []Source{SourceQueue, SourceRequest} {
+		m.jobsReceived.WithLabelValues(string(s))
 	}
-	for _, r := range []string{"attempts_exhausted", "unknown_outcome"} {
-		m.DeadLettered.WithLabelValues(r)
+	for _, r := range []otp.Reason{otp.ReasonAttemptsExhausted, otp.ReasonUnknownOutcome} {
+		m.deadLettered.WithLabelValues(string(r))
 	}
 	for _, name := range modems {
-		for _, st := range []string{DeliveryDelivered, DeliveryFailed, DeliveryExpired, DeliveryUnknown} {
-			m.Deliveries.WithLabelValues(name, st)
+		for _, st := range deliveryFinal {
+			m.deliveries.WithLabelValues(name, deliveryLabel(st))
 		}
-		for _, r := range []string{ReportMatched, ReportUnmatched, ReportMalformed} {
-			m.Reports.WithLabelValues(name, r)
+		for _, r := range []Report{ReportMatched, ReportUnmatched, ReportMalformed} {
+			m.reports.WithLabelValues(name, string(r))
 		}
-		m.ModemConsecutiveFailures.WithLabelValues(name)
-		m.SMSSent.WithLabelValues(name)
-		m.SMSParts.WithLabelValues(name)
-		m.ModemUp.WithLabelValues(name)
-		m.ModemBusy.WithLabelValues(name)
-		m.ModemReady.WithLabelValues(name)
-		m.CMGSDuration.WithLabelValues(name)
+		m.modemFailuresInRow.WithLabelValues(name)
+		m.smsSent.WithLabelValues(name)
+		m.smsParts.WithLabelValues(name)
+		m.modemUp.WithLabelValues(name)
+		m.modemBusy.WithLabelValues(name)
+		m.modemReady.WithLabelValues(name)
+		m.cmgsDuration.WithLabelValues(name)
 	}
 	return m
 }
 
-// NewRegistry returns a registry with the Go runtime and process collectors.
-func NewRegistry() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
-	return reg
+// Received counts a job taken from src.
+func (m *Metrics) Received(src Source) { m.jobsReceived.WithLabelValues(string(src)).Inc() }
+
+// Ended counts a job that reached s, one of its final sending states
+// (sent, failed, expired, rejected, duplicate, superseded). Sent jobs are
+// counted by Sent, rejected ones by Rejected.
+func (m *Metrics) Ended(s otp.State) { m.jobs.WithLabelValues(string(s)).Inc() }
+
+// Rejected counts a rejected job: its outcome, its reason and, for a rate
+// limit, the limit's scope.
+func (m *Metrics) Rejected(re *otp.RejectError) {
+	m.Ended(otp.StateRejected)
+	m.rejected.WithLabelValues(string(re.Reason)).Inc()
+	if re.Scope != "" {
+		m.rateLimited.WithLabelValues(string(re.Scope)).Inc()
+	}
 }
 
-// Server serves /metrics, /healthz and /readyz.
-type Server struct {
-	srv *http.Server
-	ln  net.Listener
+// Suppressed counts a suppressed duplicate of kind k.
+func (m *Metrics) Suppressed(k Duplicate) { m.duplicates.WithLabelValues(string(k)).Inc() }
+
+// Resent counts a send that repeats an earlier one.
+func (m *Metrics) Resent(r Resend) { m.resends.WithLabelValues(string(r)).Inc() }
+
+// Sent counts a message a modem confirmed: its parts, the AT+CMGS time,
+// the time since the job's acceptance, and the job's outcome.
+func (m *Metrics) Sent(modem string, parts int, cmgs, sinceAccepted time.Duration) {
+	m.modemFailuresInRow.WithLabelValues(modem).Set(0)
+	m.smsSent.WithLabelValues(modem).Inc()
+	m.smsParts.WithLabelValues(modem).Add(float64(parts))
+	m.cmgsDuration.WithLabelValues(modem).Observe(cmgs.Seconds())
+	m.sendLatency.Observe(sinceAccepted.Seconds())
+	m.Ended(otp.StateSent)
 }
 
-// Listen starts serving on addr ("127.0.0.1:9464"; port 0 picks one). ready
-// tells /readyz whether the daemon can take jobs; a non-nil error is
-// reported with status 503.
-func Listen(addr string, g prometheus.Gatherer, ready func() error) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := ready(); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ready\n"))
-	})
-	s := &Server{
-		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
-		ln:  ln,
-	}
-	go s.srv.Serve(ln)
-	return s, nil
+// SendFailed counts a failed send attempt on modem, by error class
+// (retryable, permanent, unknown_outcome).
+func (m *Metrics) SendFailed(modem, class string) {
+	m.smsFailed.WithLabelValues(modem, class).Inc()
+	m.modemFailuresInRow.WithLabelValues(modem).Inc()
 }
 
-// Addr returns the address the server listens on.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
+// DeadLettered counts a job given up after its attempts ran out, by reason
+// (attempts_exhausted, unknown_outcome).
+func (m *Metrics) DeadLettered(reason otp.Reason) {
+	m.deadLettered.WithLabelValues(string(reason)).Inc()
+}
 
-// Shutdown stops the server gracefully.
-func (s *Server) Shutdown(ctx context.Context) error {
-	if err := s.srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+// ModemOpen records a modem opened (up) or closed, and how it passes status
+// reports on (0 off, 1 routed, 2 stored).
+func (m *Metrics) ModemOpen(modem string, up bool, reports int) {
+	m.modemUp.WithLabelValues(modem).Set(boolValue(up))
+	if up {
+		m.modemReports.WithLabelValues(modem).Set(float64(reports))
 	}
-	return nil
+}
+
+// ModemReady records whether a modem takes jobs.
+func (m *Metrics) ModemReady(modem string, ready bool) {
+	m.modemReady.WithLabelValues(modem).Set(boolValue(ready))
+}
+
+// ModemBusy records whether a modem is sending.
+func (m *Metrics) ModemBusy(modem string, busy bool) {
+	m.modemBusy.WithLabelValues(modem).Set(boolValue(busy))
+}
+
+// ModemHealth records a health check's answer: SIM ready, the registration
+// <stat>, and the signal in dBm (known false: NaN).
+func (m *Metrics) ModemHealth(modem string, simReady bool, registration int, signalDBm int, known bool) {
+	m.modemSIMReady.WithLabelValues(modem).Set(boolValue(simReady))
+	m.modemRegistration.WithLabelValues(modem).Set(float64(registration))
+	signal := math.NaN()
+	if known {
+		signal = float64(signalDBm)
+	}
+	m.modemSignal.WithLabelValues(modem).Set(signal)
+}
+
+// HealthFailed counts a health check that found modem unable to send.
+func (m *Metrics) HealthFailed(modem string, cause HealthFailure) {
+	m.modemHealthFailures.WithLabelValues(modem, string(cause)).Inc()
+}
+
+// Delivery counts a sent message's final delivery state s (delivered,
+// delivery_failed, delivery_expired, delivery_unknown) and, when
+// delivered, the time since the job's acceptance. Other states count
+// nothing.
+func (m *Metrics) Delivery(modem string, s otp.State, sinceAccepted time.Duration) {
+	if !slices.Contains(deliveryFinal, s) {
+		return
+	}
+	if s == otp.StateDelivered {
+		m.deliveryLatency.Observe(sinceAccepted.Seconds())
+	}
+	m.deliveries.WithLabelValues(modem, deliveryLabel(s)).Inc()
+}
+
+// DeliveryPending records how many sent messages wait for a final status
+// report.
+func (m *Metrics) DeliveryPending(n int) { m.deliveryPending.Set(float64(n)) }
+
+// Report counts a status report received from modem, by what became of it.
+func (m *Metrics) Report(modem string, r Report) { m.reports.WithLabelValues(modem, string(r)).Inc() }
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

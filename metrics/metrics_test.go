@@ -11,13 +11,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/simgate/simgate/otp"
 )
 
 func TestMetricsLint(t *testing.T) {
 	reg := NewRegistry()
 	m := New(reg, "v1.2.3", []string{"m1", "m2"})
-	m.Rejected.WithLabelValues("invalid_number").Inc()
-	m.SMSFailed.WithLabelValues("m1", "retryable").Inc()
+	m.Rejected(&otp.RejectError{Reason: otp.ReasonInvalidNumber})
+	m.SendFailed("m1", "retryable")
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +28,7 @@ func TestMetricsLint(t *testing.T) {
 		t.Errorf("lint %s: %s", p.Metric, p.Text)
 	}
 	// Series of configured modems exist before any event.
-	if n := testutil.CollectAndCount(m.ModemUp); n != 2 {
+	if n, err := testutil.GatherAndCount(reg, "simgate_modem_up"); err != nil || n != 2 {
 		t.Errorf("modem_up has %d series, want 2", n)
 	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
@@ -35,7 +37,7 @@ func TestMetricsLint(t *testing.T) {
 simgate_jobs_total{outcome="duplicate"} 0
 simgate_jobs_total{outcome="expired"} 0
 simgate_jobs_total{outcome="failed"} 0
-simgate_jobs_total{outcome="rejected"} 0
+simgate_jobs_total{outcome="rejected"} 1
 simgate_jobs_total{outcome="sent"} 0
 simgate_jobs_total{outcome="superseded"} 0
 `), "simgate_jobs_total"); err != nil {

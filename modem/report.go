@@ -32,7 +32,7 @@ type Report struct {
 	// service centre last tried or gave up.
 	Discharge time.Time
 	// Status is TP-ST (§9.2.3.15).
-	Status byte
+	TPStatus byte
 }
 
 // Delivery classifies a TP-Status.
@@ -85,7 +85,7 @@ func Classify(st byte) Delivery {
 }
 
 // Delivery returns the class of the report's status.
-func (r Report) Delivery() Delivery { return Classify(r.Status) }
+func (r Report) Delivery() Delivery { return Classify(r.TPStatus) }
 
 // ErrNotStatusReport is returned for a PDU that decodes but is another kind
 // of message (an SMS-DELIVER read from the wrong memory, say).
@@ -132,7 +132,7 @@ func ParseStatusReport(pdu string, length int) (Report, error) {
 		Recipient: tp.RA.Number(),
 		SCTS:      tp.SCTS.Time,
 		Discharge: tp.DT.Time,
-		Status:    tp.ST,
+		TPStatus:  tp.ST,
 	}, nil
 }
 

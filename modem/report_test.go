@@ -78,7 +78,7 @@ func TestParseStatusReport(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.MR != 0xfe || r.Recipient != "+4526227921" || r.Status != 0 {
+			if r.MR != 0xfe || r.Recipient != "+4526227921" || r.TPStatus != 0 {
 				t.Errorf("got %+v", r)
 			}
 			if !r.SCTS.Equal(scts) || !r.Discharge.Equal(dt) {
@@ -214,7 +214,7 @@ func FuzzParseStatusReport(f *testing.F) {
 		b, _ := hex.DecodeString(strings.TrimSpace(pdu))
 		if length >= 0 && length <= len(b) {
 			r2, err := ParseStatusReport(hex.EncodeToString(b[len(b)-length:]), length)
-			if err != nil || r2.MR != r.MR || r2.Recipient != r.Recipient || r2.Status != r.Status ||
+			if err != nil || r2.MR != r.MR || r2.Recipient != r.Recipient || r2.TPStatus != r.TPStatus ||
 				!r2.SCTS.Equal(r.SCTS) || !r2.Discharge.Equal(r.Discharge) {
 				t.Fatalf("bare TPDU: %+v, %v; with SCA: %+v", r2, err, r)
 			}

@@ -2,53 +2,55 @@ package otp
 
 import "time"
 
-// EventType names a state of a job. The set is part of the public contract.
-type EventType string
+// State names a state of a job: the one vocabulary of the type of an
+// event, the state in a duplicate's Reply, the policy's record of a job and
+// the outcome label of metrics. The set is part of the public contract.
+type State string
 
-// Event types, in the order a job can go through them.
+// States, in the order a job can go through them.
 const (
-	EventAccepted EventType = "accepted" // validated and durably queued
-	EventRejected EventType = "rejected" // refused before queueing or when taken from the queue; final
-	EventRetrying EventType = "retrying" // an attempt failed and the job is queued again
-	EventSent     EventType = "sent"     // a modem confirmed +CMGS for every part; final for sending
-	EventFailed   EventType = "failed"   // will not be sent; final
-	EventExpired  EventType = "expired"  // its ttl passed before a modem could send it; final
-	// EventDuplicate: the same code already went to the same number (see
+	StateAccepted State = "accepted" // validated and durably queued
+	StateRejected State = "rejected" // refused before queueing or when taken from the queue; final
+	StateRetrying State = "retrying" // an attempt failed and the job is queued again
+	StateSent     State = "sent"     // a modem confirmed +CMGS for every part; final for sending
+	StateFailed   State = "failed"   // will not be sent; final
+	StateExpired  State = "expired"  // its ttl passed before a modem could send it; final
+	// StateDuplicate: the same code already went to the same number (see
 	// DuplicateOf); nothing is sent for this job. Final.
-	EventDuplicate EventType = "duplicate"
-	// EventSuperseded: a newer code for the same number was accepted before
+	StateDuplicate State = "duplicate"
+	// StateSuperseded: a newer code for the same number was accepted before
 	// this one was sent; only the newest is sent. Final.
-	EventSuperseded EventType = "superseded"
+	StateSuperseded State = "superseded"
 
 	// After sent, status reports tell what became of the message.
 
-	// EventDelivered: every part reached the phone (TP-Status 0x00-0x1F).
+	// StateDelivered: every part reached the phone (TP-Status 0x00-0x1F).
 	// Final.
-	EventDelivered EventType = "delivered"
-	// EventDeliveryPending: the service centre met a temporary error
+	StateDelivered State = "delivered"
+	// StateDeliveryPending: the service centre met a temporary error
 	// (TP-Status 0x20-0x3F) and still tries; at most once per job.
-	EventDeliveryPending EventType = "delivery_pending"
-	// EventDeliveryFailed: the service centre gave up on a part
-	// (TP-Status 0x40-0x7F but 0x46, see Status). Final.
-	EventDeliveryFailed EventType = "delivery_failed"
-	// EventDeliveryExpired: the message's validity period, the code's
+	StateDeliveryPending State = "delivery_pending"
+	// StateDeliveryFailed: the service centre gave up on a part
+	// (TP-Status 0x40-0x7F but 0x46, see Event.TPStatus). Final.
+	StateDeliveryFailed State = "delivery_failed"
+	// StateDeliveryExpired: the message's validity period, the code's
 	// remaining ttl, passed before the phone could be reached
 	// (TP-Status 0x46). Final.
-	EventDeliveryExpired EventType = "delivery_expired"
-	// EventDeliveryUnknown: no final status report came within
+	StateDeliveryExpired State = "delivery_expired"
+	// StateDeliveryUnknown: no final status report came within
 	// otp.delivery_timeout. Final.
-	EventDeliveryUnknown EventType = "delivery_unknown"
+	StateDeliveryUnknown State = "delivery_unknown"
 )
 
-// EventTypes lists every event type, in the order above.
-var EventTypes = []EventType{EventAccepted, EventRejected, EventRetrying, EventSent, EventFailed,
-	EventExpired, EventDuplicate, EventSuperseded, EventDelivered, EventDeliveryPending,
-	EventDeliveryFailed, EventDeliveryExpired, EventDeliveryUnknown}
+// States lists every event type, in the order above.
+var States = []State{StateAccepted, StateRejected, StateRetrying, StateSent, StateFailed,
+	StateExpired, StateDuplicate, StateSuperseded, StateDelivered, StateDeliveryPending,
+	StateDeliveryFailed, StateDeliveryExpired, StateDeliveryUnknown}
 
 // Final reports whether no further sending event follows t.
-func (t EventType) Final() bool {
+func (t State) Final() bool {
 	switch t {
-	case EventRejected, EventSent, EventFailed, EventExpired, EventDuplicate, EventSuperseded:
+	case StateRejected, StateSent, StateFailed, StateExpired, StateDuplicate, StateSuperseded:
 		return true
 	}
 	return false
@@ -58,18 +60,18 @@ func (t EventType) Final() bool {
 // follows it. A job that was sent ends with one of delivered,
 // delivery_failed, delivery_expired and delivery_unknown, unless its modem
 // passes no status reports on (then sent is its last event).
-func (t EventType) DeliveryFinal() bool {
+func (t State) DeliveryFinal() bool {
 	switch t {
-	case EventDelivered, EventDeliveryFailed, EventDeliveryExpired, EventDeliveryUnknown:
+	case StateDelivered, StateDeliveryFailed, StateDeliveryExpired, StateDeliveryUnknown:
 		return true
 	}
-	return t.Final() && t != EventSent
+	return t.Final() && t != StateSent
 }
 
 // Last reports whether no event follows e: a final event, except a sent
 // event that awaits a status report, or a final delivery event.
 func (e Event) Last() bool {
-	if e.Type == EventSent {
+	if e.Type == StateSent {
 		return !e.Report
 	}
 	return e.Type.DeliveryFinal()
@@ -78,8 +80,8 @@ func (e Event) Last() bool {
 // Event is published as JSON on otp.events.<job id> at every state change of
 // a job. It never contains the code, the text or the full number.
 type Event struct {
-	Type EventType `json:"type"`
-	ID   string    `json:"id"`
+	Type State  `json:"type"`
+	ID   string `json:"id"`
 	// To is the masked destination ("+45******21").
 	To   string    `json:"to,omitempty"`
 	Time time.Time `json:"time"`
@@ -112,11 +114,11 @@ type Event struct {
 	// delivery event (delivered, delivery_failed, delivery_expired or
 	// delivery_unknown) will follow.
 	Report bool `json:"report,omitempty"`
-	// Status is the TP-Status (3GPP TS 23.040 9.2.3.15) of the status
+	// TPStatus is the TP-Status (3GPP TS 23.040 9.2.3.15) of the status
 	// report behind a delivery event: 0 received by the phone, 1 forwarded
 	// without confirmation, 0x20-0x3F temporary errors, 0x40-0x7F final
 	// errors (0x46 validity period expired).
-	Status *int `json:"status,omitempty"`
+	TPStatus *int `json:"status,omitempty"`
 	// Discharge is the service centre's time of that report: when the
 	// message was delivered or given up.
 	Discharge time.Time `json:"discharge,omitzero"`

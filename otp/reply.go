@@ -1,19 +1,20 @@
 package otp
 
-// Status is the immediate answer to a job sent on otp.request.
-type Status string
+// ReplyStatus is the immediate answer to a job sent on otp.request:
+// accepted, rejected or error. (A job's later states are State.)
+type ReplyStatus string
 
 // Statuses of a Reply.
 const (
-	StatusAccepted Status = "accepted" // validated and durably queued
-	StatusRejected Status = "rejected" // refused; see Reason
-	StatusError    Status = "error"    // simgate could not queue the job; try again
+	ReplyAccepted ReplyStatus = "accepted" // validated and durably queued
+	ReplyRejected ReplyStatus = "rejected" // refused; see Reason
+	ReplyError    ReplyStatus = "error"    // simgate could not queue the job; try again
 )
 
 // Reply is the JSON answer on otp.request.
 type Reply struct {
-	Status Status `json:"status"`
-	ID     string `json:"id,omitempty"`
+	Status ReplyStatus `json:"status"`
+	ID     string      `json:"id,omitempty"`
 	// To is the masked, normalised destination.
 	To string `json:"to,omitempty"`
 	// Duplicate is true when the job id was queued before: nothing new was
@@ -23,7 +24,7 @@ type Reply struct {
 	// same number under another id; State is that job's (or, for a
 	// repeated id, this job's) current state: accepted, sent, failed, ...
 	DuplicateOf string `json:"duplicate_of,omitempty"`
-	State       string `json:"state,omitempty"`
+	State       State  `json:"state,omitempty"`
 	// Resend is true when the number was sent a code that is still valid.
 	Resend     bool    `json:"resend,omitempty"`
 	Scope      Scope   `json:"scope,omitempty"`
@@ -36,7 +37,7 @@ type Reply struct {
 // RejectReply returns the reply for a rejected job.
 func RejectReply(id string, re *RejectError) Reply {
 	return Reply{
-		Status:     StatusRejected,
+		Status:     ReplyRejected,
 		ID:         id,
 		Reason:     re.Reason,
 		Field:      re.Field,

@@ -98,7 +98,7 @@ func TestJobSchemaPatterns(t *testing.T) {
 }
 
 // TestEventTypeEnum keeps the schema's list of event types equal to
-// EventTypes.
+// States.
 func TestEventTypeEnum(t *testing.T) {
 	b, err := os.ReadFile("schema/event.schema.json")
 	if err != nil {
@@ -115,10 +115,10 @@ func TestEventTypeEnum(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want []string
-	for _, et := range EventTypes {
+	for _, et := range States {
 		want = append(want, string(et))
 	}
 	if !slices.Equal(schema.Properties.Type.Enum, want) {
-		t.Errorf("schema enum %v, EventTypes %v", schema.Properties.Type.Enum, want)
+		t.Errorf("schema enum %v, States %v", schema.Properties.Type.Enum, want)
 	}
 }

@@ -23,19 +23,10 @@ import (
 	"github.com/simgate/simgate/otp"
 )
 
-// Job states kept for duplicate answers.
-const (
-	StateAccepted   = "accepted"
-	StateDuplicate  = "duplicate"
-	StateRejected   = "rejected"
-	StateSent       = "sent"
-	StateFailed     = "failed"
-	StateExpired    = "expired"
-	StateSuperseded = "superseded"
-	// StateUnqueued marks a job admitted but not queued (the queue failed).
-	// An unqueued or rejected job id may be tried again as new.
-	StateUnqueued = "unqueued"
-)
+// stateUnqueued marks a job admitted but not queued (the queue failed):
+// the policy's own record state, never shown. An unqueued or rejected job
+// id may be tried again as new.
+const stateUnqueued otp.State = "unqueued"
 
 // Window is a sliding-window limit: at most Limit sends per Period.
 type Window struct {
@@ -155,17 +146,17 @@ type Verdict struct {
 	// first job's id).
 	Duplicate bool
 	Of        string
-	State     string
+	State     otp.State
 	// Resend is true when the number was sent a code that is still valid.
 	Resend bool
 }
 
 // records stored as JSON, with short names: there are millions of them.
 type jobRecord struct {
-	State  string `json:"s"`
-	Reason string `json:"r,omitempty"`
-	Of     string `json:"o,omitempty"`
-	At     int64  `json:"t,omitempty"` // unix ms of admission
+	State  otp.State `json:"s"`
+	Reason string    `json:"r,omitempty"`
+	Of     string    `json:"o,omitempty"`
+	At     int64     `json:"t,omitempty"` // unix ms of admission
 }
 
 type numberRecord struct {
@@ -225,7 +216,7 @@ func ceilSecond(d time.Duration) time.Duration {
 // Verdict with Duplicate set when nothing new may be sent.
 func (p *Policy) Admit(ctx context.Context, j otp.Prepared) (Verdict, error) {
 	now := p.now()
-	b, _ := json.Marshal(jobRecord{State: StateAccepted, At: now.UnixMilli()})
+	b, _ := json.Marshal(jobRecord{State: otp.StateAccepted, At: now.UnixMilli()})
 	if _, err := p.store.Create(ctx, jobKey(j.ID), b); err != nil {
 		if !errors.Is(err, ErrExists) {
 			return Verdict{}, fmt.Errorf("record job: %w", err)
@@ -238,7 +229,7 @@ func (p *Policy) Admit(ctx context.Context, j otp.Prepared) (Verdict, error) {
 		if err := json.Unmarshal(e.Value, &rec); err != nil {
 			return Verdict{}, fmt.Errorf("decode job: %w", err)
 		}
-		if rec.State != StateUnqueued && rec.State != StateRejected {
+		if rec.State != stateUnqueued && rec.State != otp.StateRejected {
 			return Verdict{Duplicate: true, Of: j.ID, State: rec.State}, nil
 		}
 		// A try that was refused or never reached the queue: the same id
@@ -250,13 +241,13 @@ func (p *Policy) Admit(ctx context.Context, j otp.Prepared) (Verdict, error) {
 	v, err := p.admit(ctx, j, now)
 	switch re, ok := otp.AsReject(err); {
 	case ok:
-		p.Finish(ctx, j.ID, StateRejected, string(re.Reason))
+		p.Finish(ctx, j.ID, otp.StateRejected, string(re.Reason))
 	case err != nil:
 		// The store failed: forget the job so a retry is not taken for a
 		// duplicate.
-		p.Finish(ctx, j.ID, StateRejected, "store_error")
+		p.Finish(ctx, j.ID, otp.StateRejected, "store_error")
 	case v.Duplicate:
-		p.finish(ctx, j.ID, jobRecord{State: StateDuplicate, Of: v.Of})
+		p.finish(ctx, j.ID, jobRecord{State: otp.StateDuplicate, Of: v.Of})
 	}
 	return v, err
 }
@@ -269,11 +260,11 @@ func (p *Policy) Withdraw(ctx context.Context, j otp.Prepared) error {
 	if err != nil {
 		return err
 	}
-	if rec.State != StateAccepted {
+	if rec.State != otp.StateAccepted {
 		return nil
 	}
 	p.undoNumber(ctx, p.numberKey(j.Number.E164), j.ID, time.UnixMilli(rec.At))
-	return p.Finish(ctx, j.ID, StateUnqueued, "")
+	return p.Finish(ctx, j.ID, stateUnqueued, "")
 }
 
 func (p *Policy) admit(ctx context.Context, j otp.Prepared, now time.Time) (Verdict, error) {
@@ -577,7 +568,7 @@ func (p *Policy) job(ctx context.Context, id string) (jobRecord, error) {
 }
 
 // State returns the recorded state of job id ("" when unknown).
-func (p *Policy) State(ctx context.Context, id string) (string, error) {
+func (p *Policy) State(ctx context.Context, id string) (otp.State, error) {
 	rec, err := p.job(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return "", nil
@@ -587,7 +578,7 @@ func (p *Policy) State(ctx context.Context, id string) (string, error) {
 
 // Finish records the final state of job id, so that a re-published job
 // learns the first one's fate.
-func (p *Policy) Finish(ctx context.Context, id, state, reason string) error {
+func (p *Policy) Finish(ctx context.Context, id string, state otp.State, reason string) error {
 	return p.finish(ctx, id, jobRecord{State: state, Reason: reason})
 }
 

@@ -60,11 +60,11 @@ func TestDuplicateJobID(t *testing.T) {
 		t.Fatalf("first: %+v %v", v, err)
 	}
 	v, err := p.Admit(ctx, j)
-	if err != nil || !v.Duplicate || v.Of != "a" || v.State != StateAccepted {
+	if err != nil || !v.Duplicate || v.Of != "a" || v.State != otp.StateAccepted {
 		t.Fatalf("again: %+v %v", v, err)
 	}
-	p.Finish(ctx, "a", StateSent, "")
-	if v, _ := p.Admit(ctx, j); v.State != StateSent {
+	p.Finish(ctx, "a", otp.StateSent, "")
+	if v, _ := p.Admit(ctx, j); v.State != otp.StateSent {
 		t.Errorf("after sent: %+v", v)
 	}
 	// A job whose queueing failed may be tried again under its id.
@@ -96,7 +96,7 @@ func TestSameCodeSameNumberIsSentOnce(t *testing.T) {
 	if err != nil || !v.Duplicate {
 		t.Fatalf("double submit after a rate-limited one: %+v %v", v, err)
 	}
-	if s, _ := p.State(ctx, "b"); s != StateDuplicate {
+	if s, _ := p.State(ctx, "b"); s != otp.StateDuplicate {
 		t.Errorf("state of b = %q", s)
 	}
 	// Outside the window the same code is a new send (after the cooldown).
@@ -116,7 +116,7 @@ func TestNumberLimits(t *testing.T) {
 	c.add(20 * time.Second)
 	_, err := p.Admit(ctx, job("j1", n, "100001"))
 	wantReject(t, err, otp.ReasonRateLimited, otp.ScopeNumber, 40*time.Second)
-	if s, _ := p.State(ctx, "j1"); s != StateRejected {
+	if s, _ := p.State(ctx, "j1"); s != otp.StateRejected {
 		t.Errorf("state of a rejected job = %q", s)
 	}
 	c.add(40 * time.Second)

@@ -86,11 +86,11 @@ func TestServeAndSend(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	var reply otp.Reply
-	if len(lines) != 3 || json.Unmarshal([]byte(lines[0]), &reply) != nil || reply.Status != otp.StatusAccepted {
+	if len(lines) != 3 || json.Unmarshal([]byte(lines[0]), &reply) != nil || reply.Status != otp.ReplyAccepted {
 		t.Fatalf("output:\n%s", out)
 	}
 	var sent otp.Event
-	if json.Unmarshal([]byte(lines[2]), &sent) != nil || sent.Type != otp.EventSent || sent.Modem != "sim1" {
+	if json.Unmarshal([]byte(lines[2]), &sent) != nil || sent.Type != otp.StateSent || sent.Modem != "sim1" {
 		t.Errorf("last line %s", lines[2])
 	}
 
@@ -101,7 +101,7 @@ func TestServeAndSend(t *testing.T) {
 	}
 	lines = strings.Split(strings.TrimSpace(out), "\n")
 	var delivered otp.Event
-	if len(lines) != 4 || json.Unmarshal([]byte(lines[3]), &delivered) != nil || delivered.Type != otp.EventDelivered {
+	if len(lines) != 4 || json.Unmarshal([]byte(lines[3]), &delivered) != nil || delivered.Type != otp.StateDelivered {
 		t.Errorf("--wait-delivery output:\n%s", out)
 	}
 

@@ -92,9 +92,9 @@ func send(ctx context.Context, cmd *cobra.Command, url string, opts []nats.Optio
 	enc := json.NewEncoder(out)
 	enc.Encode(reply)
 	switch reply.Status {
-	case otp.StatusRejected:
+	case otp.ReplyRejected:
 		return &exitError{exitRejected, fmt.Errorf("rejected: %s %s", reply.Reason, reply.Detail)}
-	case otp.StatusError:
+	case otp.ReplyError:
 		return fmt.Errorf("simgate could not queue the job: %s", reply.Detail)
 	}
 	if !wait {
@@ -107,14 +107,14 @@ func send(ctx context.Context, cmd *cobra.Command, url string, opts []nats.Optio
 		}
 		enc.Encode(ev)
 		switch {
-		case ev.Type == otp.EventSent && delivery && !ev.Last():
+		case ev.Type == otp.StateSent && delivery && !ev.Last():
 			// The status report's verdict follows.
-		case ev.Type == otp.EventDelivered:
+		case ev.Type == otp.StateDelivered:
 			return nil
 		case !ev.Type.DeliveryFinal() && !ev.Type.Final():
-		case ev.Type == otp.EventSent:
+		case ev.Type == otp.StateSent:
 			return nil
-		case ev.Type == otp.EventRejected:
+		case ev.Type == otp.StateRejected:
 			return &exitError{exitRejected, fmt.Errorf("%s: %s", ev.Type, ev.Reason)}
 		default:
 			return &exitError{exitFailed, fmt.Errorf("%s: %s", ev.Type, ev.Reason)}
