@@ -10,14 +10,14 @@ import (
 
 	"github.com/simgate/simgate/client"
 	"github.com/simgate/simgate/config"
-	"github.com/simgate/simgate/gateway"
+	"github.com/simgate/simgate/daemon"
 	"github.com/simgate/simgate/modem/modemsim"
 	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/queue"
 )
 
-// daemon starts simgate with one simulated modem and returns a connection.
-func daemon(t *testing.T) (*nats.Conn, *modemsim.Modem) {
+// startDaemon starts simgate with one simulated modem and returns a connection.
+func startDaemon(t *testing.T) (*nats.Conn, *modemsim.Modem) {
 	t.Helper()
 	sim, err := modemsim.Start(modemsim.Config{Name: "m1"})
 	if err != nil {
@@ -29,7 +29,7 @@ func daemon(t *testing.T) (*nats.Conn, *modemsim.Modem) {
 	cfg.NATS.Listen = "127.0.0.1:0"
 	cfg.Metrics.Listen = ""
 	cfg.Modems = []config.Modem{{Name: "m1", Device: sim.Path()}}
-	d, err := gateway.Start(context.Background(), cfg, nil, "test")
+	d, err := daemon.Start(context.Background(), cfg, nil, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func daemon(t *testing.T) (*nats.Conn, *modemsim.Modem) {
 }
 
 func TestClient(t *testing.T) {
-	nc, sim := daemon(t)
+	nc, sim := startDaemon(t)
 	c, err := client.New(nc)
 	if err != nil {
 		t.Fatal(err)

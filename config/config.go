@@ -249,6 +249,9 @@ type Modem struct {
 	SendTimeout    time.Duration `mapstructure:"send_timeout"`
 	// HealthInterval is how often SIM, registration and signal are checked.
 	HealthInterval time.Duration `mapstructure:"health_interval"`
+	// Trace logs the AT conversation with the modem at debug level,
+	// redacted: PINs and numbers masked, PDUs and texts withheld.
+	Trace bool `mapstructure:"trace"`
 	// USB finds the modem by USB identity when device is empty.
 	USB USB `mapstructure:"usb"`
 	// PerMinute and PerDay cap this modem's sends (SIM plans cap them);

@@ -379,10 +379,26 @@ func (g *Gateway) publish(ctx context.Context, ev otp.Event) {
 	}
 }
 
+// Worker configures the worker of one modem: the modem itself, and how
+// the worker paces it.
+type Worker struct {
+	Modem modem.Config
+	// HealthInterval is how often the worker checks SIM, registration and
+	// signal; 30 s when zero.
+	HealthInterval time.Duration
+	// PerMinute and PerDay cap the modem's sends (0: no cap): the worker
+	// takes no job while its modem is at a cap.
+	PerMinute, PerDay int
+}
+
 // RunModem runs the worker of one modem until ctx ends: it opens the modem
 // (again, with backoff, after every fault), then takes jobs one at a time
 // while the modem is up.
-func (g *Gateway) RunModem(ctx context.Context, cfg modem.Config) {
+func (g *Gateway) RunModem(ctx context.Context, wc Worker) {
+	if wc.HealthInterval == 0 {
+		wc.HealthInterval = 30 * time.Second
+	}
+	cfg := wc.Modem
 	log := g.log.With("modem", cfg.Name)
 	cfg.Logger = g.log
 	w := g.registerWorker(cfg.Name, g.opts.Routes[cfg.Name])
@@ -411,7 +427,7 @@ func (g *Gateway) RunModem(ctx context.Context, cfg modem.Config) {
 		log.Info("modem open", "manufacturer", inf.Manufacturer, "model", inf.Model, "revision", inf.Revision,
 			"status_reports", m.Reports())
 		g.opts.Metrics.ModemOpen(cfg.Name, true, int(m.Reports()))
-		g.serveModem(ctx, m, w, log)
+		g.serveModem(ctx, m, w, wc, log)
 		g.drainInbox(w)
 		g.opts.Metrics.ModemOpen(cfg.Name, false, 0)
 		g.setReady(cfg.Name, false)
@@ -425,7 +441,7 @@ func (g *Gateway) RunModem(ctx context.Context, cfg modem.Config) {
 // serveModem takes jobs for m until m breaks or ctx ends. It checks the
 // modem's health at once and every HealthInterval, and takes no job while
 // the modem cannot send (SIM not ready, not registered).
-func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, w *worker, log *slog.Logger) {
+func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, w *worker, wc Worker, log *slog.Logger) {
 	// Stop waiting for a job as soon as the modem goes away.
 	fetchCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -436,9 +452,8 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, w *worker, log
 		case <-fetchCtx.Done():
 		}
 	}()
-	mc := m.Config()
-	interval := mc.HealthInterval
-	caps := &sendCaps{perMinute: mc.PerMinute, perDay: mc.PerDay}
+	interval := wc.HealthInterval
+	caps := &sendCaps{perMinute: wc.PerMinute, perDay: wc.PerDay}
 	var nextCheck time.Time
 	for {
 		if !time.Now().Before(nextCheck) {

@@ -41,12 +41,6 @@ type Config struct {
 	// SendTimeout bounds one AT+CMGS; 120 s when zero (the maximum response
 	// time module manuals give; the network decides).
 	SendTimeout time.Duration
-	// HealthInterval is how often a worker checks SIM, registration and
-	// signal; 30 s when zero.
-	HealthInterval time.Duration
-	// PerMinute and PerDay cap the modem's sends (0: no cap): a worker
-	// takes no job while its modem is at a cap.
-	PerMinute, PerDay int
 	// OnReport, when set, asks for a status report with every SMS and
 	// receives each report the modem passes on, or the error decoding one.
 	// It is called from a goroutine of the modem's, possibly concurrently
@@ -70,9 +64,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.SendTimeout == 0 {
 		c.SendTimeout = 120 * time.Second
-	}
-	if c.HealthInterval == 0 {
-		c.HealthInterval = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

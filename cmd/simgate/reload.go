@@ -12,7 +12,7 @@ import (
 	"github.com/simgate/simgate/config"
 )
 
-// runningDaemon is what the service loop needs of a *gateway.Daemon.
+// runningDaemon is what the service loop needs of a *daemon.Daemon.
 type runningDaemon interface {
 	Reload(config.Config) error
 	Healthy() error

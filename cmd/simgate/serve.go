@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/simgate/simgate/config"
-	"github.com/simgate/simgate/gateway"
+	"github.com/simgate/simgate/daemon"
 )
 
 func newServeCmd() *cobra.Command {
@@ -45,7 +45,7 @@ watchdog while NATS is connected and the modem workers run.`,
 			level.Set(parseLevel(cfg.Log.Level))
 			log := newLevelLogger(cmd.ErrOrStderr(), level, cfg.Log.Format)
 			ctx := cmd.Context()
-			d, err := gateway.Start(ctx, cfg, log, buildVersion())
+			d, err := daemon.Start(ctx, cfg, log, buildVersion())
 			if err != nil {
 				return err
 			}

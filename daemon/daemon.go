@@ -1,4 +1,4 @@
-package gateway
+package daemon
 
 import (
 	"bytes"
@@ -18,11 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/simgate/simgate/config"
+	"github.com/simgate/simgate/gateway"
 	"github.com/simgate/simgate/metrics"
-	"github.com/simgate/simgate/modem"
 	"github.com/simgate/simgate/modem/modemsim"
 	"github.com/simgate/simgate/natsauth"
-	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/policy"
 	"github.com/simgate/simgate/queue"
 )
@@ -35,7 +34,7 @@ type Daemon struct {
 
 	ns      *server.Server // nil with an external server
 	nc      *nats.Conn
-	gw      *Gateway
+	gw      *gateway.Gateway
 	reg     *prometheus.Registry
 	metrics *metrics.Server
 	sims    []*modemsim.Modem
@@ -88,56 +87,36 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 	if err != nil {
 		return d, fmt.Errorf("jetstream: %w", err)
 	}
-	cons, err := queue.Setup(ctx, js, queue.StreamConfig{
-		Replicas:     cfg.NATS.Replicas,
-		DedupWindow:  cfg.OTP.MaxTTL,
-		EventsMaxAge: cfg.NATS.EventsMaxAge,
-		AckWait:      cfg.NATS.AckWait,
-	})
+	cons, err := queue.Setup(ctx, js, streamConfig(cfg))
 	if err != nil {
-		return d, err
-	}
-	renderer, err := otp.NewRenderer(cfg.OTP.Brand, cfg.OTP.Locale, cfg.OTP.Templates)
-	if err != nil {
-		return d, err
-	}
-	for _, w := range renderer.Check() {
-		log.Warn("template: " + w)
-	}
-	numbers := cfg.OTP.Numbers.Policy()
-	if err := numbers.Validate(); err != nil {
 		return d, err
 	}
 	pol, err := d.policy(ctx, js)
 	if err != nil {
 		return d, err
 	}
+	settings, warnings, err := live(cfg, pol)
+	if err != nil {
+		return d, err
+	}
+	for _, w := range warnings {
+		log.Warn("template: " + w)
+	}
 	// Sent messages waiting for a status report outlive a restart.
-	journal, err := queue.OpenDeliveryJournal(ctx, js, cfg.Node, d.polKey, cfg.OTP.DeliveryTimeout+time.Hour, cfg.NATS.Replicas)
+	journal, err := queue.OpenDeliveryJournal(ctx, js, cfg.Node, d.polKey, journalTTL(cfg), cfg.NATS.Replicas)
 	if err != nil {
 		return d, err
 	}
 	names := make([]string, len(modems))
 	for i, m := range modems {
-		names[i] = m.Name
+		names[i] = m.Modem.Name
 	}
 	m := metrics.New(d.reg, version, names)
-	d.gw = New(Options{
-		NC: d.nc, JS: js, Consumer: cons,
-		Limits:          otp.Limits{DefaultTTL: cfg.OTP.DefaultTTL, MaxTTL: cfg.OTP.MaxTTL, Region: cfg.OTP.Region, Numbers: numbers},
-		Renderer:        renderer,
-		Policy:          pol,
-		Metrics:         m,
-		Logger:          log,
-		Node:            cfg.Node,
-		Version:         version,
-		MaxAttempts:     cfg.OTP.MaxAttempts,
-		RetryDelay:      cfg.OTP.RetryDelay,
-		AckWait:         cfg.NATS.AckWait,
-		DeliveryTimeout: cfg.OTP.DeliveryTimeout,
-		Routes:          routes(cfg.Modems),
-		Journal:         journal,
-	})
+	opts := gatewayOptions(cfg, version)
+	opts.NC, opts.JS, opts.Consumer = d.nc, js, cons
+	opts.Limits, opts.Renderer, opts.Policy = settings.Limits, settings.Renderer, settings.Policy
+	opts.Metrics, opts.Logger, opts.Journal = m, log, journal
+	d.gw = gateway.New(opts)
 	if err := d.gw.Restore(ctx); err != nil {
 		return d, fmt.Errorf("restore delivery tracking: %w", err)
 	}
@@ -196,12 +175,12 @@ func (d *Daemon) policy(ctx context.Context, js jetstream.JetStream) (*policy.Po
 		return nil, err
 	}
 	d.polKey, d.polStore = key, store
-	return d.newPolicy(pc)
+	return d.newPolicy(d.cfg)
 }
 
-// newPolicy builds the limits of pc over the daemon's policy store.
-func (d *Daemon) newPolicy(pc config.Policy) (*policy.Policy, error) {
-	p, err := policy.New(pc.Limits(d.polKey), d.polStore)
+// newPolicy builds the limits of c over the daemon's policy store.
+func (d *Daemon) newPolicy(c config.Config) (*policy.Policy, error) {
+	p, err := policy.New(policyConfig(c, d.polKey), d.polStore)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
@@ -240,11 +219,7 @@ func (d *Daemon) connect() error {
 	if err := os.MkdirAll(store, 0o750); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	e := d.cfg.NATS.Embedded
-	ecfg := queue.EmbeddedConfig{
-		Listen: d.cfg.NATS.Listen, StoreDir: store, Name: "simgate",
-		User: e.User, PasswordFile: e.PasswordFile, TokenFile: e.TokenFile,
-	}
+	ecfg := embeddedConfig(d.cfg, store)
 	auth, err := ecfg.ClientOptions()
 	if err != nil {
 		return err
@@ -267,10 +242,10 @@ func (d *Daemon) connect() error {
 
 // modemConfigs resolves the configured modems (reading SIM PINs), or starts
 // simulated ones.
-func (d *Daemon) modemConfigs() ([]modem.Config, error) {
+func (d *Daemon) modemConfigs() ([]gateway.Worker, error) {
 	if n := d.cfg.Simulate; n > 0 {
 		d.log.Warn("SIMULATED MODEMS: no real SMS is sent", "count", n)
-		var out []modem.Config
+		var out []gateway.Worker
 		for i := range n {
 			name := fmt.Sprintf("sim%d", i+1)
 			sim, err := modemsim.Start(modemsim.Config{
@@ -284,22 +259,17 @@ func (d *Daemon) modemConfigs() ([]modem.Config, error) {
 			}
 			d.sims = append(d.sims, sim)
 			d.log.Info("simulated modem", "name", name, "device", sim.Path())
-			out = append(out, modem.Config{Name: name, Device: sim.Path(), CommandTimeout: 5 * time.Second, SendTimeout: 30 * time.Second})
+			out = append(out, simulatedWorker(name, sim.Path()))
 		}
 		return out, nil
 	}
-	out := make([]modem.Config, 0, len(d.cfg.Modems))
+	out := make([]gateway.Worker, 0, len(d.cfg.Modems))
 	for _, mc := range d.cfg.Modems {
-		pin, err := mc.PIN()
+		w, err := worker(mc)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, modem.Config{
-			Name: mc.Name, Device: mc.Device, Baud: mc.Baud, PIN: pin,
-			CommandTimeout: mc.CommandTimeout, SendTimeout: mc.SendTimeout, HealthInterval: mc.HealthInterval,
-			USB:       modem.USBMatch{VID: mc.USB.VID, PID: mc.USB.PID, Serial: mc.USB.Serial, Port: mc.USB.Port},
-			PerMinute: mc.PerMinute, PerDay: mc.PerDay,
-		})
+		out = append(out, w)
 	}
 	return out, nil
 }
@@ -404,15 +374,4 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		errs = append(errs, s.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// routes returns the configured routes by modem name.
-func routes(modems []config.Modem) map[string][]otp.Route {
-	out := map[string][]otp.Route{}
-	for _, m := range modems {
-		for _, r := range m.Routes {
-			out[m.Name] = append(out[m.Name], otp.Route(r))
-		}
-	}
-	return out
 }

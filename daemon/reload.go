@@ -1,12 +1,11 @@
-package gateway
+package daemon
 
 import (
 	"errors"
-	"fmt"
 	"reflect"
 
 	"github.com/simgate/simgate/config"
-	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/gateway"
 )
 
 // Reload applies the settings of cfg that are safe to change while jobs
@@ -25,15 +24,11 @@ func (d *Daemon) Reload(cfg config.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	renderer, err := otp.NewRenderer(cfg.OTP.Brand, cfg.OTP.Locale, cfg.OTP.Templates)
+	pol, err := d.newPolicy(cfg)
 	if err != nil {
-		return fmt.Errorf("otp.templates: %w", err)
+		return err
 	}
-	numbers := cfg.OTP.Numbers.Policy()
-	if err := numbers.Validate(); err != nil {
-		return fmt.Errorf("otp.numbers: %w", err)
-	}
-	pol, err := d.newPolicy(cfg.Policy)
+	settings, warnings, err := live(cfg, pol)
 	if err != nil {
 		return err
 	}
@@ -43,14 +38,10 @@ func (d *Daemon) Reload(cfg config.Config) error {
 	if keys := restartOnly(d.live, cfg); len(keys) > 0 {
 		d.log.Warn("reload: changed settings apply only after a restart", "keys", keys)
 	}
-	for _, w := range renderer.Check() {
+	for _, w := range warnings {
 		d.log.Warn("template: " + w)
 	}
-	d.gw.SetLive(Live{
-		Limits:   otp.Limits{DefaultTTL: cfg.OTP.DefaultTTL, MaxTTL: cfg.OTP.MaxTTL, Region: cfg.OTP.Region, Numbers: numbers},
-		Renderer: renderer,
-		Policy:   pol,
-	})
+	d.gw.SetLive(settings)
 	// Keep what runs: the live keys from cfg, the others as started.
 	applied := d.live
 	applied.Log.Level = cfg.Log.Level
@@ -87,9 +78,9 @@ func restartOnly(running, cfg config.Config) []string {
 }
 
 // Live returns the settings in use (see Reload).
-func (d *Daemon) Live() Live {
+func (d *Daemon) Live() gateway.Live {
 	if d.gw == nil {
-		return Live{}
+		return gateway.Live{}
 	}
 	return d.gw.Live()
 }

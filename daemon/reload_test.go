@@ -1,4 +1,4 @@
-package gateway_test
+package daemon_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/simgate/simgate/config"
-	"github.com/simgate/simgate/gateway"
+	"github.com/simgate/simgate/daemon"
 	"github.com/simgate/simgate/modem/modemsim"
 	"github.com/simgate/simgate/otp"
 )
@@ -114,10 +114,10 @@ func within(t *testing.T, ch <-chan struct{}, what string) {
 
 // startQuiet starts a daemon whose log goes to w only (not to t, which a
 // worker left running after the test must not write to), and queues job id.
-func startQuiet(t *testing.T, cfg config.Config, w io.Writer, id string) *gateway.Daemon {
+func startQuiet(t *testing.T, cfg config.Config, w io.Writer, id string) *daemon.Daemon {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d, err := gateway.Start(context.Background(), cfg, log, "test")
+	d, err := daemon.Start(context.Background(), cfg, log, "test")
 	if err != nil {
 		t.Fatalf("start daemon: %v", err)
 	}

@@ -1,4 +1,4 @@
-package gateway_test
+package daemon_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/simgate/simgate/config"
-	"github.com/simgate/simgate/gateway"
+	"github.com/simgate/simgate/daemon"
 	"github.com/simgate/simgate/modem/modemsim"
 	"github.com/simgate/simgate/otp"
 )
@@ -90,7 +90,7 @@ func (w *logBuffer) String() string {
 // event.
 type harness struct {
 	t      testing.TB
-	d      *gateway.Daemon
+	d      *daemon.Daemon
 	logs   *logBuffer
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -103,7 +103,7 @@ func start(t testing.TB, cfg config.Config) *harness {
 	ctx := context.Background()
 	logs := &logBuffer{t: t}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d, err := gateway.Start(ctx, cfg, log, "test")
+	d, err := daemon.Start(ctx, cfg, log, "test")
 	if err != nil {
 		t.Fatalf("start daemon: %v", err)
 	}

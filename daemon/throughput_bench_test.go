@@ -1,4 +1,4 @@
-package gateway_test
+package daemon_test
 
 import (
 	"encoding/json"
