@@ -1,0 +1,302 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/simgate/simgate/delivery"
+	"github.com/simgate/simgate/metrics"
+	"github.com/simgate/simgate/modem"
+	"github.com/simgate/simgate/otp"
+)
+
+// prepare decodes, checks and renders a job. On error the returned job
+// carries whatever was decoded, and the error is a *otp.RejectError.
+func (g *Gateway) prepare(data []byte) (otp.Job, otp.Prepared, string, error) {
+	job, err := otp.DecodeJob(data)
+	if err != nil {
+		return job, otp.Prepared{}, "", err
+	}
+	p, err := g.limits().Prepare(job)
+	if err != nil {
+		return job, p, "", err
+	}
+	text, err := g.renderer().Render(p)
+	if err != nil {
+		if _, ok := otp.AsReject(err); !ok {
+			err = &otp.RejectError{Reason: otp.ReasonUnknownTemplate, Field: "template", Detail: err.Error()}
+		}
+		return job, p, "", err
+	}
+	return job, p, text, nil
+}
+
+// process handles one delivery of a job and reports whether the modem must
+// be reopened. handed is set for a job another worker handed to this one.
+func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg, caps *sendCaps, handed bool) (broken bool) {
+	if !handed {
+		g.opts.Metrics.Received(metrics.SourceQueue)
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream message: cannot happen on a pull consumer.
+		g.log.Error("job without metadata", "err", err)
+		msg.Term()
+		return false
+	}
+	attempt := int(meta.NumDelivered)
+	job, p, text, err := g.prepare(msg.Data())
+	if err != nil {
+		re, _ := otp.AsReject(err)
+		if job.ID == "" || !otp.ValidID(job.ID) {
+			job.ID = msg.Headers().Get(jetstream.MsgIDHeader)
+		}
+		g.rejected(ctx, job.ID, re, attempt)
+		g.term(msg, string(re.Reason))
+		return false
+	}
+	log := g.log.With("id", job.ID, "to", p.Number.Masked(), "modem", m.Name(), "attempt", attempt)
+	// Expiry first: a code that waited too long is dropped before it can
+	// count against any limit.
+	accepted := meta.Timestamp
+	deadline := accepted.Add(p.TTL)
+	if !g.now().Before(deadline) {
+		log.Info("job expired before a modem could send it", "late", g.now().Sub(deadline).Round(time.Millisecond))
+		g.opts.Metrics.Ended(otp.StateExpired)
+		g.finish(ctx, job.ID, otp.StateExpired, "")
+		g.publish(ctx, otp.Event{Type: otp.StateExpired, ID: job.ID, To: p.Number.Masked(), Attempt: attempt})
+		g.term(msg, "expired")
+		return false
+	}
+	if !handed && g.route(m.Name(), p.Number, msg) {
+		return false
+	}
+	v, err := g.policy().Admit(ctx, p)
+	switch re, ok := otp.AsReject(err); {
+	case ok:
+		g.rejected(ctx, job.ID, re, attempt)
+		g.term(msg, string(re.Reason))
+		return false
+	case err != nil:
+		// Fail closed: without the store no limit can be checked.
+		log.Error("policy store unavailable; job waits", "err", err)
+		msg.NakWithDelay(5 * time.Second)
+		return false
+	case v.Duplicate && v.Of == job.ID && v.State == otp.StateAccepted:
+		// Admitted before: through otp.request, or by an earlier delivery.
+	case v.Duplicate:
+		g.duplicate(ctx, p, v)
+		g.term(msg, "duplicate")
+		return false
+	default:
+		g.accepted(ctx, p, v, "queue")
+	}
+	// Only a job admitted earlier can have been superseded since: one
+	// admitted just now is its number's newest.
+	fresh := !v.Duplicate
+	if by, err := g.supersededBy(ctx, p, fresh); err != nil {
+		log.Warn("supersede check", "err", err)
+	} else if by != "" {
+		log.Info("job superseded by a newer code", "superseded_by", by)
+		g.opts.Metrics.Ended(otp.StateSuperseded)
+		g.finish(ctx, job.ID, otp.StateSuperseded, "")
+		g.publish(ctx, otp.Event{Type: otp.StateSuperseded, ID: job.ID, To: p.Number.Masked(), SupersededBy: by, Attempt: attempt})
+		g.term(msg, "superseded")
+		return false
+	}
+	if attempt > g.opts.MaxAttempts {
+		// Only reached when earlier attempts died with their daemon.
+		g.fail(ctx, msg, log, p, attempt, otp.ReasonAttemptsExhausted, "no attempt completed")
+		return false
+	}
+
+	g.setBusy(m.Name(), true)
+	g.beginSettling(m.Name())
+	settled := false
+	defer func() {
+		if !settled {
+			g.endSettling(m.Name())
+		}
+	}()
+	stop := g.keepInProgress(msg)
+	// The network stops trying once the code is worthless.
+	res, err := m.Send(ctx, p.Number.E164, text, modem.WithValidity(deadline.Sub(g.now())))
+	stop()
+	g.setBusy(m.Name(), false)
+
+	caps.record(time.Now(), len(res.Refs))
+	if err == nil {
+		g.opts.Metrics.Sent(m.Name(), len(res.Refs), res.Duration, g.now().Sub(accepted))
+		// The modem is free: its worker takes the next job while the
+		// bookkeeping of this one goes on.
+		settled = true
+		g.settle.Add(1)
+		go func() {
+			defer g.settle.Done()
+			defer g.endSettling(m.Name())
+			g.sent(ctx, sentJob{msg: msg, log: log, p: p, modem: m.Name(), res: res,
+				attempt: attempt, accepted: accepted, at: g.now()})
+		}()
+		return false
+	}
+
+	var se *modem.SendError
+	if !errors.As(err, &se) {
+		se = &modem.SendError{Class: modem.Retryable, Err: err}
+	}
+	g.opts.Metrics.SendFailed(m.Name(), se.Class.String())
+	log = log.With("class", se.Class, "cms_error", se.Code)
+	switch {
+	case se.Class == modem.Permanent:
+		g.fail(ctx, msg, log, p, attempt, otp.ReasonModemRejected, modemDetail(se))
+	case attempt >= g.opts.MaxAttempts:
+		reason := otp.ReasonAttemptsExhausted
+		if se.Class == modem.Unknown {
+			reason = otp.ReasonUnknownOutcome
+		}
+		g.fail(ctx, msg, log, p, attempt, reason, modemDetail(se))
+	default:
+		// Retry the same job (so the same code) while it is valid: a code
+		// sent twice is harmless, a different code never goes out.
+		delay := min(g.retryDelay(attempt), max(deadline.Sub(g.now()), 0))
+		reason := metrics.ResendRetry
+		if se.Class == modem.Unknown {
+			reason = metrics.ResendUnknownOutcome
+		}
+		g.opts.Metrics.Resent(reason)
+		log.Warn("send failed; will retry", "err", se.Error(), "retry_in", delay)
+		if err := msg.NakWithDelay(delay); err != nil {
+			log.Warn("nak job", "err", err)
+		}
+		g.publish(ctx, otp.Event{Type: otp.StateRetrying, ID: job.ID, To: p.Number.Masked(),
+			Reason: otp.Reason(se.Class.String()), Detail: modemDetail(se),
+			RetryAfter: delay.Seconds(), Modem: m.Name(), Attempt: attempt})
+	}
+	return se.Broken
+}
+
+// sentJob is a job whose message a modem confirmed.
+type sentJob struct {
+	msg          jetstream.Msg
+	log          *slog.Logger
+	p            otp.Prepared
+	modem        string
+	res          modem.Result
+	attempt      int
+	accepted, at time.Time
+}
+
+// sent records a job whose message every part of was confirmed: its state,
+// the ack, the sent event, and the tracking of its delivery.
+func (g *Gateway) sent(ctx context.Context, j sentJob) {
+	p, res, log := j.p, j.res, j.log
+	g.finish(ctx, p.ID, otp.StateSent, "")
+	if err := g.ack(ctx, j.msg); err != nil {
+		// The server will hand the job out again after AckWait.
+		log.Error("ack sent job; it may be sent again", "err", err)
+	}
+	log.Info("sms sent", "parts", len(res.Refs), "cmgs", res.Duration.Round(time.Millisecond))
+	g.publish(ctx, otp.Event{Type: otp.StateSent, ID: p.ID, To: p.Number.Masked(),
+		Modem: j.modem, Refs: res.Refs, Parts: len(res.Refs), Attempt: j.attempt, Report: res.Report})
+	if res.Report {
+		// After the sent event: a report that came first is held
+		// for it, so that delivered never precedes sent.
+		dm := delivery.Message{ID: p.ID, Modem: j.modem, To: p.Number.E164, Masked: p.Number.Masked(),
+			Refs: res.Refs, Accepted: j.accepted, Sent: j.at}
+		g.journal(dm)
+		g.tracker.Track(dm)
+		g.opts.Metrics.DeliveryPending(g.tracker.Pending())
+	}
+}
+
+func modemDetail(se *modem.SendError) string {
+	if se.Code != "" {
+		return "+CMS ERROR: " + se.Code
+	}
+	return se.Err.Error()
+}
+
+func (g *Gateway) fail(ctx context.Context, msg jetstream.Msg, log *slog.Logger, p otp.Prepared, attempt int, reason otp.Reason, detail string) {
+	log.Warn("job failed", "reason", reason, "detail", detail)
+	g.opts.Metrics.Ended(otp.StateFailed)
+	if reason == otp.ReasonAttemptsExhausted || reason == otp.ReasonUnknownOutcome {
+		// Dead-lettered: ended with its reason, out of the queue; the
+		// job itself is not kept (its code is a secret, and worthless
+		// after its ttl).
+		g.opts.Metrics.DeadLettered(reason)
+	}
+	g.finish(ctx, p.ID, otp.StateFailed, string(reason))
+	g.publish(ctx, otp.Event{Type: otp.StateFailed, ID: p.ID, To: p.Number.Masked(),
+		Reason: reason, Detail: detail, Attempt: attempt})
+	g.term(msg, string(reason))
+}
+
+// supersededBy returns the newer job that replaced p, if p was admitted
+// earlier (fresh is false).
+func (g *Gateway) supersededBy(ctx context.Context, p otp.Prepared, fresh bool) (string, error) {
+	if fresh {
+		return "", nil
+	}
+	return g.policy().Superseded(ctx, p)
+}
+
+// finish records a job's final state for later duplicates of its id.
+func (g *Gateway) finish(ctx context.Context, id string, state otp.State, reason string) {
+	if err := g.policy().Finish(context.WithoutCancel(ctx), id, state, reason); err != nil {
+		g.log.Warn("record job state", "id", id, "state", state, "err", err)
+	}
+}
+
+func (g *Gateway) term(msg jetstream.Msg, reason string) {
+	if err := msg.TermWithReason(reason); err != nil {
+		g.log.Warn("terminate job", "err", err)
+	}
+}
+
+// ack acknowledges a sent job and waits for the server to confirm, trying a
+// few times: a lost ack means the SMS goes out again.
+func (g *Gateway) ack(ctx context.Context, msg jetstream.Msg) error {
+	var err error
+	for i := range 3 {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		err = msg.DoubleAck(actx)
+		cancel()
+		if err == nil || errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			return nil
+		}
+		time.Sleep(time.Duration(i+1) * 100 * time.Millisecond)
+	}
+	return err
+}
+
+// keepInProgress tells the server the job is being worked on until stop is
+// called, so that a long AT+CMGS does not get the job redelivered.
+func (g *Gateway) keepInProgress(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(g.opts.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+func (g *Gateway) retryDelay(attempt int) time.Duration {
+	d := g.opts.RetryDelay << min(attempt-1, 10)
+	return min(d, time.Minute)
+}

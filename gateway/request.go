@@ -1,0 +1,143 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/simgate/simgate/metrics"
+	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/policy"
+)
+
+// StartRequests serves otp.request (as a NATS micro service, so every
+// daemon answers in one queue group) until StopRequests.
+func (g *Gateway) StartRequests() error {
+	svc, err := micro.AddService(g.opts.NC, micro.Config{
+		Name:        "simgate",
+		Version:     serviceVersion(g.opts.Version),
+		Description: "OTP over SMS: validates a job, queues it and answers at once",
+		Endpoint: &micro.EndpointConfig{
+			Subject: otp.SubjectRequest,
+			Handler: micro.HandlerFunc(g.handleRequest),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("serve %s: %w", otp.SubjectRequest, err)
+	}
+	// Make sure the server knows the subscription before callers are told
+	// the daemon is up.
+	if err := g.opts.NC.Flush(); err != nil {
+		return fmt.Errorf("serve %s: %w", otp.SubjectRequest, err)
+	}
+	g.mu.Lock()
+	g.svc = svc
+	g.mu.Unlock()
+	return nil
+}
+
+// StopRequests stops answering otp.request.
+func (g *Gateway) StopRequests() error {
+	g.mu.Lock()
+	svc := g.svc
+	g.svc = nil
+	g.mu.Unlock()
+	if svc == nil {
+		return nil
+	}
+	return svc.Stop()
+}
+
+var semver = regexp.MustCompile(`^v?(\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?)$`)
+
+// serviceVersion returns version in the SemVer form the micro service
+// protocol requires ("v1.2.3" -> "1.2.3"; "devel" -> "0.0.0-devel").
+func serviceVersion(version string) string {
+	if m := semver.FindStringSubmatch(version); m != nil {
+		return m[1]
+	}
+	return "0.0.0-dev"
+}
+
+func (g *Gateway) handleRequest(req micro.Request) {
+	g.opts.Metrics.Received(metrics.SourceRequest)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reply := g.request(ctx, req.Data())
+	b, _ := json.Marshal(reply)
+	if err := req.Respond(b); err != nil {
+		g.log.Warn("answer otp.request", "id", reply.ID, "err", err)
+	}
+}
+
+func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {
+	job, p, _, err := g.prepare(data)
+	if err != nil {
+		re, _ := otp.AsReject(err)
+		g.rejected(ctx, job.ID, re, 0)
+		return otp.RejectReply(job.ID, re)
+	}
+	masked := p.Number.Masked()
+	v, err := g.policy().Admit(ctx, p)
+	if re, ok := otp.AsReject(err); ok {
+		g.rejected(ctx, job.ID, re, 0)
+		return otp.RejectReply(job.ID, re)
+	}
+	if err != nil {
+		g.log.Error("policy", "id", job.ID, "err", err)
+		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "policy store unavailable; try again"}
+	}
+	if v.Duplicate {
+		return g.duplicate(ctx, p, v)
+	}
+	ack, err := g.opts.JS.Publish(ctx, otp.SubjectSend, data, jetstream.WithMsgID(job.ID))
+	if err != nil {
+		g.log.Error("queue job", "id", job.ID, "err", err)
+		if err := g.policy().Withdraw(ctx, p); err != nil {
+			g.log.Warn("withdraw job", "id", job.ID, "err", err)
+		}
+		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "could not queue the job; try again"}
+	}
+	if ack.Duplicate {
+		// The stream knew the id although the policy store did not (a
+		// store reset): the first copy is queued.
+		g.opts.Metrics.Suppressed(metrics.DuplicateID)
+		return otp.Reply{Status: otp.ReplyAccepted, ID: job.ID, To: masked, Duplicate: true, State: otp.StateAccepted}
+	}
+	g.accepted(ctx, p, v, "request")
+	return otp.Reply{Status: otp.ReplyAccepted, ID: job.ID, To: masked, Resend: v.Resend}
+}
+
+// accepted records a newly admitted job: log, metrics, event.
+func (g *Gateway) accepted(ctx context.Context, p otp.Prepared, v policy.Verdict, source string) {
+	g.log.Info("job accepted", "id", p.ID, "to", p.Number.Masked(), "source", source, "resend", v.Resend)
+	if v.Resend {
+		g.opts.Metrics.Resent(metrics.ResendUser)
+	}
+	g.publish(ctx, otp.Event{Type: otp.StateAccepted, ID: p.ID, To: p.Number.Masked(), Resend: v.Resend})
+}
+
+// duplicate answers a job that must not send anything new, and tells its
+// subscribers when it is a new id standing for an earlier job.
+func (g *Gateway) duplicate(ctx context.Context, p otp.Prepared, v policy.Verdict) otp.Reply {
+	reply := otp.Reply{Status: otp.ReplyAccepted, ID: p.ID, To: p.Number.Masked(), Duplicate: true, State: v.State}
+	if v.Of == p.ID {
+		g.opts.Metrics.Suppressed(metrics.DuplicateID)
+		g.log.Info("duplicate job id", "id", p.ID, "state", v.State)
+		return reply
+	}
+	g.opts.Metrics.Suppressed(metrics.DuplicateCode)
+	g.opts.Metrics.Ended(otp.StateDuplicate)
+	reply.DuplicateOf = v.Of
+	if st, err := g.policy().State(ctx, v.Of); err == nil {
+		reply.State = st
+	}
+	g.log.Info("same code to the same number: not sent again", "id", p.ID, "to", p.Number.Masked(), "duplicate_of", v.Of)
+	g.publish(ctx, otp.Event{Type: otp.StateDuplicate, ID: p.ID, To: p.Number.Masked(), DuplicateOf: v.Of})
+	return reply
+}
