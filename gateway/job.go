@@ -36,10 +36,52 @@ func (g *Gateway) prepare(data []byte) (otp.Job, otp.Prepared, string, error) {
 	return job, p, text, nil
 }
 
-// process handles one delivery of a job and reports whether the modem must
-// be reopened. handed is set for a job another worker handed to this one.
-func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg, caps *sendCaps, handed bool) (broken bool) {
-	if !handed {
+// sender is what a worker needs of its modem to send a job: *modem.Modem,
+// or a stand-in in tests.
+type sender interface {
+	Name() string
+	Send(ctx context.Context, number, text string, opts ...modem.SendOption) (modem.Result, error)
+}
+
+// delivered is one delivery of a queued job to a worker.
+type delivered struct {
+	msg jetstream.Msg
+	// handed is set for a job another worker took from the queue and
+	// handed to this one (see route): it was counted and routed there.
+	handed bool
+}
+
+// task is a queued job admitted for sending: everything the send and its
+// bookkeeping need.
+type task struct {
+	msg      jetstream.Msg
+	p        otp.Prepared
+	text     string
+	attempt  int
+	accepted time.Time // when the stream stored the job
+	deadline time.Time // accepted + ttl: the code is worthless after it
+	log      *slog.Logger
+}
+
+// process handles one delivery of a job on m and reports whether the modem
+// must be reopened: admit it, then send it (and retry or fail).
+func (g *Gateway) process(ctx context.Context, m sender, d delivered, caps *sendCaps) (broken bool) {
+	t, ok := g.admitQueued(ctx, m.Name(), d)
+	if !ok {
+		return false
+	}
+	return g.send(ctx, m, t, caps)
+}
+
+// admitQueued checks a job taken from the queue: its contract, its ttl, its
+// route, the policy (once per job: a redelivery finds its own admission),
+// whether a newer code superseded it, and its attempts. It ends every job
+// it does not return (ok false): rejected, expired, handed to another
+// modem, duplicate, superseded, failed, or put back while the policy store
+// is away.
+func (g *Gateway) admitQueued(ctx context.Context, modemName string, d delivered) (t task, ok bool) {
+	msg := d.msg
+	if !d.handed {
 		g.opts.Metrics.Received(metrics.SourceQueue)
 	}
 	meta, err := msg.Metadata()
@@ -47,7 +89,7 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 		// Not a JetStream message: cannot happen on a pull consumer.
 		g.log.Error("job without metadata", "err", err)
 		msg.Term()
-		return false
+		return t, false
 	}
 	attempt := int(meta.NumDelivered)
 	job, p, text, err := g.prepare(msg.Data())
@@ -58,63 +100,74 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 		}
 		g.rejected(ctx, job.ID, re, attempt)
 		g.term(msg, string(re.Reason))
-		return false
+		return t, false
 	}
-	log := g.log.With("id", job.ID, "to", p.Number.Masked(), "modem", m.Name(), "attempt", attempt)
+	t = task{msg: msg, p: p, text: text, attempt: attempt, accepted: meta.Timestamp, deadline: meta.Timestamp.Add(p.TTL),
+		log: g.log.With("id", job.ID, "to", p.Number.Masked(), "modem", modemName, "attempt", attempt)}
 	// Expiry first: a code that waited too long is dropped before it can
 	// count against any limit.
-	accepted := meta.Timestamp
-	deadline := accepted.Add(p.TTL)
-	if !g.now().Before(deadline) {
-		log.Info("job expired before a modem could send it", "late", g.now().Sub(deadline).Round(time.Millisecond))
-		g.opts.Metrics.Ended(otp.StateExpired)
-		g.finish(ctx, job.ID, otp.StateExpired, "")
-		g.publish(ctx, otp.Event{Type: otp.StateExpired, ID: job.ID, To: p.Number.Masked(), Attempt: attempt})
-		g.term(msg, "expired")
-		return false
+	if !g.now().Before(t.deadline) {
+		t.log.Info("job expired before a modem could send it", "late", g.now().Sub(t.deadline).Round(time.Millisecond))
+		g.end(ctx, t, otp.StateExpired, otp.Event{})
+		return t, false
 	}
-	if !handed && g.route(m.Name(), p.Number, msg) {
-		return false
+	if !d.handed && g.route(modemName, p.Number, msg) {
+		return t, false
 	}
 	v, err := g.policy().Admit(ctx, p)
-	switch re, ok := otp.AsReject(err); {
-	case ok:
+	switch re, isReject := otp.AsReject(err); {
+	case isReject:
 		g.rejected(ctx, job.ID, re, attempt)
 		g.term(msg, string(re.Reason))
-		return false
+		return t, false
 	case err != nil:
 		// Fail closed: without the store no limit can be checked.
-		log.Error("policy store unavailable; job waits", "err", err)
+		t.log.Error("policy store unavailable; job waits", "err", err)
 		msg.NakWithDelay(5 * time.Second)
-		return false
+		return t, false
 	case v.Duplicate && v.Of == job.ID && v.State == otp.StateAccepted:
 		// Admitted before: through otp.request, or by an earlier delivery.
 	case v.Duplicate:
 		g.duplicate(ctx, p, v)
 		g.term(msg, "duplicate")
-		return false
+		return t, false
 	default:
-		g.accepted(ctx, p, v, "queue")
+		g.accepted(ctx, p, v, metrics.SourceQueue)
 	}
 	// Only a job admitted earlier can have been superseded since: one
 	// admitted just now is its number's newest.
-	fresh := !v.Duplicate
-	if by, err := g.supersededBy(ctx, p, fresh); err != nil {
-		log.Warn("supersede check", "err", err)
-	} else if by != "" {
-		log.Info("job superseded by a newer code", "superseded_by", by)
-		g.opts.Metrics.Ended(otp.StateSuperseded)
-		g.finish(ctx, job.ID, otp.StateSuperseded, "")
-		g.publish(ctx, otp.Event{Type: otp.StateSuperseded, ID: job.ID, To: p.Number.Masked(), SupersededBy: by, Attempt: attempt})
-		g.term(msg, "superseded")
-		return false
+	if v.Duplicate {
+		if by, err := g.policy().Superseded(ctx, p); err != nil {
+			t.log.Warn("supersede check", "err", err)
+		} else if by != "" {
+			t.log.Info("job superseded by a newer code", "superseded_by", by)
+			g.end(ctx, t, otp.StateSuperseded, otp.Event{SupersededBy: by})
+			return t, false
+		}
 	}
 	if attempt > g.opts.MaxAttempts {
 		// Only reached when earlier attempts died with their daemon.
-		g.fail(ctx, msg, log, p, attempt, otp.ReasonAttemptsExhausted, "no attempt completed")
-		return false
+		g.fail(ctx, t, otp.ReasonAttemptsExhausted, "no attempt completed")
+		return t, false
 	}
+	return t, true
+}
 
+// end ends a job unsent in state (expired, superseded): counted, recorded,
+// told in an event (ev adds its fields) and taken off the queue.
+func (g *Gateway) end(ctx context.Context, t task, state otp.State, ev otp.Event) {
+	g.opts.Metrics.Ended(state)
+	g.finish(ctx, t.p.ID, state, "")
+	ev.Type, ev.ID, ev.To, ev.Attempt = state, t.p.ID, t.p.Number.Masked(), t.attempt
+	g.publish(ctx, ev)
+	g.term(t.msg, string(state))
+}
+
+// send sends an admitted job through m. A confirmed message's bookkeeping
+// (record, ack, event, tracking) goes on beside the worker's next job; a
+// failure is retried or ends the job. It reports whether the modem must be
+// reopened.
+func (g *Gateway) send(ctx context.Context, m sender, t task, caps *sendCaps) (broken bool) {
 	g.setBusy(m.Name(), true)
 	g.beginSettling(m.Name())
 	settled := false
@@ -123,59 +176,65 @@ func (g *Gateway) process(ctx context.Context, m *modem.Modem, msg jetstream.Msg
 			g.endSettling(m.Name())
 		}
 	}()
-	stop := g.keepInProgress(msg)
+	stop := g.keepInProgress(t.msg)
 	// The network stops trying once the code is worthless.
-	res, err := m.Send(ctx, p.Number.E164, text, modem.WithValidity(deadline.Sub(g.now())))
+	res, err := m.Send(ctx, t.p.Number.E164, t.text, modem.WithValidity(t.deadline.Sub(g.now())))
 	stop()
 	g.setBusy(m.Name(), false)
 
 	caps.record(time.Now(), len(res.Refs))
-	if err == nil {
-		g.opts.Metrics.Sent(m.Name(), len(res.Refs), res.Duration, g.now().Sub(accepted))
-		// The modem is free: its worker takes the next job while the
-		// bookkeeping of this one goes on.
-		settled = true
-		g.settle.Add(1)
-		go func() {
-			defer g.settle.Done()
-			defer g.endSettling(m.Name())
-			g.sent(ctx, sentJob{msg: msg, log: log, p: p, modem: m.Name(), res: res,
-				attempt: attempt, accepted: accepted, at: g.now()})
-		}()
-		return false
+	if err != nil {
+		return g.sendFailed(ctx, m.Name(), t, err)
 	}
+	g.opts.Metrics.Sent(m.Name(), len(res.Refs), res.Duration, g.now().Sub(t.accepted))
+	// The modem is free: its worker takes the next job while the
+	// bookkeeping of this one goes on.
+	settled = true
+	g.settle.Add(1)
+	go func() {
+		defer g.settle.Done()
+		defer g.endSettling(m.Name())
+		g.sent(ctx, sentJob{msg: t.msg, log: t.log, p: t.p, modem: m.Name(), res: res,
+			attempt: t.attempt, accepted: t.accepted, at: g.now()})
+	}()
+	return false
+}
 
+// sendFailed retries a job whose send failed while it has attempts and
+// time left, and fails it otherwise. It reports whether the modem must be
+// reopened.
+func (g *Gateway) sendFailed(ctx context.Context, modemName string, t task, err error) (broken bool) {
 	var se *modem.SendError
 	if !errors.As(err, &se) {
 		se = &modem.SendError{Class: modem.Retryable, Err: err}
 	}
-	g.opts.Metrics.SendFailed(m.Name(), se.Class.String())
-	log = log.With("class", se.Class, "cms_error", se.Code)
+	g.opts.Metrics.SendFailed(modemName, se.Class.String())
+	t.log = t.log.With("class", se.Class, "cms_error", se.Code)
 	switch {
 	case se.Class == modem.Permanent:
-		g.fail(ctx, msg, log, p, attempt, otp.ReasonModemRejected, modemDetail(se))
-	case attempt >= g.opts.MaxAttempts:
+		g.fail(ctx, t, otp.ReasonModemRejected, modemDetail(se))
+	case t.attempt >= g.opts.MaxAttempts:
 		reason := otp.ReasonAttemptsExhausted
 		if se.Class == modem.Unknown {
 			reason = otp.ReasonUnknownOutcome
 		}
-		g.fail(ctx, msg, log, p, attempt, reason, modemDetail(se))
+		g.fail(ctx, t, reason, modemDetail(se))
 	default:
 		// Retry the same job (so the same code) while it is valid: a code
 		// sent twice is harmless, a different code never goes out.
-		delay := min(g.retryDelay(attempt), max(deadline.Sub(g.now()), 0))
+		delay := min(g.retryDelay(t.attempt), max(t.deadline.Sub(g.now()), 0))
 		reason := metrics.ResendRetry
 		if se.Class == modem.Unknown {
 			reason = metrics.ResendUnknownOutcome
 		}
 		g.opts.Metrics.Resent(reason)
-		log.Warn("send failed; will retry", "err", se.Error(), "retry_in", delay)
-		if err := msg.NakWithDelay(delay); err != nil {
-			log.Warn("nak job", "err", err)
+		t.log.Warn("send failed; will retry", "err", se.Error(), "retry_in", delay)
+		if err := t.msg.NakWithDelay(delay); err != nil {
+			t.log.Warn("nak job", "err", err)
 		}
-		g.publish(ctx, otp.Event{Type: otp.StateRetrying, ID: job.ID, To: p.Number.Masked(),
+		g.publish(ctx, otp.Event{Type: otp.StateRetrying, ID: t.p.ID, To: t.p.Number.Masked(),
 			Reason: otp.Reason(se.Class.String()), Detail: modemDetail(se),
-			RetryAfter: delay.Seconds(), Modem: m.Name(), Attempt: attempt})
+			RetryAfter: delay.Seconds(), Modem: modemName, Attempt: t.attempt})
 	}
 	return se.Broken
 }
@@ -221,8 +280,8 @@ func modemDetail(se *modem.SendError) string {
 	return se.Err.Error()
 }
 
-func (g *Gateway) fail(ctx context.Context, msg jetstream.Msg, log *slog.Logger, p otp.Prepared, attempt int, reason otp.Reason, detail string) {
-	log.Warn("job failed", "reason", reason, "detail", detail)
+func (g *Gateway) fail(ctx context.Context, t task, reason otp.Reason, detail string) {
+	t.log.Warn("job failed", "reason", reason, "detail", detail)
 	g.opts.Metrics.Ended(otp.StateFailed)
 	if reason == otp.ReasonAttemptsExhausted || reason == otp.ReasonUnknownOutcome {
 		// Dead-lettered: ended with its reason, out of the queue; the
@@ -230,19 +289,10 @@ func (g *Gateway) fail(ctx context.Context, msg jetstream.Msg, log *slog.Logger,
 		// after its ttl).
 		g.opts.Metrics.DeadLettered(reason)
 	}
-	g.finish(ctx, p.ID, otp.StateFailed, string(reason))
-	g.publish(ctx, otp.Event{Type: otp.StateFailed, ID: p.ID, To: p.Number.Masked(),
-		Reason: reason, Detail: detail, Attempt: attempt})
-	g.term(msg, string(reason))
-}
-
-// supersededBy returns the newer job that replaced p, if p was admitted
-// earlier (fresh is false).
-func (g *Gateway) supersededBy(ctx context.Context, p otp.Prepared, fresh bool) (string, error) {
-	if fresh {
-		return "", nil
-	}
-	return g.policy().Superseded(ctx, p)
+	g.finish(ctx, t.p.ID, otp.StateFailed, string(reason))
+	g.publish(ctx, otp.Event{Type: otp.StateFailed, ID: t.p.ID, To: t.p.Number.Masked(),
+		Reason: reason, Detail: detail, Attempt: t.attempt})
+	g.term(t.msg, string(reason))
 }
 
 // finish records a job's final state for later duplicates of its id.

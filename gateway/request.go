@@ -109,12 +109,12 @@ func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {
 		g.opts.Metrics.Suppressed(metrics.DuplicateID)
 		return otp.Reply{Status: otp.ReplyAccepted, ID: job.ID, To: masked, Duplicate: true, State: otp.StateAccepted}
 	}
-	g.accepted(ctx, p, v, "request")
+	g.accepted(ctx, p, v, metrics.SourceRequest)
 	return otp.Reply{Status: otp.ReplyAccepted, ID: job.ID, To: masked, Resend: v.Resend}
 }
 
 // accepted records a newly admitted job: log, metrics, event.
-func (g *Gateway) accepted(ctx context.Context, p otp.Prepared, v policy.Verdict, source string) {
+func (g *Gateway) accepted(ctx context.Context, p otp.Prepared, v policy.Verdict, source metrics.Source) {
 	g.log.Info("job accepted", "id", p.ID, "to", p.Number.Masked(), "source", source, "resend", v.Resend)
 	if v.Resend {
 		g.opts.Metrics.Resent(metrics.ResendUser)

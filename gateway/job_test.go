@@ -1,0 +1,194 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/simgate/simgate/metrics"
+	"github.com/simgate/simgate/modem"
+	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/policy"
+	"github.com/simgate/simgate/queue"
+)
+
+// fakeModem stands in for a modem: it records what it was asked to send
+// and answers with err.
+type fakeModem struct {
+	err      error
+	number   string
+	text     string
+	validity time.Duration
+	calls    int
+}
+
+func (f *fakeModem) Name() string { return "fake" }
+
+func (f *fakeModem) Send(_ context.Context, number, text string, opts ...modem.SendOption) (modem.Result, error) {
+	f.calls++
+	f.number, f.text = number, text
+	if f.err != nil {
+		return modem.Result{}, f.err
+	}
+	return modem.Result{Refs: []int{7}, Duration: time.Millisecond}, nil
+}
+
+// jobHarness is a gateway on a real in-process NATS server with the job
+// streams, and no daemon and no modem: the worker's steps are driven by
+// hand.
+type jobHarness struct {
+	g      *Gateway
+	js     jetstream.JetStream
+	cons   jetstream.Consumer
+	events chan otp.Event
+}
+
+func newJobHarness(t *testing.T) *jobHarness {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), DontListen: true, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := queue.Setup(t.Context(), js, queue.StreamConfig{DedupWindow: time.Hour, AckWait: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	renderer, err := otp.NewRenderer("simgate", "en", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.New(policy.Config{Key: []byte("0123456789abcdef")}, policy.NewMemoryStore(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &jobHarness{js: js, cons: cons, events: make(chan otp.Event, 16)}
+	sub, err := nc.Subscribe(otp.SubjectEvents+".>", func(m *nats.Msg) {
+		var ev otp.Event
+		if err := json.Unmarshal(m.Data, &ev); err == nil {
+			h.events <- ev
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Unsubscribe() })
+	h.g = New(Options{NC: nc, JS: js, Consumer: cons, Renderer: renderer, Policy: pol,
+		Limits:  otp.Limits{DefaultTTL: 10 * time.Minute, MaxTTL: time.Hour},
+		Metrics: metrics.New(prometheus.NewRegistry(), "test", []string{"fake"}), MaxAttempts: 2})
+	t.Cleanup(func() { h.g.Close(context.Background()) })
+	return h
+}
+
+// take queues job and fetches it as a worker would.
+func (h *jobHarness) take(t *testing.T, job string) jetstream.Msg {
+	t.Helper()
+	if _, err := h.js.Publish(t.Context(), otp.SubjectSend, []byte(job)); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := h.cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+// until returns the first event of type want, failing on a final other one.
+func (h *jobHarness) until(t *testing.T, want otp.State) otp.Event {
+	t.Helper()
+	for {
+		select {
+		case ev := <-h.events:
+			if ev.Type == want {
+				return ev
+			}
+			if ev.Type.Final() {
+				t.Fatalf("event %s (%s), want %s", ev.Type, ev.Reason, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no %s event", want)
+		}
+	}
+}
+
+func TestProcessWithoutDaemon(t *testing.T) {
+	const job = `{"id":"j1","to":"+4526227921","code":"034812","ttl":"5m"}`
+	for _, tc := range []struct {
+		name      string
+		err       error
+		want      otp.State
+		reason    otp.Reason
+		broken    bool
+		leftInJob bool // still in the work queue (to be retried)
+	}{
+		{name: "sent", want: otp.StateSent},
+		{name: "permanent", err: &modem.SendError{Class: modem.Permanent, Code: "21"}, want: otp.StateFailed, reason: otp.ReasonModemRejected},
+		{name: "retryable", err: &modem.SendError{Class: modem.Retryable, Code: "512"}, want: otp.StateRetrying, reason: "retryable", leftInJob: true},
+		{name: "broken modem", err: &modem.SendError{Class: modem.Unknown, Broken: true, Err: errors.New("no answer")}, want: otp.StateRetrying, reason: "unknown_outcome", broken: true, leftInJob: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newJobHarness(t)
+			f := &fakeModem{err: tc.err}
+			msg := h.take(t, job)
+			broken := h.g.process(t.Context(), f, delivered{msg: msg}, &sendCaps{})
+			if broken != tc.broken {
+				t.Errorf("broken = %v, want %v", broken, tc.broken)
+			}
+			if f.calls != 1 || f.number != "+4526227921" || !strings.Contains(f.text, "034812") {
+				t.Errorf("modem asked %d times to send to %s", f.calls, otp.MaskRaw(f.number))
+			}
+			h.until(t, otp.StateAccepted)
+			ev := h.until(t, tc.want)
+			if ev.Reason != tc.reason || ev.Attempt != 1 || ev.To != "+45******21" {
+				t.Errorf("event %+v, want reason %q attempt 1", ev, tc.reason)
+			}
+			h.g.Close(context.Background())
+			s, err := h.js.Stream(t.Context(), otp.StreamJobs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := s.Info(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if left := info.State.Msgs == 1; left != tc.leftInJob {
+				t.Errorf("%d jobs left in the queue, want left %v", info.State.Msgs, tc.leftInJob)
+			}
+		})
+	}
+}
+
+// TestProcessExpiredNeverSends: a job taken after its ttl never reaches the
+// modem.
+func TestProcessExpiredNeverSends(t *testing.T) {
+	h := newJobHarness(t)
+	msg := h.take(t, `{"id":"old","to":"+4526227921","code":"034812","ttl":"1m"}`)
+	h.g.now = func() time.Time { return time.Now().Add(2 * time.Minute) } // the ttl has passed
+	f := &fakeModem{}
+	h.g.process(t.Context(), f, delivered{msg: msg}, &sendCaps{})
+	if f.calls != 0 {
+		t.Errorf("expired job sent %d times", f.calls)
+	}
+	h.until(t, otp.StateExpired)
+}
