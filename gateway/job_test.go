@@ -23,11 +23,10 @@ import (
 // fakeModem stands in for a modem: it records what it was asked to send
 // and answers with err.
 type fakeModem struct {
-	err      error
-	number   string
-	text     string
-	validity time.Duration
-	calls    int
+	err    error
+	number string
+	text   string
+	calls  int
 }
 
 func (f *fakeModem) Name() string { return "fake" }
