@@ -1,7 +1,11 @@
 // Package gateway moves OTP jobs from NATS to modems: it answers
-// otp.request, runs one worker per modem that pulls a job only when its modem
-// is free, checks and renders the job, sends it, and ends it with an ack and
-// an event.
+// otp.request (request.go), runs one worker per modem that pulls a job only
+// when its modem is free (worker.go, caps.go, route.go), admits, sends and
+// retries or ends each job (job.go), publishes its events (event.go) and
+// follows its delivery by status report (delivery.go, journal.go).
+//
+// It depends on the domain packages only; package daemon builds it from
+// the configuration.
 package gateway
 
 import (
