@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// TestDependencies keeps the client light for auth services: the wire
-// contract (package otp) and nats.go, nothing of the daemon's (the NATS
-// server, the serial port, the modem driver).
+// TestDependencies keeps the client light for auth services: of simgate's
+// packages only the wire contract (otp), and nothing of the daemon's (the
+// NATS server, the serial port, the modem driver, Prometheus, viper).
 func TestDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {
@@ -19,13 +19,15 @@ func TestDependencies(t *testing.T) {
 			"github.com/nats-io/nats-server",
 			"go.bug.st/serial",
 			"github.com/warthog618/",
-			"github.com/simgate/simgate/queue",
-			"github.com/simgate/simgate/gateway",
+			"github.com/prometheus/",
 			"github.com/spf13/",
 		} {
 			if strings.HasPrefix(dep, banned) {
 				t.Errorf("client depends on %s", dep)
 			}
+		}
+		if strings.HasPrefix(dep, "github.com/simgate/simgate/") && dep != "github.com/simgate/simgate/otp" && dep != "github.com/simgate/simgate/client" {
+			t.Errorf("client depends on %s: only otp is allowed", dep)
 		}
 	}
 }

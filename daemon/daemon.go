@@ -91,16 +91,17 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 	if err != nil {
 		return d, err
 	}
-	pol, err := d.policy(ctx, js)
-	if err != nil {
-		return d, err
-	}
-	settings, warnings, err := live(cfg, pol)
+	// Templates and number rules first: a bad one fails the start before
+	// the policy's key and bucket are created.
+	settings, warnings, err := live(cfg, nil)
 	if err != nil {
 		return d, err
 	}
 	for _, w := range warnings {
 		log.Warn("template: " + w)
+	}
+	if settings.Policy, err = d.policy(ctx, js); err != nil {
+		return d, err
 	}
 	// Sent messages waiting for a status report outlive a restart.
 	journal, err := queue.OpenDeliveryJournal(ctx, js, cfg.Node, d.polKey, journalTTL(cfg), cfg.NATS.Replicas)
@@ -209,7 +210,7 @@ func (d *Daemon) connect() error {
 		}
 		nc, err := nats.Connect(n.URL, append(opts, auth...)...)
 		if err != nil {
-			return fmt.Errorf("connect to nats %s: %w", d.cfg.NATS.URL, err)
+			return fmt.Errorf("connect to nats %s: %w", natsauth.RedactURL(d.cfg.NATS.URL), err)
 		}
 		d.nc = nc
 		d.log.Info("connected to nats", "url", nc.ConnectedUrlRedacted())

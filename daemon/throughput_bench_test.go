@@ -55,7 +55,7 @@ var throughputDelay = flag.Duration("throughput.delay", 50*time.Millisecond,
 //
 // One iteration is enough (about 1.3 s each, plus start-up):
 //
-//	go test ./gateway -run '^$' -bench Throughput -benchtime 1x [-throughput.delay=1s]
+//	go test ./daemon -run '^$' -bench Throughput -benchtime 1x [-throughput.delay=1s]
 //
 // Do not run it with -race or -v (both change the timing).
 func BenchmarkThroughput(b *testing.B) {

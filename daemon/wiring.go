@@ -12,8 +12,10 @@ import (
 	"github.com/simgate/simgate/queue"
 )
 
-// This file turns the configuration into each component's options: it is
-// the one place where a configuration key meets the component it sets.
+// This file turns the configuration into each component's options (streams,
+// embedded server, policy, live settings, gateway, workers). daemon.go reads
+// only what it uses itself: the NATS connection, the hash key file, the
+// metrics address and the number of simulated modems.
 
 // streamConfig sizes the job and event streams.
 func streamConfig(c config.Config) queue.StreamConfig {
@@ -41,7 +43,7 @@ func policyConfig(c config.Config, key []byte) policy.Config {
 }
 
 // live returns the settings a reload may swap: number and ttl rules,
-// templates, and the limits of pol. It also returns the renderer's
+// templates, and the limits of pol (nil: set by the caller). It also returns the renderer's
 // warnings about templates (UCS-2, more than one SMS).
 func live(c config.Config, pol *policy.Policy) (gateway.Live, []string, error) {
 	renderer, err := otp.NewRenderer(c.OTP.Brand, c.OTP.Locale, c.OTP.Templates)

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/simgate/simgate/delivery"
@@ -72,7 +73,7 @@ func (g *Gateway) deliveryOutcome(o delivery.Outcome) {
 	case otp.StateDeliveryUnknown:
 		log.Warn("sms delivery unknown: no final status report in time", "timeout", g.opts.DeliveryTimeout)
 	default:
-		log.Warn("sms not delivered", "state", o.State)
+		log.Warn("sms not delivered", "delivery", strings.TrimPrefix(string(o.State), "delivery_"))
 	}
 	g.publish(ctx, ev)
 }

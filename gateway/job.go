@@ -223,17 +223,17 @@ func (g *Gateway) sendFailed(ctx context.Context, modemName string, t task, err 
 		// Retry the same job (so the same code) while it is valid: a code
 		// sent twice is harmless, a different code never goes out.
 		delay := min(g.retryDelay(t.attempt), max(t.deadline.Sub(g.now()), 0))
-		reason := metrics.ResendRetry
+		resend, reason := metrics.ResendRetry, otp.ReasonRetryable
 		if se.Class == modem.Unknown {
-			reason = metrics.ResendUnknownOutcome
+			resend, reason = metrics.ResendUnknownOutcome, otp.ReasonUnknownOutcome
 		}
-		g.opts.Metrics.Resent(reason)
+		g.opts.Metrics.Resent(resend)
 		t.log.Warn("send failed; will retry", "err", se.Error(), "retry_in", delay)
 		if err := t.msg.NakWithDelay(delay); err != nil {
 			t.log.Warn("nak job", "err", err)
 		}
 		g.publish(ctx, otp.Event{Type: otp.StateRetrying, ID: t.p.ID, To: t.p.Number.Masked(),
-			Reason: otp.Reason(se.Class.String()), Detail: modemDetail(se),
+			Reason: reason, Detail: modemDetail(se),
 			RetryAfter: delay.Seconds(), Modem: modemName, Attempt: t.attempt})
 	}
 	return se.Broken

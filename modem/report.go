@@ -31,7 +31,7 @@ type Report struct {
 	// Discharge is TP-DT: when the message was delivered, or when the
 	// service centre last tried or gave up.
 	Discharge time.Time
-	// Status is TP-ST (§9.2.3.15).
+	// TPStatus is TP-ST (§9.2.3.15).
 	TPStatus byte
 }
 

@@ -42,7 +42,7 @@ const (
 	StateDeliveryUnknown State = "delivery_unknown"
 )
 
-// States lists every event type, in the order above.
+// States lists every State, in the order above.
 var States = []State{StateAccepted, StateRejected, StateRetrying, StateSent, StateFailed,
 	StateExpired, StateDuplicate, StateSuperseded, StateDelivered, StateDeliveryPending,
 	StateDeliveryFailed, StateDeliveryExpired, StateDeliveryUnknown}

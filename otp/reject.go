@@ -44,11 +44,12 @@ const (
 	ScopeGlobal  Scope = "global"  // all sends per minute
 )
 
-// Reasons a job can fail after it was accepted.
+// Reasons a job can fail, or be retried, after it was accepted.
 const (
+	ReasonRetryable         Reason = "retryable"          // a retrying event: the modem or network failed for now
 	ReasonModemRejected     Reason = "modem_rejected"     // the modem or network refused the SMS for good
 	ReasonAttemptsExhausted Reason = "attempts_exhausted" // retryable failures until the attempt limit
-	ReasonUnknownOutcome    Reason = "unknown_outcome"    // the last attempt timed out; the SMS may have gone out
+	ReasonUnknownOutcome    Reason = "unknown_outcome"    // the (last) attempt timed out; the SMS may have gone out
 )
 
 // RejectError is a job refused with a typed reason. It is what a publisher

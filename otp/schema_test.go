@@ -97,9 +97,9 @@ func TestJobSchemaPatterns(t *testing.T) {
 	}
 }
 
-// TestEventTypeEnum keeps the schema's list of event types equal to
+// TestStateEnum keeps the schema's list of states equal to
 // States.
-func TestEventTypeEnum(t *testing.T) {
+func TestStateEnum(t *testing.T) {
 	b, err := os.ReadFile("schema/event.schema.json")
 	if err != nil {
 		t.Fatal(err)

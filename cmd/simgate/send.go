@@ -77,7 +77,7 @@ Exit status: 0 sent (delivered with --wait-delivery; accepted without
 func send(ctx context.Context, cmd *cobra.Command, url string, opts []nats.Option, job otp.Job, wait, delivery bool) error {
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", url, err)
+		return fmt.Errorf("connect to %s: %w", natsauth.RedactURL(url), err)
 	}
 	defer nc.Close()
 	c, err := client.New(nc)
@@ -86,7 +86,7 @@ func send(ctx context.Context, cmd *cobra.Command, url string, opts []nats.Optio
 	}
 	reply, err := c.Request(ctx, job)
 	if err != nil {
-		return fmt.Errorf("%s: %w", url, err)
+		return fmt.Errorf("%s: %w", natsauth.RedactURL(url), err)
 	}
 	out := cmd.OutOrStdout()
 	enc := json.NewEncoder(out)
