@@ -132,8 +132,8 @@ func TestDeliveryReportEndToEnd(t *testing.T) {
 
 func TestDeliveryFailureExpiryAndSilence(t *testing.T) {
 	status := map[string]modemsim.StatusReport{
-		"+4526227901": {Status: 0x41},
-		"+4526227902": {Status: 0x46},
+		"+4526227901": {TPStatus: 0x41},
+		"+4526227902": {TPStatus: 0x46},
 		"+4526227903": {Drop: true},
 	}
 	s := startReportingSim(t, "m1", modemsim.Config{

@@ -54,7 +54,7 @@ func TestStatusReports(t *testing.T) {
 			tc.cfg.FirstMR = 255
 			tc.cfg.Report = func(sub modemsim.Submission) modemsim.StatusReport {
 				// The second part's report comes first.
-				return modemsim.StatusReport{Status: 0, Delay: time.Duration(2-sub.Part) * 50 * time.Millisecond}
+				return modemsim.StatusReport{TPStatus: 0, Delay: time.Duration(2-sub.Part) * 50 * time.Millisecond}
 			}
 			s := startSim(t, tc.cfg)
 			ch, tweak := reportChan(t)

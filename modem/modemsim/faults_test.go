@@ -96,7 +96,7 @@ func TestSeedRepeats(t *testing.T) {
 			out.WriteString(l.exchange(cmgs))
 		}
 		// A last report, after all the others: then they are all out.
-		l.modem().SetReport(func(Submission) StatusReport { return StatusReport{Status: 0x7f} })
+		l.modem().SetReport(func(Submission) StatusReport { return StatusReport{TPStatus: 0x7f} })
 		// FailRate may refuse it: try again, a bounded number of times.
 		for i := 0; !strings.Contains(l.exchange(cmgs), "+CMGS:"); i++ {
 			if i == 100 {
@@ -106,10 +106,10 @@ func TestSeedRepeats(t *testing.T) {
 		var o outcome
 		for {
 			r := waitFor(t, reps, "OnReport")
-			if r.Status == 0x7f {
+			if r.TPStatus == 0x7f {
 				break
 			}
-			o.reports = append(o.reports, fmt.Sprintf("%d:%#x", r.MR, r.Status))
+			o.reports = append(o.reports, fmt.Sprintf("%d:%#x", r.MR, r.TPStatus))
 		}
 		o.out = out.String()
 		return o

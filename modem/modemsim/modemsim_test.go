@@ -434,7 +434,7 @@ func TestConcurrentHooks(t *testing.T) {
 			_ = m.Messages()
 			_ = m.Reports()
 			_ = m.MissedAcks()
-			m.SetReport(func(Submission) StatusReport { return StatusReport{Status: byte(i)} })
+			m.SetReport(func(Submission) StatusReport { return StatusReport{TPStatus: byte(i)} })
 			m.SetRegistration(1 + 4*(i%2))
 		}
 	}()

@@ -14,10 +14,10 @@ import (
 // StatusReport is the status report the simulated network returns for one
 // submission that requested one (TP-SRR).
 type StatusReport struct {
-	// Status is TP-ST (3GPP TS 23.040 §9.2.3.15): 0x00 delivered,
+	// TPStatus is TP-ST (3GPP TS 23.040 §9.2.3.15): 0x00 delivered,
 	// 0x20-0x3F temporary error (the service centre still tries),
 	// 0x40-0x7F permanent error, 0x46 validity period expired.
-	Status byte
+	TPStatus byte
 	// Delay is the time from the "+CMGS: <mr>" answer to the report, used
 	// as is: zero means as soon as possible after the answer, and a
 	// negative delay counts as zero. Config.ReportDelay does not apply to
@@ -55,8 +55,8 @@ type SentReport struct {
 	// reported on (TP-MR, TP-RA).
 	MR int
 	To string
-	// Status is TP-ST.
-	Status byte
+	// TPStatus is TP-ST.
+	TPStatus byte
 	// Route is what the modem did with the report.
 	Route Route
 	// Index is where the report was stored in the "SR" memory (from 1)
@@ -124,12 +124,12 @@ func (ip *interpreter) planReport(sub Submission, ra tpdu.Address, answered time
 	fn := ip.reportFn
 	var def StatusReport
 	if fn == nil {
-		def = StatusReport{Status: ip.cfg.ReportStatus, Delay: ip.cfg.ReportDelay}
+		def = StatusReport{TPStatus: ip.cfg.ReportStatus, Delay: ip.cfg.ReportDelay}
 		if ip.cfg.ReportDropRate > 0 && ip.rng.Float64() < ip.cfg.ReportDropRate {
 			def.Drop = true
 		}
 		if ip.cfg.ReportFailRate > 0 && ip.rng.Float64() < ip.cfg.ReportFailRate {
-			def.Status = stPermanentError
+			def.TPStatus = stPermanentError
 		}
 	}
 	ip.afterFinal = append(ip.afterFinal, func() {
@@ -159,7 +159,7 @@ func (ip *interpreter) queueReport(sub Submission, ra tpdu.Address, r StatusRepo
 		seq:    ip.reportSeq,
 		sub:    sub,
 		ra:     ra,
-		status: r.Status,
+		status: r.TPStatus,
 	})
 	ip.wakeReports()
 }
@@ -238,7 +238,7 @@ func (ip *interpreter) processReports(now time.Time) time.Time {
 // route makes the SMS-STATUS-REPORT of a submission and passes it on as
 // AT+CNMI <ds> says.
 func (ip *interpreter) route(p *pendingReport, now time.Time) {
-	rec := SentReport{Modem: ip.cfg.Name, MR: p.sub.MR, To: p.sub.To, Status: p.status, At: now}
+	rec := SentReport{Modem: ip.cfg.Name, MR: p.sub.MR, To: p.sub.To, TPStatus: p.status, At: now}
 	t := &tpdu.TPDU{
 		Direction:  tpdu.MT,
 		FirstOctet: srFirstOctet,
@@ -292,7 +292,7 @@ func (ip *interpreter) route(p *pendingReport, now time.Time) {
 	}
 	ip.reports = append(ip.reports, rec)
 	ip.log.Info("modemsim: status report", "modem", ip.cfg.Name, "mr", rec.MR, "to", mask(rec.To),
-		"status", fmt.Sprintf("0x%02X", rec.Status), "route", rec.Route, "index", rec.Index)
+		"status", fmt.Sprintf("0x%02X", rec.TPStatus), "route", rec.Route, "index", rec.Index)
 	if f := ip.cfg.OnReport; f != nil {
 		ip.post(func() { f(rec) })
 	}

@@ -123,7 +123,7 @@ func TestReportRouted(t *testing.T) {
 		{name: "default delivered", want: 0x00},
 		{name: "configured status", cfg: Config{ReportStatus: 0x46}, want: 0x46},
 		{name: "report function", cfg: Config{ReportStatus: 0x46}, want: 0x20,
-			report: func(Submission) StatusReport { return StatusReport{Status: 0x20} }},
+			report: func(Submission) StatusReport { return StatusReport{TPStatus: 0x20} }},
 		{name: "fail rate", cfg: Config{ReportFailRate: 1}, want: 0x41},
 		{name: "delay", cfg: Config{ReportDelay: 50 * time.Millisecond}, want: 0x00},
 	} {
@@ -154,7 +154,7 @@ func TestReportRouted(t *testing.T) {
 				t.Errorf("DT %v out of range (SCTS %v)", tp.DT, tp.SCTS)
 			}
 			r := waitFor(t, reps, "OnReport")
-			want := SentReport{Modem: m.Name(), MR: 7, To: "+4526227921", Status: tc.want, Route: RouteCDS, PDU: got.pdu, At: r.At}
+			want := SentReport{Modem: m.Name(), MR: 7, To: "+4526227921", TPStatus: tc.want, Route: RouteCDS, PDU: got.pdu, At: r.At}
 			if r != want {
 				t.Errorf("OnReport\n got %+v\nwant %+v", r, want)
 			}
@@ -173,7 +173,7 @@ func TestReportRouted(t *testing.T) {
 func TestReportsInTimeOrder(t *testing.T) {
 	delays := map[int]time.Duration{0: 600 * time.Millisecond, 1: 0, 2: 200 * time.Millisecond, 3: 200 * time.Millisecond}
 	cfg := Config{Report: func(s Submission) StatusReport {
-		return StatusReport{Status: byte(s.MR), Delay: delays[s.MR]}
+		return StatusReport{TPStatus: byte(s.MR), Delay: delays[s.MR]}
 	}}
 	m := start(t, cfg)
 	c := dial(t, m.Path())
