@@ -43,16 +43,8 @@ type sender interface {
 	Send(ctx context.Context, number, text string, opts ...modem.SendOption) (modem.Result, error)
 }
 
-// delivered is one delivery of a queued job to a worker.
-type delivered struct {
-	msg jetstream.Msg
-	// handed is set for a job another worker took from the queue and
-	// handed to this one (see route): it was counted and routed there.
-	handed bool
-}
-
-// task is a queued job admitted for sending: everything the send and its
-// bookkeeping need.
+// task is a queued job checked for sending: everything the admission, the
+// send and its bookkeeping need.
 type task struct {
 	msg      jetstream.Msg
 	p        otp.Prepared
@@ -63,33 +55,47 @@ type task struct {
 	log      *slog.Logger
 }
 
-// process handles one delivery of a job on m and reports whether the modem
-// must be reopened: admit it, then send it (and retry or fail).
-func (g *Gateway) process(ctx context.Context, m sender, d delivered, caps *sendCaps) (broken bool) {
-	t, ok := g.admitQueued(ctx, m.Name(), d)
+// process handles a job this worker took from the queue and reports
+// whether the modem must be reopened: check it, hand it to the modem
+// preferred for its destination if that is another one (see route), else
+// admit and send it.
+func (g *Gateway) process(ctx context.Context, m sender, msg jetstream.Msg, caps *sendCaps) (broken bool) {
+	g.opts.Metrics.Received(metrics.SourceQueue)
+	t, ok := g.check(ctx, m.Name(), msg)
+	if !ok || g.route(m.Name(), t.p.Number, msg) {
+		return false
+	}
+	return g.admitAndSend(ctx, m, t, caps)
+}
+
+// processHanded handles a job another worker took from the queue and
+// handed to this one (it was counted and routed there).
+func (g *Gateway) processHanded(ctx context.Context, m sender, msg jetstream.Msg, caps *sendCaps) (broken bool) {
+	t, ok := g.check(ctx, m.Name(), msg)
 	if !ok {
+		return false
+	}
+	return g.admitAndSend(ctx, m, t, caps)
+}
+
+// admitAndSend admits a checked job and sends it.
+func (g *Gateway) admitAndSend(ctx context.Context, m sender, t task, caps *sendCaps) (broken bool) {
+	if !g.admitQueued(ctx, t) {
 		return false
 	}
 	return g.send(ctx, m, t, caps)
 }
 
-// admitQueued checks a job taken from the queue: its contract, its ttl, its
-// route, the policy (once per job: a redelivery finds its own admission),
-// whether a newer code superseded it, and its attempts. It ends every job
-// it does not return (ok false): rejected, expired, handed to another
-// modem, duplicate, superseded, failed, or put back while the policy store
-// is away.
-func (g *Gateway) admitQueued(ctx context.Context, modemName string, d delivered) (t task, ok bool) {
-	msg := d.msg
-	if !d.handed {
-		g.opts.Metrics.Received(metrics.SourceQueue)
-	}
+// check decodes, validates and renders a job taken from the queue, and
+// drops it if its ttl has passed (before it can count against any limit).
+// A job it does not return (ok false) is ended: rejected or expired.
+func (g *Gateway) check(ctx context.Context, modemName string, msg jetstream.Msg) (task, bool) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		// Not a JetStream message: cannot happen on a pull consumer.
 		g.log.Error("job without metadata", "err", err)
 		msg.Term()
-		return t, false
+		return task{}, false
 	}
 	attempt := int(meta.NumDelivered)
 	job, p, text, err := g.prepare(msg.Data())
@@ -100,37 +106,41 @@ func (g *Gateway) admitQueued(ctx context.Context, modemName string, d delivered
 		}
 		g.rejected(ctx, job.ID, re, attempt)
 		g.term(msg, string(re.Reason))
-		return t, false
+		return task{}, false
 	}
-	t = task{msg: msg, p: p, text: text, attempt: attempt, accepted: meta.Timestamp, deadline: meta.Timestamp.Add(p.TTL),
+	t := task{msg: msg, p: p, text: text, attempt: attempt, accepted: meta.Timestamp, deadline: meta.Timestamp.Add(p.TTL),
 		log: g.log.With("id", job.ID, "to", p.Number.Masked(), "modem", modemName, "attempt", attempt)}
-	// Expiry first: a code that waited too long is dropped before it can
-	// count against any limit.
 	if !g.now().Before(t.deadline) {
 		t.log.Info("job expired before a modem could send it", "late", g.now().Sub(t.deadline).Round(time.Millisecond))
 		g.end(ctx, t, otp.StateExpired, otp.Event{})
-		return t, false
+		return task{}, false
 	}
-	if !d.handed && g.route(modemName, p.Number, msg) {
-		return t, false
-	}
+	return t, true
+}
+
+// admitQueued applies the policy to a checked job (once per job: a
+// redelivery finds its own admission), then checks whether a newer code
+// superseded it and whether it has attempts left. A job it refuses (false)
+// is ended, or put back while the policy store is away.
+func (g *Gateway) admitQueued(ctx context.Context, t task) bool {
+	p, msg := t.p, t.msg
 	v, err := g.policy().Admit(ctx, p)
 	switch re, isReject := otp.AsReject(err); {
 	case isReject:
-		g.rejected(ctx, job.ID, re, attempt)
+		g.rejected(ctx, p.ID, re, t.attempt)
 		g.term(msg, string(re.Reason))
-		return t, false
+		return false
 	case err != nil:
 		// Fail closed: without the store no limit can be checked.
 		t.log.Error("policy store unavailable; job waits", "err", err)
 		msg.NakWithDelay(5 * time.Second)
-		return t, false
-	case v.Duplicate && v.Of == job.ID && v.State == otp.StateAccepted:
+		return false
+	case v.Duplicate && v.Of == p.ID && v.State == otp.StateAccepted:
 		// Admitted before: through otp.request, or by an earlier delivery.
 	case v.Duplicate:
 		g.duplicate(ctx, p, v)
 		g.term(msg, "duplicate")
-		return t, false
+		return false
 	default:
 		g.accepted(ctx, p, v, metrics.SourceQueue)
 	}
@@ -142,15 +152,15 @@ func (g *Gateway) admitQueued(ctx context.Context, modemName string, d delivered
 		} else if by != "" {
 			t.log.Info("job superseded by a newer code", "superseded_by", by)
 			g.end(ctx, t, otp.StateSuperseded, otp.Event{SupersededBy: by})
-			return t, false
+			return false
 		}
 	}
-	if attempt > g.opts.MaxAttempts {
+	if t.attempt > g.opts.MaxAttempts {
 		// Only reached when earlier attempts died with their daemon.
 		g.fail(ctx, t, otp.ReasonAttemptsExhausted, "no attempt completed")
-		return t, false
+		return false
 	}
-	return t, true
+	return true
 }
 
 // end ends a job unsent in state (expired, superseded): counted, recorded,

@@ -150,7 +150,7 @@ func TestProcessWithoutDaemon(t *testing.T) {
 			h := newJobHarness(t)
 			f := &fakeModem{err: tc.err}
 			msg := h.take(t, job)
-			broken := h.g.process(t.Context(), f, delivered{msg: msg}, &sendCaps{})
+			broken := h.g.process(t.Context(), f, msg, &sendCaps{})
 			if broken != tc.broken {
 				t.Errorf("broken = %v, want %v", broken, tc.broken)
 			}
@@ -185,7 +185,7 @@ func TestProcessExpiredNeverSends(t *testing.T) {
 	msg := h.take(t, `{"id":"old","to":"+4526227921","code":"034812","ttl":"1m"}`)
 	h.g.now = func() time.Time { return time.Now().Add(2 * time.Minute) } // the ttl has passed
 	f := &fakeModem{}
-	h.g.process(t.Context(), f, delivered{msg: msg}, &sendCaps{})
+	h.g.process(t.Context(), f, msg, &sendCaps{})
 	if f.calls != 0 {
 		t.Errorf("expired job sent %d times", f.calls)
 	}

@@ -128,7 +128,7 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, w *worker, wc 
 		case h := <-w.inbox:
 			// A job another worker took for this modem.
 			h.stop()
-			if broken := g.process(context.WithoutCancel(ctx), m, delivered{msg: h.msg, handed: true}, caps); broken {
+			if broken := g.processHanded(context.WithoutCancel(ctx), m, h.msg, caps); broken {
 				return
 			}
 			continue
@@ -159,7 +159,7 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, w *worker, wc 
 		}
 		// A job once started is finished (its AT+CMGS, ack and event) even
 		// when ctx ends meanwhile; the daemon's Stop bounds the wait.
-		if broken := g.process(context.WithoutCancel(ctx), m, delivered{msg: msg}, caps); broken {
+		if broken := g.process(context.WithoutCancel(ctx), m, msg, caps); broken {
 			return
 		}
 	}
