@@ -30,11 +30,7 @@ func streamConfig(c config.Config) queue.StreamConfig {
 // embeddedConfig configures the embedded NATS server keeping its files in
 // store.
 func embeddedConfig(c config.Config, store string) queue.EmbeddedConfig {
-	e := c.NATS.Embedded
-	return queue.EmbeddedConfig{
-		Listen: c.NATS.Listen, StoreDir: store, Name: "simgate",
-		User: e.User, PasswordFile: e.PasswordFile, TokenFile: e.TokenFile,
-	}
+	return queue.EmbeddedConfig{Listen: c.NATS.Listen, StoreDir: store, Name: "simgate", Auth: c.NATS.Auth().Embedded}
 }
 
 // policyConfig returns the duplicate and rate limits, keyed with key.

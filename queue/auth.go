@@ -3,14 +3,12 @@ package queue
 import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-
-	"github.com/simgate/simgate/natsauth"
 )
 
 // embeddedAuth configures the embedded server's client authentication from
 // cfg: a user and password, or a token. Nothing configured leaves it open.
 func embeddedAuth(opts *server.Options, cfg EmbeddedConfig) error {
-	user, password, token, err := cfg.auth().Credentials()
+	user, password, token, err := cfg.Auth.Credentials()
 	if err != nil {
 		return err
 	}
@@ -18,12 +16,8 @@ func embeddedAuth(opts *server.Options, cfg EmbeddedConfig) error {
 	return nil
 }
 
-func (cfg EmbeddedConfig) auth() natsauth.Embedded {
-	return natsauth.Embedded{User: cfg.User, PasswordFile: cfg.PasswordFile, TokenFile: cfg.TokenFile}
-}
-
 // ClientOptions returns the options that authenticate a client (such as
 // the daemon's own in-process connection) to the embedded server.
 func (cfg EmbeddedConfig) ClientOptions() ([]nats.Option, error) {
-	return cfg.auth().ClientOptions()
+	return cfg.Auth.ClientOptions()
 }

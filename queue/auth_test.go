@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"github.com/simgate/simgate/natsauth"
 )
 
 func TestEmbeddedAuth(t *testing.T) {
@@ -17,8 +18,8 @@ func TestEmbeddedAuth(t *testing.T) {
 		t.Fatal("cannot write secrets")
 	}
 	for _, cfg := range []EmbeddedConfig{
-		{User: "simgate", PasswordFile: pw},
-		{TokenFile: tok},
+		{Auth: natsauth.Embedded{User: "simgate", PasswordFile: pw}},
+		{Auth: natsauth.Embedded{TokenFile: tok}},
 	} {
 		cfg.Listen, cfg.StoreDir, cfg.Name = "127.0.0.1:0", t.TempDir(), "auth"
 		ns, err := StartEmbedded(cfg)
@@ -54,7 +55,7 @@ func TestEmbeddedAuth(t *testing.T) {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 	}
-	if _, err := StartEmbedded(EmbeddedConfig{Listen: "-", StoreDir: t.TempDir(), PasswordFile: pw}); err == nil {
+	if _, err := StartEmbedded(EmbeddedConfig{Listen: "-", StoreDir: t.TempDir(), Auth: natsauth.Embedded{PasswordFile: pw}}); err == nil {
 		t.Error("password file without user accepted")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/simgate/simgate/natsauth"
 	"github.com/simgate/simgate/otp"
 )
 
@@ -31,12 +32,10 @@ type EmbeddedConfig struct {
 	// Name is the server name; it must stay the same across restarts for
 	// JetStream to find its data.
 	Name string
-	// User and PasswordFile, or TokenFile, make clients authenticate (the
-	// daemon's own in-process connection too: see ClientOptions). Empty:
-	// no authentication, only safe on a loopback address.
-	User         string
-	PasswordFile string
-	TokenFile    string
+	// Auth makes clients authenticate (the daemon's own in-process
+	// connection too: see ClientOptions). Empty: no authentication, only
+	// safe on a loopback address.
+	Auth natsauth.Embedded
 }
 
 // StartEmbedded starts an in-process NATS server with JetStream and waits
