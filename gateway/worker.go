@@ -45,7 +45,11 @@ func (g *Gateway) RunModem(ctx context.Context, wc Worker) {
 				return
 			}
 			g.setReady(cfg.Name, false)
-			if errors.Is(err, modem.ErrWrongPIN) || errors.Is(err, modem.ErrSIMPUK) {
+			var pe *modem.PINError
+			if errors.As(err, &pe) {
+				g.opts.Metrics.PINTriesLeft(cfg.Name, pe.TriesLeft)
+			}
+			if errors.Is(err, modem.ErrWrongPIN) || errors.Is(err, modem.ErrSIMPUK) || errors.Is(err, modem.ErrPINLastTry) {
 				// Another try could lock the SIM for good.
 				log.Error("modem disabled until restart: SIM needs a person", "err", err)
 				<-ctx.Done()
@@ -61,6 +65,7 @@ func (g *Gateway) RunModem(ctx context.Context, wc Worker) {
 		log.Info("modem open", "manufacturer", inf.Manufacturer, "model", inf.Model, "revision", inf.Revision,
 			"status_reports", m.Reports())
 		g.opts.Metrics.ModemOpen(cfg.Name, true, int(m.Reports()))
+		g.opts.Metrics.PINTriesLeft(cfg.Name, inf.PINTriesLeft)
 		g.serveModem(ctx, m, w, wc, log)
 		g.drainInbox(w)
 		g.opts.Metrics.ModemOpen(cfg.Name, false, 0)

@@ -113,6 +113,7 @@ type Metrics struct {
 	modemHealthFailures *prometheus.CounterVec
 	modemFailuresInRow  *prometheus.GaugeVec
 	modemReports        *prometheus.GaugeVec
+	modemPINTries       *prometheus.GaugeVec
 	deliveries          *prometheus.CounterVec
 	deliveryLatency     prometheus.Histogram
 	deliveryPending     prometheus.Gauge
@@ -159,6 +160,7 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 		modemHealthFailures: counter("modem_health_failures_total", "Health checks that found the modem unable to send, by cause (sim, registration, no_answer).", "modem", "cause"),
 		modemFailuresInRow:  gauge("modem_consecutive_failures", "Send attempts that failed in a row on the modem; 0 after a success.", "modem"),
 		modemReports:        gauge("modem_status_reports", "How the modem passes status reports on: 0 off, 1 routed (+CDS), 2 stored (+CDSI).", "modem"),
+		modemPINTries:       gauge("modem_sim_pin_tries_left", "SIM PIN tries left as the modem tells (AT+CPINR, AT^CPIN?); NaN when it does not. At 1 simgate enters no PIN.", "modem"),
 		deliveries:          counter("deliveries_total", "Sent messages whose delivery reached a final status, per modem and status (delivered, failed, expired, unknown).", "modem", "status"),
 		deliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "delivery_latency_seconds",
@@ -182,7 +184,7 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 	reg.MustRegister(m.jobsReceived, m.jobs, m.rejected, m.duplicates, m.rateLimited, m.resends,
 		m.smsSent, m.smsParts, m.smsFailed, m.sendLatency, m.cmgsDuration,
 		m.modemUp, m.modemBusy, m.modemReady, m.modemSIMReady, m.modemRegistration,
-		m.modemSignal, m.modemHealthFailures, m.modemFailuresInRow, m.modemReports,
+		m.modemSignal, m.modemHealthFailures, m.modemFailuresInRow, m.modemReports, m.modemPINTries,
 		m.deliveries, m.deliveryLatency, m.deliveryPending, m.reports, m.deadLettered, bi)
 
 	for _, s := range jobOutcomes {
@@ -298,6 +300,16 @@ func (m *Metrics) ModemHealth(modem string, simReady bool, registration int, sig
 		signal = float64(signalDBm)
 	}
 	m.modemSignal.WithLabelValues(modem).Set(signal)
+}
+
+// PINTriesLeft records the SIM PIN tries left of modem; a negative n
+// (unknown) is NaN.
+func (m *Metrics) PINTriesLeft(modem string, n int) {
+	v := math.NaN()
+	if n >= 0 {
+		v = float64(n)
+	}
+	m.modemPINTries.WithLabelValues(modem).Set(v)
 }
 
 // HealthFailed counts a health check that found modem unable to send.

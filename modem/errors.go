@@ -45,10 +45,33 @@ var (
 	ErrSIMPINRequired = errors.New("SIM PIN required and no PIN configured")
 	// ErrSIMPUK: the SIM is locked (PUK required); a person must unlock it.
 	ErrSIMPUK = errors.New("SIM locked: PUK required")
-	// ErrWrongPIN: the configured PIN was refused. It must not be tried
-	// again: the SIM locks after three wrong PINs.
+	// ErrWrongPIN: entering the configured PIN failed: refused, or any
+	// other failure (a plain ERROR, a timeout) that may have cost a try.
+	// It must not be tried again: the SIM locks after three wrong PINs.
 	ErrWrongPIN = errors.New("SIM PIN refused")
+	// ErrPINLastTry: the SIM has one PIN try left. simgate does not spend
+	// it: a person must enter the PIN (or confirm it) first.
+	ErrPINLastTry = errors.New("SIM PIN: one try left; not entered")
 )
+
+// PINError is an Open that failed on the SIM PIN (ErrWrongPIN,
+// ErrPINLastTry). TriesLeft is what the modem says of the PIN tries left,
+// -1 when it does not tell. It never holds the PIN.
+type PINError struct {
+	TriesLeft int
+	Err       error
+}
+
+// Error describes the failure and the tries left.
+func (e *PINError) Error() string {
+	if e.TriesLeft < 0 {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("%v (%d tries left)", e.Err, e.TriesLeft)
+}
+
+// Unwrap returns ErrWrongPIN or ErrPINLastTry.
+func (e *PINError) Unwrap() error { return e.Err }
 
 // SendError is a failed Send. Broken reports that the modem connection is no
 // longer usable (timeout, port gone) and must be reopened.

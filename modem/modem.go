@@ -80,6 +80,9 @@ type Info struct {
 	Revision     string
 	// IMEI identifies the modem hardware (+CGSN).
 	IMEI string
+	// PINTriesLeft is how many SIM PIN tries are left (AT+CPINR or
+	// AT^CPIN?), -1 when the modem does not tell.
+	PINTriesLeft int
 }
 
 // Modem is an open, initialised modem. Send must not be called
@@ -187,6 +190,7 @@ func (m *Modem) init() error {
 		Model:        m.query("+CGMM"),
 		Revision:     m.query("+CGMR"),
 		IMEI:         m.query("+CGSN"),
+		PINTriesLeft: m.pinTriesLeft(),
 	}
 	return nil
 }
@@ -222,13 +226,27 @@ func (m *Modem) unlockSIM() error {
 	default:
 		return fmt.Errorf("SIM not ready: %s", state)
 	}
-	m.log.Info("entering SIM PIN")
+	left := m.pinTriesLeft()
+	if left == 1 {
+		m.log.Error("SIM PIN not entered: one try left", "tries_left", left)
+		return &PINError{TriesLeft: left, Err: ErrPINLastTry}
+	}
+	m.log.Info("entering SIM PIN", "tries_left", left)
 	if _, err := m.at.Command(`+CPIN="` + m.cfg.PIN + `"`); err != nil {
+		// Refused (+CME ERROR: 16), or a plain ERROR or a timeout: any of
+		// them may have cost a try, so none is retried. The error names
+		// no command: it would hold the PIN.
+		cause := "refused"
 		var cme at.CMEError
-		if errors.As(err, &cme) && (cme == "16" || strings.EqualFold(string(cme), "incorrect password")) {
-			return ErrWrongPIN
+		switch {
+		case errors.As(err, &cme):
+			cause = "+CME ERROR: " + string(cme)
+		case errors.Is(err, at.ErrDeadlineExceeded):
+			cause = "no answer"
+		case errors.Is(err, at.ErrError):
+			cause = "ERROR"
 		}
-		return fmt.Errorf("enter SIM PIN: %w", err)
+		return &PINError{TriesLeft: m.pinTriesLeft(), Err: fmt.Errorf("%w: %s", ErrWrongPIN, cause)}
 	}
 	// Some SIMs take a moment after the PIN before they answer READY.
 	deadline := time.Now().Add(10 * m.cfg.CommandTimeout)

@@ -144,15 +144,22 @@ func TestSIMPIN(t *testing.T) {
 }
 
 func TestSIMPUK(t *testing.T) {
+	// Opened again and again with a wrong PIN (as a careless client
+	// would), the driver spends two tries and refuses the last one.
 	s := startSim(t, modemsim.Config{PIN: "1234"})
-	// Three wrong PINs (as a careless client would do) lock the SIM.
+	var err error
 	for range 3 {
-		m, err := modem.Open(context.Background(), modem.Config{Device: s.Path(), PIN: "9999", CommandTimeout: 2 * time.Second})
-		if err == nil {
+		var m *modem.Modem
+		if m, err = modem.Open(context.Background(), modem.Config{Device: s.Path(), PIN: "9999", CommandTimeout: 2 * time.Second}); err == nil {
 			m.Close()
 		}
 	}
-	_, err := modem.Open(context.Background(), modem.Config{Device: s.Path(), PIN: "1234", CommandTimeout: 2 * time.Second})
+	if !errors.Is(err, modem.ErrPINLastTry) {
+		t.Fatalf("third open: %v, want ErrPINLastTry", err)
+	}
+	// A SIM locked elsewhere.
+	s = startSim(t, modemsim.Config{PIN: "1234", PINTriesUsed: 3})
+	_, err = modem.Open(context.Background(), modem.Config{Device: s.Path(), PIN: "1234", CommandTimeout: 2 * time.Second})
 	if !errors.Is(err, modem.ErrSIMPUK) {
 		t.Fatalf("open: %v, want ErrSIMPUK", err)
 	}

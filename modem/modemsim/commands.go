@@ -37,19 +37,20 @@ var handlers = map[string]func(*interpreter, command) error{
 	"S":  (*interpreter).cmdS,
 
 	// Identification and control (27.007 §5, §8, §9; V.250 §6.1).
-	"+CGMI": (*interpreter).cmdCGMI,
-	"+GMI":  (*interpreter).cmdGMI,
-	"+CGMM": (*interpreter).cmdCGMM,
-	"+GMM":  (*interpreter).cmdGMM,
-	"+CGMR": (*interpreter).cmdCGMR,
-	"+GMR":  (*interpreter).cmdGMR,
-	"+CGSN": (*interpreter).cmdCGSN,
-	"+GSN":  (*interpreter).cmdGSN,
-	"+CIMI": (*interpreter).cmdCIMI,
-	"+GCAP": (*interpreter).cmdGCAP,
-	"+CMEE": (*interpreter).cmdCMEE,
-	"+CPIN": (*interpreter).cmdCPIN,
-	"+CFUN": (*interpreter).cmdCFUN,
+	"+CGMI":  (*interpreter).cmdCGMI,
+	"+GMI":   (*interpreter).cmdGMI,
+	"+CGMM":  (*interpreter).cmdCGMM,
+	"+GMM":   (*interpreter).cmdGMM,
+	"+CGMR":  (*interpreter).cmdCGMR,
+	"+GMR":   (*interpreter).cmdGMR,
+	"+CGSN":  (*interpreter).cmdCGSN,
+	"+GSN":   (*interpreter).cmdGSN,
+	"+CIMI":  (*interpreter).cmdCIMI,
+	"+GCAP":  (*interpreter).cmdGCAP,
+	"+CMEE":  (*interpreter).cmdCMEE,
+	"+CPIN":  (*interpreter).cmdCPIN,
+	"+CPINR": (*interpreter).cmdCPINR,
+	"+CFUN":  (*interpreter).cmdCFUN,
 
 	// Network (27.007 §7).
 	"+CSQ":   (*interpreter).cmdCSQ,
@@ -192,6 +193,9 @@ func (ip *interpreter) cmdCIMI(c command) error {
 }
 
 func (ip *interpreter) cmdCMEE(c command) error {
+	if ip.cfg.NoCMEE {
+		return errSyntax
+	}
 	return ip.numSetting(c, &ip.set.cmee, 0, 2, "(0-2)")
 }
 

@@ -37,7 +37,7 @@
 // V.250: AT, ATZ, AT&F, ATE, ATV, ATQ, ATI, ATX, AT&C, AT&D, AT&W, ATH,
 // ATL, ATM, ATT, ATP, ATS<n>?/=<v> (S0, S2-S8, S10, S12); ATA, ATO and ATD
 // answer NO CARRIER (no calls). 27.007: +GCAP (+CGSM), +CGMI, +CGMM, +CGMR,
-// +CGSN, +GMI, +GMM, +GMR, +GSN, +CIMI, +CMEE, +CPIN, +CFUN (0, 1, 4; 1,1
+// +CGSN, +GMI, +GMM, +GMR, +GSN, +CIMI, +CMEE, +CPIN, +CPINR, +CFUN (0, 1, 4; 1,1
 // resets and locks the SIM again), +CSQ, +CREG, +CGREG, +CEREG (n 0-2, with
 // URCs on change), +COPS, +CSCS (GSM, IRA, UCS2). 27.005: +CMGF, +CSMS,
 // +CSCA, +CNMI, +CPMS, +CSMP, +CMMS, +CNMA, +CMGS, +CMGR, +CMGL, +CMGD.

@@ -159,6 +159,10 @@ func newInterpreter(cfg Config, w io.Writer, post func(func()), done <-chan stru
 	if cfg.PIN != "" {
 		ip.sim = simPIN
 	}
+	ip.pinTries = cfg.PINTriesUsed
+	if cfg.PIN != "" && ip.pinTries >= 3 {
+		ip.sim = simPUK
+	}
 	ip.regReported = ip.effReg()
 	go ip.reportLoop()
 	return ip

@@ -39,6 +39,16 @@ type Config struct {
 	// PUK, if set, unlocks a PUK-locked SIM with AT+CPIN="<PUK>","<new PIN>".
 	// Without it a PUK-locked SIM stays locked.
 	PUK string
+	// PINTriesUsed is how many wrong PINs the SIM has already seen:
+	// AT+CPINR reports 3 minus it as the tries left; 3 or more starts the
+	// SIM locked ("SIM PUK").
+	PINTriesUsed int
+	// NoCPINR makes a modem that does not know AT+CPINR (it answers
+	// ERROR), so the tries left are not known.
+	NoCPINR bool
+	// NoCMEE makes a modem that refuses AT+CMEE=1: its errors stay a plain
+	// ERROR, with no +CME/+CMS code.
+	NoCMEE bool
 	// Signal is the <rssi> of AT+CSQ: 0..31 or 99. 0 means the default,
 	// 20; use SetSignal(0) for a real 0.
 	Signal int

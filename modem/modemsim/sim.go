@@ -98,6 +98,24 @@ func (ip *interpreter) cmdCPIN(c command) error {
 	return cmeSIMFailure
 }
 
+// cmdCPINR answers AT+CPINR (27.007 §8.65): the tries left for the PIN
+// and the PUK, as +CPINR: <code>,<retries>,<default retries>.
+func (ip *interpreter) cmdCPINR(c command) error {
+	if ip.cfg.NoCPINR {
+		return errSyntax
+	}
+	switch c.op {
+	case opTest:
+		return nil
+	case opAction, opSet:
+	default:
+		return errSyntax
+	}
+	ip.info("+CPINR: SIM PIN," + strconv.Itoa(max(3-ip.pinTries, 0)) + ",3")
+	ip.info("+CPINR: SIM PUK," + strconv.Itoa(max(10-ip.pukTries, 0)) + ",10")
+	return nil
+}
+
 func (ip *interpreter) cmdCFUN(c command) error {
 	switch c.op {
 	case opRead:
