@@ -208,6 +208,9 @@ func (d *Daemon) connect() error {
 		if err != nil {
 			return err
 		}
+		if hosts := natsauth.ClearTextHosts(n.URL, n.Auth().Client); len(hosts) > 0 {
+			d.log.Warn("nats credentials go in clear over plain nats:// to a remote host: use tls:// or nats.tls", "hosts", hosts)
+		}
 		nc, err := nats.Connect(n.URL, append(opts, auth...)...)
 		if err != nil {
 			return fmt.Errorf("connect to nats %s: %w", natsauth.RedactURL(d.cfg.NATS.URL), err)

@@ -211,6 +211,11 @@ func loopback(addr string) bool {
 	if err != nil {
 		return true // a malformed address is the caller's to report
 	}
+	return loopbackHost(host)
+}
+
+// loopbackHost reports whether host is localhost or a loopback address.
+func loopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}

@@ -27,3 +27,28 @@ func RedactURL(s string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// ClearTextHosts returns the hosts of urls (comma-separated) that would be
+// sent a password or a token in clear: a plain nats:// URL to a host that
+// is not loopback, with no TLS configured in c, and a password or token in
+// the URL or in c. Nkeys and creds never send their secret.
+func ClearTextHosts(urls string, c Client) []string {
+	if c.CAFile != "" || c.CertFile != "" || c.ServerName != "" {
+		return nil
+	}
+	secretInC := c.Password != "" || c.PasswordFile != "" || c.Token != "" || c.TokenFile != ""
+	var hosts []string
+	for _, p := range strings.Split(urls, ",") {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil || (u.Scheme != "nats" && u.Scheme != "") {
+			continue // tls://, wss://: encrypted
+		}
+		if u.User == nil && !secretInC {
+			continue
+		}
+		if h := u.Hostname(); h != "" && !loopbackHost(h) {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}

@@ -19,3 +19,29 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+func TestClearTextHosts(t *testing.T) {
+	pw := Client{User: "gw", PasswordFile: "/run/pw"}
+	for _, tc := range []struct {
+		name string
+		urls string
+		c    Client
+		want string
+	}{
+		{"password over plain nats to a remote host", "nats://nats1:4222", pw, "nats1"},
+		{"password in the URL", "nats://gw:pw@nats1", Client{}, "nats1"},
+		{"no port", "nats://nats1", Client{Token: "t"}, "nats1"},
+		{"loopback", "nats://127.0.0.1:4222,nats://localhost:4222", pw, ""},
+		{"tls scheme", "tls://nats1:4222", pw, ""},
+		{"tls configured", "nats://nats1:4222", Client{User: "gw", Password: "p", CAFile: "/ca"}, ""},
+		{"no secret", "nats://nats1:4222", Client{}, ""},
+		{"nkey sends no secret", "nats://nats1:4222", Client{NkeySeedFile: "/seed"}, ""},
+		{"list", "nats://a:4222,tls://b:4222,nats://c:4222", pw, "a,c"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := strings.Join(ClearTextHosts(tc.urls, tc.c), ","); got != tc.want {
+				t.Errorf("ClearTextHosts(%q) = %q, want %q", tc.urls, got, tc.want)
+			}
+		})
+	}
+}

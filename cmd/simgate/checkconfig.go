@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/simgate/simgate/config"
+	"github.com/simgate/simgate/natsauth"
 	"github.com/simgate/simgate/otp"
 )
 
@@ -40,6 +41,11 @@ status 1 when the configuration is invalid.`,
 			for _, w := range r.Check() {
 				fmt.Fprintln(cmd.ErrOrStderr(), "warning: template:", w)
 			}
+			if hosts := natsauth.ClearTextHosts(cfg.NATS.URL, cfg.NATS.Auth().Client); len(hosts) > 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: nats credentials go in clear over plain nats:// to", strings.Join(hosts, ", ")+": use tls:// or nats.tls")
+			}
+			// A URL may hold a password (nats://user:pw@host).
+			cfg.NATS.URL = natsauth.RedactURL(cfg.NATS.URL)
 			b, err := yaml.Marshal(settings(reflect.ValueOf(cfg)))
 			if err != nil {
 				return err

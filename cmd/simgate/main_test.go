@@ -152,6 +152,22 @@ func TestCheckConfig(t *testing.T) {
 		t.Errorf("password shown or not reported:\n%s", out)
 	}
 	t.Setenv("SIMGATE_NATS_PASSWORD", "")
+	// A password in the URL is never printed, and going in clear to a
+	// remote host is warned about.
+	inURL := filepath.Join(t.TempDir(), "inurl.yaml")
+	os.WriteFile(inURL, []byte("simulate: 1\nnats: {url: 'nats://gw:pw-in-url@nats1.example:4222'}\n"), 0o600)
+	var stdout, stderr bytes.Buffer
+	cmd := newRootCmd(&stdout, &stderr)
+	cmd.SetArgs([]string{"check-config", "--config", inURL})
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stdout.String()+stderr.String(), "pw-in-url") || !strings.Contains(stdout.String(), "nats://gw:xxxxx@nats1.example:4222") {
+		t.Errorf("URL password shown or URL missing:\n%s", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "in clear") || !strings.Contains(stderr.String(), "nats1.example") {
+		t.Errorf("no clear-text warning: %q", stderr.String())
+	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("log: {level: loud}\notp: {max_attempts: 0}\nnatz: {url: x}\n"), 0o600)
 	_, err = run("check-config", "--config", bad)
