@@ -69,8 +69,8 @@ func TestClient(t *testing.T) {
 		t.Errorf("wait for delivery: %+v %v", ev, err)
 	}
 
-	// A double submit points at the first job, whose fate it shares.
-	r, err = c.Request(ctx, otp.Job{ID: "c2", To: "+4526227921", Code: "034812"})
+	// A double submit (the same id) follows the first job's fate.
+	r, err = c.Request(ctx, otp.Job{ID: "c1", To: "+4526227921", Code: "034812"})
 	if err != nil || !r.Duplicate || r.Follow() != "c1" {
 		t.Fatalf("duplicate: %+v %v", r, err)
 	}

@@ -29,8 +29,7 @@ func BenchmarkPublishToCMGS(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		id := fmt.Sprintf("bench-%d", i)
-		// A new code each time: the same code to the same number would be
-		// suppressed as a duplicate.
+		// A new code each time, as a real sequence of logins would send.
 		body := fmt.Appendf(nil, `{"id":%q,"to":"+4526227921","code":"%d"}`, id, 100000+i)
 		if _, err := h.js.Publish(ctx, otp.SubjectSend, body, jetstream.WithMsgID(id)); err != nil {
 			b.Fatal(err)

@@ -135,10 +135,10 @@ func (g *Gateway) admitQueued(ctx context.Context, t task) bool {
 		t.log.Error("policy store unavailable; job waits", "err", err)
 		msg.NakWithDelay(5 * time.Second)
 		return false
-	case v.Duplicate && v.Of == p.ID && v.State == otp.StateAccepted:
+	case v.Duplicate && v.State == otp.StateAccepted:
 		// Admitted before: through otp.request, or by an earlier delivery.
 	case v.Duplicate:
-		g.duplicate(ctx, p, v)
+		g.duplicate(p, v)
 		g.term(msg, "duplicate")
 		return false
 	default:

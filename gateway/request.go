@@ -93,7 +93,7 @@ func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {
 		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "policy store unavailable; try again"}
 	}
 	if v.Duplicate {
-		return g.duplicate(ctx, p, v)
+		return g.duplicate(p, v)
 	}
 	ack, err := g.opts.JS.Publish(ctx, otp.SubjectSend, data, jetstream.WithMsgID(job.ID))
 	if err != nil {
@@ -122,22 +122,11 @@ func (g *Gateway) accepted(ctx context.Context, p otp.Prepared, v policy.Verdict
 	g.publish(ctx, otp.Event{Type: otp.StateAccepted, ID: p.ID, To: p.Number.Masked(), Resend: v.Resend})
 }
 
-// duplicate answers a job that must not send anything new, and tells its
-// subscribers when it is a new id standing for an earlier job.
-func (g *Gateway) duplicate(ctx context.Context, p otp.Prepared, v policy.Verdict) otp.Reply {
-	reply := otp.Reply{Status: otp.ReplyAccepted, ID: p.ID, To: p.Number.Masked(), Duplicate: true, State: v.State}
-	if v.Of == p.ID {
-		g.opts.Metrics.Suppressed(metrics.DuplicateID)
-		g.log.Info("duplicate job id", "id", p.ID, "state", v.State)
-		return reply
-	}
-	g.opts.Metrics.Suppressed(metrics.DuplicateCode)
-	g.opts.Metrics.Ended(otp.StateDuplicate)
-	reply.DuplicateOf = v.Of
-	if st, err := g.policy().State(ctx, v.Of); err == nil {
-		reply.State = st
-	}
-	g.log.Info("same code to the same number: not sent again", "id", p.ID, "to", p.Number.Masked(), "duplicate_of", v.Of)
-	g.publish(ctx, otp.Event{Type: otp.StateDuplicate, ID: p.ID, To: p.Number.Masked(), DuplicateOf: v.Of})
-	return reply
+// duplicate answers a job whose id was seen before: nothing new is sent,
+// and the answer is that job's own state. Jobs are told apart by id only:
+// nothing here depends on the code.
+func (g *Gateway) duplicate(p otp.Prepared, v policy.Verdict) otp.Reply {
+	g.opts.Metrics.Suppressed(metrics.DuplicateID)
+	g.log.Info("duplicate job id", "id", p.ID, "state", v.State)
+	return otp.Reply{Status: otp.ReplyAccepted, ID: p.ID, To: p.Number.Masked(), Duplicate: true, State: v.State}
 }

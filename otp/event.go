@@ -15,8 +15,9 @@ const (
 	StateSent     State = "sent"     // a modem confirmed +CMGS for every part; final for sending
 	StateFailed   State = "failed"   // will not be sent; final
 	StateExpired  State = "expired"  // its ttl passed before a modem could send it; final
-	// StateDuplicate: the same code already went to the same number (see
-	// DuplicateOf); nothing is sent for this job. Final.
+	// StateDuplicate is no longer published: jobs are told apart by id
+	// only, never by their code. It stays in the contract for older
+	// clients. Final.
 	StateDuplicate State = "duplicate"
 	// StateSuperseded: a newer code for the same number was accepted before
 	// this one was sent; only the newest is sent. Final.
@@ -93,7 +94,7 @@ type Event struct {
 	// Scope says which limit a rate_limited rejection hit: number, prefix,
 	// country or global.
 	Scope Scope `json:"scope,omitempty"`
-	// DuplicateOf names the job whose SMS stands for this one (duplicate).
+	// DuplicateOf is no longer set (see StateDuplicate).
 	DuplicateOf string `json:"duplicate_of,omitempty"`
 	// SupersededBy names the newer job that replaced this one (superseded).
 	SupersededBy string `json:"superseded_by,omitempty"`

@@ -20,9 +20,9 @@ type Reply struct {
 	// Duplicate is true when the job id was queued before: nothing new was
 	// queued and the first job's events tell its fate.
 	Duplicate bool `json:"duplicate,omitempty"`
-	// DuplicateOf is the first job, when the same code already went to the
-	// same number under another id; State is that job's (or, for a
-	// repeated id, this job's) current state: accepted, sent, failed, ...
+	// DuplicateOf is no longer set (jobs are told apart by id only); it
+	// stays for older clients. State is a repeated id's current state:
+	// accepted, sent, failed, ...
 	DuplicateOf string `json:"duplicate_of,omitempty"`
 	State       State  `json:"state,omitempty"`
 	// Resend is true when the number was sent a code that is still valid.

@@ -42,8 +42,9 @@ type Config struct {
 	Cooldown time.Duration
 	// Number are the per-number sliding windows (5/10m, 10/h, 20/day).
 	Number []Window
-	// DuplicateWindow: the same code to the same number within it is sent
-	// once.
+	// DuplicateWindow is ignored: double submits are recognised by job id
+	// only. (Recognising the same code under another id answered whether
+	// a guessed code was the live one.) Kept so that configurations load.
 	DuplicateWindow time.Duration
 	// PrefixDigits is how many trailing digits are dropped from an E.164
 	// number to form its prefix (3: blocks of 1000 numbers).
@@ -140,12 +141,11 @@ func (p *Policy) SetClock(now func() time.Time) { p.now = now }
 
 // Verdict is the outcome of Admit for a job that was not rejected.
 type Verdict struct {
-	// Duplicate is true when nothing new may be sent: the job id was seen
-	// before (Of is the id itself and State its current state), or the same
-	// code went to the same number within the duplicate window (Of is the
-	// first job's id).
+	// Duplicate is true when the job id was seen before: nothing new may
+	// be sent, and State is the job's current state. Jobs are told apart
+	// by id only, never by their code: an answer that depended on a code
+	// would tell a guesser whether it is the live one.
 	Duplicate bool
-	Of        string
 	State     otp.State
 	// Resend is true when the number was sent a code that is still valid.
 	Resend bool
@@ -155,7 +155,6 @@ type Verdict struct {
 type jobRecord struct {
 	State  otp.State `json:"s"`
 	Reason string    `json:"r,omitempty"`
-	Of     string    `json:"o,omitempty"`
 	At     int64     `json:"t,omitempty"` // unix ms of admission
 }
 
@@ -165,11 +164,12 @@ type numberRecord struct {
 	Latest string      `json:"l,omitempty"` // id of the latest accepted code job
 }
 
+// codeEntry is a code job accepted for a number. The code itself is not
+// kept, not even hashed.
 type codeEntry struct {
-	Hash string `json:"h"`
-	ID   string `json:"i"`
-	At   int64  `json:"t"` // unix ms
-	Exp  int64  `json:"e"` // unix ms
+	ID  string `json:"i"`
+	At  int64  `json:"t"` // unix ms
+	Exp int64  `json:"e"` // unix ms
 }
 
 type prefixRecord struct {
@@ -230,7 +230,7 @@ func (p *Policy) Admit(ctx context.Context, j otp.Prepared) (Verdict, error) {
 			return Verdict{}, fmt.Errorf("decode job: %w", err)
 		}
 		if rec.State != stateUnqueued && rec.State != otp.StateRejected {
-			return Verdict{Duplicate: true, Of: j.ID, State: rec.State}, nil
+			return Verdict{Duplicate: true, State: rec.State}, nil
 		}
 		// A try that was refused or never reached the queue: the same id
 		// may try again (after retry_after).
@@ -246,8 +246,6 @@ func (p *Policy) Admit(ctx context.Context, j otp.Prepared) (Verdict, error) {
 		// The store failed: forget the job so a retry is not taken for a
 		// duplicate.
 		p.Finish(ctx, j.ID, otp.StateRejected, "store_error")
-	case v.Duplicate:
-		p.finish(ctx, j.ID, jobRecord{State: otp.StateDuplicate, Of: v.Of})
 	}
 	return v, err
 }
@@ -272,15 +270,13 @@ func (p *Policy) admit(ctx context.Context, j otp.Prepared, now time.Time) (Verd
 	pfx := p.prefix(j.Number.E164)
 	pfxKey := p.prefixKey(pfx)
 	ctyKey := countryKey(j.Number.Region)
-	// The number itself is always read: a double submit must be answered
-	// as a duplicate, not as rate limited.
 	for _, k := range []string{pfxKey, ctyKey, globalKey} {
 		if err := p.cachedBlock(k, now); err != nil {
 			return Verdict{}, err
 		}
 	}
 	v, err := p.admitNumber(ctx, numKey, j, now)
-	if err != nil || v.Duplicate {
+	if err != nil {
 		return v, err
 	}
 	undo := []func(){func() { p.undoNumber(ctx, numKey, j.ID, now) }}
@@ -352,10 +348,6 @@ func (p *Policy) update(ctx context.Context, key string, f func(cur []byte) ([]b
 func (p *Policy) admitNumber(ctx context.Context, key string, j otp.Prepared, now time.Time) (Verdict, error) {
 	var v Verdict
 	nowMs := now.UnixMilli()
-	codeHash := ""
-	if j.Code != "" {
-		codeHash = p.hash(j.Number.E164+"#"+j.Code, 8)
-	}
 	err := p.update(ctx, key, func(cur []byte) ([]byte, error) {
 		v = Verdict{}
 		var rec numberRecord
@@ -366,10 +358,6 @@ func (p *Policy) admitNumber(ctx context.Context, key string, j otp.Prepared, no
 		}
 		rec.prune(nowMs)
 		for _, c := range rec.Codes {
-			if codeHash != "" && c.Hash == codeHash && nowMs-c.At < p.cfg.DuplicateWindow.Milliseconds() {
-				v = Verdict{Duplicate: true, Of: c.ID}
-				return nil, nil
-			}
 			if c.Exp > nowMs {
 				v.Resend = true
 			}
@@ -390,8 +378,8 @@ func (p *Policy) admitNumber(ctx context.Context, key string, j otp.Prepared, no
 			}
 		}
 		rec.Sends = append(rec.Sends, nowMs)
-		if codeHash != "" {
-			rec.Codes = append(rec.Codes, codeEntry{Hash: codeHash, ID: j.ID, At: nowMs, Exp: nowMs + j.TTL.Milliseconds()})
+		if j.Code != "" {
+			rec.Codes = append(rec.Codes, codeEntry{ID: j.ID, At: nowMs, Exp: nowMs + j.TTL.Milliseconds()})
 			rec.Latest = j.ID
 		}
 		return json.Marshal(rec)
@@ -594,8 +582,8 @@ func (p *Policy) finish(ctx context.Context, id string, rec jobRecord) error {
 	return nil
 }
 
-// Superseded returns the id of a newer job with another code accepted for
-// j's number after j, or "": only the newest code is worth sending.
+// Superseded returns the id of a newer code job accepted for j's number
+// after j, or "": only the newest code is worth sending.
 func (p *Policy) Superseded(ctx context.Context, j otp.Prepared) (string, error) {
 	if j.Code == "" {
 		return "", nil
@@ -614,9 +602,8 @@ func (p *Policy) Superseded(ctx context.Context, j otp.Prepared) (string, error)
 	if rec.Latest == "" || rec.Latest == j.ID {
 		return "", nil
 	}
-	own := p.hash(j.Number.E164+"#"+j.Code, 8)
 	for _, c := range rec.Codes {
-		if c.ID == rec.Latest && c.Hash != own {
+		if c.ID == rec.Latest {
 			return rec.Latest, nil
 		}
 	}
