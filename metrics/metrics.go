@@ -135,7 +135,7 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 		jobsReceived: counter("jobs_received_total", "Jobs received, by source (queue, request).", "source"),
 		jobs:         counter("jobs_total", "Jobs that reached a final state, by outcome (sent, failed, expired, rejected, duplicate, superseded).", "outcome"),
 		rejected:     counter("jobs_rejected_total", "Rejected jobs by reason.", "reason"),
-		duplicates:   counter("duplicates_suppressed_total", "Duplicates suppressed, by kind (id: a job id seen before; code: the same code to the same number).", "kind"),
+		duplicates:   counter("duplicates_suppressed_total", "Duplicates suppressed, by kind (id: a job id seen before; code: no longer counted, jobs are told apart by id only).", "kind"),
 		rateLimited:  counter("rate_limited_total", "Jobs refused by a rate limit or a prefix block, by scope (number, prefix, country, global).", "scope"),
 		resends:      counter("resends_total", "Sends that repeat an earlier one, by reason (user: a new code while one is valid; retry: after a failed attempt; unknown_outcome: after a send whose outcome is unknown).", "reason"),
 		smsSent:      counter("sms_sent_total", "Messages confirmed by the modem (+CMGS), per modem.", "modem"),
