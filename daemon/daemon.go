@@ -204,16 +204,17 @@ func (d *Daemon) connect() error {
 	// No nats.RetryOnFailedConnect: a wrong address or wrong credentials
 	// fail the start with the server's error.
 	if n := d.cfg.NATS; n.URL != "" {
-		auth, err := natsauth.ClientOptions(n.Auth().Client)
+		client := n.Auth().Client
+		auth, err := natsauth.ClientOptions(client)
 		if err != nil {
 			return err
 		}
-		if hosts := natsauth.ClearTextHosts(n.URL, n.Auth().Client); len(hosts) > 0 {
+		if hosts := natsauth.ClearTextHosts(n.URL, client); len(hosts) > 0 {
 			d.log.Warn("nats credentials go in clear over plain nats:// to a remote host: use tls:// or nats.tls", "hosts", hosts)
 		}
 		nc, err := nats.Connect(n.URL, append(opts, auth...)...)
 		if err != nil {
-			return fmt.Errorf("connect to nats %s: %w", natsauth.RedactURL(d.cfg.NATS.URL), err)
+			return fmt.Errorf("connect to nats %s: %w", natsauth.RedactURL(n.URL), err)
 		}
 		d.nc = nc
 		d.log.Info("connected to nats", "url", nc.ConnectedUrlRedacted())

@@ -204,8 +204,7 @@ func (g *Gateway) send(ctx context.Context, m sender, t task, caps *sendCaps) (b
 	go func() {
 		defer g.settle.Done()
 		defer g.endSettling(m.Name())
-		g.sent(ctx, sentJob{msg: t.msg, log: t.log, p: t.p, modem: m.Name(), res: res,
-			attempt: t.attempt, accepted: t.accepted, at: g.now()})
+		g.sent(ctx, sentJob{task: t, modem: m.Name(), res: res, at: g.now()})
 	}()
 	return false
 }
@@ -251,13 +250,10 @@ func (g *Gateway) sendFailed(ctx context.Context, modemName string, t task, err 
 
 // sentJob is a job whose message a modem confirmed.
 type sentJob struct {
-	msg          jetstream.Msg
-	log          *slog.Logger
-	p            otp.Prepared
-	modem        string
-	res          modem.Result
-	attempt      int
-	accepted, at time.Time
+	task
+	modem string
+	res   modem.Result
+	at    time.Time // when the last part was confirmed
 }
 
 // sent records a job whose message every part of was confirmed: its state,

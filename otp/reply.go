@@ -47,8 +47,9 @@ func RejectReply(id string, re *RejectError) Reply {
 	}
 }
 
-// Follow returns the id whose events tell this job's fate: the first job's
-// for a duplicate of another id, else the job's own.
+// Follow returns the id whose events tell this job's fate: the job's own
+// (or DuplicateOf, which older daemons set for the same code under another
+// id).
 func (r Reply) Follow() string {
 	if r.DuplicateOf != "" {
 		return r.DuplicateOf
