@@ -10,6 +10,7 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,9 +63,16 @@ func (c *Client) Request(ctx context.Context, job otp.Job) (otp.Reply, error) {
 	return r, nil
 }
 
-// Publish queues job durably on otp.send, with its id as the message id.
-// It reports whether the stream had the id already. Validation and limits
-// apply when a daemon takes the job: follow its events for the outcome.
+// Publish queues job durably on otp.send. Validation and limits apply when
+// a daemon takes the job: follow its events for the outcome. A second
+// Publish of the same job is recognised by the daemon as a duplicate (by
+// its id and body), the same id with another body is refused
+// (id_conflict).
+//
+// The message id (Nats-Msg-Id) is the job id and a random suffix, new for
+// each call: the stream then drops only a repeat of this very publish,
+// and a message published earlier under the job's id by anyone else can
+// never stand in for this one. duplicate reports such a repeat.
 func (c *Client) Publish(ctx context.Context, job otp.Job) (duplicate bool, err error) {
 	if !otp.ValidID(job.ID) {
 		return false, badID(job.ID)
@@ -73,7 +81,7 @@ func (c *Client) Publish(ctx context.Context, job otp.Job) (duplicate bool, err 
 	if err != nil {
 		return false, err
 	}
-	ack, err := c.js.Publish(ctx, otp.SubjectSend, body, jetstream.WithMsgID(job.ID))
+	ack, err := c.js.Publish(ctx, otp.SubjectSend, body, jetstream.WithMsgID(job.ID+"."+rand.Text()))
 	if err != nil {
 		return false, fmt.Errorf("publish: %w", err)
 	}

@@ -341,10 +341,15 @@ func TestRequestAnswersAtOnce(t *testing.T) {
 	if !strings.Contains(m.Text, "987654") || !strings.Contains(m.Text, "2 min") {
 		t.Errorf("text = %q", m.Text)
 	}
-	// The same job id again is a duplicate: answered, not queued again.
-	r = h.request(map[string]any{"id": "good-1", "to": "26227921", "region": "DK", "code": "987654"})
-	if r.Status != otp.ReplyAccepted || !r.Duplicate {
-		t.Fatalf("second reply = %+v, want accepted duplicate", r)
+	// The same job again is a duplicate: answered, not queued again.
+	r = h.request(map[string]any{"id": "good-1", "to": "+4526227921", "code": "987654", "ttl": "2m"})
+	if r.Status != otp.ReplyAccepted || !r.Duplicate || (r.State != otp.StateSent && r.State != otp.StateDelivered) {
+		t.Fatalf("second reply = %+v, want accepted duplicate, sent or delivered", r)
+	}
+	// The same id with another body is another job: refused.
+	r = h.request(map[string]any{"id": "good-1", "to": "+4526227921", "code": "987654"})
+	if r.Status != otp.ReplyRejected || r.Reason != otp.ReasonIDConflict || r.Field != "id" {
+		t.Fatalf("another body under the id: reply = %+v, want id_conflict", r)
 	}
 	// Only the good job reached the modem.
 	h.request(map[string]any{"id": "good-2", "to": "+4526227921", "text": "hello"})

@@ -7,10 +7,16 @@ import (
 	"github.com/simgate/simgate/otp"
 )
 
-// rejected records a rejected job: metric, log and event.
+// rejected records a rejected job: metric, log and event (none for
+// id_conflict).
 func (g *Gateway) rejected(ctx context.Context, id string, re *otp.RejectError, attempt int) {
 	g.opts.Metrics.Rejected(re)
 	g.log.Info("job rejected", "id", id, "reason", re.Reason, "scope", re.Scope, "field", re.Field)
+	if re.Reason == otp.ReasonIDConflict {
+		// The id's events belong to the job that holds it: a conflicting
+		// submission must not write into them.
+		return
+	}
 	ev := otp.Event{Type: otp.StateRejected, ID: id, Reason: re.Reason, Scope: re.Scope, Field: re.Field, Detail: re.Detail,
 		RetryAfter: re.RetryAfter.Seconds(), Attempt: attempt}
 	if !otp.ValidID(id) {

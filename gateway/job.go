@@ -13,6 +13,7 @@ import (
 	"github.com/simgate/simgate/metrics"
 	"github.com/simgate/simgate/modem"
 	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/policy"
 )
 
 // prepare decodes, checks and renders a job. On error the returned job
@@ -50,6 +51,7 @@ type task struct {
 	p        otp.Prepared
 	text     string
 	attempt  int
+	seq      uint64    // the message's stream sequence
 	accepted time.Time // when the stream stored the job
 	deadline time.Time // accepted + ttl: the code is worthless after it
 	log      *slog.Logger
@@ -104,11 +106,19 @@ func (g *Gateway) check(ctx context.Context, modemName string, msg jetstream.Msg
 		if job.ID == "" || !otp.ValidID(job.ID) {
 			job.ID = msg.Headers().Get(jetstream.MsgIDHeader)
 		}
+		if st, err := g.policy().State(ctx, job.ID); err != nil || st != "" {
+			// The id names an admitted job (or may): this message is not
+			// it, and must not write into its events.
+			g.opts.Metrics.Rejected(re)
+			g.log.Info("job rejected; its id names another job", "id", job.ID, "reason", re.Reason, "field", re.Field)
+			g.term(msg, string(re.Reason))
+			return task{}, false
+		}
 		g.rejected(ctx, job.ID, re, attempt)
 		g.term(msg, string(re.Reason))
 		return task{}, false
 	}
-	t := task{msg: msg, p: p, text: text, attempt: attempt, accepted: meta.Timestamp, deadline: meta.Timestamp.Add(p.TTL),
+	t := task{msg: msg, p: p, text: text, attempt: attempt, seq: meta.Sequence.Stream, accepted: meta.Timestamp, deadline: meta.Timestamp.Add(p.TTL),
 		log: g.log.With("id", job.ID, "to", p.Number.Masked(), "modem", modemName, "attempt", attempt)}
 	if !g.now().Before(t.deadline) {
 		t.log.Info("job expired before a modem could send it", "late", g.now().Sub(t.deadline).Round(time.Millisecond))
@@ -124,7 +134,7 @@ func (g *Gateway) check(ctx context.Context, modemName string, msg jetstream.Msg
 // is ended, or put back while the policy store is away.
 func (g *Gateway) admitQueued(ctx context.Context, t task) bool {
 	p, msg := t.p, t.msg
-	v, err := g.policy().Admit(ctx, p)
+	v, err := g.policy().AdmitQueued(ctx, p, t.seq)
 	switch re, isReject := otp.AsReject(err); {
 	case isReject:
 		g.rejected(ctx, p.ID, re, t.attempt)
@@ -135,9 +145,10 @@ func (g *Gateway) admitQueued(ctx context.Context, t task) bool {
 		t.log.Error("policy store unavailable; job waits", "err", err)
 		msg.NakWithDelay(5 * time.Second)
 		return false
-	case v.Duplicate && v.State == otp.StateAccepted:
+	case v.Earlier:
 		// Admitted before: through otp.request, or by an earlier delivery.
 	case v.Duplicate:
+		// Another copy of a job queued already, or one that ended.
 		g.duplicate(p, v)
 		g.term(msg, "duplicate")
 		return false
@@ -146,7 +157,7 @@ func (g *Gateway) admitQueued(ctx context.Context, t task) bool {
 	}
 	// Only a job admitted earlier can have been superseded since: one
 	// admitted just now is its number's newest.
-	if v.Duplicate {
+	if v.Earlier {
 		if by, err := g.policy().Superseded(ctx, p); err != nil {
 			t.log.Warn("supersede check", "err", err)
 		} else if by != "" {
@@ -167,7 +178,11 @@ func (g *Gateway) admitQueued(ctx context.Context, t task) bool {
 // told in an event (ev adds its fields) and taken off the queue.
 func (g *Gateway) end(ctx context.Context, t task, state otp.State, ev otp.Event) {
 	g.opts.Metrics.Ended(state)
-	g.finish(ctx, t.p.ID, state, "")
+	if errors.Is(g.finish(ctx, t, state, ""), policy.ErrOtherJob) {
+		// A copy, or another job under a held id: its end is not news.
+		g.term(t.msg, string(state))
+		return
+	}
 	ev.Type, ev.ID, ev.To, ev.Attempt = state, t.p.ID, t.p.Number.Masked(), t.attempt
 	g.publish(ctx, ev)
 	g.term(t.msg, string(state))
@@ -260,7 +275,7 @@ type sentJob struct {
 // the ack, the sent event, and the tracking of its delivery.
 func (g *Gateway) sent(ctx context.Context, j sentJob) {
 	p, res, log := j.p, j.res, j.log
-	g.finish(ctx, p.ID, otp.StateSent, "")
+	g.finish(ctx, j.task, otp.StateSent, "")
 	if err := g.ack(ctx, j.msg); err != nil {
 		// The server will hand the job out again after AckWait.
 		log.Error("ack sent job; it may be sent again", "err", err)
@@ -295,17 +310,26 @@ func (g *Gateway) fail(ctx context.Context, t task, reason otp.Reason, detail st
 		// after its ttl).
 		g.opts.Metrics.DeadLettered(reason)
 	}
-	g.finish(ctx, t.p.ID, otp.StateFailed, string(reason))
+	g.finish(ctx, t, otp.StateFailed, string(reason))
 	g.publish(ctx, otp.Event{Type: otp.StateFailed, ID: t.p.ID, To: t.p.Number.Masked(),
 		Reason: reason, Detail: detail, Attempt: t.attempt})
 	g.term(t.msg, string(reason))
 }
 
-// finish records a job's final state for later duplicates of its id.
-func (g *Gateway) finish(ctx context.Context, id string, state otp.State, reason string) {
-	if err := g.policy().Finish(context.WithoutCancel(ctx), id, state, reason); err != nil {
+// finish records the final state of the job t holds, for later
+// submissions of its id.
+func (g *Gateway) finish(ctx context.Context, t task, state otp.State, reason string) error {
+	return g.record(ctx, t.p.ID, t.seq, state, reason)
+}
+
+// record records the final state of job id held by the message at stream
+// sequence seq (0: held for sure).
+func (g *Gateway) record(ctx context.Context, id string, seq uint64, state otp.State, reason string) error {
+	err := g.policy().Finish(context.WithoutCancel(ctx), id, seq, state, reason)
+	if err != nil && !errors.Is(err, policy.ErrOtherJob) {
 		g.log.Warn("record job state", "id", id, "state", state, "err", err)
 	}
+	return err
 }
 
 func (g *Gateway) term(msg jetstream.Msg, reason string) {

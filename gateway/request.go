@@ -95,19 +95,22 @@ func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {
 	if v.Duplicate {
 		return g.duplicate(p, v)
 	}
-	ack, err := g.opts.JS.Publish(ctx, otp.SubjectSend, data, jetstream.WithMsgID(job.ID))
+	// The message id names this admission, not just the job id: an id
+	// whose earlier admission was refused, withdrawn or never queued must
+	// not be taken for a duplicate by the stream. Double submits are the
+	// policy's to recognise (above).
+	msgID := fmt.Sprintf("%s.%d", job.ID, v.At.UnixMilli())
+	ack, err := g.opts.JS.Publish(ctx, otp.SubjectSend, data, jetstream.WithMsgID(msgID))
 	if err != nil {
 		g.log.Error("queue job", "id", job.ID, "err", err)
-		if err := g.policy().Withdraw(ctx, p); err != nil {
+		if err := g.policy().Withdraw(context.WithoutCancel(ctx), p); err != nil {
 			g.log.Warn("withdraw job", "id", job.ID, "err", err)
 		}
 		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "could not queue the job; try again"}
 	}
-	if ack.Duplicate {
-		// The stream knew the id although the policy store did not (a
-		// store reset): the first copy is queued.
-		g.opts.Metrics.Suppressed(metrics.DuplicateID)
-		return otp.Reply{Status: otp.ReplyAccepted, ID: job.ID, To: masked, Duplicate: true, State: otp.StateAccepted}
+	if err := g.policy().Queued(ctx, p, ack.Sequence); err != nil {
+		// The job is queued; the worker that takes it records it.
+		g.log.Warn("record queued job", "id", job.ID, "err", err)
 	}
 	g.accepted(ctx, p, v, metrics.SourceRequest)
 	return otp.Reply{Status: otp.ReplyAccepted, ID: job.ID, To: masked, Resend: v.Resend}

@@ -31,6 +31,10 @@ const (
 	// Refused by the duplicate and rate limits (see Scope).
 	ReasonRateLimited   Reason = "rate_limited"   // a limit on sends was reached; retry_after tells when to try again
 	ReasonPrefixBlocked Reason = "prefix_blocked" // the number's block saw too many distinct numbers (SMS pumping)
+
+	// Refused because its id names another job: a job is one id with one
+	// body (number, code or text, ttl, template, locale, origin, app hash).
+	ReasonIDConflict Reason = "id_conflict"
 )
 
 // Scope names the limit a rate_limited or prefix_blocked rejection hit.

@@ -23,10 +23,21 @@ import (
 	"github.com/simgate/simgate/otp"
 )
 
-// stateUnqueued marks a job admitted but not queued (the queue failed):
-// the policy's own record state, never shown. An unqueued or rejected job
-// id may be tried again as new.
-const stateUnqueued otp.State = "unqueued"
+// stateQueuing marks a job admitted through otp.request whose publish to
+// the queue is not yet confirmed: the policy's own record state, shown as
+// accepted. One older than staleQueuing was left by a daemon that died
+// before it could queue the job: its id may be used again.
+const stateQueuing otp.State = "queuing"
+
+// staleQueuing is how long a queuing record may wait for its publish (a
+// request has 10 s in all).
+const staleQueuing = 30 * time.Second
+
+// maxConflicts is how many submissions of an id with another body are
+// told id_conflict before every later submission of that id is, whatever
+// its body: past it the answers no longer tell a guesser whether its body
+// (and so its code) matches the job's.
+const maxConflicts = 3
 
 // Window is a sliding-window limit: at most Limit sends per Period.
 type Window struct {
@@ -139,16 +150,24 @@ func New(cfg Config, store Store) (*Policy, error) {
 // SetClock replaces time.Now (tests).
 func (p *Policy) SetClock(now func() time.Time) { p.now = now }
 
-// Verdict is the outcome of Admit for a job that was not rejected.
+// Verdict is the outcome of Admit or AdmitQueued for a job that was not
+// rejected.
 type Verdict struct {
-	// Duplicate is true when the job id was seen before: nothing new may
-	// be sent, and State is the job's current state. Jobs are told apart
-	// by id only, never by their code: an answer that depended on a code
-	// would tell a guesser whether it is the live one.
+	// Duplicate is true when the job's id is taken by another submission
+	// of the same job: nothing new may be sent, and State is that job's
+	// state. Jobs are told apart by id only, never by their code: an
+	// answer that depended on a code would tell a guesser whether it is
+	// the live one.
 	Duplicate bool
 	State     otp.State
+	// Earlier is true when AdmitQueued found this very job admitted
+	// before (through otp.request, or by an earlier delivery of the same
+	// message): it was counted then, and may have been superseded since.
+	Earlier bool
 	// Resend is true when the number was sent a code that is still valid.
 	Resend bool
+	// At is when the job was admitted.
+	At time.Time
 }
 
 // records stored as JSON, with short names: there are millions of them.
@@ -156,6 +175,18 @@ type jobRecord struct {
 	State  otp.State `json:"s"`
 	Reason string    `json:"r,omitempty"`
 	At     int64     `json:"t,omitempty"` // unix ms of admission
+	// Body is a keyed hash of the job's body: the same id with another
+	// body is another job (id_conflict).
+	Body string `json:"b,omitempty"`
+	// Seq is the stream sequence of the queued message that carries the
+	// job (0 until known): another message with the same id and body is
+	// a second copy, not the job.
+	Seq uint64 `json:"q,omitempty"`
+	// Conflicts counts submissions of the id with another body.
+	Conflicts int `json:"x,omitempty"`
+	// Number is the number's key, to take back its send when the job
+	// ends unsent.
+	Number string `json:"n,omitempty"`
 }
 
 type numberRecord struct {
@@ -189,6 +220,13 @@ func (p *Policy) hash(s string, n int) string {
 	return hex.EncodeToString(m.Sum(nil)[:n])
 }
 
+// bodyHash returns a keyed hash of what makes j the job it is: its number,
+// code or text, ttl as given, template, locale, origin and app hash.
+func (p *Policy) bodyHash(j otp.Prepared) string {
+	b, _ := json.Marshal([]any{j.Number.E164, j.Code, j.Text, int64(j.Job.TTL), j.Template, j.Locale, j.Origin, j.AppHash})
+	return p.hash("body:"+string(b), 16)
+}
+
 func jobKey(id string) string                    { return "job." + id }
 func (p *Policy) numberKey(e164 string) string   { return "num." + p.hash(e164, 16) }
 func (p *Policy) prefixKey(prefix string) string { return "pfx." + p.hash("prefix:"+prefix, 16) }
@@ -211,58 +249,178 @@ func ceilSecond(d time.Duration) time.Duration {
 	return max(time.Second, (d+time.Second-1)/time.Second*time.Second)
 }
 
-// Admit decides whether job j may be sent now and records it. It returns
-// a *otp.RejectError (rate_limited, prefix_blocked) when it may not, and a
-// Verdict with Duplicate set when nothing new may be sent.
+// Admit decides whether job j, about to be queued through otp.request,
+// may be sent, and records it: the caller queues it, then calls Queued, or
+// Withdraw when it could not. It returns a *otp.RejectError (rate_limited,
+// prefix_blocked, id_conflict) when it may not be sent, and a Verdict with
+// Duplicate set when its id was submitted before with the same body.
+//
+// Rate limits are checked before the job is recorded: a rejected job
+// leaves no record, and its id may be used again.
 func (p *Policy) Admit(ctx context.Context, j otp.Prepared) (Verdict, error) {
-	now := p.now()
-	b, _ := json.Marshal(jobRecord{State: otp.StateAccepted, At: now.UnixMilli()})
-	if _, err := p.store.Create(ctx, jobKey(j.ID), b); err != nil {
-		if !errors.Is(err, ErrExists) {
-			return Verdict{}, fmt.Errorf("record job: %w", err)
-		}
-		e, err := p.store.Get(ctx, jobKey(j.ID))
-		if err != nil {
+	return p.admitJob(ctx, j, 0)
+}
+
+// AdmitQueued is Admit for job j taken from the queue, carried by the
+// message at stream sequence seq. The job is sent when the Verdict is not
+// Duplicate: admitted now, or Earlier (by otp.request, or by an earlier
+// delivery of this message).
+func (p *Policy) AdmitQueued(ctx context.Context, j otp.Prepared, seq uint64) (Verdict, error) {
+	return p.admitJob(ctx, j, seq)
+}
+
+// admitJob is Admit (seq 0) and AdmitQueued.
+func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verdict, error) {
+	key, body := jobKey(j.ID), p.bodyHash(j)
+	for range 10 {
+		now := p.now()
+		e, err := p.store.Get(ctx, key)
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return Verdict{}, fmt.Errorf("read job: %w", err)
 		}
-		var rec jobRecord
-		if err := json.Unmarshal(e.Value, &rec); err != nil {
-			return Verdict{}, fmt.Errorf("decode job: %w", err)
+		if e.Rev != 0 {
+			var rec jobRecord
+			if err := json.Unmarshal(e.Value, &rec); err != nil {
+				return Verdict{}, fmt.Errorf("decode job: %w", err)
+			}
+			v, err, decided := p.known(ctx, key, e.Rev, rec, body, seq, now)
+			if errors.Is(err, ErrConflict) {
+				continue // the record changed meanwhile: read again
+			}
+			if decided {
+				return v, err
+			}
 		}
-		if rec.State != stateUnqueued && rec.State != otp.StateRejected {
-			return Verdict{Duplicate: true, State: rec.State}, nil
+		v, err := p.admit(ctx, j, now)
+		if re, ok := otp.AsReject(err); ok && re.Scope == otp.ScopeNumber && e.Rev == 0 {
+			// A submission of the same id may have taken the number's
+			// send a moment ago: then this one is its duplicate.
+			if _, gerr := p.store.Get(ctx, key); gerr == nil {
+				continue
+			}
 		}
-		// A try that was refused or never reached the queue: the same id
-		// may try again (after retry_after).
-		if _, err := p.store.Update(ctx, jobKey(j.ID), b, e.Rev); err != nil {
+		if err != nil {
+			return v, err
+		}
+		state := otp.StateAccepted
+		if seq == 0 {
+			state = stateQueuing
+		}
+		b, _ := json.Marshal(jobRecord{State: state, At: now.UnixMilli(), Body: body, Seq: seq,
+			Number: p.numberKey(j.Number.E164)})
+		if e.Rev == 0 {
+			_, err = p.store.Create(ctx, key, b)
+		} else {
+			_, err = p.store.Update(ctx, key, b, e.Rev)
+		}
+		if err == nil {
+			v.At = now
+			return v, nil
+		}
+		// Take the admission back: the job is not recorded.
+		p.undoNumber(ctx, p.numberKey(j.Number.E164), j.ID, now)
+		if !errors.Is(err, ErrExists) && !errors.Is(err, ErrConflict) {
 			return Verdict{}, fmt.Errorf("record job: %w", err)
 		}
+		// Another submission of the id was recorded first: judge against
+		// it.
 	}
-	v, err := p.admit(ctx, j, now)
-	switch re, ok := otp.AsReject(err); {
-	case ok:
-		p.Finish(ctx, j.ID, otp.StateRejected, string(re.Reason))
-	case err != nil:
-		// The store failed: forget the job so a retry is not taken for a
-		// duplicate.
-		p.Finish(ctx, j.ID, otp.StateRejected, "store_error")
+	return Verdict{}, fmt.Errorf("record job %s: too much contention", j.ID)
+}
+
+// known judges a job whose id has a record (rec at revision rev). decided
+// is false when the id is free again (a stale queuing record), and the
+// caller admits the job as new over that revision. ErrConflict means the
+// record changed while known wrote it.
+func (p *Policy) known(ctx context.Context, key string, rev uint64, rec jobRecord, body string, seq uint64, now time.Time) (v Verdict, err error, decided bool) {
+	if rec.Conflicts >= maxConflicts {
+		return Verdict{}, idConflict("the id is locked after repeated submissions with another body"), true
 	}
-	return v, err
+	if rec.Body != body {
+		rec.Conflicts++
+		b, _ := json.Marshal(rec)
+		if _, err := p.store.Update(ctx, key, b, rev); err != nil {
+			return Verdict{}, err, true
+		}
+		return Verdict{}, idConflict("the id was used for another job"), true
+	}
+	open := rec.State == otp.StateAccepted || rec.State == stateQueuing
+	switch {
+	case seq == 0 && rec.State == stateQueuing && now.UnixMilli()-rec.At > staleQueuing.Milliseconds():
+		// Left by a daemon that died between admission and queueing.
+		return Verdict{}, nil, false
+	case seq == 0 || !open:
+		return Verdict{Duplicate: true, State: shown(rec.State)}, nil, true
+	case rec.Seq == seq:
+		// A redelivery of the message that holds the job.
+		return Verdict{Earlier: true, At: time.UnixMilli(rec.At)}, nil, true
+	case rec.Seq != 0:
+		// Another copy of a job that is queued already.
+		return Verdict{Duplicate: true, State: otp.StateAccepted}, nil, true
+	}
+	// The message otp.request queued (or a copy that came first): it
+	// holds the job from now on.
+	rec.State, rec.Seq = otp.StateAccepted, seq
+	b, _ := json.Marshal(rec)
+	if _, err := p.store.Update(ctx, key, b, rev); err != nil {
+		return Verdict{}, err, true
+	}
+	return Verdict{Earlier: true, At: time.UnixMilli(rec.At)}, nil, true
+}
+
+// shown is the state a job's record shows in replies and events.
+func shown(s otp.State) otp.State {
+	if s == stateQueuing {
+		return otp.StateAccepted
+	}
+	return s
+}
+
+func idConflict(detail string) *otp.RejectError {
+	return &otp.RejectError{Reason: otp.ReasonIDConflict, Field: "id", Detail: detail}
+}
+
+// Queued records that job j, admitted by Admit, is in the queue at stream
+// sequence seq.
+func (p *Policy) Queued(ctx context.Context, j otp.Prepared, seq uint64) error {
+	body := p.bodyHash(j)
+	return p.update(ctx, jobKey(j.ID), func(cur []byte) ([]byte, error) {
+		var rec jobRecord
+		if cur == nil || json.Unmarshal(cur, &rec) != nil || rec.Body != body || rec.State != stateQueuing {
+			return nil, nil // a worker took it over already
+		}
+		rec.State, rec.Seq = otp.StateAccepted, seq
+		return json.Marshal(rec)
+	})
 }
 
 // Withdraw takes back the admission of j when it could not be queued: its
-// send no longer counts against its number, and its id may be used again.
-// (Prefix, country and global counts keep it: they are coarse.)
+// record is deleted, so its id may be used again, and its send no longer
+// counts against its number. (Prefix, country and global counts keep it:
+// they are coarse.)
 func (p *Policy) Withdraw(ctx context.Context, j otp.Prepared) error {
-	rec, err := p.job(ctx, j.ID)
-	if err != nil {
-		return err
-	}
-	if rec.State != otp.StateAccepted {
+	e, err := p.store.Get(ctx, jobKey(j.ID))
+	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("read job: %w", err)
+	}
+	var rec jobRecord
+	if err := json.Unmarshal(e.Value, &rec); err != nil {
+		return fmt.Errorf("decode job: %w", err)
+	}
+	if rec.State != stateQueuing || rec.Body != p.bodyHash(j) {
+		return nil
+	}
+	if err := p.store.Delete(ctx, jobKey(j.ID), e.Rev); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return nil // a worker holds it: it is queued after all
+		}
+		return fmt.Errorf("delete job: %w", err)
+	}
 	p.undoNumber(ctx, p.numberKey(j.Number.E164), j.ID, time.UnixMilli(rec.At))
-	return p.Finish(ctx, j.ID, stateUnqueued, "")
+	return nil
 }
 
 func (p *Policy) admit(ctx context.Context, j otp.Prepared, now time.Time) (Verdict, error) {
@@ -543,43 +701,72 @@ func (p *Policy) cachedBlock(key string, now time.Time) error {
 	return rejectErr(b.reason, b.scope, b.until.Sub(now), b.detail)
 }
 
-func (p *Policy) job(ctx context.Context, id string) (jobRecord, error) {
-	e, err := p.store.Get(ctx, jobKey(id))
-	if err != nil {
-		return jobRecord{}, fmt.Errorf("read job: %w", err)
-	}
-	var rec jobRecord
-	if err := json.Unmarshal(e.Value, &rec); err != nil {
-		return jobRecord{}, fmt.Errorf("decode job: %w", err)
-	}
-	return rec, nil
-}
-
 // State returns the recorded state of job id ("" when unknown).
 func (p *Policy) State(ctx context.Context, id string) (otp.State, error) {
-	rec, err := p.job(ctx, id)
+	e, err := p.store.Get(ctx, jobKey(id))
 	if errors.Is(err, ErrNotFound) {
 		return "", nil
 	}
-	return rec.State, err
-}
-
-// Finish records the final state of job id, so that a re-published job
-// learns the first one's fate.
-func (p *Policy) Finish(ctx context.Context, id string, state otp.State, reason string) error {
-	return p.finish(ctx, id, jobRecord{State: state, Reason: reason})
-}
-
-func (p *Policy) finish(ctx context.Context, id string, rec jobRecord) error {
-	b, err := json.Marshal(rec)
 	if err != nil {
+		return "", fmt.Errorf("read job: %w", err)
+	}
+	var rec jobRecord
+	if err := json.Unmarshal(e.Value, &rec); err != nil {
+		return "", fmt.Errorf("decode job: %w", err)
+	}
+	return shown(rec.State), nil
+}
+
+// ErrOtherJob is Finish's answer to a message that does not hold the job
+// its id names: a copy, or another job under the same id. Its end is not
+// that job's: nothing is recorded, and no event should tell of it.
+var ErrOtherJob = errors.New("the id is held by another message")
+
+// Finish records the final state of job id, so that a later submission of
+// the id learns its fate. Only the queued message that holds the job (at
+// stream sequence seq; 0 when the caller knows it holds the job, such as a
+// delivery report for its SMS) can end it: for any other message Finish
+// returns ErrOtherJob. A job that was never admitted has no record and
+// gets none. A job that ended without its
+// SMS going out (expired, superseded, failed other than unknown_outcome)
+// no longer counts against its number, nor as its number's live code.
+func (p *Policy) Finish(ctx context.Context, id string, seq uint64, state otp.State, reason string) error {
+	var admitted jobRecord
+	err := p.update(ctx, jobKey(id), func(cur []byte) ([]byte, error) {
+		admitted = jobRecord{}
+		var rec jobRecord
+		if cur == nil {
+			return nil, nil
+		}
+		if err := json.Unmarshal(cur, &rec); err != nil {
+			return nil, fmt.Errorf("decode job: %w", err)
+		}
+		if seq != 0 && rec.Seq != seq {
+			return nil, ErrOtherJob
+		}
+		admitted = rec
+		rec.State, rec.Reason = state, reason
+		return json.Marshal(rec)
+	})
+	if err != nil || admitted.At == 0 {
 		return err
 	}
-	// The record is replaced whole: one write, no read.
-	if _, err := p.store.Put(ctx, jobKey(id), b); err != nil {
-		return fmt.Errorf("write job: %w", err)
+	if unsent(state, reason) && admitted.Number != "" {
+		p.undoNumber(ctx, admitted.Number, id, time.UnixMilli(admitted.At))
 	}
 	return nil
+}
+
+// unsent reports whether a job that ended in state for reason surely sent
+// nothing.
+func unsent(state otp.State, reason string) bool {
+	switch state {
+	case otp.StateExpired, otp.StateSuperseded:
+		return true
+	case otp.StateFailed:
+		return reason != string(otp.ReasonUnknownOutcome)
+	}
+	return false
 }
 
 // Superseded returns the id of a newer code job accepted for j's number

@@ -2,6 +2,8 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -56,26 +58,191 @@ func TestDuplicateJobID(t *testing.T) {
 	p, _, _ := newPolicy(t, DefaultConfig())
 	ctx := context.Background()
 	j := job("a", "+4526227921", "123456")
-	if v, err := p.Admit(ctx, j); err != nil || v.Duplicate {
+	v, err := p.Admit(ctx, j)
+	if err != nil || v.Duplicate || v.At.IsZero() {
 		t.Fatalf("first: %+v %v", v, err)
 	}
-	v, err := p.Admit(ctx, j)
+	v, err = p.Admit(ctx, j)
 	if err != nil || !v.Duplicate || v.State != otp.StateAccepted {
-		t.Fatalf("again: %+v %v", v, err)
+		t.Fatalf("again, while being queued: %+v %v", v, err)
 	}
-	p.Finish(ctx, "a", otp.StateSent, "")
+	if err := p.Queued(ctx, j, 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Finish(ctx, "a", 7, otp.StateSent, ""); err != nil {
+		t.Fatal(err)
+	}
 	if v, _ := p.Admit(ctx, j); v.State != otp.StateSent {
 		t.Errorf("after sent: %+v", v)
 	}
-	// A job whose queueing failed may be tried again under its id.
+	// A job whose queueing failed leaves nothing: its id is free again.
 	u := job("u", "+4526227999", "123456")
 	p.Admit(ctx, u)
 	if err := p.Withdraw(ctx, u); err != nil {
 		t.Fatal(err)
 	}
+	if s, _ := p.State(ctx, "u"); s != "" {
+		t.Errorf("withdrawn job state = %q, want no record", s)
+	}
 	if v, err := p.Admit(ctx, u); err != nil || v.Duplicate {
 		t.Errorf("retry of an unqueued job: %+v %v", v, err)
 	}
+}
+
+// TestJobIdentity: an id is one job with one body, on both paths.
+func TestJobIdentity(t *testing.T) {
+	ctx := context.Background()
+	const n = "+4526227921"
+	t.Run("another body is id_conflict, and locks the id", func(t *testing.T) {
+		p, _, _ := newPolicy(t, DefaultConfig())
+		if _, err := p.Admit(ctx, job("a", n, "123456")); err != nil {
+			t.Fatal(err)
+		}
+		for i, other := range []otp.Prepared{
+			job("a", n, "654321"),                       // another code
+			job("a", "+4526227922", "123456"),           // another number
+			withTTL(job("a", n, "123456"), time.Second), // another ttl
+		} {
+			_, err := p.Admit(ctx, other)
+			if re, ok := otp.AsReject(err); !ok || re.Reason != otp.ReasonIDConflict || re.Field != "id" {
+				t.Fatalf("conflict %d: %v", i, err)
+			}
+			_, err = p.AdmitQueued(ctx, other, uint64(100+i))
+			if re, ok := otp.AsReject(err); !ok || re.Reason != otp.ReasonIDConflict {
+				t.Fatalf("conflict %d from the queue: %v", i, err)
+			}
+		}
+		// Past maxConflicts, the answer no longer depends on the body.
+		_, err := p.Admit(ctx, job("a", n, "123456"))
+		if re, ok := otp.AsReject(err); !ok || re.Reason != otp.ReasonIDConflict {
+			t.Fatalf("the job's own body on a locked id: %v", err)
+		}
+	})
+	t.Run("a copy in the queue is not sent twice", func(t *testing.T) {
+		p, _, _ := newPolicy(t, DefaultConfig())
+		j := job("b", n, "123456")
+		if _, err := p.Admit(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		// The worker may take the message before Queued is recorded: it
+		// adopts the job.
+		if v, err := p.AdmitQueued(ctx, j, 5); err != nil || v.Duplicate || !v.Earlier {
+			t.Fatalf("the queued message: %+v %v", v, err)
+		}
+		p.Queued(ctx, j, 5) // too late: changes nothing
+		if v, err := p.AdmitQueued(ctx, j, 5); err != nil || !v.Earlier {
+			t.Fatalf("its redelivery: %+v %v", v, err)
+		}
+		if v, err := p.AdmitQueued(ctx, j, 6); err != nil || !v.Duplicate {
+			t.Fatalf("a second copy: %+v %v", v, err)
+		}
+		if err := p.Finish(ctx, "b", 6, otp.StateExpired, ""); !errors.Is(err, ErrOtherJob) {
+			t.Fatalf("the copy ending: %v, want ErrOtherJob", err)
+		}
+		if s, _ := p.State(ctx, "b"); s != otp.StateAccepted {
+			t.Errorf("state after the copy ended = %q", s)
+		}
+	})
+	t.Run("concurrent submissions of one id admit one", func(t *testing.T) {
+		p, _, _ := newPolicy(t, DefaultConfig())
+		// Every submission reads the id before any records it.
+		var arrived sync.WaitGroup
+		arrived.Add(16)
+		p.store = &barrierStore{Store: p.store, key: jobKey("g"), arrived: &arrived}
+		var admitted, dup atomic.Int32
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				v, err := p.Admit(ctx, job("g", n, "123456"))
+				switch {
+				case err != nil:
+					t.Error(err)
+				case v.Duplicate:
+					dup.Add(1)
+				default:
+					admitted.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if admitted.Load() != 1 || dup.Load() != 15 {
+			t.Errorf("admitted %d, duplicates %d; want 1 and 15", admitted.Load(), dup.Load())
+		}
+		// The losers took their sends back: the one admitted counts once.
+		e, _ := p.store.Get(ctx, p.numberKey(n))
+		var rec numberRecord
+		json.Unmarshal(e.Value, &rec)
+		if len(rec.Sends) != 1 {
+			t.Errorf("number record has %d sends, want 1", len(rec.Sends))
+		}
+	})
+	t.Run("a job never admitted leaves no record", func(t *testing.T) {
+		p, c, _ := newPolicy(t, DefaultConfig())
+		if _, err := p.Admit(ctx, job("c0", n, "123456")); err != nil {
+			t.Fatal(err)
+		}
+		c.add(time.Second)
+		_, err := p.Admit(ctx, job("c1", n, "123457"))
+		wantReject(t, err, otp.ReasonRateLimited, otp.ScopeNumber, 59*time.Second)
+		if s, _ := p.State(ctx, "c1"); s != "" {
+			t.Errorf("rejected job state = %q, want no record", s)
+		}
+		if err := p.Finish(ctx, "c2", 9, otp.StateExpired, ""); err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := p.State(ctx, "c2"); s != "" {
+			t.Errorf("a job that expired unadmitted has state %q, want no record", s)
+		}
+	})
+	t.Run("a stale queuing record frees its id", func(t *testing.T) {
+		p, c, _ := newPolicy(t, DefaultConfig())
+		j := job("d", n, "123456")
+		if _, err := p.Admit(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		// The daemon died before the job was queued.
+		c.add(staleQueuing + time.Second)
+		c.add(time.Minute) // past the cooldown its admission started
+		if v, err := p.Admit(ctx, j); err != nil || v.Duplicate {
+			t.Fatalf("after a crash between admission and queueing: %+v %v", v, err)
+		}
+	})
+	t.Run("a job that ended unsent gives its send back", func(t *testing.T) {
+		for _, tc := range []struct {
+			state  otp.State
+			reason otp.Reason
+			freed  bool
+		}{
+			{otp.StateExpired, "", true},
+			{otp.StateSuperseded, "", true},
+			{otp.StateFailed, otp.ReasonModemRejected, true},
+			{otp.StateFailed, otp.ReasonUnknownOutcome, false},
+			{otp.StateSent, "", false},
+		} {
+			p, c, _ := newPolicy(t, DefaultConfig())
+			j := job("e", n, "123456")
+			if _, err := p.AdmitQueued(ctx, j, 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Finish(ctx, "e", 1, tc.state, string(tc.reason)); err != nil {
+				t.Fatal(err)
+			}
+			c.add(time.Second)
+			v, err := p.Admit(ctx, job("f", n, "123456"))
+			if freed := err == nil; freed != tc.freed {
+				t.Errorf("%s %s: a new job a second later: %v, want freed %v", tc.state, tc.reason, err, tc.freed)
+			}
+			if err == nil && v.Resend {
+				t.Errorf("%s: the unsent code still counts as live", tc.state)
+			}
+		}
+	})
+}
+
+func withTTL(j otp.Prepared, ttl time.Duration) otp.Prepared {
+	j.Job.TTL = otp.Duration(ttl)
+	j.TTL = ttl
+	return j
 }
 
 // TestSameCodeIsNoOracle: a job under a new id is judged by the limits
@@ -121,8 +288,8 @@ func TestNumberLimits(t *testing.T) {
 	c.add(20 * time.Second)
 	_, err := p.Admit(ctx, job("j1", n, "100001"))
 	wantReject(t, err, otp.ReasonRateLimited, otp.ScopeNumber, 40*time.Second)
-	if s, _ := p.State(ctx, "j1"); s != otp.StateRejected {
-		t.Errorf("state of a rejected job = %q", s)
+	if s, _ := p.State(ctx, "j1"); s != "" {
+		t.Errorf("state of a rejected job = %q, want no record", s)
 	}
 	c.add(40 * time.Second)
 	// The rejected id may try again once its retry_after has passed.
@@ -298,4 +465,21 @@ func TestValidate(t *testing.T) {
 	if err := cfg.Validate(); err == nil {
 		t.Error("bad window and country accepted")
 	}
+}
+
+// barrierStore holds the first reads of key until as many have arrived
+// as arrived counts.
+type barrierStore struct {
+	Store
+	key     string
+	arrived *sync.WaitGroup
+	n       atomic.Int32
+}
+
+func (s *barrierStore) Get(ctx context.Context, key string) (Entry, error) {
+	if key == s.key && s.n.Add(1) <= 16 {
+		s.arrived.Done()
+		s.arrived.Wait()
+	}
+	return s.Store.Get(ctx, key)
 }

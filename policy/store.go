@@ -34,6 +34,8 @@ type Store interface {
 	// Put stores value whatever is there: for a write that replaces the
 	// whole value and depends on nothing it held.
 	Put(ctx context.Context, key string, value []byte) (uint64, error)
+	// Delete removes key only if it is at revision rev (ErrConflict).
+	Delete(ctx context.Context, key string, rev uint64) error
 }
 
 // MemoryStore is a Store in process memory. It is safe for concurrent use.
@@ -112,6 +114,17 @@ func (s *MemoryStore) Put(_ context.Context, key string, value []byte) (uint64, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.put(key, value, s.now().UnixNano()), nil
+}
+
+// Delete implements Store.
+func (s *MemoryStore) Delete(_ context.Context, key string, rev uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.get(key, s.now().UnixNano()); !ok || e.rev != rev {
+		return ErrConflict
+	}
+	delete(s.m, key)
+	return nil
 }
 
 func (s *MemoryStore) put(key string, value []byte, now int64) uint64 {

@@ -79,6 +79,15 @@ func (s *KVStore) Put(ctx context.Context, key string, value []byte) (uint64, er
 	return s.kv.Put(ctx, key, value)
 }
 
+// Delete implements policy.Store.
+func (s *KVStore) Delete(ctx context.Context, key string, rev uint64) error {
+	err := s.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+	if errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSequence(err) {
+		return policy.ErrConflict
+	}
+	return err
+}
+
 // HashKey returns the cluster's key for hashing numbers in the policy
 // store, creating a random one on first use: the first daemon wins and all
 // others read it.
@@ -103,4 +112,11 @@ func HashKey(ctx context.Context, js jetstream.JetStream, replicas int) ([]byte,
 		return nil, fmt.Errorf("read hash key: %w", err)
 	}
 	return e.Value(), nil
+}
+
+// isWrongLastSequence reports whether err is the stream's refusal of a
+// write that expected another last revision.
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
