@@ -12,6 +12,7 @@ import (
 	"github.com/simgate/simgate/config"
 	"github.com/simgate/simgate/daemon"
 	"github.com/simgate/simgate/modem/modemsim"
+	"github.com/simgate/simgate/natsauth"
 	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/queue"
 )
@@ -34,7 +35,12 @@ func startDaemon(t *testing.T) (*nats.Conn, *modemsim.Modem) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Stop(context.Background()) })
-	nc, err := nats.Connect(d.ClientURL())
+	// An auth service connects in the publisher role.
+	opts, err := natsauth.ClientOptions(natsauth.Client{NkeySeedFile: natsauth.SeedFile(cfg.StateDir, natsauth.RolePublisher)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(d.ClientURL(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"strings"
 
@@ -33,6 +34,8 @@ func (n NATS) Auth() natsauth.Settings {
 			User:         n.Embedded.User,
 			PasswordFile: n.Embedded.PasswordFile,
 			TokenFile:    n.Embedded.TokenFile,
+			CertFile:     n.Embedded.TLS.CertFile,
+			KeyFile:      n.Embedded.TLS.KeyFile,
 		},
 	}
 }
@@ -59,6 +62,8 @@ func KeyNames() natsauth.Names {
 		EmbeddedUser:         "nats.embedded.user",
 		EmbeddedPasswordFile: "nats.embedded.password_file",
 		EmbeddedTokenFile:    "nats.embedded.token_file",
+		EmbeddedCertFile:     "nats.embedded.tls.cert_file",
+		EmbeddedKeyFile:      "nats.embedded.tls.key_file",
 	}
 }
 
@@ -90,6 +95,19 @@ type Client struct {
 	// Auth is from the flags, with Password and Token from
 	// SIMGATE_NATS_PASSWORD and SIMGATE_NATS_TOKEN.
 	Auth natsauth.Client
+	// StateDir is --state-dir: the state directory of a simgate daemon on
+	// this host, whose publisher nkey seed (see natsauth.SeedFile) is used
+	// when no other authentication is given. Empty: the directories in
+	// StateDirs.
+	StateDir string
+}
+
+// StateDirs are where a client command looks for the publisher seed of a
+// simgate daemon on the same host, in order: $STATE_DIRECTORY, the system
+// service's /var/lib/simgate, then $XDG_STATE_HOME/simgate or
+// ~/.local/state/simgate (a daemon run by the same user).
+func StateDirs() []string {
+	return []string{os.Getenv("STATE_DIRECTORY"), "/var/lib/simgate", defaultStateDir()}
 }
 
 // Flags defines c's flags on fs, named as FlagNames says.
@@ -107,6 +125,7 @@ func (c *Client) Flags(fs *pflag.FlagSet) {
 	flag(&c.Auth.CAFile, n.CAFile, "CA file verifying the NATS server")
 	flag(&c.Auth.CertFile, n.CertFile, "client certificate file")
 	flag(&c.Auth.KeyFile, n.KeyFile, "client key file")
+	fs.StringVar(&c.StateDir, "state-dir", "", "state directory of a simgate on this host, whose publisher credentials are used when no other authentication is given (default: $STATE_DIRECTORY, /var/lib/simgate, ~/.local/state/simgate)")
 }
 
 // Complete, once the flags are parsed, takes the URL, the password and
@@ -121,5 +140,39 @@ func (c *Client) Complete() error {
 	}
 	c.Auth.Password = os.Getenv(EnvNATSPassword)
 	c.Auth.Token = os.Getenv(EnvNATSToken)
-	return natsauth.Settings{URL: c.URL, Client: c.Auth}.Validate(FlagNames())
+	if err := (natsauth.Settings{URL: c.URL, Client: c.Auth}).Validate(FlagNames()); err != nil {
+		return err
+	}
+	a := c.Auth
+	if a.User != "" || a.Password != "" || a.Token != "" || a.TokenFile != "" || a.NkeySeedFile != "" || a.CredsFile != "" {
+		return nil
+	}
+	// No authentication given: a simgate on this host's publisher seed.
+	dirs := StateDirs()
+	if c.StateDir != "" {
+		dirs = []string{c.StateDir}
+	}
+	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
+		if seed := natsauth.SeedFile(d, natsauth.RolePublisher); readable(seed) {
+			c.Auth.NkeySeedFile = seed
+			return nil
+		}
+	}
+	if c.StateDir != "" {
+		return fmt.Errorf("--state-dir %s: no readable %s", c.StateDir, natsauth.SeedFile(c.StateDir, natsauth.RolePublisher))
+	}
+	return nil
+}
+
+// readable reports whether the file at path can be opened for reading.
+func readable(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
 }

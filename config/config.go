@@ -103,8 +103,8 @@ type NATS struct {
 	Token    Secret `mapstructure:"-"`
 	// TLS to the external server.
 	TLS NATSTLS `mapstructure:"tls"`
-	// Embedded is the embedded server's client authentication, required
-	// when it listens on a non-loopback address.
+	// Embedded secures the embedded server beyond the role credentials it
+	// generates in the state directory.
 	Embedded NATSEmbedded `mapstructure:"embedded"`
 }
 
@@ -119,12 +119,23 @@ type NATSTLS struct {
 	ServerName string `mapstructure:"server_name"`
 }
 
-// NATSEmbedded is the embedded server's client authentication: User with
-// PasswordFile, or TokenFile. The daemon's own connection uses it too.
+// NATSEmbedded secures the embedded server. Its clients always
+// authenticate: the daemon and publishers with the nkey seeds generated
+// in <state_dir>/nats/ (daemon.nk, publisher.nk).
 type NATSEmbedded struct {
+	// User with PasswordFile is an extra publisher login by password.
 	User         string `mapstructure:"user"`
 	PasswordFile string `mapstructure:"password_file"`
-	TokenFile    string `mapstructure:"token_file"`
+	// TokenFile is no longer supported (validation says so).
+	TokenFile string `mapstructure:"token_file"`
+	// TLS on the listener; required on a non-loopback address.
+	TLS NATSEmbeddedTLS `mapstructure:"tls"`
+}
+
+// NATSEmbeddedTLS is the embedded server's TLS certificate and key.
+type NATSEmbeddedTLS struct {
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
 }
 
 // Secret is a value that must not be printed.
@@ -348,6 +359,8 @@ var defaults = map[string]any{
 	"nats.embedded.user":          "",
 	"nats.embedded.password_file": "",
 	"nats.embedded.token_file":    "",
+	"nats.embedded.tls.cert_file": "",
+	"nats.embedded.tls.key_file":  "",
 }
 
 // Flags defines the command-line flags that override configuration keys.

@@ -200,6 +200,9 @@ func (d *Daemon) connect() error {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { d.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		// Replies to the daemon (fetched jobs, key reads) go where no
+		// publisher may subscribe.
+		nats.CustomInboxPrefix(queue.DaemonInboxPrefix),
 	}
 	// No nats.RetryOnFailedConnect: a wrong address or wrong credentials
 	// fail the start with the server's error.
@@ -224,8 +227,21 @@ func (d *Daemon) connect() error {
 	if err := os.MkdirAll(store, 0o750); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
+	// The two roles' credentials: generated on first start, kept in the
+	// state directory.
+	daemonSeed := natsauth.SeedFile(d.cfg.StateDir, natsauth.RoleDaemon)
+	publisherSeed := natsauth.SeedFile(d.cfg.StateDir, natsauth.RolePublisher)
+	daemonKey, err := natsauth.RoleKey(daemonSeed)
+	if err != nil {
+		return err
+	}
+	publisherKey, err := natsauth.RoleKey(publisherSeed)
+	if err != nil {
+		return err
+	}
 	ecfg := embeddedConfig(d.cfg, store)
-	auth, err := ecfg.ClientOptions()
+	ecfg.Daemon, ecfg.Publisher = daemonKey, publisherKey
+	auth, err := natsauth.ClientOptions(natsauth.Client{NkeySeedFile: daemonSeed})
 	if err != nil {
 		return err
 	}
@@ -241,7 +257,7 @@ func (d *Daemon) connect() error {
 		return fmt.Errorf("connect to embedded nats: %w", err)
 	}
 	d.nc = nc
-	d.log.Info("embedded nats server started", "url", d.ClientURL(), "store", store)
+	d.log.Info("embedded nats server started", "url", d.ClientURL(), "store", store, "publisher_nkey", publisherSeed)
 	return nil
 }
 

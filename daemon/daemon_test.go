@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +19,9 @@ import (
 	"github.com/simgate/simgate/config"
 	"github.com/simgate/simgate/daemon"
 	"github.com/simgate/simgate/modem/modemsim"
+	"github.com/simgate/simgate/natsauth"
 	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/queue"
 )
 
 // sim is a simulated modem whose complete messages arrive on msgs.
@@ -90,6 +93,7 @@ func (w *logBuffer) String() string {
 // event.
 type harness struct {
 	t      testing.TB
+	cfg    config.Config
 	d      *daemon.Daemon
 	logs   *logBuffer
 	nc     *nats.Conn
@@ -107,13 +111,10 @@ func start(t testing.TB, cfg config.Config) *harness {
 	if err != nil {
 		t.Fatalf("start daemon: %v", err)
 	}
-	h := &harness{t: t, d: d, logs: logs, events: map[string]chan otp.Event{}}
+	h := &harness{t: t, cfg: cfg, d: d, logs: logs, events: map[string]chan otp.Event{}}
 	t.Cleanup(func() { h.stop() })
-	url := d.ClientURL()
-	if url == "" {
-		url = cfg.NATS.URL
-	}
-	h.nc, err = nats.Connect(url)
+	// The test is a publisher, as an auth service would be.
+	h.nc, err = connectAs(cfg, d, natsauth.RolePublisher)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -133,6 +134,56 @@ func start(t testing.TB, cfg config.Config) *harness {
 	}
 	h.nc.Flush()
 	return h
+}
+
+// seedFile returns the nkey seed of role on the server the daemon of cfg
+// uses: its own embedded one, or that of the daemon whose seed cfg names.
+func seedFile(cfg config.Config, role natsauth.Role) string {
+	if cfg.NATS.URL == "" {
+		return natsauth.SeedFile(cfg.StateDir, role)
+	}
+	return filepath.Join(filepath.Dir(cfg.NATS.NkeySeedFile), string(role)+".nk")
+}
+
+// connectAs connects to the NATS server of daemon d (started with cfg) in
+// role.
+func connectAs(cfg config.Config, d *daemon.Daemon, role natsauth.Role) (*nats.Conn, error) {
+	url := d.ClientURL()
+	if url == "" {
+		url = cfg.NATS.URL
+	}
+	opts, err := natsauth.ClientOptions(natsauth.Client{NkeySeedFile: seedFile(cfg, role)})
+	if err != nil {
+		return nil, err
+	}
+	if role == natsauth.RoleDaemon {
+		opts = append(opts, nats.CustomInboxPrefix(queue.DaemonInboxPrefix))
+	}
+	return nats.Connect(url, opts...)
+}
+
+// onServerOf returns cfg set to use the embedded server of daemon d
+// (started with owner) as the daemon role.
+func onServerOf(cfg, owner config.Config, d *daemon.Daemon) config.Config {
+	cfg.NATS.URL = d.ClientURL()
+	cfg.NATS.NkeySeedFile = natsauth.SeedFile(owner.StateDir, natsauth.RoleDaemon)
+	return cfg
+}
+
+// daemonJS returns a JetStream context in the daemon's role, for checks
+// of what only the daemon may see.
+func (h *harness) daemonJS() jetstream.JetStream {
+	h.t.Helper()
+	nc, err := connectAs(h.cfg, h.d, natsauth.RoleDaemon)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return js
 }
 
 func (h *harness) stop() {

@@ -93,7 +93,7 @@ func TestDeliveryReportEndToEnd(t *testing.T) {
 	}
 
 	// Delivered within seconds: the journal was never written.
-	kv, err := h.js.KeyValue(t.Context(), queue.BucketDelivery)
+	kv, err := h.daemonJS().KeyValue(t.Context(), queue.BucketDelivery)
 	if err != nil {
 		t.Fatal(err)
 	}

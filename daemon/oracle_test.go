@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/simgate/simgate/daemon"
+	"github.com/simgate/simgate/natsauth"
 	"github.com/simgate/simgate/otp"
 )
 
@@ -32,7 +31,7 @@ func TestNoCodeOracle(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Stop(context.Background()) })
-	nc, err := nats.Connect(d.ClientURL())
+	nc, err := connectAs(cfg, d, natsauth.RolePublisher)
 	if err != nil {
 		t.Fatal(err)
 	}

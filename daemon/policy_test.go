@@ -22,7 +22,7 @@ func TestRateLimitHoldsAcrossTwoDaemons(t *testing.T) {
 	a := start(t, cfgA)
 	cfgB := testConfig(t.TempDir(), s2)
 	cfgB.Node = "b"
-	cfgB.NATS.URL = a.d.ClientURL()
+	cfgB = onServerOf(cfgB, cfgA, a.d)
 	cfgB.Metrics.Listen = ""
 	cfgB.Policy.Number = cfgA.Policy.Number
 	b := start(t, cfgB)

@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/simgate/simgate/config"
 	"github.com/simgate/simgate/daemon"
 	"github.com/simgate/simgate/modem/modemsim"
+	"github.com/simgate/simgate/natsauth"
 	"github.com/simgate/simgate/otp"
 )
 
@@ -121,7 +121,7 @@ func startQuiet(t *testing.T, cfg config.Config, w io.Writer, id string) *daemon
 	if err != nil {
 		t.Fatalf("start daemon: %v", err)
 	}
-	nc, err := nats.Connect(d.ClientURL())
+	nc, err := connectAs(cfg, d, natsauth.RolePublisher)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func (g *Gateway) deliveryOutcome(o delivery.Outcome) {
 	if o.State.DeliveryFinal() {
 		g.opts.Metrics.Delivery(m.Modem, o.State, o.At.Sub(m.Accepted))
 		g.opts.Metrics.DeliveryPending(g.tracker.Pending())
-		g.record(ctx, m.ID, 0, o.State, "")
+		g.record(ctx, otp.Prepared{Job: otp.Job{ID: m.ID}}, 0, o.State, "")
 		g.unjournal(ctx, m.ID, log)
 	}
 	switch o.State {

@@ -319,15 +319,15 @@ func (g *Gateway) fail(ctx context.Context, t task, reason otp.Reason, detail st
 // finish records the final state of the job t holds, for later
 // submissions of its id.
 func (g *Gateway) finish(ctx context.Context, t task, state otp.State, reason string) error {
-	return g.record(ctx, t.p.ID, t.seq, state, reason)
+	return g.record(ctx, t.p, t.seq, state, reason)
 }
 
-// record records the final state of job id held by the message at stream
+// record records the final state of job p held by the message at stream
 // sequence seq (0: held for sure).
-func (g *Gateway) record(ctx context.Context, id string, seq uint64, state otp.State, reason string) error {
-	err := g.policy().Finish(context.WithoutCancel(ctx), id, seq, state, reason)
+func (g *Gateway) record(ctx context.Context, p otp.Prepared, seq uint64, state otp.State, reason string) error {
+	err := g.policy().Finish(context.WithoutCancel(ctx), p, seq, state, reason)
 	if err != nil && !errors.Is(err, policy.ErrOtherJob) {
-		g.log.Warn("record job state", "id", id, "state", state, "err", err)
+		g.log.Warn("record job state", "id", p.ID, "state", state, "err", err)
 	}
 	return err
 }

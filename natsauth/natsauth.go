@@ -45,12 +45,20 @@ type Client struct {
 	ServerName string
 }
 
-// Embedded is the client authentication of simgate's embedded server: User
-// with PasswordFile, or TokenFile. Nothing set leaves the server open.
+// Embedded secures simgate's embedded server beyond its two role nkeys
+// (see RoleKey), which are always required.
 type Embedded struct {
+	// User with PasswordFile is an extra publisher login by password, for
+	// clients that cannot use an nkey.
 	User         string
 	PasswordFile string
-	TokenFile    string
+	// TokenFile is no longer supported: a token cannot coexist with the
+	// role users. Validate says so.
+	TokenFile string
+	// CertFile and KeyFile are the listener's TLS certificate and key,
+	// required when it listens on a non-loopback address.
+	CertFile string
+	KeyFile  string
 }
 
 // Settings is everything the rules look at.
@@ -74,6 +82,7 @@ type Names struct {
 	CAFile, CertFile, KeyFile, ServerName                                   string
 	URL, Listen                                                             string
 	Embedded, EmbeddedUser, EmbeddedPasswordFile, EmbeddedTokenFile         string
+	EmbeddedCertFile, EmbeddedKeyFile                                       string
 }
 
 // fieldNames names settings by their Go fields, for callers that did not
@@ -86,6 +95,7 @@ func fieldNames() Names {
 		URL: "URL", Listen: "Listen",
 		Embedded: "Embedded", EmbeddedUser: "Embedded.User",
 		EmbeddedPasswordFile: "Embedded.PasswordFile", EmbeddedTokenFile: "Embedded.TokenFile",
+		EmbeddedCertFile: "Embedded.CertFile", EmbeddedKeyFile: "Embedded.KeyFile",
 	}
 }
 
@@ -99,8 +109,9 @@ func fieldNames() Names {
 //   - a client certificate needs both its cert and its key file;
 //   - with an external server (URL), no embedded settings; with the
 //     embedded one, no settings for an external server;
-//   - the embedded server takes a user and password file, or a token file,
-//     and needs one of them when it listens on a non-loopback address.
+//   - the embedded server takes a user and password file (an extra
+//     publisher login), no token, and a TLS certificate and key, which it
+//     needs when it listens on a non-loopback address.
 //
 // Files are not read: ClientOptions and Embedded.Credentials do that.
 func (s Settings) Validate(n Names) error {
@@ -117,9 +128,9 @@ func (s Settings) Validate(n Names) error {
 			strings.Join(set, ", "), n.URL, n.Embedded))
 	}
 	errs = append(errs, e.problems(n)...)
-	if e.PasswordFile == "" && e.TokenFile == "" && s.Listen != "-" && !loopback(s.Listen) {
-		errs = append(errs, fmt.Errorf("%s %s is not loopback: configure %s and %s, or %s",
-			n.Listen, s.Listen, n.EmbeddedUser, n.EmbeddedPasswordFile, n.EmbeddedTokenFile))
+	if e.CertFile == "" && s.Listen != "-" && !loopback(s.Listen) {
+		errs = append(errs, fmt.Errorf("%s %s is not loopback: configure TLS with %s and %s",
+			n.Listen, s.Listen, n.EmbeddedCertFile, n.EmbeddedKeyFile))
 	}
 	return errors.Join(errs...)
 }
@@ -192,8 +203,12 @@ func (c Client) set(n Names) []string {
 func (e Embedded) problems(n Names) []error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if e.PasswordFile != "" && e.TokenFile != "" {
-		bad("%s and %s: set one", n.EmbeddedPasswordFile, n.EmbeddedTokenFile)
+	if e.TokenFile != "" {
+		bad("%s: no longer supported: publishers authenticate with the generated nkey seed (%s/%s.nk) or %s and %s",
+			n.EmbeddedTokenFile, SeedDir, RolePublisher, n.EmbeddedUser, n.EmbeddedPasswordFile)
+	}
+	if (e.CertFile == "") != (e.KeyFile == "") {
+		bad("%s and %s: set both or neither", n.EmbeddedCertFile, n.EmbeddedKeyFile)
 	}
 	if e.PasswordFile != "" && e.User == "" {
 		bad("%s needs %s", n.EmbeddedPasswordFile, n.EmbeddedUser)
@@ -284,32 +299,30 @@ func ClientOptions(c Client) ([]nats.Option, error) {
 	return opts, nil
 }
 
-// Credentials reads e's secret files: the user and password, or the
-// token, that the embedded server requires from its clients. All are empty
-// when e configures no authentication.
-func (e Embedded) Credentials() (user, password, token string, err error) {
+// Credentials reads the password of e's publisher login; both are empty
+// when e configures none.
+func (e Embedded) Credentials() (user, password string, err error) {
 	if errs := e.problems(fieldNames()); len(errs) > 0 {
-		return "", "", "", fmt.Errorf("embedded nats auth: %w", errors.Join(errs...))
+		return "", "", fmt.Errorf("embedded nats auth: %w", errors.Join(errs...))
 	}
-	switch {
-	case e.User != "":
-		password, err = readSecret("embedded password", e.PasswordFile)
-		return e.User, password, "", err
-	case e.TokenFile != "":
-		token, err = readSecret("embedded token", e.TokenFile)
-		return "", "", token, err
+	if e.User == "" {
+		return "", "", nil
 	}
-	return "", "", "", nil
+	password, err = readSecret("embedded password", e.PasswordFile)
+	return e.User, password, err
 }
 
-// ClientOptions returns the options that authenticate a client (such as
-// the daemon's own in-process connection) to the embedded server
-// configured with e.
-func (e Embedded) ClientOptions() ([]nats.Option, error) {
-	if errs := e.problems(fieldNames()); len(errs) > 0 {
-		return nil, fmt.Errorf("embedded nats auth: %w", errors.Join(errs...))
+// TLS returns the embedded server's TLS configuration, or nil when e
+// configures none. The files are read now.
+func (e Embedded) TLS() (*tls.Config, error) {
+	if e.CertFile == "" {
+		return nil, nil
 	}
-	return ClientOptions(Client{User: e.User, PasswordFile: e.PasswordFile, TokenFile: e.TokenFile})
+	cert, err := tls.LoadX509KeyPair(e.CertFile, e.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats tls: %w", err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
 }
 
 // readSecret reads a one-line secret file, dropping the line end.

@@ -105,33 +105,36 @@ func TestValidate(t *testing.T) {
 		{"tls for embedded", S{Listen: "127.0.0.1:4222", Client: tls},
 			"nats.tls.ca_file, nats.tls.cert_file, nats.tls.key_file, nats.tls.server_name: only for an external server (nats.url); the embedded server takes nats.embedded", notSend},
 
-		// The embedded server's own authentication.
+		// The embedded server's own settings (its role nkeys are always on).
 		{"embedded password", S{Listen: "127.0.0.1:4222", Embedded: E{User: "u", PasswordFile: "/pw"}}, "", notSend},
-		{"embedded token", S{Listen: "127.0.0.1:4222", Embedded: E{TokenFile: "/t"}}, "", notSend},
+		{"embedded token", S{Listen: "127.0.0.1:4222", Embedded: E{TokenFile: "/t"}},
+			"nats.embedded.token_file: no longer supported: publishers authenticate with the generated nkey seed (nats/publisher.nk) or nats.embedded.user and nats.embedded.password_file", notSend},
 		{"embedded password without user", S{Listen: "127.0.0.1:4222", Embedded: E{PasswordFile: "/pw"}},
 			"nats.embedded.password_file needs nats.embedded.user", notSend},
 		{"embedded user without password", S{Listen: "127.0.0.1:4222", Embedded: E{User: "u"}},
 			"nats.embedded.user needs nats.embedded.password_file", notSend},
-		{"embedded password and token", S{Listen: "127.0.0.1:4222", Embedded: E{User: "u", PasswordFile: "/pw", TokenFile: "/t"}},
-			"nats.embedded.password_file and nats.embedded.token_file: set one", notSend},
+		{"embedded cert without key", S{Listen: "127.0.0.1:4222", Embedded: E{CertFile: "/c"}},
+			"nats.embedded.tls.cert_file and nats.embedded.tls.key_file: set both or neither", notSend},
+		{"embedded tls on loopback", S{Listen: "127.0.0.1:4222", Embedded: E{CertFile: "/c", KeyFile: "/k"}}, "", notSend},
 
-		// A non-loopback listener needs authentication.
+		// A non-loopback listener needs TLS.
 		{"loopback v4", S{Listen: "127.0.0.2:4222"}, "", notSend},
 		{"loopback v6", S{Listen: "[::1]:4222"}, "", notSend},
 		{"localhost", S{Listen: "localhost:4222"}, "", notSend},
 		{"no listener", S{Listen: "-"}, "", notSend},
 		{"malformed listener is not this rule's", S{Listen: "nowhere"}, "", notSend},
 		{"exposed", S{Listen: "0.0.0.0:4222"},
-			"nats.listen 0.0.0.0:4222 is not loopback: configure nats.embedded.user and nats.embedded.password_file, or nats.embedded.token_file", notSend},
+			"nats.listen 0.0.0.0:4222 is not loopback: configure TLS with nats.embedded.tls.cert_file and nats.embedded.tls.key_file", notSend},
 		{"exposed on every interface", S{Listen: ":4222"},
-			"nats.listen :4222 is not loopback: configure nats.embedded.user and nats.embedded.password_file, or nats.embedded.token_file", notSend},
+			"nats.listen :4222 is not loopback: configure TLS with nats.embedded.tls.cert_file and nats.embedded.tls.key_file", notSend},
 		{"exposed by host name", S{Listen: "gw.example:4222"},
-			"nats.listen gw.example:4222 is not loopback: configure nats.embedded.user and nats.embedded.password_file, or nats.embedded.token_file", notSend},
-		{"exposed with password", S{Listen: "0.0.0.0:4222", Embedded: E{User: "u", PasswordFile: "/pw"}}, "", notSend},
-		{"exposed with token", S{Listen: "10.0.0.1:4222", Embedded: E{TokenFile: "/t"}}, "", notSend},
+			"nats.listen gw.example:4222 is not loopback: configure TLS with nats.embedded.tls.cert_file and nats.embedded.tls.key_file", notSend},
+		{"exposed with a password only", S{Listen: "0.0.0.0:4222", Embedded: E{User: "u", PasswordFile: "/pw"}},
+			"nats.listen 0.0.0.0:4222 is not loopback: configure TLS with nats.embedded.tls.cert_file and nats.embedded.tls.key_file", notSend},
+		{"exposed with tls", S{Listen: "10.0.0.1:4222", Embedded: E{CertFile: "/c", KeyFile: "/k"}}, "", notSend},
 		{"exposed with user only", S{Listen: "0.0.0.0:4222", Embedded: E{User: "u"}},
 			"nats.embedded.user needs nats.embedded.password_file\n" +
-				"nats.listen 0.0.0.0:4222 is not loopback: configure nats.embedded.user and nats.embedded.password_file, or nats.embedded.token_file", notSend},
+				"nats.listen 0.0.0.0:4222 is not loopback: configure TLS with nats.embedded.tls.cert_file and nats.embedded.tls.key_file", notSend},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -167,7 +170,7 @@ func TestValidate(t *testing.T) {
 func TestNamesComplete(t *testing.T) {
 	k, f := config.KeyNames(), config.FlagNames()
 	for _, n := range []string{k.User, k.Password, k.PasswordFile, k.Token, k.TokenFile, k.NkeySeedFile, k.CredsFile,
-		k.CAFile, k.CertFile, k.KeyFile, k.ServerName, k.URL, k.Listen, k.Embedded, k.EmbeddedUser, k.EmbeddedPasswordFile, k.EmbeddedTokenFile,
+		k.CAFile, k.CertFile, k.KeyFile, k.ServerName, k.URL, k.Listen, k.Embedded, k.EmbeddedUser, k.EmbeddedPasswordFile, k.EmbeddedTokenFile, k.EmbeddedCertFile, k.EmbeddedKeyFile,
 		f.User, f.Password, f.PasswordFile, f.Token, f.TokenFile, f.NkeySeedFile, f.CredsFile, f.CAFile, f.CertFile, f.KeyFile, f.URL} {
 		if n == "" {
 			t.Errorf("a name is missing: %+v %+v", k, f)

@@ -722,15 +722,21 @@ func (p *Policy) State(ctx context.Context, id string) (otp.State, error) {
 // that job's: nothing is recorded, and no event should tell of it.
 var ErrOtherJob = errors.New("the id is held by another message")
 
-// Finish records the final state of job id, so that a later submission of
-// the id learns its fate. Only the queued message that holds the job (at
-// stream sequence seq; 0 when the caller knows it holds the job, such as a
-// delivery report for its SMS) can end it: for any other message Finish
-// returns ErrOtherJob. A job that was never admitted has no record and
-// gets none. A job that ended without its
-// SMS going out (expired, superseded, failed other than unknown_outcome)
-// no longer counts against its number, nor as its number's live code.
-func (p *Policy) Finish(ctx context.Context, id string, seq uint64, state otp.State, reason string) error {
+// Finish records the final state of job j, so that a later submission of
+// its id learns its fate. Only the queued message that holds the job (at
+// stream sequence seq) can end it: the one recorded, or, before any was,
+// one with the job's body. seq 0 means the caller knows it holds the job
+// (a delivery report for its SMS; j needs only its ID then). For any other
+// message Finish returns ErrOtherJob. A job that was never admitted has no
+// record and gets none. A job that ended without its SMS going out
+// (expired, superseded, failed other than unknown_outcome) no longer
+// counts against its number, nor as its number's live code.
+func (p *Policy) Finish(ctx context.Context, j otp.Prepared, seq uint64, state otp.State, reason string) error {
+	id := j.ID
+	var body string
+	if seq != 0 {
+		body = p.bodyHash(j)
+	}
 	var admitted jobRecord
 	err := p.update(ctx, jobKey(id), func(cur []byte) ([]byte, error) {
 		admitted = jobRecord{}
@@ -741,7 +747,7 @@ func (p *Policy) Finish(ctx context.Context, id string, seq uint64, state otp.St
 		if err := json.Unmarshal(cur, &rec); err != nil {
 			return nil, fmt.Errorf("decode job: %w", err)
 		}
-		if seq != 0 && rec.Seq != seq {
+		if seq != 0 && rec.Seq != seq && (rec.Seq != 0 || rec.Body != body) {
 			return nil, ErrOtherJob
 		}
 		admitted = rec

@@ -69,7 +69,7 @@ func TestDuplicateJobID(t *testing.T) {
 	if err := p.Queued(ctx, j, 7); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Finish(ctx, "a", 7, otp.StateSent, ""); err != nil {
+	if err := p.Finish(ctx, j, 7, otp.StateSent, ""); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := p.Admit(ctx, j); v.State != otp.StateSent {
@@ -136,11 +136,29 @@ func TestJobIdentity(t *testing.T) {
 		if v, err := p.AdmitQueued(ctx, j, 6); err != nil || !v.Duplicate {
 			t.Fatalf("a second copy: %+v %v", v, err)
 		}
-		if err := p.Finish(ctx, "b", 6, otp.StateExpired, ""); !errors.Is(err, ErrOtherJob) {
+		if err := p.Finish(ctx, job("b", n, "123456"), 6, otp.StateExpired, ""); !errors.Is(err, ErrOtherJob) {
 			t.Fatalf("the copy ending: %v, want ErrOtherJob", err)
 		}
 		if s, _ := p.State(ctx, "b"); s != otp.StateAccepted {
 			t.Errorf("state after the copy ended = %q", s)
+		}
+	})
+	t.Run("a job can end before its queueing is recorded", func(t *testing.T) {
+		p, _, _ := newPolicy(t, DefaultConfig())
+		j := job("h", n, "123456")
+		if _, err := p.Admit(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		// A worker found the message expired before Queued was written:
+		// a message with another body is not the job, one with its body is.
+		if err := p.Finish(ctx, job("h", n, "654321"), 6, otp.StateExpired, ""); !errors.Is(err, ErrOtherJob) {
+			t.Fatalf("another body: %v, want ErrOtherJob", err)
+		}
+		if err := p.Finish(ctx, j, 5, otp.StateExpired, ""); err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := p.State(ctx, "h"); s != otp.StateExpired {
+			t.Errorf("state %q, want expired", s)
 		}
 	})
 	t.Run("concurrent submissions of one id admit one", func(t *testing.T) {
@@ -187,7 +205,7 @@ func TestJobIdentity(t *testing.T) {
 		if s, _ := p.State(ctx, "c1"); s != "" {
 			t.Errorf("rejected job state = %q, want no record", s)
 		}
-		if err := p.Finish(ctx, "c2", 9, otp.StateExpired, ""); err != nil {
+		if err := p.Finish(ctx, job("c2", n, "123456"), 9, otp.StateExpired, ""); err != nil {
 			t.Fatal(err)
 		}
 		if s, _ := p.State(ctx, "c2"); s != "" {
@@ -224,7 +242,7 @@ func TestJobIdentity(t *testing.T) {
 			if _, err := p.AdmitQueued(ctx, j, 1); err != nil {
 				t.Fatal(err)
 			}
-			if err := p.Finish(ctx, "e", 1, tc.state, string(tc.reason)); err != nil {
+			if err := p.Finish(ctx, j, 1, tc.state, string(tc.reason)); err != nil {
 				t.Fatal(err)
 			}
 			c.add(time.Second)

@@ -1,61 +1,171 @@
 package queue
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
+
 	"github.com/simgate/simgate/natsauth"
 )
 
+// roleKeys creates the two role seeds in dir and returns their paths and
+// public keys.
+func roleKeys(t *testing.T, dir string) (daemonSeed, publisherSeed, daemonKey, publisherKey string) {
+	t.Helper()
+	daemonSeed = natsauth.SeedFile(dir, natsauth.RoleDaemon)
+	publisherSeed = natsauth.SeedFile(dir, natsauth.RolePublisher)
+	var err error
+	if daemonKey, err = natsauth.RoleKey(daemonSeed); err != nil {
+		t.Fatal(err)
+	}
+	if publisherKey, err = natsauth.RoleKey(publisherSeed); err != nil {
+		t.Fatal(err)
+	}
+	return
+}
+
 func TestEmbeddedAuth(t *testing.T) {
 	dir := t.TempDir()
+	daemonSeed, publisherSeed, daemonKey, publisherKey := roleKeys(t, dir)
 	pw := filepath.Join(dir, "pw")
-	tok := filepath.Join(dir, "tok")
-	if os.WriteFile(pw, []byte("embedded-pw-7\n"), 0o600) != nil || os.WriteFile(tok, []byte("embedded-tok-8\n"), 0o600) != nil {
-		t.Fatal("cannot write secrets")
+	if err := os.WriteFile(pw, []byte("embedded-pw-7\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	for _, cfg := range []EmbeddedConfig{
-		{Auth: natsauth.Embedded{User: "simgate", PasswordFile: pw}},
-		{Auth: natsauth.Embedded{TokenFile: tok}},
+	cfg := EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Name: "auth",
+		Daemon: daemonKey, Publisher: publisherKey, Auth: natsauth.Embedded{User: "svc", PasswordFile: pw}}
+	ns, err := StartEmbedded(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	connect := func(c natsauth.Client, extra ...nats.Option) (*nats.Conn, error) {
+		opts, err := natsauth.ClientOptions(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nats.Connect(ns.ClientURL(), append(opts, extra...)...)
+	}
+	for _, c := range []natsauth.Client{
+		{NkeySeedFile: daemonSeed},
+		{NkeySeedFile: publisherSeed},
+		{User: "svc", PasswordFile: pw},
 	} {
-		cfg.Listen, cfg.StoreDir, cfg.Name = "127.0.0.1:0", t.TempDir(), "auth"
-		ns, err := StartEmbedded(cfg)
+		nc, err := connect(c)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%+v: %v", c, err)
 		}
-		t.Cleanup(ns.Shutdown)
-		opts, err := cfg.ClientOptions()
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The daemon's in-process connection and a network client.
-		for _, url := range []string{"", ns.ClientURL()} {
-			o := opts
-			if url == "" {
-				o = append(o, nats.InProcessServer(ns))
-			}
-			nc, err := nats.Connect(url, o...)
-			if err != nil {
-				t.Fatalf("%+v %q: %v", cfg, url, err)
-			}
-			nc.Close()
-		}
-		// Without credentials: refused, and the error holds no secret.
-		nc, err := nats.Connect(ns.ClientURL())
+		nc.Close()
+	}
+	// The daemon's in-process connection.
+	opts, _ := natsauth.ClientOptions(natsauth.Client{NkeySeedFile: daemonSeed})
+	nc, err := nats.Connect("", append(opts, nats.InProcessServer(ns))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+
+	// Without credentials, with a wrong password, with a foreign nkey:
+	// refused, and no error holds a secret.
+	other := filepath.Join(t.TempDir(), "other.nk")
+	natsauth.RoleKey(other)
+	for name, c := range map[string][]nats.Option{
+		"none":           nil,
+		"wrong password": {nats.UserInfo("svc", "guess")},
+		"foreign nkey":   must(natsauth.ClientOptions(natsauth.Client{NkeySeedFile: other})),
+	} {
+		nc, err := nats.Connect(ns.ClientURL(), c...)
 		if err == nil {
 			nc.Close()
-			t.Fatalf("%+v: connected without credentials", cfg)
+			t.Fatalf("%s: connected", name)
 		}
-		if s := err.Error(); strings.Contains(s, "embedded-pw-7") || strings.Contains(s, "embedded-tok-8") {
-			t.Errorf("error %q contains a secret", err)
+		if strings.Contains(err.Error(), "embedded-pw-7") {
+			t.Errorf("%s: error %q holds the password", name, err)
 		}
-		ns.Shutdown()
-		ns.WaitForShutdown()
 	}
-	if _, err := StartEmbedded(EmbeddedConfig{Listen: "-", StoreDir: t.TempDir(), Auth: natsauth.Embedded{PasswordFile: pw}}); err == nil {
-		t.Error("password file without user accepted")
+	if _, err := StartEmbedded(EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}); err == nil {
+		t.Error("a listening server without role keys started")
 	}
+}
+
+func must(opts []nats.Option, err error) []nats.Option {
+	if err != nil {
+		panic(err)
+	}
+	return opts
+}
+
+func TestEmbeddedTLS(t *testing.T) {
+	dir := t.TempDir()
+	_, publisherSeed, daemonKey, publisherKey := roleKeys(t, dir)
+	cert, key, ca := selfSigned(t, dir)
+	ns, err := StartEmbedded(EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Name: "tls",
+		Daemon: daemonKey, Publisher: publisherKey, Auth: natsauth.Embedded{CertFile: cert, KeyFile: key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	url := strings.Replace(ns.ClientURL(), "nats://", "tls://", 1)
+	opts, err := natsauth.ClientOptions(natsauth.Client{NkeySeedFile: publisherSeed, CAFile: ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatalf("over TLS: %v", err)
+	}
+	if !nc.TLSRequired() {
+		t.Error("connection not over TLS")
+	}
+	nc.Close()
+	// A client that will not do TLS is refused.
+	plain, _ := natsauth.ClientOptions(natsauth.Client{NkeySeedFile: publisherSeed})
+	if nc, err := nats.Connect(ns.ClientURL(), plain...); err == nil {
+		nc.Close()
+		t.Error("connected in clear to a TLS listener")
+	}
+}
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 and its key,
+// and returns their paths and the CA file (the certificate itself).
+func selfSigned(t *testing.T, dir string) (cert, key, ca string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "simgate test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	return cert, key, cert
 }

@@ -32,9 +32,12 @@ type EmbeddedConfig struct {
 	// Name is the server name; it must stay the same across restarts for
 	// JetStream to find its data.
 	Name string
-	// Auth makes clients authenticate (the daemon's own in-process
-	// connection too: see ClientOptions). Empty: no authentication, only
-	// safe on a loopback address.
+	// Daemon and Publisher are the nkey public keys (U...) of the two roles'
+	// users (see natsauth.RoleKey and PublisherPermissions). Both empty:
+	// no authentication, which only a server that does not listen (Listen
+	// "-") accepts.
+	Daemon, Publisher string
+	// Auth adds a publisher login by password and TLS on the listener.
 	Auth natsauth.Embedded
 }
 

@@ -32,12 +32,16 @@ func freeAddr(t *testing.T) string {
 func serve(t *testing.T) (natsURL string) {
 	t.Helper()
 	addr := freeAddr(t)
+	// The default state directory, where send finds the publisher's
+	// credentials by itself.
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	t.Setenv("STATE_DIRECTORY", "")
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		cmd := newRootCmd(io.Discard, pw)
-		cmd.SetArgs([]string{"serve", "--simulate", "1", "--state-dir", t.TempDir(),
+		cmd.SetArgs([]string{"serve", "--simulate", "1",
 			"--nats-listen", addr, "--metrics-listen", "127.0.0.1:0"})
 		done <- cmd.ExecuteContext(ctx)
 		pw.Close()
