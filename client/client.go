@@ -93,6 +93,11 @@ func (c *Client) Publish(ctx context.Context, job otp.Job) (duplicate bool, err 
 // last one (see otp.Event.Last: past sent to the delivery outcome when a
 // status report was requested) or until ctx ends, which is yielded as an
 // error.
+//
+// It needs no JetStream consumer (publishers may create none): it
+// subscribes to the job's live events, then reads the stored ones with
+// direct gets, and yields the stored ones first and then the live ones it
+// has not yielded yet.
 func (c *Client) Events(ctx context.Context, id string) iter.Seq2[otp.Event, error] {
 	return func(yield func(otp.Event, error) bool) {
 		if !otp.ValidID(id) {
@@ -100,27 +105,115 @@ func (c *Client) Events(ctx context.Context, id string) iter.Seq2[otp.Event, err
 			yield(otp.Event{}, badID(id))
 			return
 		}
-		cons, err := c.js.OrderedConsumer(ctx, otp.StreamEvents, jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{otp.EventSubject(id)},
-		})
+		subject := otp.EventSubject(id)
+		live := make(chan *nats.Msg, 64)
+		sub, err := c.nc.ChanSubscribe(subject, live)
 		if err != nil {
 			yield(otp.Event{}, fmt.Errorf("follow events: %w", err))
 			return
 		}
-		for {
-			m, err := cons.Next(jetstream.FetchContext(ctx))
-			if err != nil {
-				yield(otp.Event{}, fmt.Errorf("follow events: %w", err))
-				return
+		defer sub.Unsubscribe()
+		// The subscription is live on the server before the replay.
+		if err := flush(ctx, c.nc); err != nil {
+			yield(otp.Event{}, fmt.Errorf("follow events: %w", err))
+			return
+		}
+		seen := map[string]bool{}
+		emit := func(data []byte) (more bool) {
+			if seen[string(data)] {
+				return true
 			}
+			seen[string(data)] = true
 			var ev otp.Event
-			if err := json.Unmarshal(m.Data(), &ev); err != nil {
-				continue // not an event of this contract version
+			if err := json.Unmarshal(data, &ev); err != nil {
+				return true // not an event of this contract version
 			}
-			if !yield(ev, nil) || ev.Last() {
+			return yield(ev, nil) && !ev.Last()
+		}
+		stored, err := c.stored(ctx, subject)
+		if err != nil {
+			yield(otp.Event{}, fmt.Errorf("replay events: %w", err))
+			return
+		}
+		for _, data := range stored {
+			if !emit(data) {
 				return
 			}
 		}
+		for {
+			select {
+			case m := <-live:
+				if !emit(m.Data) {
+					return
+				}
+			case <-ctx.Done():
+				yield(otp.Event{}, fmt.Errorf("follow events: %w", ctx.Err()))
+				return
+			}
+		}
+	}
+}
+
+// flush is nc.FlushWithContext, which wants a deadline, or nc.Flush.
+func flush(ctx context.Context, nc *nats.Conn) error {
+	if _, ok := ctx.Deadline(); ok {
+		return nc.FlushWithContext(ctx)
+	}
+	return nc.Flush()
+}
+
+// stored returns the bodies of the messages on subject in the events
+// stream, oldest first, read with batched direct gets.
+func (c *Client) stored(ctx context.Context, subject string) ([][]byte, error) {
+	var out [][]byte
+	next := uint64(1)
+	for {
+		inbox := c.nc.NewRespInbox()
+		sub, err := c.nc.SubscribeSync(inbox)
+		if err != nil {
+			return nil, err
+		}
+		req, _ := json.Marshal(struct {
+			Seq        uint64 `json:"seq"`
+			NextBySubj string `json:"next_by_subj"`
+			Batch      int    `json:"batch"`
+		}{next, subject, 64})
+		if err := c.nc.PublishRequest("$JS.API.DIRECT.GET."+otp.StreamEvents, inbox, req); err != nil {
+			sub.Unsubscribe()
+			return nil, err
+		}
+		n, done, err := readBatch(ctx, sub, &out, &next)
+		sub.Unsubscribe()
+		if err != nil || done || n == 0 {
+			return out, err
+		}
+	}
+}
+
+// readBatch reads one direct-get batch from sub into out, moving next past
+// the last sequence read. done reports that the stream holds no more.
+func readBatch(ctx context.Context, sub *nats.Subscription, out *[][]byte, next *uint64) (n int, done bool, err error) {
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return n, false, err
+		}
+		switch m.Header.Get("Status") {
+		case "":
+		case "404": // nothing (more) on the subject
+			return n, true, nil
+		case "204": // end of the batch
+			return n, m.Header.Get("Nats-Num-Pending") == "0", nil
+		case "503":
+			return n, false, nats.ErrNoResponders
+		default:
+			return n, false, fmt.Errorf("direct get: status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+		}
+		var seq uint64
+		fmt.Sscan(m.Header.Get(jetstream.SequenceHeader), &seq)
+		*next = seq + 1
+		*out = append(*out, m.Data)
+		n++
 	}
 }
 

@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/simgate/simgate/client"
 	"github.com/simgate/simgate/config"
 	"github.com/simgate/simgate/daemon"
 	"github.com/simgate/simgate/modem/modemsim"
@@ -134,31 +134,28 @@ func startQuiet(t *testing.T, cfg config.Config, w io.Writer, id string) *daemon
 	return d
 }
 
-// replay reads the stored events of job id up to a final one.
+// replay reads the stored events of job id up to a final one, as a
+// publisher does (client.Events).
 func replay(t *testing.T, h *harness, id string) []otp.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := h.js.OrderedConsumer(ctx, otp.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{otp.EventSubject(id)}})
+	c, err := client.New(h.nc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var evs []otp.Event
-	for {
-		msg, err := c.Next(jetstream.FetchContext(ctx))
+	for ev, err := range c.Events(ctx, id) {
 		if err != nil {
 			t.Fatalf("events of %s so far %s: %v", id, types(evs), err)
-		}
-		var ev otp.Event
-		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
-			t.Fatal(err)
 		}
 		evs = append(evs, ev)
 		if ev.Type.Final() {
 			return evs
 		}
 	}
+	t.Fatalf("events of %s ended at %s", id, types(evs))
+	return nil
 }
 
 // TestStopFinishesASendInProgress stops a daemon while its modem is in

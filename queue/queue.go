@@ -133,6 +133,9 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetst
 		Replicas:    cfg.Replicas,
 		MaxAge:      cfg.EventsMaxAge,
 		Discard:     jetstream.DiscardOld,
+		// Publishers replay a job's events with direct gets: they may
+		// create no consumer (a push consumer could deliver anywhere).
+		AllowDirect: true,
 	}); err != nil {
 		return nil, fmt.Errorf("stream %s: %w", otp.StreamEvents, err)
 	}

@@ -11,9 +11,10 @@ import (
 //   - the daemon, which owns the streams, the consumer, the buckets and
 //     the otp.request service: everything in its account;
 //   - publishers (auth services), which queue jobs, call otp.request and
-//     follow events, and nothing else: they cannot read jobs (codes are in
-//     them), the buckets, or the daemon's inbox, and cannot write events
-//     or change any stream.
+//     follow events (live, and stored ones by direct get), and nothing
+//     else: they cannot read jobs (codes are in them), the buckets, or the
+//     daemon's inbox, and cannot write events, create consumers or change
+//     any stream.
 //
 // The embedded server grants them in Go (StartEmbedded); an external
 // server or cluster with configs/nats/accounts.conf, which a test holds to
@@ -26,8 +27,12 @@ import (
 const DaemonInboxPrefix = "_INBOX_simgate"
 
 // PublisherPublish are the subjects a publisher may publish to: jobs, the
-// request service, and the JetStream API calls that read events (an event
-// consumer of its own, direct reads) and nothing else of JetStream.
+// request service, and the JetStream API calls that read stored events
+// (stream info, message and direct gets), nothing else of JetStream. In
+// particular no consumer: a push consumer's deliver subject is any subject
+// of the account (a consumer on OTP_EVENTS delivering to otp.send would
+// feed events back in as jobs), and the server does not check it against
+// the creator's permissions.
 func PublisherPublish() []string {
 	ev := otp.StreamEvents
 	return []string{
@@ -35,20 +40,14 @@ func PublisherPublish() []string {
 		otp.SubjectRequest,
 		"$JS.API.INFO",
 		"$JS.API.STREAM.INFO." + ev,
-		"$JS.API.CONSUMER.CREATE." + ev,
-		"$JS.API.CONSUMER.CREATE." + ev + ".>",
-		"$JS.API.CONSUMER.INFO." + ev + ".>",
-		"$JS.API.CONSUMER.DELETE." + ev + ".>",
-		"$JS.API.CONSUMER.MSG.NEXT." + ev + ".>",
 		"$JS.API.STREAM.MSG.GET." + ev,
 		"$JS.API.DIRECT.GET." + ev,
 		"$JS.API.DIRECT.GET." + ev + ".>",
-		"$JS.ACK." + ev + ".>",
 	}
 }
 
 // PublisherSubscribe are the subjects a publisher may subscribe to: its
-// replies (PubAcks, otp.request answers, JetStream API answers, fetched
+// replies (PubAcks, otp.request answers, JetStream API answers, stored
 // events) and live events.
 func PublisherSubscribe() []string {
 	return []string{"_INBOX.>", otp.SubjectEvents + ".>"}

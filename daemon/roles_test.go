@@ -1,0 +1,316 @@
+package daemon_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/simgate/simgate/client"
+	"github.com/simgate/simgate/natsauth"
+	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/queue"
+)
+
+// TestRolesOnEmbeddedServer runs the attacker suite against the default
+// daemon: embedded server, zero configuration.
+func TestRolesOnEmbeddedServer(t *testing.T) {
+	s := startSim(t, "m1", 0)
+	cfg := testConfig(t.TempDir(), s)
+	h := start(t, cfg)
+	publisher, err := natsauth.ClientOptions(natsauth.Client{NkeySeedFile: natsauth.SeedFile(cfg.StateDir, natsauth.RolePublisher)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attack(t, h.d.ClientURL(), publisher, h.daemonJS())
+}
+
+// probe is a NATS connection that records the server's permission
+// violations.
+type probe struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+
+	mu         sync.Mutex
+	violations []string
+	seen       chan struct{}
+}
+
+func dial(t *testing.T, url string, opts []nats.Option) (*probe, error) {
+	p := &probe{seen: make(chan struct{}, 1024)}
+	opts = append(append([]nats.Option(nil), opts...),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				p.mu.Lock()
+				p.violations = append(p.violations, err.Error())
+				p.mu.Unlock()
+				p.seen <- struct{}{}
+			}
+		}))
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(nc.Close)
+	p.nc = nc
+	p.js, _ = jetstream.New(nc)
+	return p, nil
+}
+
+// violated waits until the server reported a permission violation
+// naming subject.
+func (p *probe) violated(subject string) bool {
+	deadline := time.After(3 * time.Second)
+	for {
+		p.mu.Lock()
+		for _, v := range p.violations {
+			if strings.Contains(v, `"`+subject+`"`) {
+				p.mu.Unlock()
+				return true
+			}
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.seen:
+		case <-deadline:
+			return false
+		}
+	}
+}
+
+// attack tries, with publisher credentials and with none, every action the
+// publisher role must not take against the NATS server at url, where a
+// daemon runs, and asserts each is refused and changed nothing (checked in
+// the daemon's role, through daemonJS), while every action the role needs
+// works.
+func attack(t *testing.T, url string, publisher []nats.Option, daemonJS jetstream.JetStream) {
+	ctx := t.Context()
+	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 2*time.Second) }
+
+	t.Run("no credentials", func(t *testing.T) {
+		if _, err := dial(t, url, nil); err == nil {
+			t.Fatal("connected without credentials")
+		}
+		if _, err := dial(t, url, []nats.Option{nats.UserInfo("publisher", "guess")}); err == nil {
+			t.Fatal("connected with a guessed password")
+		}
+	})
+
+	p, err := dial(t, url, publisher)
+	if err != nil {
+		t.Fatalf("publisher: %v", err)
+	}
+
+	t.Run("allowed", func(t *testing.T) {
+		// Live events.
+		live := make(chan *nats.Msg, 16)
+		if _, err := p.nc.ChanSubscribe(otp.SubjectEvents+".>", live); err != nil {
+			t.Fatal(err)
+		}
+		p.nc.Flush()
+		// otp.request with its reply.
+		b, _ := json.Marshal(otp.Job{ID: "role-req", To: "+4526227931", Code: "123456"})
+		msg, err := p.nc.Request(otp.SubjectRequest, b, 10*time.Second)
+		if err != nil {
+			t.Fatalf("otp.request: %v", err)
+		}
+		var r otp.Reply
+		if json.Unmarshal(msg.Data, &r) != nil || r.Status != otp.ReplyAccepted {
+			t.Fatalf("otp.request reply %s", msg.Data)
+		}
+		// otp.send with its PubAck.
+		b, _ = json.Marshal(otp.Job{ID: "role-pub", To: "+4526227932", Code: "123456"})
+		if _, err := p.js.Publish(ctx, otp.SubjectSend, b); err != nil {
+			t.Fatalf("otp.send: %v", err)
+		}
+		select {
+		case m := <-live:
+			if !strings.HasPrefix(m.Subject, otp.SubjectEvents+".role-") {
+				t.Errorf("live event on %s", m.Subject)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no live event")
+		}
+		// Replay of a job's stored events, as the Go client does it.
+		c, err := client.New(p.nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"role-req", "role-pub"} {
+			if ev, err := c.Wait(ctx, id); err != nil || ev.Type != otp.StateSent {
+				t.Errorf("replay %s: %+v %v", id, ev, err)
+			}
+		}
+		// A direct read of the last event of a job.
+		es, err := p.js.Stream(ctx, otp.StreamEvents)
+		if err != nil {
+			t.Fatalf("events stream: %v", err)
+		}
+		if _, err := es.GetLastMsgForSubject(ctx, otp.EventSubject("role-pub")); err != nil {
+			t.Errorf("read the last event: %v", err)
+		}
+	})
+
+	t.Run("forbidden", func(t *testing.T) {
+		// Reading jobs, which hold codes: subscribing to the job subjects or
+		// to everything, or to the daemon's inbox.
+		for _, subject := range []string{otp.SubjectSend, otp.SubjectRequest, ">", "otp.>", queue.DaemonInboxPrefix + ".>", "$KV.>"} {
+			sub, err := p.nc.SubscribeSync(subject)
+			if err == nil {
+				p.nc.Flush()
+				if !p.violated(subject) {
+					t.Errorf("subscribe %s: no permission violation", subject)
+				}
+				sub.Unsubscribe()
+			}
+		}
+		// Writing events, keys or daemon-only API subjects.
+		for _, subject := range []string{
+			otp.EventSubject("victim"),
+			"$KV." + queue.BucketPolicy + ".global",
+			"$KV." + queue.BucketConfig + ".policy_hash_key",
+			"$JS.API.STREAM.DELETE." + otp.StreamEvents,
+			"$JS.API.STREAM.PURGE." + otp.StreamJobs,
+		} {
+			if err := p.nc.Publish(subject, []byte(`{"type":"delivered","id":"victim"}`)); err != nil {
+				t.Fatal(err)
+			}
+			p.nc.Flush()
+			if !p.violated(subject) {
+				t.Errorf("publish %s: no permission violation", subject)
+			}
+		}
+		// JetStream calls (each fails as a timeout: the server drops the
+		// request). In parallel, to keep the run short.
+		calls := map[string]func(ctx context.Context) error{
+			"read OTP_JOBS (consumer)": func(ctx context.Context) error {
+				_, err := p.js.CreateConsumer(ctx, otp.StreamJobs, jetstream.ConsumerConfig{Name: "steal"})
+				return err
+			},
+			"read OTP_JOBS (direct)": func(ctx context.Context) error {
+				_, err := p.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+otp.StreamJobs, []byte(`{"seq":1}`))
+				return err
+			},
+			"read OTP_JOBS (msg get)": func(ctx context.Context) error {
+				_, err := p.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+otp.StreamJobs, []byte(`{"seq":1}`))
+				return err
+			},
+			"fetch from the daemons' consumer": func(ctx context.Context) error {
+				_, err := p.nc.RequestWithContext(ctx, "$JS.API.CONSUMER.MSG.NEXT."+otp.StreamJobs+"."+queue.Consumer, []byte(`{"batch":1}`))
+				return err
+			},
+			"delete the daemons' consumer": func(ctx context.Context) error {
+				return p.js.DeleteConsumer(ctx, otp.StreamJobs, queue.Consumer)
+			},
+			"delete OTP_EVENTS": func(ctx context.Context) error { return p.js.DeleteStream(ctx, otp.StreamEvents) },
+			"delete OTP_JOBS":   func(ctx context.Context) error { return p.js.DeleteStream(ctx, otp.StreamJobs) },
+			"purge OTP_EVENTS": func(ctx context.Context) error {
+				_, err := p.nc.RequestWithContext(ctx, "$JS.API.STREAM.PURGE."+otp.StreamEvents, nil)
+				return err
+			},
+			"update OTP_EVENTS": func(ctx context.Context) error {
+				_, err := p.js.UpdateStream(ctx, jetstream.StreamConfig{Name: otp.StreamEvents, Subjects: []string{otp.SubjectEvents + ".>"}, MaxAge: time.Second})
+				return err
+			},
+			"create a stream": func(ctx context.Context) error {
+				_, err := p.js.CreateStream(ctx, jetstream.StreamConfig{Name: "SNOOP", Subjects: []string{"otp.send"}})
+				return err
+			},
+			"read the policy bucket": func(ctx context.Context) error {
+				_, err := p.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET.KV_"+queue.BucketPolicy+".$KV."+queue.BucketPolicy+".global", nil)
+				return err
+			},
+			"read the config bucket": func(ctx context.Context) error {
+				_, err := p.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET.KV_"+queue.BucketConfig, []byte(`{"last_by_subj":"$KV.`+queue.BucketConfig+`.policy_hash_key"}`))
+				return err
+			},
+			"read the delivery journal": func(ctx context.Context) error {
+				_, err := p.js.KeyValue(ctx, queue.BucketDelivery)
+				return err
+			},
+			"delete the policy bucket": func(ctx context.Context) error {
+				return p.js.DeleteKeyValue(ctx, queue.BucketPolicy)
+			},
+			"an event consumer": func(ctx context.Context) error {
+				_, err := p.js.OrderedConsumer(ctx, otp.StreamEvents, jetstream.OrderedConsumerConfig{})
+				if err != nil {
+					return err
+				}
+				_, err = p.js.CreateConsumer(ctx, otp.StreamEvents, jetstream.ConsumerConfig{Name: "svc-events"})
+				return err
+			},
+			"a push consumer delivering events into otp.send": func(ctx context.Context) error {
+				m, err := p.nc.RequestWithContext(ctx, "$JS.API.CONSUMER.CREATE."+otp.StreamEvents+".inject",
+					[]byte(`{"stream_name":"`+otp.StreamEvents+`","config":{"name":"inject","deliver_subject":"otp.send","ack_policy":"none"}}`))
+				if err != nil {
+					return err
+				}
+				return apiError(nil, string(m.Data))
+			},
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for name, call := range calls {
+			wg.Go(func() {
+				cctx, cancel := short()
+				defer cancel()
+				err := call(cctx)
+				if err == nil {
+					mu.Lock()
+					t.Errorf("%s: allowed", name)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+	})
+
+	t.Run("nothing changed", func(t *testing.T) {
+		for _, name := range []string{otp.StreamJobs, otp.StreamEvents, "KV_" + queue.BucketPolicy, "KV_" + queue.BucketConfig} {
+			s, err := daemonJS.Stream(ctx, name)
+			if err != nil {
+				t.Errorf("stream %s: %v", name, err)
+				continue
+			}
+			if name == otp.StreamEvents && s.CachedInfo().Config.MaxAge == time.Second {
+				t.Error("events stream updated")
+			}
+		}
+		if _, err := daemonJS.Stream(ctx, "SNOOP"); err == nil {
+			t.Error("a stream was created")
+		}
+		js, _ := daemonJS.Stream(ctx, otp.StreamJobs)
+		if _, err := js.Consumer(ctx, queue.Consumer); err != nil {
+			t.Errorf("the daemons' consumer: %v", err)
+		}
+		es, _ := daemonJS.Stream(ctx, otp.StreamEvents)
+		if _, err := es.GetLastMsgForSubject(ctx, otp.EventSubject("victim")); !errors.Is(err, jetstream.ErrMsgNotFound) {
+			t.Errorf("forged event stored: %v", err)
+		}
+		if info, err := es.Info(ctx); err == nil {
+			for _, c := range []string{"inject", "svc-events"} {
+				if _, err := es.Consumer(ctx, c); err == nil {
+					t.Errorf("consumer %s exists on %s (%d consumers)", c, otp.StreamEvents, info.State.Consumers)
+				}
+			}
+		}
+	})
+}
+
+// apiError returns the JetStream API error in a reply body, if any.
+func apiError(err error, body string) error {
+	if err != nil {
+		return err
+	}
+	if strings.Contains(body, `"error"`) {
+		return fmt.Errorf("api error: %s", body)
+	}
+	return nil
+}
