@@ -215,7 +215,8 @@ func (d *Daemon) connect() error {
 				d.log.Warn("nats disconnected", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { d.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		// Not ConnectedUrlRedacted: it shows a token (nats://token@host).
+		nats.ReconnectHandler(func(nc *nats.Conn) { d.log.Info("nats reconnected", "url", natsauth.RedactURL(nc.ConnectedUrl())) }),
 		// Replies to the daemon (fetched jobs, key reads) go where no
 		// publisher may subscribe.
 		nats.CustomInboxPrefix(queue.DaemonInboxPrefix),
@@ -233,10 +234,11 @@ func (d *Daemon) connect() error {
 		}
 		nc, err := nats.Connect(n.URL, append(opts, auth...)...)
 		if err != nil {
-			return fmt.Errorf("connect to nats %s: %w", natsauth.RedactURL(n.URL), err)
+			// A parse error quotes the URL, password and all.
+			return fmt.Errorf("connect to nats %s: %w", natsauth.RedactURL(n.URL), natsauth.RedactError(err, n.URL))
 		}
 		d.nc = nc
-		d.log.Info("connected to nats", "url", nc.ConnectedUrlRedacted())
+		d.log.Info("connected to nats", "url", natsauth.RedactURL(nc.ConnectedUrl()))
 		return nil
 	}
 	store := filepath.Join(d.cfg.StateDir, "jetstream")
