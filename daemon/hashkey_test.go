@@ -240,7 +240,7 @@ func TestClusterNeedsTheSameHashKeyFile(t *testing.T) {
 		{name: "copied and configured", content: keyA, mode: 0o600, configured: true},
 		{name: "generated anew", err: "copy the same key file to every daemon of the cluster"},
 		{name: "another key", content: other, mode: 0o600, configured: true, err: "another policy hash key"},
-		{name: "readable by others", content: keyA, mode: 0o644, err: "mode 0644 gives group or others access"},
+		{name: "readable by others", content: keyA, mode: 0o644, err: "readable or writable by group or others (want mode 0600)"},
 		{name: "short", content: []byte("tiny-key\n"), mode: 0o600, configured: true, err: "shorter than 16 bytes"},
 		{name: "configured but missing", configured: true, err: "no such file"},
 	} {
