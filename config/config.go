@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/simgate/simgate/hashkey"
 	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/policy"
 )
@@ -52,7 +53,9 @@ const EnvPrefix = "SIMGATE"
 type Config struct {
 	// Node names this daemon in events and logs; the host name when empty.
 	Node string `mapstructure:"node"`
-	// StateDir keeps the embedded server's JetStream files. Empty means
+	// StateDir keeps the embedded server's JetStream files and, unless
+	// Policy.HashKeyFile names another file, the policy hash key (see
+	// PolicyKeyFile), with an external server too. Empty means
 	// $STATE_DIRECTORY (set by systemd's StateDirectory=), else
 	// $XDG_STATE_HOME/simgate, else ~/.local/state/simgate.
 	StateDir string `mapstructure:"state_dir"`
@@ -211,8 +214,10 @@ func (n Numbers) Policy() otp.NumberPolicy {
 // Policy holds the duplicate and rate limits. They hold across every daemon
 // sharing a NATS JetStream domain.
 type Policy struct {
-	// HashKeyFile holds the key for hashing numbers in the shared store;
-	// empty: a random key kept in the simgate_config bucket.
+	// HashKeyFile holds the key for hashing numbers in the shared store
+	// (its text, trimmed, at least 16 bytes; mode 0600). Empty: the file
+	// policy_hash_key in StateDir, created with a random key when missing.
+	// Every daemon of a cluster needs the same key.
 	HashKeyFile string `mapstructure:"hash_key_file"`
 	// Cooldown is the least time between two sends to one number.
 	Cooldown time.Duration `mapstructure:"cooldown"`
@@ -228,6 +233,18 @@ type Policy struct {
 	Countries      map[string]int `mapstructure:"countries"`
 	// GlobalPerMinute caps all sends per minute (0: no cap).
 	GlobalPerMinute int `mapstructure:"global_per_minute"`
+}
+
+// PolicyKeyFile returns the file holding the policy hash key:
+// policy.hash_key_file, else policy_hash_key in the state directory.
+func (c Config) PolicyKeyFile() string {
+	if c.Policy.HashKeyFile != "" {
+		return c.Policy.HashKeyFile
+	}
+	if c.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(c.StateDir, hashkey.FileName)
 }
 
 // Window is a sliding-window limit.
@@ -766,6 +783,8 @@ func (c Config) Validate() error {
 		if c.StateDir == "" {
 			bad("state_dir is required for the embedded NATS server")
 		}
+	} else if c.StateDir == "" && c.Policy.HashKeyFile == "" {
+		bad("state_dir is required for the policy hash key file (or set policy.hash_key_file)")
 	}
 	errs = append(errs, c.NATS.Auth().Validate(KeyNames()))
 	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {

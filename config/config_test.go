@@ -311,3 +311,36 @@ func TestNATSSecretsFromEnvironmentOnly(t *testing.T) {
 		}
 	})
 }
+
+func TestPolicyKeyFile(t *testing.T) {
+	for _, tc := range []struct {
+		name, url, stateDir, keyFile string
+		want, err                    string
+	}{
+		{name: "embedded: in the state directory", stateDir: "/var/lib/simgate", want: "/var/lib/simgate/policy_hash_key"},
+		{name: "external: in the state directory too", url: "nats://nats1:4222", stateDir: "/var/lib/simgate", want: "/var/lib/simgate/policy_hash_key"},
+		{name: "configured file", stateDir: "/var/lib/simgate", keyFile: "/etc/simgate/key", want: "/etc/simgate/key"},
+		{name: "external, configured file, no state directory", url: "nats://nats1:4222", keyFile: "/etc/simgate/key", want: "/etc/simgate/key"},
+		{name: "external, no state directory", url: "nats://nats1:4222", err: "state_dir is required for the policy hash key file (or set policy.hash_key_file)"},
+		{name: "embedded, no state directory", err: "state_dir is required for the embedded NATS server"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			c.Simulate = 1
+			c.NATS.URL, c.StateDir, c.Policy.HashKeyFile = tc.url, tc.stateDir, tc.keyFile
+			err := c.Validate()
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Errorf("Validate: %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			if got := c.PolicyKeyFile(); got != tc.want {
+				t.Errorf("PolicyKeyFile = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/simgate/simgate/config"
 	"github.com/simgate/simgate/gateway"
+	"github.com/simgate/simgate/hashkey"
 	"github.com/simgate/simgate/metrics"
 	"github.com/simgate/simgate/modem/modemsim"
 	"github.com/simgate/simgate/natsauth"
@@ -155,21 +155,37 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 	return d, nil
 }
 
-// policy opens the shared policy store and builds the limits.
+// policy reads the policy hash key from its file (creating the default
+// one), makes sure every daemon of the cluster uses the same key, opens the
+// shared policy store and builds the limits. The key never goes into NATS.
 func (d *Daemon) policy(ctx context.Context, js jetstream.JetStream) (*policy.Policy, error) {
-	pc := d.cfg.Policy
+	path := d.cfg.PolicyKeyFile()
 	var key []byte
-	if pc.HashKeyFile != "" {
-		b, err := os.ReadFile(pc.HashKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("policy hash key: %w", err)
-		}
-		key = bytes.TrimSpace(b)
+	var err error
+	if d.cfg.Policy.HashKeyFile != "" {
+		// A configured file is the operator's to make and share.
+		key, err = hashkey.Load(path)
 	} else {
-		var err error
-		if key, err = queue.HashKey(ctx, js, d.cfg.NATS.Replicas); err != nil {
-			return nil, err
+		var created bool
+		key, created, err = hashkey.LoadOrCreate(path)
+		if created {
+			d.log.Info("policy hash key created: copy this file to every other daemon of the cluster", "file", path)
 		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	removed, err := queue.CheckHashKey(ctx, js, hashkey.Fingerprint(key), d.cfg.NATS.Replicas)
+	if removed {
+		d.log.Warn("removed the policy hash key an earlier version kept in NATS, where any client could read it; "+
+			"rate-limit state and delivery tracking keyed with it are forgotten", "bucket", queue.BucketConfig, "file", path)
+	}
+	if errors.Is(err, queue.ErrHashKeyMismatch) {
+		return nil, fmt.Errorf("policy hash key file %s: %w: copy the same key file to every daemon of the cluster "+
+			"(policy.hash_key_file, or %s in each state_dir)", path, err, hashkey.FileName)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("policy hash key: %w", err)
 	}
 	store, err := queue.OpenPolicyStore(ctx, js, d.cfg.NATS.Replicas)
 	if err != nil {
@@ -199,7 +215,8 @@ func (d *Daemon) connect() error {
 				d.log.Warn("nats disconnected", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { d.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		// Not ConnectedUrlRedacted: it shows a token (nats://token@host).
+		nats.ReconnectHandler(func(nc *nats.Conn) { d.log.Info("nats reconnected", "url", natsauth.RedactURL(nc.ConnectedUrl())) }),
 		// Replies to the daemon (fetched jobs, key reads) go where no
 		// publisher may subscribe.
 		nats.CustomInboxPrefix(queue.DaemonInboxPrefix),
@@ -217,10 +234,11 @@ func (d *Daemon) connect() error {
 		}
 		nc, err := nats.Connect(n.URL, append(opts, auth...)...)
 		if err != nil {
-			return fmt.Errorf("connect to nats %s: %w", natsauth.RedactURL(n.URL), err)
+			// A parse error quotes the URL, password and all.
+			return fmt.Errorf("connect to nats %s: %w", natsauth.RedactURL(n.URL), natsauth.RedactError(err, n.URL))
 		}
 		d.nc = nc
-		d.log.Info("connected to nats", "url", nc.ConnectedUrlRedacted())
+		d.log.Info("connected to nats", "url", natsauth.RedactURL(nc.ConnectedUrl()))
 		return nil
 	}
 	store := filepath.Join(d.cfg.StateDir, "jetstream")

@@ -25,6 +25,7 @@ func TestRateLimitHoldsAcrossTwoDaemons(t *testing.T) {
 	cfgB = onServerOf(cfgB, cfgA, a.d)
 	cfgB.Metrics.Listen = ""
 	cfgB.Policy.Number = cfgA.Policy.Number
+	copyKeyFile(t, cfgA.StateDir, cfgB)
 	b := start(t, cfgB)
 
 	// 20 texts for one number, all at once, answered by either daemon.

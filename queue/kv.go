@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 
@@ -15,10 +14,15 @@ import (
 const (
 	// BucketPolicy keeps duplicate and rate-limit state (policy.Store).
 	BucketPolicy = "simgate_policy"
-	// BucketConfig keeps cluster-wide settings: the policy hash key.
+	// BucketConfig keeps cluster-wide settings: the fingerprint of the
+	// policy hash key (never the key).
 	BucketConfig = "simgate_config"
 
-	hashKeyName = "policy_hash_key"
+	// keyCheckName holds the fingerprint of the cluster's policy hash key.
+	keyCheckName = "policy_key_check"
+	// legacyHashKeyName held the key itself, readable by any client:
+	// removed at start.
+	legacyHashKeyName = "policy_hash_key"
 )
 
 // KVStore is a policy.Store in a JetStream key-value bucket, shared by every
@@ -88,10 +92,21 @@ func (s *KVStore) Delete(ctx context.Context, key string, rev uint64) error {
 	return err
 }
 
-// HashKey returns the cluster's key for hashing numbers in the policy
-// store, creating a random one on first use: the first daemon wins and all
-// others read it.
-func HashKey(ctx context.Context, js jetstream.JetStream, replicas int) ([]byte, error) {
+// ErrHashKeyMismatch is returned by CheckHashKey when the cluster's other
+// daemons hash with another key.
+var ErrHashKeyMismatch = errors.New("another daemon of the cluster uses another policy hash key")
+
+// CheckHashKey makes sure that every daemon of the cluster hashes with the
+// same key, without the key going into NATS: bucket simgate_config keeps
+// check, a fingerprint of the key that reveals nothing of it
+// (hashkey.Fingerprint). The first daemon's fingerprint stays; a daemon
+// with another one gets ErrHashKeyMismatch.
+//
+// It also removes (purges, with its history) the key that earlier versions
+// kept in the bucket, where any client could read it, and reports whether
+// there was one. That key is not migrated: whoever could read the bucket
+// may have it.
+func CheckHashKey(ctx context.Context, js jetstream.JetStream, check string, replicas int) (legacyRemoved bool, err error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      BucketConfig,
 		Description: "simgate: cluster-wide settings",
@@ -100,18 +115,33 @@ func HashKey(ctx context.Context, js jetstream.JetStream, replicas int) ([]byte,
 		Replicas:    max(replicas, 1),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bucket %s: %w", BucketConfig, err)
+		return false, fmt.Errorf("bucket %s: %w", BucketConfig, err)
 	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	if _, err := kv.Create(ctx, hashKeyName, key); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-		return nil, fmt.Errorf("create hash key: %w", err)
+	switch _, err := kv.Get(ctx, legacyHashKeyName); {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		return false, fmt.Errorf("bucket %s: read %s: %w", BucketConfig, legacyHashKeyName, err)
+	default:
+		if err := kv.Purge(ctx, legacyHashKeyName); err != nil {
+			return false, fmt.Errorf("bucket %s: remove %s: %w", BucketConfig, legacyHashKeyName, err)
+		}
+		legacyRemoved = true
 	}
-	e, err := kv.Get(ctx, hashKeyName)
+	// First one wins.
+	switch _, err := kv.Create(ctx, keyCheckName, []byte(check)); {
+	case err == nil:
+		return legacyRemoved, nil
+	case !errors.Is(err, jetstream.ErrKeyExists):
+		return legacyRemoved, fmt.Errorf("bucket %s: create %s: %w", BucketConfig, keyCheckName, err)
+	}
+	e, err := kv.Get(ctx, keyCheckName)
 	if err != nil {
-		return nil, fmt.Errorf("read hash key: %w", err)
+		return legacyRemoved, fmt.Errorf("bucket %s: read %s: %w", BucketConfig, keyCheckName, err)
 	}
-	return e.Value(), nil
+	if string(e.Value()) != check {
+		return legacyRemoved, ErrHashKeyMismatch
+	}
+	return legacyRemoved, nil
 }
 
 // isWrongLastSequence reports whether err is the stream's refusal of a

@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -94,13 +93,6 @@ func TestKVStore(t *testing.T) {
 		if e, _ := s.Get(ctx, k); string(e.Value) != "e" {
 			t.Errorf("%s after put: %q", k, e.Value)
 		}
-	}
-	k1, err := HashKey(ctx, js, 1)
-	if err != nil || len(k1) != 32 {
-		t.Fatalf("hash key: %v", err)
-	}
-	if k2, _ := HashKey(ctx, js, 1); !bytes.Equal(k1, k2) {
-		t.Error("second daemon got another hash key")
 	}
 }
 

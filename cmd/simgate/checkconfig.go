@@ -46,6 +46,8 @@ status 1 when the configuration is invalid.`,
 			}
 			// A URL may hold a password (nats://user:pw@host).
 			cfg.NATS.URL = natsauth.RedactURL(cfg.NATS.URL)
+			// The file the key is read from, named (never read out).
+			cfg.Policy.HashKeyFile = cfg.PolicyKeyFile()
 			b, err := yaml.Marshal(settings(reflect.ValueOf(cfg)))
 			if err != nil {
 				return err

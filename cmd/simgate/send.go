@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -52,6 +53,9 @@ Exit status: 0 sent (delivered with --wait-delivery; accepted without
 			if err != nil {
 				return err
 			}
+			if hosts := natsauth.ClearTextHosts(conn.URL, conn.Auth); len(hosts) > 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: nats credentials go in clear over plain nats:// to", strings.Join(hosts, ", ")+": use tls:// or --tls-ca")
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			return send(ctx, cmd, conn.URL, append(opts, nats.Name("simgate send")), job, wait || waitDel, waitDel)
@@ -77,7 +81,8 @@ Exit status: 0 sent (delivered with --wait-delivery; accepted without
 func send(ctx context.Context, cmd *cobra.Command, url string, opts []nats.Option, job otp.Job, wait, delivery bool) error {
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", natsauth.RedactURL(url), err)
+		// A parse error quotes the URL, password and all.
+		return fmt.Errorf("connect to %s: %w", natsauth.RedactURL(url), natsauth.RedactError(err, url))
 	}
 	defer nc.Close()
 	c, err := client.New(nc)
@@ -86,7 +91,7 @@ func send(ctx context.Context, cmd *cobra.Command, url string, opts []nats.Optio
 	}
 	reply, err := c.Request(ctx, job)
 	if err != nil {
-		return fmt.Errorf("%s: %w", natsauth.RedactURL(url), err)
+		return fmt.Errorf("%s: %w", natsauth.RedactURL(url), natsauth.RedactError(err, url))
 	}
 	out := cmd.OutOrStdout()
 	enc := json.NewEncoder(out)

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,5 +67,49 @@ func TestSendURLFromEnvironment(t *testing.T) {
 	_, err := run("send", "--to", "+4526227921", "--code", "1234", "--timeout", "5s")
 	if err == nil || !strings.Contains(err.Error(), addr) {
 		t.Errorf("send: %v, want a connection error naming %s", err, addr)
+	}
+}
+
+// TestNATSURLSecretsNeverPrinted: a password or token in --nats-url shows
+// nowhere in what serve, send and check-config print or return, whether the
+// server is down or the URL does not parse.
+func TestNATSURLSecretsNeverPrinted(t *testing.T) {
+	closed := freeAddr(t)
+	for _, url := range []string{
+		"nats://user:s3cret@" + closed,
+		"nats://s3cret@" + closed,
+		"user:s3cret@" + closed,
+		"nats://user:s3cret@127.0.0.1:port",
+		"nats://user:s3cret%zz@" + closed,
+		"nats://user:s3c ret@" + closed,
+	} {
+		for _, args := range [][]string{
+			{"serve", "--simulate", "1", "--state-dir", t.TempDir(), "--metrics-listen", "127.0.0.1:0", "--nats-url", url},
+			{"send", "--nats-url", url, "--to", "+4526227921", "--code", "1234", "--timeout", "5s"},
+			{"check-config", "--simulate", "1", "--state-dir", t.TempDir(), "--nats-url", url},
+		} {
+			var stdout, stderr bytes.Buffer
+			cmd := newRootCmd(&stdout, &stderr)
+			cmd.SetArgs(args)
+			err := cmd.ExecuteContext(context.Background())
+			if wantErr := args[0] != "check-config"; (err != nil) != wantErr {
+				t.Errorf("%s %s: error %v, want one %v", args[0], url, err, wantErr)
+			}
+			out := stdout.String() + stderr.String()
+			if err != nil {
+				out += "\nerror: " + err.Error()
+			}
+			if strings.Contains(out, "s3c") {
+				t.Errorf("%s %s shows the secret:\n%s", args[0], url, out)
+			}
+		}
+	}
+	// Sent in clear to a remote host: a warning, naming the host only.
+	var stderr bytes.Buffer
+	cmd := newRootCmd(io.Discard, &stderr)
+	cmd.SetArgs([]string{"send", "--nats-url", "nats://user:s3cret@192.0.2.1:4222", "--to", "+4526227921", "--code", "1234", "--timeout", "5s"})
+	cmd.ExecuteContext(context.Background())
+	if s := stderr.String(); !strings.Contains(s, "warning: nats credentials go in clear over plain nats:// to 192.0.2.1") || strings.Contains(s, "s3c") {
+		t.Errorf("send: %q", s)
 	}
 }
