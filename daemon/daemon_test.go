@@ -155,7 +155,7 @@ func connectAs(cfg config.Config, d *daemon.Daemon, role natsauth.Role) (*nats.C
 	if cfg.NATS.URL != "" && cfg.NATS.NkeySeedFile == "" {
 		return nats.Connect(url) // an open server the test started
 	}
-	opts, err := natsauth.ClientOptions(natsauth.Client{NkeySeedFile: seedFile(cfg, role)})
+	opts, err := natsauth.ClientOptions(natsauth.Client{NkeySeedFile: seedFile(cfg, role), CAFile: cfg.NATS.TLS.CAFile})
 	if err != nil {
 		return nil, err
 	}

@@ -5,15 +5,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/simgate/simgate/client"
+	"github.com/simgate/simgate/internal/testtls"
 	"github.com/simgate/simgate/natsauth"
 	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/queue"
@@ -313,4 +319,146 @@ func apiError(err error, body string) error {
 		return fmt.Errorf("api error: %s", body)
 	}
 	return nil
+}
+
+// TestRolesOnExampleCluster runs the attacker suite against a daemon on a
+// three-node JetStream cluster configured with configs/nats (node.conf and
+// simgate-accounts.conf, as shipped but for paths and loopback ports), and
+// holds the example's publisher permissions to the ones the embedded
+// server grants.
+func TestRolesOnExampleCluster(t *testing.T) {
+	dir := t.TempDir()
+	seeds := map[string]string{}
+	for _, role := range []string{"daemon", "publisher", "system"} {
+		seeds[role] = filepath.Join(dir, role+".nk")
+		pub, err := natsauth.RoleKey(seeds[role])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("SIMGATE_"+strings.ToUpper(role)+"_NKEY", pub)
+	}
+	_, _, ca := testtls.SelfSigned(t, dir)
+	urls := startExampleCluster(t, dir)
+
+	s := startSim(t, "m1", 0)
+	cfg := testConfig(t.TempDir(), s)
+	cfg.NATS.URL = strings.Join(urls, ",")
+	cfg.NATS.NkeySeedFile = seeds["daemon"]
+	cfg.NATS.TLS.CAFile = ca
+	cfg.NATS.Replicas = 3
+	h := start(t, cfg)
+	publisher, err := natsauth.ClientOptions(natsauth.Client{NkeySeedFile: seeds["publisher"], CAFile: ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attack(t, cfg.NATS.URL, publisher, h.daemonJS())
+}
+
+// startExampleCluster starts three nats-servers from configs/nats on
+// loopback ports, with their certificate, key and store under dir (see
+// testtls.SelfSigned), and returns their client URLs once JetStream has a
+// leader.
+func startExampleCluster(t *testing.T, dir string) []string {
+	t.Helper()
+	node, err := os.ReadFile("../configs/nats/node.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts, err := os.ReadFile("../configs/nats/simgate-accounts.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.NewReplacer("/etc/nats/server.pem", filepath.Join(dir, "cert.pem"),
+		"/etc/nats/server-key.pem", filepath.Join(dir, "key.pem"),
+		"/etc/nats/ca.pem", filepath.Join(dir, "cert.pem")).Replace(string(node))
+	if err := os.WriteFile(filepath.Join(dir, "node.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "simgate-accounts.conf"), accounts, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3
+	clientPorts, routePorts := freePorts(t, n), freePorts(t, n)
+	var routes []string
+	for _, p := range routePorts {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	}
+	var servers []*server.Server
+	var urls []string
+	for i := range n {
+		opts, err := server.ProcessConfigFile(filepath.Join(dir, "node.conf"))
+		if err != nil {
+			t.Fatalf("the example configuration: %v", err)
+		}
+		if i == 0 {
+			checkPublisherPermissions(t, opts)
+		}
+		opts.ServerName = fmt.Sprintf("nats-%d", i+1)
+		opts.Host, opts.Port = "127.0.0.1", clientPorts[i]
+		opts.Cluster.Host, opts.Cluster.Port = "127.0.0.1", routePorts[i]
+		opts.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+		opts.StoreDir = filepath.Join(dir, opts.ServerName)
+		opts.NoLog, opts.NoSigs = true, true
+		ns, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ns.Start()
+		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		servers = append(servers, ns)
+		urls = append(urls, fmt.Sprintf("tls://127.0.0.1:%d", clientPorts[i]))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		leader := false
+		for _, ns := range servers {
+			if !ns.ReadyForConnections(10 * time.Second) {
+				t.Fatalf("%s not ready", ns.Name())
+			}
+			leader = leader || ns.JetStreamIsLeader()
+		}
+		if leader {
+			return urls
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no JetStream leader in 30s")
+		}
+		time.Sleep(50 * time.Millisecond) // no event to wait on: poll the election
+	}
+}
+
+// checkPublisherPermissions holds the example's publisher permissions to
+// the embedded server's.
+func checkPublisherPermissions(t *testing.T, opts *server.Options) {
+	t.Helper()
+	pub := os.Getenv("SIMGATE_PUBLISHER_NKEY")
+	for _, u := range opts.Nkeys {
+		if u.Nkey != pub {
+			continue
+		}
+		want := queue.PublisherPermissions()
+		if u.Permissions == nil || !slices.Equal(u.Permissions.Publish.Allow, want.Publish.Allow) ||
+			!slices.Equal(u.Permissions.Subscribe.Allow, want.Subscribe.Allow) ||
+			len(u.Permissions.Publish.Deny)+len(u.Permissions.Subscribe.Deny) != 0 {
+			t.Errorf("configs/nats publisher permissions differ from queue.PublisherPermissions:\n got %+v %+v\nwant %+v %+v",
+				u.Permissions.Publish, u.Permissions.Subscribe, want.Publish, want.Subscribe)
+		}
+		return
+	}
+	t.Fatal("configs/nats has no publisher user")
+}
+
+// freePorts returns n TCP ports free on 127.0.0.1 a moment ago.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
 }

@@ -1,22 +1,14 @@
 package queue
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/simgate/simgate/internal/testtls"
 	"github.com/simgate/simgate/natsauth"
 )
 
@@ -109,7 +101,7 @@ func must(opts []nats.Option, err error) []nats.Option {
 func TestEmbeddedTLS(t *testing.T) {
 	dir := t.TempDir()
 	_, publisherSeed, daemonKey, publisherKey := roleKeys(t, dir)
-	cert, key, ca := selfSigned(t, dir)
+	cert, key, ca := testtls.SelfSigned(t, dir)
 	ns, err := StartEmbedded(EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Name: "tls",
 		Daemon: daemonKey, Publisher: publisherKey, Auth: natsauth.Embedded{CertFile: cert, KeyFile: key}})
 	if err != nil {
@@ -135,37 +127,4 @@ func TestEmbeddedTLS(t *testing.T) {
 		nc.Close()
 		t.Error("connected in clear to a TLS listener")
 	}
-}
-
-// selfSigned writes a self-signed certificate for 127.0.0.1 and its key,
-// and returns their paths and the CA file (the certificate itself).
-func selfSigned(t *testing.T, dir string) (cert, key, ca string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "simgate test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
-	return cert, key, cert
 }

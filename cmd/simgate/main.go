@@ -64,7 +64,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(), newSendCmd(), newModemsimCmd(), newCheckConfigCmd(), newModemsCmd(), &cobra.Command{
+	root.AddCommand(newServeCmd(), newSendCmd(), newModemsimCmd(), newCheckConfigCmd(), newModemsCmd(), newNkeyCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  cobra.NoArgs,

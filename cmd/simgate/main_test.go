@@ -217,3 +217,19 @@ func TestModemsProbe(t *testing.T) {
 		t.Errorf("locked SIM: %s", probed[1])
 	}
 }
+
+func TestNkey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "svc.nk")
+	out, err := run("nkey", path)
+	if err != nil || !strings.HasPrefix(out, "U") || len(strings.TrimSpace(out)) != 56 {
+		t.Fatalf("nkey: %q %v", out, err)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("seed file: %v %v", st, err)
+	}
+	// Again: the same seed, the same key.
+	if again, err := run("nkey", path); err != nil || again != out {
+		t.Errorf("second run: %q %v, want %q", again, err, out)
+	}
+}
