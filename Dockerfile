@@ -9,10 +9,13 @@
 #     -v /etc/simgate:/etc/simgate:ro -v simgate-state:/var/lib/simgate \
 #     -p 127.0.0.1:4222:4222 -p 127.0.0.1:9464:9464 \
 #     simgate serve --config /etc/simgate/simgate.yaml
-# with `device: /dev/modem0` in the configuration. To reach the embedded NATS
-# server from outside the container, nats.listen must be 0.0.0.0:4222, which
-# simgate allows only with NATS authentication configured (nats.embedded);
-# or point nats.url at your NATS cluster. A replugged modem
+# with `device: /dev/modem0` in the configuration. The embedded NATS server
+# requires authentication: auth services use the publisher nkey seed the
+# daemon makes in the state volume (/var/lib/simgate/nats/publisher.nk). To
+# reach it from outside the container, nats.listen must be 0.0.0.0:4222,
+# which simgate allows only with TLS (nats.embedded.tls); or point nats.url
+# at your NATS cluster (configs/nats/), with the same policy hash key file
+# in every daemon's state volume. A replugged modem
 # gets a new device node: a container keeps the old one, so prefer a udev
 # rule that restarts the container, or run simgate on the host under systemd.
 # Try it without hardware (no real SMS is sent):
