@@ -258,12 +258,15 @@ type Limits struct {
 	Numbers NumberPolicy
 }
 
-// Prepared is a job that passed every check: its number is normalised and its
-// TTL resolved.
+// Prepared is a job that passed every check: its number is normalised, its
+// TTL resolved and, once rendered, its size in SMS known.
 type Prepared struct {
 	Job
 	Number Number
 	TTL    time.Duration
+	// Parts is the number of SMS the rendered message takes; the policy
+	// counts each as a send. Zero until the message is rendered.
+	Parts int
 }
 
 // Prepare checks a decoded job against the limits, normalises its number and

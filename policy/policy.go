@@ -261,7 +261,7 @@ func (p *Policy) Withdraw(ctx context.Context, j otp.Prepared) error {
 	if rec.State != otp.StateAccepted {
 		return nil
 	}
-	p.undoNumber(ctx, p.numberKey(j.Number.E164), j.ID, time.UnixMilli(rec.At))
+	p.undoNumber(ctx, p.numberKey(j.Number.E164), j.ID, time.UnixMilli(rec.At), sends(j))
 	return p.Finish(ctx, j.ID, stateUnqueued, "")
 }
 
@@ -279,7 +279,7 @@ func (p *Policy) admit(ctx context.Context, j otp.Prepared, now time.Time) (Verd
 	if err != nil {
 		return v, err
 	}
-	undo := []func(){func() { p.undoNumber(ctx, numKey, j.ID, now) }}
+	undo := []func(){func() { p.undoNumber(ctx, numKey, j.ID, now, sends(j)) }}
 	rollback := func() {
 		for _, f := range slices.Backward(undo) {
 			f()
@@ -300,14 +300,14 @@ func (p *Policy) admit(ctx context.Context, j otp.Prepared, now time.Time) (Verd
 		limit = n
 	}
 	if limit > 0 {
-		if err := p.count(ctx, ctyKey, otp.ScopeCountry, limit, time.Hour, now); err != nil {
+		if err := p.count(ctx, ctyKey, otp.ScopeCountry, limit, time.Hour, now, sends(j)); err != nil {
 			rollback()
 			return Verdict{}, err
 		}
-		undo = append(undo, func() { p.uncount(ctx, ctyKey, time.Hour, now) })
+		undo = append(undo, func() { p.uncount(ctx, ctyKey, time.Hour, now, sends(j)) })
 	}
 	if p.cfg.GlobalPerMinute > 0 {
-		if err := p.count(ctx, globalKey, otp.ScopeGlobal, p.cfg.GlobalPerMinute, time.Minute, now); err != nil {
+		if err := p.count(ctx, globalKey, otp.ScopeGlobal, p.cfg.GlobalPerMinute, time.Minute, now, sends(j)); err != nil {
 			rollback()
 			return Verdict{}, err
 		}
@@ -345,9 +345,16 @@ func (p *Policy) update(ctx context.Context, key string, f func(cur []byte) ([]b
 	return fmt.Errorf("write %s: too much contention", key)
 }
 
+// sends is how many sends job j counts for: one per SMS part (at least
+// one), so that a long message costs what it costs.
+func sends(j otp.Prepared) int { return max(j.Parts, 1) }
+
+// admitNumber checks the cooldown (per job) and the windows (per SMS part)
+// of j's number, and records j's parts as sends.
 func (p *Policy) admitNumber(ctx context.Context, key string, j otp.Prepared, now time.Time) (Verdict, error) {
 	var v Verdict
 	nowMs := now.UnixMilli()
+	n := sends(j)
 	err := p.update(ctx, key, func(cur []byte) ([]byte, error) {
 		v = Verdict{}
 		var rec numberRecord
@@ -368,16 +375,22 @@ func (p *Policy) admitNumber(ctx context.Context, key string, j otp.Prepared, no
 			}
 		}
 		for _, w := range p.cfg.Number {
+			if n > w.Limit {
+				return nil, tooManyParts(otp.ScopeNumber, n, w.Limit, w.Period)
+			}
 			since := nowMs - w.Period.Milliseconds()
 			i, _ := slices.BinarySearch(rec.Sends, since+1)
-			if in := rec.Sends[i:]; len(in) >= w.Limit {
-				// Wait until the oldest send that counts leaves the window.
-				oldest := in[len(in)-w.Limit]
+			if in := rec.Sends[i:]; len(in)+n > w.Limit {
+				// Wait until enough of the oldest sends that count left
+				// the window to make room for n.
+				oldest := in[len(in)+n-1-w.Limit]
 				wait := time.Duration(oldest-since) * time.Millisecond
 				return nil, rejectErr(otp.ReasonRateLimited, otp.ScopeNumber, wait, fmt.Sprintf("%d sends per %s", w.Limit, w.Period))
 			}
 		}
-		rec.Sends = append(rec.Sends, nowMs)
+		for range n {
+			rec.Sends = append(rec.Sends, nowMs)
+		}
 		if j.Code != "" {
 			rec.Codes = append(rec.Codes, codeEntry{ID: j.ID, At: nowMs, Exp: nowMs + j.TTL.Milliseconds()})
 			rec.Latest = j.ID
@@ -403,15 +416,19 @@ func (r *numberRecord) prune(nowMs int64) {
 	}
 }
 
-func (p *Policy) undoNumber(ctx context.Context, key, id string, now time.Time) {
+// undoNumber takes back the n sends admitNumber recorded at now for job id,
+// and its code.
+func (p *Policy) undoNumber(ctx context.Context, key, id string, now time.Time, n int) {
 	nowMs := now.UnixMilli()
 	_ = p.update(ctx, key, func(cur []byte) ([]byte, error) {
 		var rec numberRecord
 		if cur == nil || json.Unmarshal(cur, &rec) != nil {
 			return nil, nil
 		}
-		if i := slices.Index(rec.Sends, nowMs); i >= 0 {
-			rec.Sends = slices.Delete(rec.Sends, i, i+1)
+		for range n {
+			if i := slices.Index(rec.Sends, nowMs); i >= 0 {
+				rec.Sends = slices.Delete(rec.Sends, i, i+1)
+			}
 		}
 		rec.Codes = slices.DeleteFunc(rec.Codes, func(c codeEntry) bool { return c.ID == id })
 		if rec.Latest == id {
@@ -480,8 +497,13 @@ func (p *Policy) undoPrefix(ctx context.Context, key, e164 string) {
 	})
 }
 
-// count adds one to a fixed-window counter unless it reached limit.
-func (p *Policy) count(ctx context.Context, key string, scope otp.Scope, limit int, window time.Duration, now time.Time) error {
+// count adds n (a job's SMS parts) to a fixed-window counter unless that
+// would take it past limit. Only a full counter is cached as blocked: a job
+// of fewer parts may still fit in one that is not.
+func (p *Policy) count(ctx context.Context, key string, scope otp.Scope, limit int, window time.Duration, now time.Time, n int) error {
+	if n > limit {
+		return tooManyParts(scope, n, limit, window)
+	}
 	start := now.Truncate(window).UnixMilli()
 	return p.update(ctx, key, func(cur []byte) ([]byte, error) {
 		var rec counterRecord
@@ -493,25 +515,38 @@ func (p *Policy) count(ctx context.Context, key string, scope otp.Scope, limit i
 		if rec.Start != start {
 			rec = counterRecord{Start: start}
 		}
-		if rec.N >= limit {
+		if rec.N+n > limit {
 			wait := time.Duration(start+window.Milliseconds()-now.UnixMilli()) * time.Millisecond
-			return nil, p.block(key, rejectErr(otp.ReasonRateLimited, scope, wait, fmt.Sprintf("%d sends per %s", limit, window)), now)
+			re := rejectErr(otp.ReasonRateLimited, scope, wait, fmt.Sprintf("%d sends per %s", limit, window))
+			if rec.N >= limit {
+				re = p.block(key, re, now)
+			}
+			return nil, re
 		}
-		rec.N++
+		rec.N += n
 		return json.Marshal(rec)
 	})
 }
 
-func (p *Policy) uncount(ctx context.Context, key string, window time.Duration, now time.Time) {
+// uncount takes n back from a counter that count added them to.
+func (p *Policy) uncount(ctx context.Context, key string, window time.Duration, now time.Time, n int) {
 	start := now.Truncate(window).UnixMilli()
 	_ = p.update(ctx, key, func(cur []byte) ([]byte, error) {
 		var rec counterRecord
 		if cur == nil || json.Unmarshal(cur, &rec) != nil || rec.Start != start || rec.N == 0 {
 			return nil, nil
 		}
-		rec.N--
+		rec.N = max(rec.N-n, 0)
 		return json.Marshal(rec)
 	})
+}
+
+// tooManyParts rejects a message of n SMS that a limit (scope) of limit
+// sends per period can never admit: no retry_after, as waiting does not
+// help.
+func tooManyParts(scope otp.Scope, n, limit int, period time.Duration) *otp.RejectError {
+	return &otp.RejectError{Reason: otp.ReasonRateLimited, Field: "to", Scope: scope,
+		Detail: fmt.Sprintf("a message of %d SMS is more than %d sends per %s", n, limit, period)}
 }
 
 // block remembers a rejection of key until its retry time and returns it.
