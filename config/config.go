@@ -308,7 +308,7 @@ var defaults = map[string]any{
 	"nats.events_max_age":  "24h",
 	"metrics.listen":       "127.0.0.1:9464",
 	"otp.default_ttl":      "10m",
-	"otp.max_ttl":          "1h",
+	"otp.max_ttl":          "10m",
 	"otp.region":           "",
 	"otp.brand":            "simgate",
 	"otp.locale":           "en",

@@ -71,7 +71,7 @@ otp:
 			if c.NATS.URL != tc.url || c.NATS.Listen != tc.listen || c.Metrics.Listen != tc.metrics {
 				t.Errorf("url %q listen %q metrics %q", c.NATS.URL, c.NATS.Listen, c.Metrics.Listen)
 			}
-			if c.OTP.DefaultTTL != 5*time.Minute || c.OTP.MaxTTL != time.Hour {
+			if c.OTP.DefaultTTL != 5*time.Minute || c.OTP.MaxTTL != 10*time.Minute {
 				t.Errorf("ttl %s/%s", c.OTP.DefaultTTL, c.OTP.MaxTTL)
 			}
 		})

@@ -94,7 +94,7 @@ func newJobHarness(t *testing.T) *jobHarness {
 	}
 	t.Cleanup(func() { sub.Unsubscribe() })
 	h.g = New(Options{NC: nc, JS: js, Consumer: cons, Renderer: renderer, Policy: pol,
-		Limits:  otp.Limits{DefaultTTL: 10 * time.Minute, MaxTTL: time.Hour},
+		Limits:  otp.Limits{DefaultTTL: 10 * time.Minute, MaxTTL: 10 * time.Minute},
 		Metrics: metrics.New(prometheus.NewRegistry(), "test", []string{"fake"}), MaxAttempts: 2})
 	t.Cleanup(func() { h.g.Close(context.Background()) })
 	return h
