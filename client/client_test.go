@@ -89,24 +89,24 @@ func TestClient(t *testing.T) {
 		t.Errorf("rejected: %+v %v", r, err)
 	}
 
-	dup, err := c.Publish(ctx, otp.Job{ID: "q1", To: "+4540404040", Text: "hello"})
+	dup, err := c.Publish(ctx, otp.Job{ID: "q1", To: "+4540404040", Code: "246810"})
 	if err != nil || dup {
 		t.Fatalf("publish: %v %v", dup, err)
 	}
 	// Publishing the job again is a second message, which the daemon
 	// recognises by id and body: it is not sent twice.
-	if dup, err := c.Publish(ctx, otp.Job{ID: "q1", To: "+4540404040", Text: "hello"}); err != nil || dup {
+	if dup, err := c.Publish(ctx, otp.Job{ID: "q1", To: "+4540404040", Code: "246810"}); err != nil || dup {
 		t.Errorf("second publish: %v %v (the stream drops only a repeat of one publish)", dup, err)
 	}
 	if ev, err := c.Wait(ctx, "q1"); err != nil || ev.Type != otp.StateSent {
 		t.Errorf("queued job: %+v %v", ev, err)
 	}
 	// A job queued after both copies is handled after them (one modem).
-	c.Publish(ctx, otp.Job{ID: "q2", To: "+4540404041", Text: "after"})
+	c.Publish(ctx, otp.Job{ID: "q2", To: "+4540404041", Code: "135790"})
 	if ev, err := c.Wait(ctx, "q2"); err != nil || ev.Type != otp.StateSent {
 		t.Errorf("job after the copies: %+v %v", ev, err)
 	}
-	if _, err := c.Publish(ctx, otp.Job{ID: "bad.id", To: "+4540404040", Text: "x"}); err == nil {
+	if _, err := c.Publish(ctx, otp.Job{ID: "bad.id", To: "+4540404040", Code: "246810"}); err == nil {
 		t.Error("bad id published")
 	}
 	if _, err := c.Wait(ctx, ">"); err == nil {
@@ -131,7 +131,7 @@ func TestNoDaemon(t *testing.T) {
 	c, _ := client.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := c.Request(ctx, otp.Job{ID: "x", To: "+4526227921", Code: "1234"}); !errors.Is(err, client.ErrNoDaemon) {
+	if _, err := c.Request(ctx, otp.Job{ID: "x", To: "+4526227921", Code: "123456"}); !errors.Is(err, client.ErrNoDaemon) {
 		t.Errorf("request without a daemon: %v", err)
 	}
 }

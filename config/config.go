@@ -192,6 +192,21 @@ type OTP struct {
 	DeliveryTimeout time.Duration `mapstructure:"delivery_timeout"`
 	// Numbers restricts which numbers may receive OTPs.
 	Numbers Numbers `mapstructure:"numbers"`
+	// MinCodeDigits is the least number of digits of a code (4 to 10;
+	// NIST SP 800-63B asks for 6).
+	MinCodeDigits int `mapstructure:"min_code_digits"`
+	// AllowText accepts jobs with a plain text instead of a code.
+	AllowText bool `mapstructure:"allow_text"`
+	// MaxParts is the most SMS one message may take; each counts as a
+	// send in the rate limits.
+	MaxParts int `mapstructure:"max_parts"`
+}
+
+// Limits returns the bounds a job is checked against, with the number
+// policy n (see Numbers.Policy).
+func (o OTP) Limits(n otp.NumberPolicy) otp.Limits {
+	return otp.Limits{DefaultTTL: o.DefaultTTL, MaxTTL: o.MaxTTL, Region: o.Region, Numbers: n,
+		MinCodeDigits: o.MinCodeDigits, AllowText: o.AllowText, MaxParts: o.MaxParts}
 }
 
 // Numbers restricts which valid numbers may receive OTPs.
@@ -336,13 +351,16 @@ var defaults = map[string]any{
 	"nats.events_max_age":  "24h",
 	"metrics.listen":       "127.0.0.1:9464",
 	"otp.default_ttl":      "10m",
-	"otp.max_ttl":          "1h",
+	"otp.max_ttl":          "10m",
 	"otp.region":           "",
 	"otp.brand":            "simgate",
 	"otp.locale":           "en",
 	"otp.max_attempts":     5,
 	"otp.retry_delay":      "2s",
 	"otp.delivery_timeout": "90m",
+	"otp.min_code_digits":  otp.DefaultMinCodeDigits,
+	"otp.allow_text":       false,
+	"otp.max_parts":        otp.DefaultMaxParts,
 
 	"otp.numbers.blocked_types":   otp.DefaultBlockedTypes(),
 	"otp.numbers.allowed_regions": []string{},
@@ -800,6 +818,12 @@ func (c Config) Validate() error {
 	}
 	if c.OTP.DefaultTTL <= 0 || c.OTP.MaxTTL <= 0 || c.OTP.DefaultTTL > c.OTP.MaxTTL {
 		bad("otp.default_ttl %s and otp.max_ttl %s: want 0 < default_ttl <= max_ttl", c.OTP.DefaultTTL, c.OTP.MaxTTL)
+	}
+	if c.OTP.MinCodeDigits < otp.MinCodeDigits || c.OTP.MinCodeDigits > otp.MaxCodeDigits {
+		bad("otp.min_code_digits %d: want %d to %d", c.OTP.MinCodeDigits, otp.MinCodeDigits, otp.MaxCodeDigits)
+	}
+	if c.OTP.MaxParts < 1 || c.OTP.MaxParts > otp.MaxSMSParts {
+		bad("otp.max_parts %d: want 1 to %d", c.OTP.MaxParts, otp.MaxSMSParts)
 	}
 	if c.OTP.MaxAttempts < 1 {
 		bad("otp.max_attempts %d: want at least 1", c.OTP.MaxAttempts)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/simgate/simgate/otp"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -71,7 +73,7 @@ otp:
 			if c.NATS.URL != tc.url || c.NATS.Listen != tc.listen || c.Metrics.Listen != tc.metrics {
 				t.Errorf("url %q listen %q metrics %q", c.NATS.URL, c.NATS.Listen, c.Metrics.Listen)
 			}
-			if c.OTP.DefaultTTL != 5*time.Minute || c.OTP.MaxTTL != time.Hour {
+			if c.OTP.DefaultTTL != 5*time.Minute || c.OTP.MaxTTL != 10*time.Minute {
 				t.Errorf("ttl %s/%s", c.OTP.DefaultTTL, c.OTP.MaxTTL)
 			}
 		})
@@ -310,6 +312,52 @@ func TestNATSSecretsFromEnvironmentOnly(t *testing.T) {
 			t.Errorf("flag --%s carries a secret", f.Name)
 		}
 	})
+}
+
+// TestOTPJobRules: codes of 6 digits, no plain text, 3 SMS and a 10-minute
+// ttl by default; each can be set from the file or the environment, and
+// reaches the job limits.
+func TestOTPJobRules(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		body   string
+		env    map[string]string
+		want   otp.Limits
+		errors []string
+	}{
+		{name: "defaults", body: minimal,
+			want: otp.Limits{DefaultTTL: 10 * time.Minute, MaxTTL: 10 * time.Minute, MinCodeDigits: 6, MaxParts: 3}},
+		{name: "file", body: minimal + "otp: {min_code_digits: 4, allow_text: true, max_parts: 5, max_ttl: 15m}\n",
+			want: otp.Limits{DefaultTTL: 10 * time.Minute, MaxTTL: 15 * time.Minute, MinCodeDigits: 4, AllowText: true, MaxParts: 5}},
+		{name: "environment", body: minimal,
+			env:  map[string]string{"SIMGATE_OTP_MIN_CODE_DIGITS": "8", "SIMGATE_OTP_ALLOW_TEXT": "true", "SIMGATE_OTP_MAX_PARTS": "1"},
+			want: otp.Limits{DefaultTTL: 10 * time.Minute, MaxTTL: 10 * time.Minute, MinCodeDigits: 8, AllowText: true, MaxParts: 1}},
+		{name: "bounds", body: minimal + "otp: {min_code_digits: 11, max_parts: 256}\n",
+			errors: []string{"otp.max_parts 256: want 1 to 255", "otp.min_code_digits 11: want 4 to 10"}},
+		{name: "lower bounds", body: minimal + "otp: {min_code_digits: 3, max_parts: 0}\n",
+			errors: []string{"otp.max_parts 0: want 1 to 255", "otp.min_code_digits 3: want 4 to 10"}},
+		{name: "a default ttl above the new maximum", body: minimal + "otp: {default_ttl: 15m}\n",
+			errors: []string{"otp.default_ttl 15m0s and otp.max_ttl 10m0s: want 0 < default_ttl <= max_ttl"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			c, err := Load(flags(t, "--config", writeFile(t, tc.body)))
+			if tc.errors != nil {
+				if err == nil || err.Error() != strings.Join(tc.errors, "\n") {
+					t.Fatalf("error %v, want %q", err, tc.errors)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.OTP.Limits(otp.NumberPolicy{}); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("limits %+v, want %+v", got, tc.want)
+			}
+		})
+	}
 }
 
 func TestPolicyKeyFile(t *testing.T) {

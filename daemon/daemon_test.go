@@ -367,6 +367,8 @@ func TestRequestAnswersAtOnce(t *testing.T) {
 		{"unknown field", map[string]any{"id": "bad-3", "to": "+4526227921", "code": "123456", "pin": 1}, otp.ReasonUnknownField, "pin"},
 		{"not json", "{nope", otp.ReasonMalformed, ""},
 		{"bad code", map[string]any{"id": "bad-4", "to": "+4526227921", "code": "12ab56"}, otp.ReasonInvalidCode, "code"},
+		{"5-digit code", map[string]any{"id": "bad-4b", "to": "+4526227921", "code": "12345"}, otp.ReasonInvalidCode, "code"},
+		{"text is off", map[string]any{"id": "bad-4c", "to": "+4526227921", "text": "hello"}, otp.ReasonTextDisabled, "text"},
 		{"ttl above max", map[string]any{"id": "bad-5", "to": "+4526227921", "code": "123456", "ttl": "2h"}, otp.ReasonInvalidTTL, "ttl"},
 		{"unknown template", map[string]any{"id": "bad-6", "to": "+4526227921", "code": "123456", "template": "nope"}, otp.ReasonUnknownTemplate, "template"},
 	} {
@@ -405,11 +407,11 @@ func TestRequestAnswersAtOnce(t *testing.T) {
 	if r.Status != otp.ReplyRejected || r.Reason != otp.ReasonIDConflict || r.Field != "id" {
 		t.Fatalf("another body under the id: reply = %+v, want id_conflict", r)
 	}
-	// Only the good job reached the modem.
-	h.request(map[string]any{"id": "good-2", "to": "+4526227921", "text": "hello"})
+	// Only the good jobs reached the modem.
+	h.request(map[string]any{"id": "good-2", "to": "+4526227921", "code": "135790"})
 	h.waitFinal("good-2")
-	if m := waitMessage(t, s); m.Text != "hello" {
-		t.Errorf("second SMS = %q, want hello", m.Text)
+	if m := waitMessage(t, s); !strings.Contains(m.Text, "135790") {
+		t.Errorf("second SMS = %q, want the code 135790", m.Text)
 	}
 	if n := len(s.Submissions()); n != 2 {
 		t.Errorf("modem received %d PDUs, want 2", n)
@@ -422,7 +424,7 @@ func TestMalformedQueuedJobDoesNotBlockTheQueue(t *testing.T) {
 	if _, err := h.js.Publish(context.Background(), otp.SubjectSend, []byte("not json"), jetstream.WithMsgID("junk-1")); err != nil {
 		t.Fatal(err)
 	}
-	h.publish(map[string]any{"id": "after-junk", "to": "+4526227921", "code": "1234"})
+	h.publish(map[string]any{"id": "after-junk", "to": "+4526227921", "code": "123456"})
 	ev := h.waitEvent("junk-1")
 	if ev.Type != otp.StateRejected || ev.Reason != otp.ReasonMalformed {
 		t.Errorf("junk event = %+v", ev)
@@ -467,7 +469,7 @@ func TestRetryableErrorIsRetriedAndPermanentErrorFails(t *testing.T) {
 	h := start(t, testConfig(t.TempDir(), s))
 
 	s.FailNextSends(42) // congestion
-	h.publish(map[string]any{"id": "retry", "to": "+4526227921", "code": "5555"})
+	h.publish(map[string]any{"id": "retry", "to": "+4526227921", "code": "555555"})
 	evs := h.waitFinal("retry")
 	if got := types(evs); got != "accepted,retrying,sent" {
 		t.Fatalf("events = %s", got)
@@ -477,7 +479,7 @@ func TestRetryableErrorIsRetriedAndPermanentErrorFails(t *testing.T) {
 	}
 
 	s.FailNextSends(1) // unassigned number
-	h.publish(map[string]any{"id": "perm", "to": "+4526227921", "code": "6666"})
+	h.publish(map[string]any{"id": "perm", "to": "+4526227921", "code": "666666"})
 	evs = h.waitFinal("perm")
 	if got := types(evs); got != "accepted,failed" {
 		t.Fatalf("events = %s", got)
@@ -487,7 +489,7 @@ func TestRetryableErrorIsRetriedAndPermanentErrorFails(t *testing.T) {
 	}
 
 	s.FailNextSends(42, 42, 42, 42, 42)
-	h.publish(map[string]any{"id": "exhaust", "to": "+4526227921", "code": "7777"})
+	h.publish(map[string]any{"id": "exhaust", "to": "+4526227921", "code": "777777"})
 	evs = h.waitFinal("exhaust")
 	if last := evs[len(evs)-1]; last.Type != otp.StateFailed || last.Reason != otp.ReasonAttemptsExhausted || last.Attempt != 5 {
 		t.Errorf("events = %s, last %+v", types(evs), last)
@@ -586,7 +588,7 @@ func TestModemThatCannotSendTakesNoJobs(t *testing.T) {
 	h := start(t, testConfig(t.TempDir(), m1, m2))
 	ids := []string{"g0", "g1", "g2", "g3", "g4", "g5"}
 	for i, id := range ids {
-		h.publish(map[string]any{"id": id, "to": fmt.Sprintf("+454040404%d", i), "code": "1234"})
+		h.publish(map[string]any{"id": id, "to": fmt.Sprintf("+454040404%d", i), "code": "123456"})
 	}
 	for _, id := range ids {
 		evs := h.waitFinal(id)
@@ -612,7 +614,7 @@ func TestModemThatCannotSendTakesNoJobs(t *testing.T) {
 	// (after a retry, if m1 took it before noticing).
 	m1.SetRegistration(3)
 	m2.SetRegistration(1)
-	h.publish(map[string]any{"id": "after", "to": "+4526227921", "code": "5678"})
+	h.publish(map[string]any{"id": "after", "to": "+4526227921", "code": "567890"})
 	evs := h.waitFinal("after")
 	if last := evs[len(evs)-1]; last.Type != otp.StateSent || last.Modem != "m2" {
 		t.Errorf("after the switch: %s on %q", types(evs), last.Modem)
@@ -628,7 +630,7 @@ func TestModemSendCap(t *testing.T) {
 	for i := range 8 {
 		id := fmt.Sprint("cap", i)
 		ids = append(ids, id)
-		h.publish(map[string]any{"id": id, "to": fmt.Sprintf("+454040404%d", i), "code": "1234"})
+		h.publish(map[string]any{"id": id, "to": fmt.Sprintf("+454040404%d", i), "code": "123456"})
 	}
 	for _, id := range ids {
 		if evs := h.waitFinal(id); evs[len(evs)-1].Type != otp.StateSent {

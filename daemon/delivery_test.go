@@ -315,7 +315,9 @@ func TestLongMessageAndPendingReport(t *testing.T) {
 			return modemsim.StatusReport{Delay: time.Duration(2-sub.Part) * 500 * time.Millisecond}
 		},
 	})
-	h := start(t, testConfig(t.TempDir(), s))
+	cfg := testConfig(t.TempDir(), s)
+	cfg.OTP.AllowText = true
+	h := start(t, cfg)
 	text := strings.Repeat("A long message. ", 12) // 192 characters: two parts
 	h.publish(map[string]any{"id": "long", "to": "+4526227921", "text": text})
 	evs := h.waitFinal("long")

@@ -19,12 +19,14 @@ func TestRateLimitHoldsAcrossTwoDaemons(t *testing.T) {
 	cfgA := testConfig(t.TempDir(), s1)
 	cfgA.Node = "a"
 	cfgA.Policy.Number = []config.Window{{Limit: 3, Period: time.Hour}}
+	cfgA.OTP.AllowText = true
 	a := start(t, cfgA)
 	cfgB := testConfig(t.TempDir(), s2)
 	cfgB.Node = "b"
 	cfgB = onServerOf(cfgB, cfgA, a.d)
 	cfgB.Metrics.Listen = ""
 	cfgB.Policy.Number = cfgA.Policy.Number
+	cfgB.OTP.AllowText = true
 	copyKeyFile(t, cfgA.StateDir, cfgB)
 	b := start(t, cfgB)
 
@@ -142,13 +144,13 @@ func TestNewerCodeSupersedesAQueuedOne(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 	h := start(t, testConfig(t.TempDir(), s))
 
-	h.publish(map[string]any{"id": "busy", "to": "+4540404040", "code": "1111"})
+	h.publish(map[string]any{"id": "busy", "to": "+4540404040", "code": "111111"})
 	<-sending // the only modem is busy
 	// A user asks for a code, then for another before the first went out.
-	if r := h.request(map[string]any{"id": "old", "to": "+4526227921", "code": "2222"}); r.Status != otp.ReplyAccepted {
+	if r := h.request(map[string]any{"id": "old", "to": "+4526227921", "code": "222222"}); r.Status != otp.ReplyAccepted {
 		t.Fatalf("old: %+v", r)
 	}
-	if r := h.request(map[string]any{"id": "new", "to": "+4526227921", "code": "3333"}); r.Status != otp.ReplyAccepted || !r.Resend {
+	if r := h.request(map[string]any{"id": "new", "to": "+4526227921", "code": "333333"}); r.Status != otp.ReplyAccepted || !r.Resend {
 		t.Fatalf("new: %+v, want accepted resend", r)
 	}
 	s.SetSendDelay(0)
@@ -160,7 +162,7 @@ func TestNewerCodeSupersedesAQueuedOne(t *testing.T) {
 		t.Errorf("events of new: %s", got)
 	}
 	for _, sub := range s.Submissions() {
-		if strings.Contains(sub.Text, "2222") {
+		if strings.Contains(sub.Text, "222222") {
 			t.Error("the superseded code was sent")
 		}
 	}
@@ -178,21 +180,21 @@ func TestRequestRejectionsCarryRetryAfter(t *testing.T) {
 	cfg.Policy.Cooldown = time.Minute
 	cfg.OTP.Numbers.BlockedRegions = []string{"SE"}
 	h := start(t, cfg)
-	if r := h.request(map[string]any{"id": "x1", "to": "+4526227921", "code": "1234"}); r.Status != otp.ReplyAccepted {
+	if r := h.request(map[string]any{"id": "x1", "to": "+4526227921", "code": "123456"}); r.Status != otp.ReplyAccepted {
 		t.Fatalf("first: %+v", r)
 	}
-	r := h.request(map[string]any{"id": "x2", "to": "+4526227921", "code": "5678"})
+	r := h.request(map[string]any{"id": "x2", "to": "+4526227921", "code": "567890"})
 	if r.Status != otp.ReplyRejected || r.Reason != "rate_limited" || r.Scope != "number" || r.RetryAfter < 59 || r.RetryAfter > 60 {
 		t.Errorf("second: %+v, want rate_limited number retry_after 60", r)
 	}
 	if ev := h.waitEvent("x2"); ev.Type != otp.StateRejected || ev.Scope != "number" || ev.RetryAfter != r.RetryAfter {
 		t.Errorf("event %+v", ev)
 	}
-	r = h.request(map[string]any{"id": "x3", "to": "+46701234567", "code": "1234"})
+	r = h.request(map[string]any{"id": "x3", "to": "+46701234567", "code": "123456"})
 	if r.Status != otp.ReplyRejected || r.Reason != otp.ReasonCountryBlocked {
 		t.Errorf("blocked region: %+v", r)
 	}
-	r = h.request(map[string]any{"id": "x4", "to": "+44 909 876 5432", "code": "1234"})
+	r = h.request(map[string]any{"id": "x4", "to": "+44 909 876 5432", "code": "123456"})
 	if r.Status != otp.ReplyRejected || r.Reason != otp.ReasonNumberTypeBlocked {
 		t.Errorf("premium rate number: %+v", r)
 	}

@@ -9,8 +9,9 @@ import (
 )
 
 // Reload applies the settings of cfg that are safe to change while jobs
-// flow: number and ttl rules (otp.default_ttl, otp.max_ttl, otp.region,
-// otp.numbers), templates (otp.brand, otp.locale, otp.templates) and the
+// flow: number, code, text, size and ttl rules (otp.default_ttl,
+// otp.max_ttl, otp.region, otp.numbers, otp.min_code_digits,
+// otp.allow_text, otp.max_parts), templates (otp.brand, otp.locale, otp.templates) and the
 // duplicate and rate limits (policy, except hash_key_file). They are
 // swapped at once: a job already taken finishes with the settings it read.
 // The log level is the caller's (it owns the logger).
@@ -48,6 +49,7 @@ func (d *Daemon) Reload(cfg config.Config) error {
 	applied.OTP.DefaultTTL, applied.OTP.MaxTTL, applied.OTP.Region = cfg.OTP.DefaultTTL, cfg.OTP.MaxTTL, cfg.OTP.Region
 	applied.OTP.Brand, applied.OTP.Locale, applied.OTP.Templates = cfg.OTP.Brand, cfg.OTP.Locale, cfg.OTP.Templates
 	applied.OTP.Numbers = cfg.OTP.Numbers
+	applied.OTP.MinCodeDigits, applied.OTP.AllowText, applied.OTP.MaxParts = cfg.OTP.MinCodeDigits, cfg.OTP.AllowText, cfg.OTP.MaxParts
 	hashKeyFile := applied.Policy.HashKeyFile
 	applied.Policy = cfg.Policy
 	applied.Policy.HashKeyFile = hashKeyFile

@@ -38,7 +38,7 @@ func TestReloadRejectsABadConfigAndAppliesAGoodOne(t *testing.T) {
 	if after := h.d.Live(); after.Renderer != before.Renderer || after.Policy != before.Policy || after.Limits.DefaultTTL != before.Limits.DefaultTTL {
 		t.Fatalf("a rejected reload changed the settings: %+v", after)
 	}
-	if r := h.request(map[string]any{"id": "r1", "to": "+4526227921", "code": "1111"}); r.Status != otp.ReplyAccepted {
+	if r := h.request(map[string]any{"id": "r1", "to": "+4526227921", "code": "111111"}); r.Status != otp.ReplyAccepted {
 		t.Fatalf("before reload: %+v", r)
 	}
 	if m := waitMessage(t, s); !strings.Contains(m.Text, "simgate") {
@@ -50,6 +50,7 @@ func TestReloadRejectsABadConfigAndAppliesAGoodOne(t *testing.T) {
 	good.OTP.DefaultTTL = 5 * time.Minute
 	good.OTP.Numbers.BlockedRegions = []string{"DK"}
 	good.Policy.GlobalPerMinute = 1000
+	good.OTP.MinCodeDigits, good.OTP.AllowText, good.OTP.MaxParts = 8, true, 2
 	good.NATS.AckWait = time.Minute // needs a restart: logged, not applied
 	if err := h.d.Reload(good); err != nil {
 		t.Fatalf("reload: %v", err)
@@ -58,10 +59,16 @@ func TestReloadRejectsABadConfigAndAppliesAGoodOne(t *testing.T) {
 	if live.Limits.DefaultTTL != 5*time.Minute || live.Renderer == before.Renderer || live.Policy == before.Policy {
 		t.Errorf("reload did not swap the settings: %+v", live)
 	}
-	if r := h.request(map[string]any{"id": "r2", "to": "+4526227922", "code": "2222"}); r.Status != otp.ReplyRejected || r.Reason != otp.ReasonCountryBlocked {
+	if l := live.Limits; l.MinCodeDigits != 8 || !l.AllowText || l.MaxParts != 2 {
+		t.Errorf("reload did not apply the job rules: %+v", l)
+	}
+	if r := h.request(map[string]any{"id": "r2b", "to": "+46701234567", "code": "1234567"}); r.Status != otp.ReplyRejected || r.Reason != otp.ReasonInvalidCode {
+		t.Errorf("7-digit code after raising the minimum to 8: %+v", r)
+	}
+	if r := h.request(map[string]any{"id": "r2", "to": "+4526227922", "code": "22222222"}); r.Status != otp.ReplyRejected || r.Reason != otp.ReasonCountryBlocked {
 		t.Errorf("DK after blocking it: %+v", r)
 	}
-	if r := h.request(map[string]any{"id": "r3", "to": "+46701234567", "code": "3333"}); r.Status != otp.ReplyAccepted {
+	if r := h.request(map[string]any{"id": "r3", "to": "+46701234567", "code": "33333333"}); r.Status != otp.ReplyAccepted {
 		t.Fatalf("SE after reload: %+v", r)
 	}
 	if m := waitMessage(t, s); !strings.Contains(m.Text, "Acme") || !strings.Contains(m.Text, "5 min") {

@@ -205,7 +205,7 @@ func benchThroughput(b *testing.B, k int) {
 // service. Distinct numbers keep duplicate suppression and the per-number
 // state out of the way.
 func benchNumbers(cfg config.Config) func() string {
-	limits := otp.Limits{DefaultTTL: cfg.OTP.DefaultTTL, MaxTTL: cfg.OTP.MaxTTL, Region: cfg.OTP.Region, Numbers: cfg.OTP.Numbers.Policy()}
+	limits := cfg.OTP.Limits(cfg.OTP.Numbers.Policy())
 	i := 0
 	return func() string {
 		for ; ; i++ {

@@ -38,8 +38,8 @@ func policyConfig(c config.Config, key []byte) policy.Config {
 	return c.Policy.Limits(key)
 }
 
-// live returns the settings a reload may swap: number and ttl rules,
-// templates, and the limits of pol (nil: set by the caller). It also returns the renderer's
+// live returns the settings a reload may swap: number, code, text, size and
+// ttl rules, templates, and the limits of pol (nil: set by the caller). It also returns the renderer's
 // warnings about templates (UCS-2, more than one SMS).
 func live(c config.Config, pol *policy.Policy) (gateway.Live, []string, error) {
 	renderer, err := otp.NewRenderer(c.OTP.Brand, c.OTP.Locale, c.OTP.Templates)
@@ -50,8 +50,7 @@ func live(c config.Config, pol *policy.Policy) (gateway.Live, []string, error) {
 	if err := numbers.Validate(); err != nil {
 		return gateway.Live{}, nil, fmt.Errorf("otp.numbers: %w", err)
 	}
-	limits := otp.Limits{DefaultTTL: c.OTP.DefaultTTL, MaxTTL: c.OTP.MaxTTL, Region: c.OTP.Region, Numbers: numbers}
-	return gateway.Live{Limits: limits, Renderer: renderer, Policy: pol}, renderer.Check(), nil
+	return gateway.Live{Limits: c.OTP.Limits(numbers), Renderer: renderer, Policy: pol}, renderer.Check(), nil
 }
 
 // gatewayOptions returns the gateway's settings from c; the caller adds the

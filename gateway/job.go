@@ -16,14 +16,17 @@ import (
 	"github.com/simgate/simgate/policy"
 )
 
-// prepare decodes, checks and renders a job. On error the returned job
+// prepare decodes, checks and renders a job, and counts its SMS parts
+// (refusing a message of more than the configured maximum). It serves
+// otp.request and the queue worker alike. On error the returned job
 // carries whatever was decoded, and the error is a *otp.RejectError.
 func (g *Gateway) prepare(data []byte) (otp.Job, otp.Prepared, string, error) {
 	job, err := otp.DecodeJob(data)
 	if err != nil {
 		return job, otp.Prepared{}, "", err
 	}
-	p, err := g.limits().Prepare(job)
+	limits := g.limits()
+	p, err := limits.Prepare(job)
 	if err != nil {
 		return job, p, "", err
 	}
@@ -32,6 +35,9 @@ func (g *Gateway) prepare(data []byte) (otp.Job, otp.Prepared, string, error) {
 		if _, ok := otp.AsReject(err); !ok {
 			err = &otp.RejectError{Reason: otp.ReasonUnknownTemplate, Field: "template", Detail: err.Error()}
 		}
+		return job, p, "", err
+	}
+	if p, err = limits.Fit(p, text); err != nil {
 		return job, p, "", err
 	}
 	return job, p, text, nil

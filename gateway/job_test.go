@@ -94,7 +94,7 @@ func newJobHarness(t *testing.T) *jobHarness {
 	}
 	t.Cleanup(func() { sub.Unsubscribe() })
 	h.g = New(Options{NC: nc, JS: js, Consumer: cons, Renderer: renderer, Policy: pol,
-		Limits:  otp.Limits{DefaultTTL: 10 * time.Minute, MaxTTL: time.Hour},
+		Limits:  otp.Limits{DefaultTTL: 10 * time.Minute, MaxTTL: 10 * time.Minute},
 		Metrics: metrics.New(prometheus.NewRegistry(), "test", []string{"fake"}), MaxAttempts: 2})
 	t.Cleanup(func() { h.g.Close(context.Background()) })
 	return h
@@ -167,12 +167,21 @@ func TestProcessWithoutDaemon(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			info, err := s.Info(t.Context())
-			if err != nil {
-				t.Fatal(err)
+			// A term is not confirmed by the server: give it a moment to
+			// take the job off the queue.
+			var msgs uint64
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				info, err := s.Info(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				msgs = info.State.Msgs
+				if (msgs == 1) == tc.leftInJob || time.Now().After(deadline) {
+					break
+				}
 			}
-			if left := info.State.Msgs == 1; left != tc.leftInJob {
-				t.Errorf("%d jobs left in the queue, want left %v", info.State.Msgs, tc.leftInJob)
+			if left := msgs == 1; left != tc.leftInJob {
+				t.Errorf("%d jobs left in the queue, want left %v", msgs, tc.leftInJob)
 			}
 		})
 	}
@@ -190,4 +199,64 @@ func TestProcessExpiredNeverSends(t *testing.T) {
 		t.Errorf("expired job sent %d times", f.calls)
 	}
 	h.until(t, otp.StateExpired)
+}
+
+// TestPrepare: prepare, shared by otp.request and the worker, applies the
+// job rules and counts the rendered message's SMS parts.
+func TestPrepare(t *testing.T) {
+	renderer, err := otp.NewRenderer("simgate", "en", map[string]map[string]string{
+		"long": {"en": strings.Repeat("x", 320) + " {{.Code}}"}, // 3 parts
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := func(n int) string { return strings.Repeat("a", n) }
+	defaults := otp.Limits{DefaultTTL: 5 * time.Minute, MaxTTL: 10 * time.Minute}
+	withText := defaults
+	withText.AllowText = true
+	for _, tc := range []struct {
+		name   string
+		limits otp.Limits
+		job    string
+		parts  int
+		reason otp.Reason
+		field  string
+	}{
+		{name: "code", limits: defaults, job: `{"id":"a","to":"+4526227921","code":"034812"}`, parts: 1},
+		{name: "short code", limits: defaults, job: `{"id":"a","to":"+4526227921","code":"03481"}`,
+			reason: otp.ReasonInvalidCode, field: "code"},
+		{name: "long template at the maximum", limits: defaults, job: `{"id":"a","to":"+4526227921","code":"034812","template":"long"}`, parts: 3},
+		{name: "long template over a lower maximum", limits: otp.Limits{DefaultTTL: time.Minute, MaxParts: 2},
+			job: `{"id":"a","to":"+4526227921","code":"034812","template":"long"}`, reason: otp.ReasonTooLong, field: "template"},
+		{name: "text off", limits: defaults, job: `{"id":"a","to":"+4526227921","text":"hi"}`,
+			reason: otp.ReasonTextDisabled, field: "text"},
+		{name: "text on", limits: withText, job: `{"id":"a","to":"+4526227921","text":"` + text(161) + `"}`, parts: 2},
+		{name: "text over the maximum", limits: withText, job: `{"id":"a","to":"+4526227921","text":"` + text(3*153+1) + `"}`,
+			reason: otp.ReasonTooLong, field: "text"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &Gateway{}
+			g.SetLive(Live{Limits: tc.limits, Renderer: renderer})
+			job, p, msg, err := g.prepare([]byte(tc.job))
+			if job.ID != "a" {
+				t.Errorf("job %+v", job)
+			}
+			if tc.reason != "" {
+				re, ok := otp.AsReject(err)
+				if !ok || re.Reason != tc.reason || re.Field != tc.field {
+					t.Fatalf("prepare: %v; want %s (field %s)", err, tc.reason, tc.field)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Parts != tc.parts {
+				t.Errorf("Parts = %d, want %d", p.Parts, tc.parts)
+			}
+			if _, parts := otp.Segments(msg); parts != p.Parts {
+				t.Errorf("message of %d parts, Parts = %d", parts, p.Parts)
+			}
+		})
+	}
 }

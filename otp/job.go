@@ -30,9 +30,11 @@ type Job struct {
 	To string `json:"to"`
 	// Region is the ISO region for national numbers ("DK"); optional.
 	Region string `json:"region,omitempty"`
-	// Code is the one-time passcode: 4-10 ASCII digits.
+	// Code is the one-time passcode: 4-10 ASCII digits, and at least
+	// Limits.MinCodeDigits (6 by default).
 	Code string `json:"code,omitempty"`
-	// Text is a plain SMS text, sent as is.
+	// Text is a plain SMS text, sent as is; only where Limits.AllowText
+	// turns such jobs on.
 	Text string `json:"text,omitempty"`
 	// TTL is how long the code is worth sending, counted from when the job
 	// was queued. Zero means the configured default.
@@ -248,6 +250,19 @@ func originProblem(s string) string {
 	return ""
 }
 
+// Defaults and bounds of Limits. NIST SP 800-63B and OWASP ask for codes of
+// at least 6 digits; the contract admits 4 (MinCodeDigits) only where the
+// operator configures it.
+const (
+	DefaultMinCodeDigits = 6  // Limits.MinCodeDigits when zero
+	MinCodeDigits        = 4  // the least Limits.MinCodeDigits may be
+	MaxCodeDigits        = 10 // the most digits of any code
+	DefaultMaxParts      = 3  // Limits.MaxParts when zero
+	// MaxSMSParts is the most parts of one concatenated SMS: its header
+	// counts them in one octet (3GPP TS 23.040 §9.2.3.24.1).
+	MaxSMSParts = 255
+)
+
 // Limits are the configured bounds a job is checked against once decoded.
 type Limits struct {
 	DefaultTTL time.Duration // used when a job has no ttl
@@ -256,19 +271,53 @@ type Limits struct {
 	// Numbers decides which valid numbers are accepted; the zero value
 	// accepts all. Validate it when the configuration is loaded.
 	Numbers NumberPolicy
+	// MinCodeDigits is the least number of digits of a code, from
+	// MinCodeDigits to MaxCodeDigits; zero means DefaultMinCodeDigits.
+	MinCodeDigits int
+	// AllowText accepts jobs with a plain Text; without it they are
+	// rejected (text_disabled).
+	AllowText bool
+	// MaxParts is the most SMS a rendered message may take (see Fit);
+	// zero means DefaultMaxParts.
+	MaxParts int
 }
 
-// Prepared is a job that passed every check: its number is normalised and its
-// TTL resolved.
+// minCodeDigits returns the effective MinCodeDigits.
+func (l Limits) minCodeDigits() int {
+	if l.MinCodeDigits == 0 {
+		return DefaultMinCodeDigits
+	}
+	return l.MinCodeDigits
+}
+
+// maxParts returns the effective MaxParts.
+func (l Limits) maxParts() int {
+	if l.MaxParts == 0 {
+		return DefaultMaxParts
+	}
+	return l.MaxParts
+}
+
+// Prepared is a job that passed every check: its number is normalised, its
+// TTL resolved and, once rendered (see Fit), its size in SMS known.
 type Prepared struct {
 	Job
 	Number Number
 	TTL    time.Duration
+	// Parts is the number of SMS the rendered message takes; the policy
+	// counts each as a send. Zero until Fit sets it.
+	Parts int
 }
 
 // Prepare checks a decoded job against the limits, normalises its number and
 // applies the number policy. Every error it returns is a *RejectError.
 func (l Limits) Prepare(j Job) (Prepared, error) {
+	if j.Text != "" && !l.AllowText {
+		return Prepared{}, reject(ReasonTextDisabled, "text", "plain-text jobs are turned off (otp.allow_text); send a code")
+	}
+	if least := l.minCodeDigits(); j.Code != "" && len(j.Code) < least {
+		return Prepared{}, reject(ReasonInvalidCode, "code", "code must be at least %d digits", least)
+	}
 	ttl := time.Duration(j.TTL)
 	if ttl == 0 {
 		ttl = l.DefaultTTL
@@ -288,4 +337,20 @@ func (l Limits) Prepare(j Job) (Prepared, error) {
 		return Prepared{}, err
 	}
 	return Prepared{Job: j, Number: n, TTL: ttl}, nil
+}
+
+// Fit sets p.Parts to the number of SMS text, the message rendered for p,
+// takes (see Segments), and rejects the job (too_long) when that is more
+// than MaxParts. The error, if any, is a *RejectError; it names the
+// template for a code job and the text for a text job, never the message.
+func (l Limits) Fit(p Prepared, text string) (Prepared, error) {
+	_, p.Parts = Segments(text)
+	if most := l.maxParts(); p.Parts > most {
+		field := "template"
+		if p.Code == "" {
+			field = "text"
+		}
+		return p, reject(ReasonTooLong, field, "message takes %d SMS, more than the maximum %d", p.Parts, most)
+	}
+	return p, nil
 }

@@ -298,6 +298,15 @@ func TestLimitsPrepare(t *testing.T) {
 		return l
 	}
 	gbPremium := Number{E164: "+449012345678", CountryCode: 44, Region: "GB", Type: NumberTypePremiumRate}
+	withText := func(l Limits) Limits {
+		l.AllowText = true
+		return l
+	}
+	digits := func(n int) Limits {
+		l := limits
+		l.MinCodeDigits = n
+		return l
+	}
 	for _, tc := range []struct {
 		name   string
 		limits Limits
@@ -306,6 +315,7 @@ func TestLimitsPrepare(t *testing.T) {
 		number Number
 		reason Reason
 		field  string
+		detail string // in the rejection's detail
 	}{
 		{name: "default ttl", limits: limits,
 			job: Job{ID: "a", To: "+4526227921", Code: testCode},
@@ -348,7 +358,7 @@ func TestLimitsPrepare(t *testing.T) {
 		{name: "premium rate blocked", limits: policy(NumberPolicy{BlockedTypes: DefaultBlockedTypes()}),
 			job:    Job{ID: "a", To: "+44 901 234 5678", Code: testCode},
 			reason: ReasonNumberTypeBlocked, field: "to"},
-		{name: "text job to premium rate blocked too", limits: policy(NumberPolicy{BlockedTypes: DefaultBlockedTypes()}),
+		{name: "text job to premium rate blocked too", limits: withText(policy(NumberPolicy{BlockedTypes: DefaultBlockedTypes()})),
 			job:    Job{ID: "a", To: "+44 901 234 5678", Text: "hi"},
 			reason: ReasonNumberTypeBlocked, field: "to"},
 		{name: "mobile passes the default policy", limits: policy(NumberPolicy{BlockedTypes: DefaultBlockedTypes()}),
@@ -366,6 +376,43 @@ func TestLimitsPrepare(t *testing.T) {
 		{name: "ttl checked before the number", limits: policy(NumberPolicy{BlockedRegions: []string{"DK"}}),
 			job:    Job{ID: "a", To: "26227921", Code: testCode, TTL: Duration(2 * time.Hour)},
 			reason: ReasonInvalidTTL, field: "ttl"},
+
+		// Code length: 6 digits unless configured otherwise.
+		{name: "5 digits under the default minimum", limits: limits,
+			job:    Job{ID: "a", To: "+4526227921", Code: "03481"},
+			reason: ReasonInvalidCode, field: "code", detail: "at least 6 digits"},
+		{name: "4 digits under the default minimum", limits: limits,
+			job:    Job{ID: "a", To: "+4526227921", Code: "0348"},
+			reason: ReasonInvalidCode, field: "code", detail: "at least 6 digits"},
+		{name: "6 digits at the default minimum", limits: limits,
+			job: Job{ID: "a", To: "+4526227921", Code: "000000"},
+			ttl: 5 * time.Minute, number: dk},
+		{name: "10 digits", limits: limits,
+			job: Job{ID: "a", To: "+4526227921", Code: "0123456789"},
+			ttl: 5 * time.Minute, number: dk},
+		{name: "4 digits where configured", limits: digits(4),
+			job: Job{ID: "a", To: "+4526227921", Code: "0348"},
+			ttl: 5 * time.Minute, number: dk},
+		{name: "7 digits under a minimum of 8", limits: digits(8),
+			job:    Job{ID: "a", To: "+4526227921", Code: "0348120"},
+			reason: ReasonInvalidCode, field: "code", detail: "at least 8 digits"},
+		{name: "code length checked before the number", limits: limits,
+			job:    Job{ID: "a", To: "+45 1", Code: "0348"},
+			reason: ReasonInvalidCode, field: "code"},
+
+		// Plain-text jobs: off unless turned on.
+		{name: "text off by default", limits: limits,
+			job:    Job{ID: "a", To: "+4526227921", Text: "hi"},
+			reason: ReasonTextDisabled, field: "text", detail: "otp.allow_text"},
+		{name: "text off in the zero limits", limits: Limits{},
+			job:    Job{ID: "a", To: "+4526227921", Text: "hi"},
+			reason: ReasonTextDisabled, field: "text"},
+		{name: "text where allowed", limits: withText(limits),
+			job: Job{ID: "a", To: "+4526227921", Text: "hi"},
+			ttl: 5 * time.Minute, number: dk},
+		{name: "text allowed still needs a valid number", limits: withText(limits),
+			job:    Job{ID: "a", To: "+45 1", Text: "hi"},
+			reason: ReasonInvalidNumber, field: "to"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := tc.limits.Prepare(tc.job)
@@ -376,6 +423,12 @@ func TestLimitsPrepare(t *testing.T) {
 				}
 				if re.Reason != tc.reason || re.Field != tc.field {
 					t.Errorf("rejected %s (field %q), want %s (field %q)", re.Reason, re.Field, tc.reason, tc.field)
+				}
+				if !strings.Contains(re.Detail, tc.detail) {
+					t.Errorf("Detail %q, want it to say %q", re.Detail, tc.detail)
+				}
+				if tc.job.Code != "" && strings.Contains(re.Detail, tc.job.Code) {
+					t.Errorf("Detail %q reveals the code", re.Detail)
 				}
 				if digits := strings.Map(keepDigits, tc.job.To); len(digits) >= 6 && strings.Contains(re.Detail, digits[len(digits)-6:]) {
 					t.Errorf("Detail %q reveals the number", re.Detail)
@@ -393,6 +446,62 @@ func TestLimitsPrepare(t *testing.T) {
 			}
 			if p.Job != tc.job {
 				t.Errorf("Job %+v, want it unchanged %+v", p.Job, tc.job)
+			}
+		})
+	}
+}
+
+func TestLimitsFit(t *testing.T) {
+	code := Prepared{Job: Job{ID: "a", To: "+4526227921", Code: testCode}}
+	text := Prepared{Job: Job{ID: "a", To: "+4526227921", Text: "x"}}
+	for _, tc := range []struct {
+		name   string
+		limits Limits
+		p      Prepared
+		text   string
+		parts  int
+		field  string // of a too_long rejection
+		detail string
+	}{
+		{name: "one SMS", p: code, text: strings.Repeat("a", 160), parts: 1},
+		{name: "two SMS", p: code, text: strings.Repeat("a", 161), parts: 2},
+		{name: "3 SMS at the default maximum", p: code, text: strings.Repeat("a", 3*153), parts: 3},
+		{name: "4 SMS over the default maximum", p: code, text: strings.Repeat("a", 3*153+1), parts: 4,
+			field: "template", detail: "takes 4 SMS, more than the maximum 3"},
+		{name: "UCS-2 counts 67 per part", p: code, text: strings.Repeat("é✓", 101), parts: 4,
+			field: "template", detail: "more than the maximum 3"},
+		{name: "text job names the text", p: text, text: strings.Repeat("a", 3*153+1), parts: 4,
+			field: "text", detail: "more than the maximum 3"},
+		{name: "maximum raised", limits: Limits{MaxParts: 4}, p: text, text: strings.Repeat("a", 4*153), parts: 4},
+		{name: "maximum lowered", limits: Limits{MaxParts: 1}, p: code, text: strings.Repeat("a", 161), parts: 2,
+			field: "template", detail: "more than the maximum 1"},
+		{name: "31 SMS is not one", limits: Limits{MaxParts: 30}, p: text, text: strings.Repeat("a", 30*153+1), parts: 31,
+			field: "text", detail: "takes 31 SMS"},
+		{name: "the longest text outside the BMP", limits: Limits{MaxParts: MaxSMSParts}, p: text, text: strings.Repeat("😀", MaxTextLen), parts: 31},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := tc.limits.Fit(tc.p, tc.text)
+			if p.Parts != tc.parts {
+				t.Errorf("Parts = %d, want %d", p.Parts, tc.parts)
+			}
+			if p.Job != tc.p.Job {
+				t.Errorf("Job %+v, want it unchanged %+v", p.Job, tc.p.Job)
+			}
+			if tc.field == "" {
+				if err != nil {
+					t.Fatalf("Fit: %v", err)
+				}
+				return
+			}
+			re, ok := AsReject(err)
+			if !ok {
+				t.Fatalf("Fit = %v, want too_long", err)
+			}
+			if re.Reason != ReasonTooLong || re.Field != tc.field || !strings.Contains(re.Detail, tc.detail) {
+				t.Errorf("rejected %s (field %q): %q; want too_long (field %q): %q", re.Reason, re.Field, re.Detail, tc.field, tc.detail)
+			}
+			if strings.Contains(re.Detail, "aaa") || strings.Contains(re.Detail, testCode) {
+				t.Errorf("Detail %q shows the message", re.Detail)
 			}
 		})
 	}
@@ -464,6 +573,15 @@ func FuzzDecodeJob(f *testing.F) {
 		}
 		if !utf8.Valid(data) || len(data) > MaxJobSize {
 			t.Fatalf("accepted a job that is not UTF-8 or too large: %q", data)
+		}
+		// The default limits pass no code shorter than 6 digits and no
+		// text.
+		if p, err := (Limits{}).Prepare(j); err == nil && (p.Text != "" || len(p.Code) < DefaultMinCodeDigits) {
+			t.Fatalf("default limits passed code %q, text %q", p.Code, p.Text)
+		} else if re, ok := AsReject(err); err != nil && !ok {
+			t.Fatalf("Prepare error %v (%T) is not a *RejectError", err, err)
+		} else if ok && j.Text != "" && re.Reason != ReasonTextDisabled {
+			t.Fatalf("text job rejected with %s, want text_disabled", re.Reason)
 		}
 		// An accepted job survives a round trip through its own encoding.
 		b, err := json.Marshal(j)

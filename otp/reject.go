@@ -17,8 +17,10 @@ const (
 	ReasonMissingField    Reason = "missing_field"    // a required field is absent
 	ReasonInvalidID       Reason = "invalid_id"       // id is not 1-64 of [A-Za-z0-9_-]
 	ReasonInvalidNumber   Reason = "invalid_number"   // to is not a valid phone number
-	ReasonInvalidCode     Reason = "invalid_code"     // code is not 4-10 digits
+	ReasonInvalidCode     Reason = "invalid_code"     // code is not 4-10 digits, or shorter than the configured minimum
 	ReasonInvalidText     Reason = "invalid_text"     // text is empty, too long or not UTF-8
+	ReasonTextDisabled    Reason = "text_disabled"    // a plain-text job where the operator turned them off
+	ReasonTooLong         Reason = "too_long"         // the rendered message takes more SMS than the configured maximum
 	ReasonInvalidTTL      Reason = "invalid_ttl"      // ttl is not a positive duration within the maximum
 	ReasonUnknownTemplate Reason = "unknown_template" // template/locale not configured
 	ReasonInvalidOrigin   Reason = "invalid_origin"   // origin is not a lower-case DNS host name

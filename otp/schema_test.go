@@ -2,6 +2,9 @@ package otp
 
 import (
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"reflect"
 	"regexp"
@@ -120,5 +123,63 @@ func TestStateEnum(t *testing.T) {
 	}
 	if !slices.Equal(schema.Properties.Type.Enum, want) {
 		t.Errorf("schema enum %v, States %v", schema.Properties.Type.Enum, want)
+	}
+}
+
+// TestReasonsDocumented keeps the documented reasons in step with the
+// Reason constants of reject.go: each is named in the event schema's
+// description of reason and in the README's contract.
+func TestReasonsDocumented(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "reject.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.CONST {
+			continue
+		}
+		for _, s := range g.Specs {
+			v := s.(*ast.ValueSpec)
+			if id, ok := v.Type.(*ast.Ident); !ok || id.Name != "Reason" {
+				continue
+			}
+			for _, val := range v.Values {
+				if lit, ok := val.(*ast.BasicLit); ok {
+					reasons = append(reasons, strings.Trim(lit.Value, `"`))
+				}
+			}
+		}
+	}
+	if len(reasons) < 20 {
+		t.Fatalf("found only %d reasons in reject.go: %v", len(reasons), reasons)
+	}
+	b, err := os.ReadFile("schema/event.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema struct {
+		Properties struct {
+			Reason struct {
+				Description string `json:"description"`
+			} `json:"reason"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(b, &schema); err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	words := regexp.MustCompile(`[a-z_]+`).FindAllString(schema.Properties.Reason.Description, -1)
+	for _, r := range reasons {
+		if !slices.Contains(words, r) {
+			t.Errorf("reason %s is not in the event schema's description of reason", r)
+		}
+		if !strings.Contains(string(readme), "`"+r+"`") {
+			t.Errorf("reason %s is not in README.md", r)
+		}
 	}
 }

@@ -193,7 +193,16 @@ type numberRecord struct {
 	Sends  []int64     `json:"s,omitempty"` // unix ms of accepted sends, ascending, at most a day old
 	Codes  []codeEntry `json:"c,omitempty"` // codes still valid
 	Latest string      `json:"l,omitempty"` // id of the latest accepted code job
+	// Last is the id of the job admitted last, and LastAt when: a
+	// submission of the same id in the moment before its job record is
+	// written is that job's duplicate, not a new send (errSameJob).
+	Last   string `json:"j,omitempty"`
+	LastAt int64  `json:"k,omitempty"`
 }
+
+// errSameJob is admitNumber's answer to a job whose id was admitted for
+// the number a moment ago by another submission still recording it.
+var errSameJob = errors.New("the job is being admitted by another submission")
 
 // codeEntry is a code job accepted for a number. The code itself is not
 // kept, not even hashed.
@@ -272,7 +281,7 @@ func (p *Policy) AdmitQueued(ctx context.Context, j otp.Prepared, seq uint64) (V
 // admitJob is Admit (seq 0) and AdmitQueued.
 func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verdict, error) {
 	key, body := jobKey(j.ID), p.bodyHash(j)
-	for range 10 {
+	for attempt := range 10 {
 		now := p.now()
 		e, err := p.store.Get(ctx, key)
 		if err != nil && !errors.Is(err, ErrNotFound) {
@@ -292,12 +301,10 @@ func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verd
 			}
 		}
 		v, err := p.admit(ctx, j, now)
-		if re, ok := otp.AsReject(err); ok && re.Scope == otp.ScopeNumber && e.Rev == 0 {
-			// A submission of the same id may have taken the number's
-			// send a moment ago: then this one is its duplicate.
-			if _, gerr := p.store.Get(ctx, key); gerr == nil {
-				continue
-			}
+		if errors.Is(err, errSameJob) {
+			// Its job record follows in a moment: judge against it.
+			time.Sleep(time.Duration(attempt+1) * 2 * time.Millisecond)
+			continue
 		}
 		if err != nil {
 			return v, err
@@ -318,7 +325,7 @@ func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verd
 			return v, nil
 		}
 		// Take the admission back: the job is not recorded.
-		p.undoNumber(ctx, p.numberKey(j.Number.E164), j.ID, now)
+		p.undoNumber(ctx, p.numberKey(j.Number.E164), j.ID, now, sends(j))
 		if !errors.Is(err, ErrExists) && !errors.Is(err, ErrConflict) {
 			return Verdict{}, fmt.Errorf("record job: %w", err)
 		}
@@ -419,7 +426,7 @@ func (p *Policy) Withdraw(ctx context.Context, j otp.Prepared) error {
 		}
 		return fmt.Errorf("delete job: %w", err)
 	}
-	p.undoNumber(ctx, p.numberKey(j.Number.E164), j.ID, time.UnixMilli(rec.At))
+	p.undoNumber(ctx, p.numberKey(j.Number.E164), j.ID, time.UnixMilli(rec.At), sends(j))
 	return nil
 }
 
@@ -437,7 +444,7 @@ func (p *Policy) admit(ctx context.Context, j otp.Prepared, now time.Time) (Verd
 	if err != nil {
 		return v, err
 	}
-	undo := []func(){func() { p.undoNumber(ctx, numKey, j.ID, now) }}
+	undo := []func(){func() { p.undoNumber(ctx, numKey, j.ID, now, sends(j)) }}
 	rollback := func() {
 		for _, f := range slices.Backward(undo) {
 			f()
@@ -458,14 +465,14 @@ func (p *Policy) admit(ctx context.Context, j otp.Prepared, now time.Time) (Verd
 		limit = n
 	}
 	if limit > 0 {
-		if err := p.count(ctx, ctyKey, otp.ScopeCountry, limit, time.Hour, now); err != nil {
+		if err := p.count(ctx, ctyKey, otp.ScopeCountry, limit, time.Hour, now, sends(j)); err != nil {
 			rollback()
 			return Verdict{}, err
 		}
-		undo = append(undo, func() { p.uncount(ctx, ctyKey, time.Hour, now) })
+		undo = append(undo, func() { p.uncount(ctx, ctyKey, time.Hour, now, sends(j)) })
 	}
 	if p.cfg.GlobalPerMinute > 0 {
-		if err := p.count(ctx, globalKey, otp.ScopeGlobal, p.cfg.GlobalPerMinute, time.Minute, now); err != nil {
+		if err := p.count(ctx, globalKey, otp.ScopeGlobal, p.cfg.GlobalPerMinute, time.Minute, now, sends(j)); err != nil {
 			rollback()
 			return Verdict{}, err
 		}
@@ -503,9 +510,16 @@ func (p *Policy) update(ctx context.Context, key string, f func(cur []byte) ([]b
 	return fmt.Errorf("write %s: too much contention", key)
 }
 
+// sends is how many sends job j counts for: one per SMS part (at least
+// one), so that a long message costs what it costs.
+func sends(j otp.Prepared) int { return max(j.Parts, 1) }
+
+// admitNumber checks the cooldown (per job) and the windows (per SMS part)
+// of j's number, and records j's parts as sends.
 func (p *Policy) admitNumber(ctx context.Context, key string, j otp.Prepared, now time.Time) (Verdict, error) {
 	var v Verdict
 	nowMs := now.UnixMilli()
+	n := sends(j)
 	err := p.update(ctx, key, func(cur []byte) ([]byte, error) {
 		v = Verdict{}
 		var rec numberRecord
@@ -515,6 +529,9 @@ func (p *Policy) admitNumber(ctx context.Context, key string, j otp.Prepared, no
 			}
 		}
 		rec.prune(nowMs)
+		if rec.Last == j.ID && nowMs-rec.LastAt < staleQueuing.Milliseconds() {
+			return nil, errSameJob
+		}
 		for _, c := range rec.Codes {
 			if c.Exp > nowMs {
 				v.Resend = true
@@ -526,16 +543,23 @@ func (p *Policy) admitNumber(ctx context.Context, key string, j otp.Prepared, no
 			}
 		}
 		for _, w := range p.cfg.Number {
+			if n > w.Limit {
+				return nil, tooManyParts(otp.ScopeNumber, n, w.Limit, w.Period)
+			}
 			since := nowMs - w.Period.Milliseconds()
 			i, _ := slices.BinarySearch(rec.Sends, since+1)
-			if in := rec.Sends[i:]; len(in) >= w.Limit {
-				// Wait until the oldest send that counts leaves the window.
-				oldest := in[len(in)-w.Limit]
+			if in := rec.Sends[i:]; len(in)+n > w.Limit {
+				// Wait until enough of the oldest sends that count left
+				// the window to make room for n.
+				oldest := in[len(in)+n-1-w.Limit]
 				wait := time.Duration(oldest-since) * time.Millisecond
 				return nil, rejectErr(otp.ReasonRateLimited, otp.ScopeNumber, wait, fmt.Sprintf("%d sends per %s", w.Limit, w.Period))
 			}
 		}
-		rec.Sends = append(rec.Sends, nowMs)
+		for range n {
+			rec.Sends = append(rec.Sends, nowMs)
+		}
+		rec.Last, rec.LastAt = j.ID, nowMs
 		if j.Code != "" {
 			rec.Codes = append(rec.Codes, codeEntry{ID: j.ID, At: nowMs, Exp: nowMs + j.TTL.Milliseconds()})
 			rec.Latest = j.ID
@@ -561,17 +585,24 @@ func (r *numberRecord) prune(nowMs int64) {
 	}
 }
 
-func (p *Policy) undoNumber(ctx context.Context, key, id string, now time.Time) {
+// undoNumber takes back the n sends admitNumber recorded at now for job id,
+// and its code.
+func (p *Policy) undoNumber(ctx context.Context, key, id string, now time.Time, n int) {
 	nowMs := now.UnixMilli()
 	_ = p.update(ctx, key, func(cur []byte) ([]byte, error) {
 		var rec numberRecord
 		if cur == nil || json.Unmarshal(cur, &rec) != nil {
 			return nil, nil
 		}
-		if i := slices.Index(rec.Sends, nowMs); i >= 0 {
-			rec.Sends = slices.Delete(rec.Sends, i, i+1)
+		for range n {
+			if i := slices.Index(rec.Sends, nowMs); i >= 0 {
+				rec.Sends = slices.Delete(rec.Sends, i, i+1)
+			}
 		}
 		rec.Codes = slices.DeleteFunc(rec.Codes, func(c codeEntry) bool { return c.ID == id })
+		if rec.Last == id {
+			rec.Last, rec.LastAt = "", 0
+		}
 		if rec.Latest == id {
 			rec.Latest = ""
 			if n := len(rec.Codes); n > 0 {
@@ -638,8 +669,13 @@ func (p *Policy) undoPrefix(ctx context.Context, key, e164 string) {
 	})
 }
 
-// count adds one to a fixed-window counter unless it reached limit.
-func (p *Policy) count(ctx context.Context, key string, scope otp.Scope, limit int, window time.Duration, now time.Time) error {
+// count adds n (a job's SMS parts) to a fixed-window counter unless that
+// would take it past limit. Only a full counter is cached as blocked: a job
+// of fewer parts may still fit in one that is not.
+func (p *Policy) count(ctx context.Context, key string, scope otp.Scope, limit int, window time.Duration, now time.Time, n int) error {
+	if n > limit {
+		return tooManyParts(scope, n, limit, window)
+	}
 	start := now.Truncate(window).UnixMilli()
 	return p.update(ctx, key, func(cur []byte) ([]byte, error) {
 		var rec counterRecord
@@ -651,25 +687,38 @@ func (p *Policy) count(ctx context.Context, key string, scope otp.Scope, limit i
 		if rec.Start != start {
 			rec = counterRecord{Start: start}
 		}
-		if rec.N >= limit {
+		if rec.N+n > limit {
 			wait := time.Duration(start+window.Milliseconds()-now.UnixMilli()) * time.Millisecond
-			return nil, p.block(key, rejectErr(otp.ReasonRateLimited, scope, wait, fmt.Sprintf("%d sends per %s", limit, window)), now)
+			re := rejectErr(otp.ReasonRateLimited, scope, wait, fmt.Sprintf("%d sends per %s", limit, window))
+			if rec.N >= limit {
+				re = p.block(key, re, now)
+			}
+			return nil, re
 		}
-		rec.N++
+		rec.N += n
 		return json.Marshal(rec)
 	})
 }
 
-func (p *Policy) uncount(ctx context.Context, key string, window time.Duration, now time.Time) {
+// uncount takes n back from a counter that count added them to.
+func (p *Policy) uncount(ctx context.Context, key string, window time.Duration, now time.Time, n int) {
 	start := now.Truncate(window).UnixMilli()
 	_ = p.update(ctx, key, func(cur []byte) ([]byte, error) {
 		var rec counterRecord
 		if cur == nil || json.Unmarshal(cur, &rec) != nil || rec.Start != start || rec.N == 0 {
 			return nil, nil
 		}
-		rec.N--
+		rec.N = max(rec.N-n, 0)
 		return json.Marshal(rec)
 	})
+}
+
+// tooManyParts rejects a message of n SMS that a limit (scope) of limit
+// sends per period can never admit: no retry_after, as waiting does not
+// help.
+func tooManyParts(scope otp.Scope, n, limit int, period time.Duration) *otp.RejectError {
+	return &otp.RejectError{Reason: otp.ReasonRateLimited, Field: "to", Scope: scope,
+		Detail: fmt.Sprintf("a message of %d SMS is more than %d sends per %s", n, limit, period)}
 }
 
 // block remembers a rejection of key until its retry time and returns it.
@@ -758,7 +807,7 @@ func (p *Policy) Finish(ctx context.Context, j otp.Prepared, seq uint64, state o
 		return err
 	}
 	if unsent(state, reason) && admitted.Number != "" {
-		p.undoNumber(ctx, admitted.Number, id, time.UnixMilli(admitted.At))
+		p.undoNumber(ctx, admitted.Number, id, time.UnixMilli(admitted.At), sends(j))
 	}
 	return nil
 }

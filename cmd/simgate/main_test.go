@@ -121,7 +121,7 @@ func TestServeAndSend(t *testing.T) {
 }
 
 func TestSendWithoutDaemon(t *testing.T) {
-	_, err := run("send", "--nats-url", "nats://"+freeAddr(t), "--to", "+4526227921", "--code", "1234", "--timeout", "5s")
+	_, err := run("send", "--nats-url", "nats://"+freeAddr(t), "--to", "+4526227921", "--code", "123456", "--timeout", "5s")
 	if err == nil || exitCode(err) != 1 {
 		t.Errorf("send without a server: %v", err)
 	}

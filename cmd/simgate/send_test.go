@@ -26,7 +26,7 @@ func TestSendAuthRules(t *testing.T) {
 	url := "nats://" + freeAddr(t)
 	t.Setenv(config.EnvNATSPassword, secret)
 
-	_, err := run("send", "--nats-url", url, "--to", "+4526227921", "--code", "1234", "--timeout", "5s",
+	_, err := run("send", "--nats-url", url, "--to", "+4526227921", "--code", "123456", "--timeout", "5s",
 		"--user", "gw", "--password-file", pwFile)
 	const want = "--password-file and $SIMGATE_NATS_PASSWORD: set one"
 	if err == nil || err.Error() != want {
@@ -49,7 +49,7 @@ func TestSendAuthRules(t *testing.T) {
 
 	// More than one problem: all of them, in the same order.
 	t.Setenv(config.EnvNATSToken, "tok-from-env")
-	_, err = run("send", "--nats-url", url, "--to", "+4526227921", "--code", "1234",
+	_, err = run("send", "--nats-url", url, "--to", "+4526227921", "--code", "123456",
 		"--password-file", pwFile, "--tls-cert", pwFile)
 	const wantAll = "--password-file and $SIMGATE_NATS_PASSWORD: set one\n" +
 		"--password-file, $SIMGATE_NATS_TOKEN: use at most one way to authenticate\n" +
@@ -64,7 +64,7 @@ func TestSendAuthRules(t *testing.T) {
 func TestSendURLFromEnvironment(t *testing.T) {
 	addr := freeAddr(t)
 	t.Setenv(config.EnvNATSURL, "nats://"+addr)
-	_, err := run("send", "--to", "+4526227921", "--code", "1234", "--timeout", "5s")
+	_, err := run("send", "--to", "+4526227921", "--code", "123456", "--timeout", "5s")
 	if err == nil || !strings.Contains(err.Error(), addr) {
 		t.Errorf("send: %v, want a connection error naming %s", err, addr)
 	}
