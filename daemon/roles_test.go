@@ -462,3 +462,27 @@ func freePorts(t *testing.T, n int) []int {
 	}
 	return ports
 }
+
+// TestRequestAnswersOnlyInboxes: otp.request with a reply subject a
+// publisher chose outside _INBOX (an event subject) is not answered, so
+// the daemon's rights cannot write an event there.
+func TestRequestAnswersOnlyInboxes(t *testing.T) {
+	s := startSim(t, "m1", 0)
+	cfg := testConfig(t.TempDir(), s)
+	h := start(t, cfg)
+	b, _ := json.Marshal(otp.Job{ID: "rq1", To: "+4526227941", Code: "123456"})
+	if err := h.nc.PublishRequest(otp.SubjectRequest, otp.EventSubject("victim"), b); err != nil {
+		t.Fatal(err)
+	}
+	// A request answered afterwards proves the first was handled.
+	if r := h.request(map[string]any{"id": "rq2", "to": "+4526227942", "code": "123456"}); r.Status != otp.ReplyAccepted {
+		t.Fatalf("reply %+v", r)
+	}
+	es, err := h.daemonJS().Stream(t.Context(), otp.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := es.GetLastMsgForSubject(t.Context(), otp.EventSubject("victim")); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Errorf("an answer was stored as an event of victim: %v", err)
+	}
+}

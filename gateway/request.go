@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -65,6 +66,13 @@ func serviceVersion(version string) string {
 }
 
 func (g *Gateway) handleRequest(req micro.Request) {
+	if !strings.HasPrefix(req.Reply(), "_INBOX.") {
+		// The daemon may publish anywhere: an answer to a reply subject
+		// the caller chose (an event subject, a key) would write there
+		// with the daemon's rights. Publishers read only _INBOX.
+		g.log.Warn("otp.request with a reply subject outside _INBOX; not answered")
+		return
+	}
 	g.opts.Metrics.Received(metrics.SourceRequest)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

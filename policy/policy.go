@@ -340,7 +340,11 @@ func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verd
 // caller admits the job as new over that revision. ErrConflict means the
 // record changed while known wrote it.
 func (p *Policy) known(ctx context.Context, key string, rev uint64, rec jobRecord, body string, seq uint64, now time.Time) (v Verdict, err error, decided bool) {
-	if rec.Conflicts >= maxConflicts {
+	// The message that holds the job is the job, whatever was submitted
+	// under its id since: the lock below answers new submissions only.
+	holder := seq != 0 && rec.Body == body && (rec.Seq == seq || rec.Seq == 0) &&
+		(rec.State == otp.StateAccepted || rec.State == stateQueuing)
+	if rec.Conflicts >= maxConflicts && !holder {
 		return Verdict{}, idConflict("the id is locked after repeated submissions with another body"), true
 	}
 	if rec.Body != body {

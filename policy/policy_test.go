@@ -112,6 +112,11 @@ func TestJobIdentity(t *testing.T) {
 				t.Fatalf("conflict %d from the queue: %v", i, err)
 			}
 		}
+		// The job's own message still holds it: a locked id does not
+		// drop a job that is queued.
+		if v, err := p.AdmitQueued(ctx, job("a", n, "123456"), 42); err != nil || v.Duplicate {
+			t.Fatalf("the job's own message on a locked id: %+v %v", v, err)
+		}
 		// Past maxConflicts, the answer no longer depends on the body.
 		_, err := p.Admit(ctx, job("a", n, "123456"))
 		if re, ok := otp.AsReject(err); !ok || re.Reason != otp.ReasonIDConflict {
