@@ -17,7 +17,7 @@ import (
 //     any stream.
 //
 // The embedded server grants them in Go (StartEmbedded); an external
-// server or cluster with configs/nats/accounts.conf, which a test holds to
+// server or cluster with configs/nats/simgate-accounts.conf, which a test holds to
 // the same lists.
 
 // DaemonInboxPrefix is the prefix of the daemon's reply subjects. It is
