@@ -275,7 +275,7 @@ func (d *Daemon) connect() error {
 		return fmt.Errorf("connect to embedded nats: %w", err)
 	}
 	d.nc = nc
-	d.log.Info("embedded nats server started", "url", d.ClientURL(), "store", store, "publisher_nkey", publisherSeed)
+	d.log.Info("embedded nats server started", "url", d.ClientURL(), "store", store, "publisher_seed_file", publisherSeed)
 	return nil
 }
 

@@ -30,7 +30,15 @@ import (
 // of a test, and returns its client URL.
 func natsServer(t *testing.T) string {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), Host: "127.0.0.1", Port: -1, NoSigs: true})
+	return startNATS(t, server.Options{}).ClientURL()
+}
+
+// startNATS starts a JetStream server with opts on a free loopback port
+// for the length of a test.
+func startNATS(t *testing.T, opts server.Options) *server.Server {
+	t.Helper()
+	opts.JetStream, opts.StoreDir, opts.Host, opts.Port, opts.NoSigs = true, t.TempDir(), "127.0.0.1", -1, true
+	ns, err := server.NewServer(&opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +47,7 @@ func natsServer(t *testing.T) string {
 		t.Fatal("nats server not ready")
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns.ClientURL()
+	return ns
 }
 
 // numberKey is the policy store's key of a number hashed with key.

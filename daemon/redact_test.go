@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
@@ -29,17 +28,7 @@ func closedAddr(t *testing.T) string {
 // of opts, and returns its port.
 func authServer(t *testing.T, opts server.Options) string {
 	t.Helper()
-	opts.JetStream, opts.StoreDir, opts.Host, opts.Port, opts.NoSigs = true, t.TempDir(), "127.0.0.1", -1, true
-	ns, err := server.NewServer(&opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return strconv.Itoa(ns.Addr().(*net.TCPAddr).Port)
+	return strconv.Itoa(startNATS(t, opts).Addr().(*net.TCPAddr).Port)
 }
 
 // TestNATSURLSecretsNeverPrinted: a password or token in nats.url shows in

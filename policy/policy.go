@@ -292,7 +292,7 @@ func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verd
 			if err := json.Unmarshal(e.Value, &rec); err != nil {
 				return Verdict{}, fmt.Errorf("decode job: %w", err)
 			}
-			v, err, decided := p.known(ctx, key, e.Rev, rec, body, seq, now)
+			v, decided, err := p.known(ctx, key, e.Rev, rec, body, seq, now)
 			if errors.Is(err, ErrConflict) {
 				continue // the record changed meanwhile: read again
 			}
@@ -339,44 +339,44 @@ func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verd
 // is false when the id is free again (a stale queuing record), and the
 // caller admits the job as new over that revision. ErrConflict means the
 // record changed while known wrote it.
-func (p *Policy) known(ctx context.Context, key string, rev uint64, rec jobRecord, body string, seq uint64, now time.Time) (v Verdict, err error, decided bool) {
+func (p *Policy) known(ctx context.Context, key string, rev uint64, rec jobRecord, body string, seq uint64, now time.Time) (v Verdict, decided bool, err error) {
 	// The message that holds the job is the job, whatever was submitted
 	// under its id since: the lock below answers new submissions only.
 	holder := seq != 0 && rec.Body == body && (rec.Seq == seq || rec.Seq == 0) &&
 		(rec.State == otp.StateAccepted || rec.State == stateQueuing)
 	if rec.Conflicts >= maxConflicts && !holder {
-		return Verdict{}, idConflict("the id is locked after repeated submissions with another body"), true
+		return Verdict{}, true, idConflict("the id is locked after repeated submissions with another body")
 	}
 	if rec.Body != body {
 		rec.Conflicts++
 		b, _ := json.Marshal(rec)
 		if _, err := p.store.Update(ctx, key, b, rev); err != nil {
-			return Verdict{}, err, true
+			return Verdict{}, true, err
 		}
-		return Verdict{}, idConflict("the id was used for another job"), true
+		return Verdict{}, true, idConflict("the id was used for another job")
 	}
 	open := rec.State == otp.StateAccepted || rec.State == stateQueuing
 	switch {
 	case seq == 0 && rec.State == stateQueuing && now.UnixMilli()-rec.At > staleQueuing.Milliseconds():
 		// Left by a daemon that died between admission and queueing.
-		return Verdict{}, nil, false
+		return Verdict{}, false, nil
 	case seq == 0 || !open:
-		return Verdict{Duplicate: true, State: shown(rec.State)}, nil, true
+		return Verdict{Duplicate: true, State: shown(rec.State)}, true, nil
 	case rec.Seq == seq:
 		// A redelivery of the message that holds the job.
-		return Verdict{Earlier: true, At: time.UnixMilli(rec.At)}, nil, true
+		return Verdict{Earlier: true, At: time.UnixMilli(rec.At)}, true, nil
 	case rec.Seq != 0:
 		// Another copy of a job that is queued already.
-		return Verdict{Duplicate: true, State: otp.StateAccepted}, nil, true
+		return Verdict{Duplicate: true, State: otp.StateAccepted}, true, nil
 	}
 	// The message otp.request queued (or a copy that came first): it
 	// holds the job from now on.
 	rec.State, rec.Seq = otp.StateAccepted, seq
 	b, _ := json.Marshal(rec)
 	if _, err := p.store.Update(ctx, key, b, rev); err != nil {
-		return Verdict{}, err, true
+		return Verdict{}, true, err
 	}
-	return Verdict{Earlier: true, At: time.UnixMilli(rec.At)}, nil, true
+	return Verdict{Earlier: true, At: time.UnixMilli(rec.At)}, true, nil
 }
 
 // shown is the state a job's record shows in replies and events.
