@@ -1,11 +1,12 @@
-// Package policy decides whether an OTP job may be sent: it remembers job
-// ids and codes to suppress duplicates, tells resends apart, finds jobs
-// superseded by a newer code, and enforces rate limits per number, per
+// Package policy decides whether an OTP job may be sent: it keeps one
+// identity per job (its id and a keyed hash of its body) to recognise
+// double submits and refuse conflicting ones, tells resends apart, finds
+// jobs superseded by a newer code, and enforces rate limits per number, per
 // number prefix (against SMS pumping), per country and globally.
 //
 // State lives in a Store shared by every daemon of a cluster, updated with
-// compare-and-swap, so limits hold cluster-wide. Numbers and codes are kept
-// only as keyed hashes.
+// compare-and-swap, so limits hold cluster-wide. Numbers are kept only as
+// keyed hashes; codes not at all (only inside the keyed body hash).
 package policy
 
 import (
@@ -47,7 +48,7 @@ type Window struct {
 
 // Config holds the limits. A zero limit disables its check.
 type Config struct {
-	// Key keys the hashes of numbers and codes (at least 16 bytes).
+	// Key keys the hashes of numbers and job bodies (at least 16 bytes).
 	Key []byte
 	// Cooldown is the least time between two sends to one number.
 	Cooldown time.Duration
