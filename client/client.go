@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -125,8 +126,11 @@ func (c *Client) Events(ctx context.Context, id string) iter.Seq2[otp.Event, err
 			}
 			seen[string(data)] = true
 			var ev otp.Event
-			if err := json.Unmarshal(data, &ev); err != nil {
-				return true // not an event of this contract version
+			if err := json.Unmarshal(data, &ev); err != nil || ev.Type == "" || ev.ID != id {
+				// Not an event of this job: a message of another contract
+				// version, or an answer another publisher had sent to this
+				// subject (a reply subject is the requester's choice).
+				return true
 			}
 			return yield(ev, nil) && !ev.Last()
 		}
@@ -209,8 +213,11 @@ func readBatch(ctx context.Context, sub *nats.Subscription, out *[][]byte, next 
 		default:
 			return n, false, fmt.Errorf("direct get: status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
 		}
-		var seq uint64
-		fmt.Sscan(m.Header.Get(jetstream.SequenceHeader), &seq)
+		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+		if err != nil || seq < *next {
+			// Without a sequence the next batch would start over.
+			return n, false, fmt.Errorf("direct get: message without a sequence past %d", *next-1)
+		}
 		*next = seq + 1
 		*out = append(*out, m.Data)
 		n++
@@ -233,7 +240,10 @@ func (c *Client) WaitDelivery(ctx context.Context, id string) (otp.Event, error)
 }
 
 // Wait returns the final event of job id: sent, or how it ended unsent.
+// Where the stream no longer holds the final event but holds the delivery
+// verdict that came after it, Wait returns the verdict.
 func (c *Client) Wait(ctx context.Context, id string) (otp.Event, error) {
+	var last otp.Event
 	for ev, err := range c.Events(ctx, id) {
 		if err != nil {
 			return otp.Event{}, err
@@ -241,8 +251,12 @@ func (c *Client) Wait(ctx context.Context, id string) (otp.Event, error) {
 		if ev.Type.Final() {
 			return ev, nil
 		}
+		last = ev
 	}
-	return otp.Event{}, ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return otp.Event{}, err
+	}
+	return last, nil
 }
 
 func badID(id string) error { return fmt.Errorf("job id %q: want 1-64 of A-Z a-z 0-9 _ -", id) }

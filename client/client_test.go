@@ -2,11 +2,14 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/simgate/simgate/client"
 	"github.com/simgate/simgate/config"
@@ -133,5 +136,69 @@ func TestNoDaemon(t *testing.T) {
 	defer cancel()
 	if _, err := c.Request(ctx, otp.Job{ID: "x", To: "+4526227921", Code: "123456"}); !errors.Is(err, client.ErrNoDaemon) {
 		t.Errorf("request without a daemon: %v", err)
+	}
+}
+
+// TestEventsOfTheJobOnly: a message on a job's event subject that is not
+// an event of that job (a stored event of another job or a daemon's answer,
+// which another publisher had sent there as its reply subject) is not
+// taken, stored or live.
+func TestEventsOfTheJobOnly(t *testing.T) {
+	ns, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "-", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	js, _ := jetstream.New(nc)
+	if _, err := queue.Setup(ctx, js, queue.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(subject string, v any) {
+		t.Helper()
+		b, _ := json.Marshal(v)
+		if _, err := js.Publish(ctx, subject, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forged := []any{
+		otp.Event{Type: otp.StateDelivered, ID: "other"},
+		otp.Reply{ID: "v", Status: otp.ReplyRejected, Reason: otp.ReasonInvalidNumber},
+		map[string]any{"stream": otp.StreamJobs, "seq": 9},
+	}
+	publish(otp.EventSubject("v"), otp.Event{Type: otp.StateAccepted, ID: "v"})
+	for _, f := range forged {
+		publish(otp.EventSubject("v"), f)
+	}
+	c, _ := client.New(nc)
+	var seen []otp.State
+	for ev, err := range c.Events(ctx, "v") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, ev.Type)
+		if len(seen) == 1 { // replayed; now the same live
+			for _, f := range forged {
+				publish(otp.EventSubject("v"), f)
+			}
+			publish(otp.EventSubject("v"), otp.Event{Type: otp.StateSent, ID: "v"})
+		}
+	}
+	if !slices.Equal(seen, []otp.State{otp.StateAccepted, otp.StateSent}) {
+		t.Errorf("events %v, want accepted and sent", seen)
+	}
+
+	// A job whose stored final event is gone but whose delivery verdict
+	// is kept: Wait answers the verdict, not an empty event.
+	publish(otp.EventSubject("w"), otp.Event{Type: otp.StateAccepted, ID: "w"})
+	publish(otp.EventSubject("w"), otp.Event{Type: otp.StateDelivered, ID: "w"})
+	if ev, err := c.Wait(ctx, "w"); err != nil || ev.Type != otp.StateDelivered {
+		t.Errorf("wait: %+v %v", ev, err)
 	}
 }

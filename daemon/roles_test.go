@@ -278,6 +278,80 @@ func attack(t *testing.T, url string, publisher []nats.Option, daemonJS jetstrea
 		wg.Wait()
 	})
 
+	t.Run("chosen reply subjects", func(t *testing.T) {
+		// Every subject a publisher may publish to is answered, by the
+		// daemon or by the server itself (PubAck, API answers, stored
+		// events). A request whose reply subject names a key or an event
+		// must not have its answer written there. (An answer to a subject
+		// the publisher may publish to, otp.send say, is no more than a
+		// publish of its own: the server forwards it as one.)
+		policyKV, err := daemonJS.KeyValue(ctx, queue.BucketPolicy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		configKV, err := daemonJS.KeyValue(ctx, queue.BucketConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyCheck, err := configKV.Get(ctx, "policy_key_check")
+		if err != nil {
+			t.Fatal(err)
+		}
+		targets := []string{
+			"$KV." + queue.BucketPolicy + ".global",
+			"$KV." + queue.BucketPolicy + ".injected",
+			"$KV." + queue.BucketConfig + ".policy_key_check",
+			otp.EventSubject("victim"),
+		}
+		bodies := map[string]string{
+			otp.SubjectRequest:                           `{"id":"reply-req","to":"not a number","code":"123456"}`,
+			"$JS.API.STREAM.MSG.GET." + otp.StreamEvents: `{"seq":1}`,
+			"$JS.API.DIRECT.GET." + otp.StreamEvents:     `{"seq":1,"batch":3}`,
+		}
+		for _, subject := range queue.PublisherPublish() {
+			for i, reply := range targets {
+				body := bodies[subject]
+				switch subject {
+				case otp.SubjectSend:
+					b, _ := json.Marshal(otp.Job{ID: fmt.Sprintf("reply-%d", i), To: fmt.Sprintf("+452622795%d", i), Code: "123456"})
+					body = string(b)
+				case "$JS.API.DIRECT.GET." + otp.StreamEvents + ".>":
+					subject = "$JS.API.DIRECT.GET." + otp.StreamEvents + "." + otp.EventSubject("role-pub")
+				}
+				if err := p.nc.PublishRequest(subject, reply, []byte(body)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		// Answered requests on the same connection prove the ones before
+		// were handled; a job admitted now proves the policy's global
+		// counter still reads.
+		if _, err := p.nc.Request("$JS.API.DIRECT.GET."+otp.StreamEvents+"."+otp.EventSubject("role-pub"), nil, 10*time.Second); err != nil {
+			t.Fatalf("direct get: %v", err)
+		}
+		b, _ := json.Marshal(otp.Job{ID: "reply-after", To: "+4526227959", Code: "123456"})
+		msg, err := p.nc.Request(otp.SubjectRequest, b, 10*time.Second)
+		if err != nil {
+			t.Fatalf("otp.request: %v", err)
+		}
+		if r := (otp.Reply{}); json.Unmarshal(msg.Data, &r) != nil || r.Status != otp.ReplyAccepted {
+			t.Errorf("a job after the attempts: %s", msg.Data)
+		}
+		if e, err := configKV.Get(ctx, "policy_key_check"); err != nil || e.Revision() != keyCheck.Revision() {
+			t.Errorf("config key policy_key_check written: %v", err)
+		}
+		if _, err := policyKV.Get(ctx, "injected"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			t.Errorf("policy key injected written: %v", err)
+		}
+		es, err := daemonJS.Stream(ctx, otp.StreamEvents)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := es.GetLastMsgForSubject(ctx, otp.EventSubject("victim")); !errors.Is(err, jetstream.ErrMsgNotFound) {
+			t.Errorf("an answer was stored as an event of victim: %v", err)
+		}
+	})
+
 	t.Run("nothing changed", func(t *testing.T) {
 		for _, name := range []string{otp.StreamJobs, otp.StreamEvents, "KV_" + queue.BucketPolicy, "KV_" + queue.BucketConfig} {
 			s, err := daemonJS.Stream(ctx, name)
@@ -418,6 +492,7 @@ func startExampleCluster(t *testing.T, dir string) []string {
 			leader = leader || ns.JetStreamIsLeader()
 		}
 		if leader {
+			checkAccounts(t, servers[0])
 			return urls
 		}
 		if time.Now().After(deadline) {
@@ -448,6 +523,54 @@ func checkPublisherPermissions(t *testing.T, opts *server.Options) {
 	t.Fatal("configs/nats has no publisher user")
 }
 
+// checkAccounts holds the example's accounts, exports and imports (on
+// ns, a server running it) to the embedded server's.
+func checkAccounts(t *testing.T, ns *server.Server) {
+	t.Helper()
+	dir := t.TempDir()
+	daemonKey, err := natsauth.RoleKey(filepath.Join(dir, "daemon.nk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publisherKey, err := natsauth.RoleKey(filepath.Join(dir, "publisher.nk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	embedded, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "-", StoreDir: dir, Name: "shape", Daemon: daemonKey, Publisher: publisherKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { embedded.Shutdown(); embedded.WaitForShutdown() }()
+	if got, want := accountShape(t, ns), accountShape(t, embedded); !slices.Equal(got, want) {
+		t.Errorf("configs/nats accounts differ from the embedded server's:\n got %q\nwant %q", got, want)
+	}
+}
+
+// accountShape lists the accounts of the two roles on ns, the exports of
+// the daemon's and the imports from it, one line each, sorted.
+func accountShape(t *testing.T, ns *server.Server) []string {
+	t.Helper()
+	var lines []string
+	for _, name := range []string{queue.AccountDaemon, queue.AccountPublishers} {
+		z, err := ns.Accountz(&server.AccountzOptions{Account: name})
+		if err != nil || z.Account == nil {
+			t.Fatalf("account %s: %v", name, err)
+		}
+		lines = append(lines, fmt.Sprintf("account %s jetstream=%v", name, z.Account.JetStream))
+		for _, e := range z.Account.Exports {
+			lines = append(lines, fmt.Sprintf("%s exports %s %s %s to %v", name, e.Type, e.Subject, e.ResponseType, e.ApprovedAccounts))
+		}
+		for _, i := range z.Account.Imports {
+			if i.Account != queue.AccountDaemon {
+				continue // the server's own, from its system account
+			}
+			lines = append(lines, fmt.Sprintf("%s imports %s %s from %s as %s", name, i.Type, i.Subject, i.Account, i.LocalSubject))
+		}
+	}
+	slices.Sort(lines)
+	return lines
+}
+
 // freePorts returns n TCP ports free on 127.0.0.1 a moment ago.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
@@ -463,22 +586,26 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-// TestRequestAnswersOnlyInboxes: otp.request with a reply subject a
-// publisher chose outside _INBOX (an event subject) is not answered, so
-// the daemon's rights cannot write an event there.
+// TestRequestAnswersOnlyInboxes: otp.request with a reply subject outside
+// _INBOX and _R_ (an event subject) is not answered, so the daemon's rights
+// cannot write an event there. Publishers cannot name such a subject in the
+// daemon's account (their replies come through the server as _R_); the
+// check guards a setup that puts them in it, tried here from the daemon's
+// own account.
 func TestRequestAnswersOnlyInboxes(t *testing.T) {
 	s := startSim(t, "m1", 0)
 	cfg := testConfig(t.TempDir(), s)
 	h := start(t, cfg)
+	js := h.daemonJS()
 	b, _ := json.Marshal(otp.Job{ID: "rq1", To: "+4526227941", Code: "123456"})
-	if err := h.nc.PublishRequest(otp.SubjectRequest, otp.EventSubject("victim"), b); err != nil {
+	if err := js.Conn().PublishRequest(otp.SubjectRequest, otp.EventSubject("victim"), b); err != nil {
 		t.Fatal(err)
 	}
 	// A request answered afterwards proves the first was handled.
 	if r := h.request(map[string]any{"id": "rq2", "to": "+4526227942", "code": "123456"}); r.Status != otp.ReplyAccepted {
 		t.Fatalf("reply %+v", r)
 	}
-	es, err := h.daemonJS().Stream(t.Context(), otp.StreamEvents)
+	es, err := js.Stream(t.Context(), otp.StreamEvents)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,11 +66,11 @@ func serviceVersion(version string) string {
 }
 
 func (g *Gateway) handleRequest(req micro.Request) {
-	if !strings.HasPrefix(req.Reply(), "_INBOX.") {
-		// The daemon may publish anywhere: an answer to a reply subject
-		// the caller chose (an event subject, a key) would write there
-		// with the daemon's rights. Publishers read only _INBOX.
-		g.log.Warn("otp.request with a reply subject outside _INBOX; not answered")
+	if !replySubject(req.Reply()) {
+		// The daemon may publish anywhere in its account: an answer to a
+		// reply subject the caller chose (an event subject, a key) would
+		// write there with the daemon's rights.
+		g.log.Warn("otp.request with a reply subject outside _INBOX and _R_; not answered")
 		return
 	}
 	g.opts.Metrics.Received(metrics.SourceRequest)
@@ -81,6 +81,16 @@ func (g *Gateway) handleRequest(req micro.Request) {
 	if err := req.Respond(b); err != nil {
 		g.log.Warn("answer otp.request", "id", reply.ID, "err", err)
 	}
+}
+
+// replySubject reports whether an otp.request may be answered on reply:
+// a requester's inbox (_INBOX.…), or the subject the server made for a
+// request that came through a service import (_R_.…), which it routes back
+// to the requester's account. The publishers live in an account of their
+// own (queue.AccountPublishers), where every reply comes as _R_; the
+// check guards setups that put them in the daemon's account.
+func replySubject(reply string) bool {
+	return strings.HasPrefix(reply, "_INBOX.") || strings.HasPrefix(reply, "_R_.")
 }
 
 func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/simgate/simgate/internal/testtls"
 	"github.com/simgate/simgate/natsauth"
@@ -126,5 +127,52 @@ func TestEmbeddedTLS(t *testing.T) {
 	if nc, err := nats.Connect(ns.ClientURL(), plain...); err == nil {
 		nc.Close()
 		t.Error("connected in clear to a TLS listener")
+	}
+}
+
+// TestEmbeddedMovesGlobalStore: streams a server wrote before the roles
+// had accounts (in the global account) are the daemon account's after the
+// upgrade, with their messages.
+func TestEmbeddedMovesGlobalStore(t *testing.T) {
+	store := t.TempDir()
+	old, err := StartEmbedded(EmbeddedConfig{Listen: "-", StoreDir: store, Name: "upgrade"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "KEEP", Subjects: []string{"keep"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(t.Context(), "keep", []byte("queued job")); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	old.Shutdown()
+	old.WaitForShutdown()
+
+	daemonSeed, _, daemonKey, publisherKey := roleKeys(t, t.TempDir())
+	ns, err := StartEmbedded(EmbeddedConfig{Listen: "-", StoreDir: store, Name: "upgrade", Daemon: daemonKey, Publisher: publisherKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	opts, _ := natsauth.ClientOptions(natsauth.Client{NkeySeedFile: daemonSeed})
+	nc, err = nats.Connect("", append(opts, nats.InProcessServer(ns))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ = jetstream.New(nc)
+	s, err := js.Stream(t.Context(), "KEEP")
+	if err != nil {
+		t.Fatalf("the stream after the upgrade: %v", err)
+	}
+	m, err := s.GetMsg(t.Context(), 1)
+	if err != nil || string(m.Data) != "queued job" {
+		t.Fatalf("its message: %v %q", m, err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -52,8 +54,14 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		NoSigs:     true,
 		NoLog:      true,
 	}
-	if err := embeddedAuth(opts, cfg); err != nil {
+	accounts, err := embeddedAuth(opts, cfg)
+	if err != nil {
 		return nil, err
+	}
+	if accounts {
+		if err := moveGlobalStore(cfg.StoreDir); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Listen == "-" {
 		opts.DontListen = true
@@ -80,7 +88,37 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("embedded nats server on %s not ready after 10s", cfg.Listen)
 	}
+	if accounts {
+		// An account defined in Go has no JetStream until it is enabled on
+		// the running server, which then recovers its streams.
+		acc, err := ns.LookupAccount(AccountDaemon)
+		if err == nil {
+			err = acc.EnableJetStream(nil, nil)
+		}
+		if err != nil {
+			ns.Shutdown()
+			return nil, fmt.Errorf("embedded nats server: jetstream for account %s: %w", AccountDaemon, err)
+		}
+	}
 	return ns, nil
+}
+
+// moveGlobalStore moves the streams of a store written before the roles
+// had accounts (in the global account, $G) to the daemon's account, once:
+// queued jobs, events and buckets survive the upgrade.
+func moveGlobalStore(storeDir string) error {
+	old := filepath.Join(storeDir, server.JetStreamStoreDir, server.DEFAULT_GLOBAL_ACCOUNT)
+	to := filepath.Join(storeDir, server.JetStreamStoreDir, AccountDaemon)
+	if _, err := os.Stat(old); err != nil {
+		return nil // nothing to move
+	}
+	if _, err := os.Stat(to); err == nil {
+		return nil // moved before; the old directory is no longer used
+	}
+	if err := os.Rename(old, to); err != nil {
+		return fmt.Errorf("embedded nats: move the store to account %s: %w", AccountDaemon, err)
+	}
+	return nil
 }
 
 // StreamConfig sizes the streams.
