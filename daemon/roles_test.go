@@ -35,7 +35,7 @@ func TestRolesOnEmbeddedServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	attack(t, h.d.ClientURL(), publisher, h.daemonJS())
+	attack(t, h.d.ClientURL(), publisher, nil, h.daemonJS())
 }
 
 // probe is a NATS connection that records the server's permission
@@ -95,17 +95,20 @@ func (p *probe) violated(subject string) bool {
 // publisher role must not take against the NATS server at url, where a
 // daemon runs, and asserts each is refused and changed nothing (checked in
 // the daemon's role, through daemonJS), while every action the role needs
-// works.
-func attack(t *testing.T, url string, publisher []nats.Option, daemonJS jetstream.JetStream) {
+// works. anonymous are the options of a client without credentials (the
+// server's CA, where it takes TLS).
+func attack(t *testing.T, url string, publisher, anonymous []nats.Option, daemonJS jetstream.JetStream) {
 	ctx := t.Context()
 	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 2*time.Second) }
 
 	t.Run("no credentials", func(t *testing.T) {
-		if _, err := dial(t, url, nil); err == nil {
-			t.Fatal("connected without credentials")
+		// Refused by authentication, not by anything before it (TLS).
+		if _, err := dial(t, url, anonymous); !errors.Is(err, nats.ErrAuthorization) {
+			t.Fatalf("without credentials: %v, want %v", err, nats.ErrAuthorization)
 		}
-		if _, err := dial(t, url, []nats.Option{nats.UserInfo("publisher", "guess")}); err == nil {
-			t.Fatal("connected with a guessed password")
+		guess := append([]nats.Option{nats.UserInfo("publisher", "guess")}, anonymous...)
+		if _, err := dial(t, url, guess); !errors.Is(err, nats.ErrAuthorization) {
+			t.Fatalf("with a guessed password: %v, want %v", err, nats.ErrAuthorization)
 		}
 	})
 
@@ -425,7 +428,11 @@ func TestRolesOnExampleCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	attack(t, cfg.NATS.URL, publisher, h.daemonJS())
+	anonymous, err := natsauth.ClientOptions(natsauth.Client{CAFile: ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attack(t, cfg.NATS.URL, publisher, anonymous, h.daemonJS())
 }
 
 // startExampleCluster starts three nats-servers from configs/nats on

@@ -14,6 +14,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/simgate/simgate/keyfile"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 )
@@ -308,8 +310,13 @@ func (e Embedded) Credentials() (user, password string, err error) {
 	if e.User == "" {
 		return "", "", nil
 	}
-	password, err = readSecret("embedded password", e.PasswordFile)
-	return e.User, password, err
+	// The server's own secret, like the seeds and the hash key: only its
+	// owner may read the file.
+	b, err := keyfile.Read(e.PasswordFile)
+	if err != nil {
+		return "", "", fmt.Errorf("nats embedded password: %w", err)
+	}
+	return e.User, string(b), nil
 }
 
 // TLS returns the embedded server's TLS configuration, or nil when e

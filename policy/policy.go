@@ -574,8 +574,10 @@ func (p *Policy) admitNumber(ctx context.Context, key string, j otp.Prepared, no
 	return v, err
 }
 
-// prune drops sends older than a day and codes that expired and left the
-// duplicate window.
+// prune drops sends older than a day and codes that expired more than a
+// day after they were accepted. Codes tell whether a job is a resend (the
+// number has a valid code) and which job is the number's newest
+// (supersede); only a valid one matters to either.
 func (r *numberRecord) prune(nowMs int64) {
 	day := (24 * time.Hour).Milliseconds()
 	i, _ := slices.BinarySearch(r.Sends, nowMs-day+1)
@@ -583,8 +585,8 @@ func (r *numberRecord) prune(nowMs int64) {
 	r.Codes = slices.DeleteFunc(r.Codes, func(c codeEntry) bool {
 		return c.Exp <= nowMs && nowMs-c.At > day
 	})
-	// Keep the record small: codes older than the longest life matter only
-	// for duplicate suppression, which is bounded by a day.
+	// Keep the record small: 32 codes outlive any burst the number's own
+	// limits let through within a code's longest life.
 	if len(r.Codes) > 32 {
 		r.Codes = r.Codes[len(r.Codes)-32:]
 	}

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/simgate/simgate/internal/testtls"
+	"github.com/simgate/simgate/keyfile"
 	"github.com/simgate/simgate/natsauth"
 )
 
@@ -89,6 +91,14 @@ func TestEmbeddedAuth(t *testing.T) {
 	}
 	if _, err := StartEmbedded(EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}); err == nil {
 		t.Error("a listening server without role keys started")
+	}
+	// A password file others can read is refused, without its contents.
+	if err := os.Chmod(pw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.StoreDir = t.TempDir()
+	if _, err := StartEmbedded(cfg); !errors.Is(err, keyfile.ErrLoose) || strings.Contains(err.Error(), "embedded-pw-7") {
+		t.Errorf("a loose password file: %v", err)
 	}
 }
 
