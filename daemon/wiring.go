@@ -46,6 +46,9 @@ func live(c config.Config, pol *policy.Policy) (gateway.Live, []string, error) {
 	if err != nil {
 		return gateway.Live{}, nil, fmt.Errorf("otp.templates: %w", err)
 	}
+	if err := renderer.Fit(c.OTP.MaxParts); err != nil {
+		return gateway.Live{}, nil, fmt.Errorf("otp.templates: %w", err)
+	}
 	numbers := c.OTP.Numbers.Policy()
 	if err := numbers.Validate(); err != nil {
 		return gateway.Live{}, nil, fmt.Errorf("otp.numbers: %w", err)

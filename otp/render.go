@@ -146,6 +146,29 @@ func sampleData(brand string) TemplateData {
 	return TemplateData{Brand: brand, Code: sampleCode, Minutes: sampleMinutes}
 }
 
+// Fit returns an error naming every configured template and locale that,
+// rendered with a sample 6-digit code, takes more than maxParts SMS: every
+// code job with it would be refused (too_long).
+func (r *Renderer) Fit(maxParts int) error {
+	var long []string
+	for _, name := range slices.Sorted(maps.Keys(r.templates)) {
+		for _, locale := range slices.Sorted(maps.Keys(r.templates[name])) {
+			var b strings.Builder
+			if r.templates[name][locale].Execute(&b, sampleData(r.brand)) != nil {
+				continue // NewRenderer refused templates that fail with the sample
+			}
+			if _, parts := Segments(b.String()); parts > maxParts {
+				long = append(long, fmt.Sprintf("%q (%d SMS)", name+"/"+locale, parts))
+			}
+		}
+	}
+	if len(long) > 0 {
+		return fmt.Errorf("template %s: more than the maximum of %d SMS a message may take, so every job with it would be refused (too_long)",
+			strings.Join(long, ", "), maxParts)
+	}
+	return nil
+}
+
 // Check returns a warning for every configured template and locale (and the
 // built-in default) that, rendered with a sample 6-digit code, needs UCS-2
 // (70 characters per SMS instead of 160) or more than one SMS, alone or

@@ -396,3 +396,18 @@ func FuzzRender(f *testing.F) {
 		}
 	})
 }
+
+func TestRendererFit(t *testing.T) {
+	long := strings.Repeat("x", 200) + " {{.Code}}" // 2 SMS
+	r, err := NewRenderer("Acme", "en", map[string]map[string]string{"long": {"en": long, "da": "{{.Code}}"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Fit(2); err != nil {
+		t.Errorf("2 SMS within 2: %v", err)
+	}
+	err = r.Fit(1)
+	if err == nil || !strings.Contains(err.Error(), `"long/en" (2 SMS)`) || strings.Contains(err.Error(), "long/da") || strings.Contains(err.Error(), sampleCode) {
+		t.Errorf("2 SMS past 1: %v", err)
+	}
+}

@@ -38,6 +38,9 @@ status 1 when the configuration is invalid.`,
 			if err != nil {
 				return fmt.Errorf("invalid configuration:\n  - %w", err)
 			}
+			if err := r.Fit(cfg.OTP.MaxParts); err != nil {
+				return fmt.Errorf("invalid configuration:\n  - otp.templates: %w", err)
+			}
 			for _, w := range r.Check() {
 				fmt.Fprintln(cmd.ErrOrStderr(), "warning: template:", w)
 			}
