@@ -414,8 +414,9 @@ func TestRolesOnExampleCluster(t *testing.T) {
 		}
 		t.Setenv("SIMGATE_"+strings.ToUpper(role)+"_NKEY", pub)
 	}
-	_, _, ca := testtls.SelfSigned(t, dir)
-	urls := startExampleCluster(t, dir)
+	pki := testtls.NewPKI(t, dir, "nats")
+	ca := pki.CAFile
+	urls := startExampleCluster(t, dir, pki)
 
 	s := startSim(t, "m1", 0)
 	cfg := testConfig(t.TempDir(), s)
@@ -436,10 +437,9 @@ func TestRolesOnExampleCluster(t *testing.T) {
 }
 
 // startExampleCluster starts three nats-servers from configs/nats on
-// loopback ports, with their certificate, key and store under dir (see
-// testtls.SelfSigned), and returns their client URLs once JetStream has a
-// leader.
-func startExampleCluster(t *testing.T, dir string) []string {
+// loopback ports, with the certificates of pki and their stores under dir,
+// and returns their client URLs once JetStream has a leader.
+func startExampleCluster(t *testing.T, dir string, pki testtls.PKI) []string {
 	t.Helper()
 	node, err := os.ReadFile("../configs/nats/node.conf")
 	if err != nil {
@@ -449,9 +449,9 @@ func startExampleCluster(t *testing.T, dir string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := strings.NewReplacer("/etc/nats/server.pem", filepath.Join(dir, "cert.pem"),
-		"/etc/nats/server-key.pem", filepath.Join(dir, "key.pem"),
-		"/etc/nats/ca.pem", filepath.Join(dir, "cert.pem")).Replace(string(node))
+	conf := strings.NewReplacer("/etc/nats/server.pem", pki.ServerCert,
+		"/etc/nats/server-key.pem", pki.ServerKey,
+		"/etc/nats/ca.pem", pki.CAFile).Replace(string(node))
 	if err := os.WriteFile(filepath.Join(dir, "node.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

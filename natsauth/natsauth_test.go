@@ -2,16 +2,8 @@ package natsauth
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +15,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+	"github.com/simgate/simgate/internal/testtls"
 )
 
 // envServer makes the test binary a NATS server: its value is the path of
@@ -275,98 +268,34 @@ resolver_preload: {
 	mustFail(t, url, Client{CredsFile: bad}, badSeed)
 }
 
-// pki writes a CA, a server certificate for 127.0.0.1 and a client
-// certificate signed by it into dir.
-type pki struct {
-	caFile, serverCert, serverKey, clientCert, clientKey string
-}
-
-func newPKI(t *testing.T, dir, prefix string) pki {
-	t.Helper()
-	serial := int64(1)
-	issue := func(tmpl *x509.Certificate, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, []byte, []byte) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		serial++
-		tmpl.SerialNumber = big.NewInt(serial)
-		tmpl.NotBefore = time.Now().Add(-time.Hour)
-		tmpl.NotAfter = time.Now().Add(time.Hour)
-		if parent == nil {
-			parent, parentKey = tmpl, key
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cert, key,
-			pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-			pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-	}
-	ca, caKey, caPEM, _ := issue(&x509.Certificate{
-		Subject:               pkix.Name{CommonName: prefix + " test CA"},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}, nil, nil)
-	_, _, srvPEM, srvKey := issue(&x509.Certificate{
-		Subject:     pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:    []string{"nats.test"},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}, ca, caKey)
-	_, _, cliPEM, cliKey := issue(&x509.Certificate{
-		Subject:     pkix.Name{CommonName: "simgate"},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}, ca, caKey)
-	return pki{
-		caFile:     writeSecret(t, dir, prefix+"-ca.pem", caPEM),
-		serverCert: writeSecret(t, dir, prefix+"-server.pem", srvPEM),
-		serverKey:  writeSecret(t, dir, prefix+"-server-key.pem", srvKey),
-		clientCert: writeSecret(t, dir, prefix+"-client.pem", cliPEM),
-		clientKey:  writeSecret(t, dir, prefix+"-client-key.pem", cliKey),
-	}
-}
-
 func TestTLSClientCert(t *testing.T) {
 	dir := t.TempDir()
-	p := newPKI(t, dir, "good")
-	rogue := newPKI(t, dir, "rogue")
+	p := testtls.NewPKI(t, dir, "good")
+	rogue := testtls.NewPKI(t, dir, "rogue")
 	url := startServer(t, fmt.Sprintf(`tls {
   cert_file: %q
   key_file: %q
   ca_file: %q
   verify: true
   timeout: 2
-}`, p.serverCert, p.serverKey, p.caFile))
+}`, p.ServerCert, p.ServerKey, p.CAFile))
 
-	mustWork(t, url, Client{CAFile: p.caFile, CertFile: p.clientCert, KeyFile: p.clientKey})
+	mustWork(t, url, Client{CAFile: p.CAFile, CertFile: p.ClientCert, KeyFile: p.ClientKey})
 	// The certificate also names nats.test: ServerName checks that name.
-	mustWork(t, url, Client{CAFile: p.caFile, CertFile: p.clientCert, KeyFile: p.clientKey, ServerName: "nats.test"})
+	mustWork(t, url, Client{CAFile: p.CAFile, CertFile: p.ClientCert, KeyFile: p.ClientKey, ServerName: "nats.test"})
 
-	key, _ := os.ReadFile(rogue.clientKey)
+	key, _ := os.ReadFile(rogue.ClientKey)
 	t.Run("no client certificate", func(t *testing.T) {
-		mustFail(t, url, Client{CAFile: p.caFile})
+		mustFail(t, url, Client{CAFile: p.CAFile})
 	})
 	t.Run("client certificate of another CA", func(t *testing.T) {
-		mustFail(t, url, Client{CAFile: p.caFile, CertFile: rogue.clientCert, KeyFile: rogue.clientKey}, string(key))
+		mustFail(t, url, Client{CAFile: p.CAFile, CertFile: rogue.ClientCert, KeyFile: rogue.ClientKey}, string(key))
 	})
 	t.Run("server not trusted", func(t *testing.T) {
-		mustFail(t, url, Client{CAFile: rogue.caFile, CertFile: p.clientCert, KeyFile: p.clientKey})
+		mustFail(t, url, Client{CAFile: rogue.CAFile, CertFile: p.ClientCert, KeyFile: p.ClientKey})
 	})
 	t.Run("wrong server name", func(t *testing.T) {
-		mustFail(t, url, Client{CAFile: p.caFile, CertFile: p.clientCert, KeyFile: p.clientKey, ServerName: "other.test"})
+		mustFail(t, url, Client{CAFile: p.CAFile, CertFile: p.ClientCert, KeyFile: p.ClientKey, ServerName: "other.test"})
 	})
 }
 
