@@ -120,17 +120,25 @@ func TestClient(t *testing.T) {
 	}
 }
 
-func TestNoDaemon(t *testing.T) {
+// startServer starts a NATS server with JetStream and no daemon, and
+// returns a connection to it.
+func startServer(t *testing.T) *nats.Conn {
+	t.Helper()
 	ns, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "-", StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ns.Shutdown()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	nc, err := nats.Connect("", nats.InProcessServer(ns))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func TestNoDaemon(t *testing.T) {
+	nc := startServer(t)
 	c, _ := client.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -144,16 +152,7 @@ func TestNoDaemon(t *testing.T) {
 // which another publisher had sent there as its reply subject) is not
 // taken, stored or live.
 func TestEventsOfTheJobOnly(t *testing.T) {
-	ns, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "-", StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := startServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	js, _ := jetstream.New(nc)
