@@ -8,6 +8,7 @@ import (
 
 	"github.com/simgate/simgate/modem/cms"
 	"github.com/warthog618/modem/at"
+	"github.com/warthog618/modem/gsm"
 )
 
 // Class says what a failed send means for the job.
@@ -111,6 +112,10 @@ func classify(err error, sent int) *SendError {
 		// The port went away: before or after the PDU was written, nobody
 		// can tell.
 		se.Class, se.Broken = Unknown, true
+	case errors.Is(err, gsm.ErrMalformedResponse):
+		// OK without "+CMGS: <mr>": the modem took the message and may
+		// well have sent it.
+		se.Class = Unknown
 	case errors.Is(err, at.ErrError):
 		// Plain ERROR (CMEE=0 or a modem that ignores it): no cause given.
 		se.Class = Retryable

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/warthog618/modem/at"
+	"github.com/warthog618/modem/gsm"
 )
 
 func TestClassify(t *testing.T) {
@@ -29,6 +30,7 @@ func TestClassify(t *testing.T) {
 		{at.CMSError("network timeout"), Retryable, "network timeout", false}, // textual
 		{at.CMEError("10"), Retryable, "10", false},
 		{at.ErrError, Retryable, "", false},
+		{gsm.ErrMalformedResponse, Unknown, "", false}, // OK without +CMGS
 		{at.ErrDeadlineExceeded, Unknown, "", true},
 		{at.ErrClosed, Unknown, "", true},
 		{fmt.Errorf("wrapped: %w", at.ErrClosed), Unknown, "", true},

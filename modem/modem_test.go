@@ -241,6 +241,26 @@ func TestHungModemTimesOutWithUnknownOutcome(t *testing.T) {
 	}
 }
 
+// OK without "+CMGS: <mr>": the message went out (the simulator took it),
+// so the outcome is unknown, not a plain failure to retry; the modem stays
+// usable.
+func TestOKWithoutCMGSIsUnknownOutcome(t *testing.T) {
+	s := startSim(t, modemsim.Config{})
+	m := open(t, s, nil)
+	s.OmitNextCMGS(1)
+	_, err := m.Send(context.Background(), "+4526227921", "x")
+	var se *modem.SendError
+	if !errors.As(err, &se) || se.Class != modem.Unknown || se.Broken {
+		t.Fatalf("send: %v, want unknown outcome, not broken", err)
+	}
+	if n := len(s.Submissions()); n != 1 {
+		t.Errorf("sim took %d SMS, want 1", n)
+	}
+	if _, err := m.Send(context.Background(), "+4526227921", "ok"); err != nil {
+		t.Errorf("send after: %v", err)
+	}
+}
+
 func TestUnplugClosesTheModem(t *testing.T) {
 	s := startSim(t, modemsim.Config{})
 	m := open(t, s, nil)

@@ -524,6 +524,15 @@ func (m *Modem) FailNextSends(codes ...int) {
 	m.ip.failCodes = append(m.ip.failCodes, codes...)
 }
 
+// OmitNextCMGS makes the next n sends go out (they are submitted, with
+// their status reports) but answer a bare "OK" without the
+// "+CMGS: <mr>" line, as some firmware does now and then.
+func (m *Modem) OmitNextCMGS(n int) {
+	m.ip.mu.Lock()
+	defer m.ip.mu.Unlock()
+	m.ip.omitCMGS += n
+}
+
 // SetHung makes the modem stop answering (true) or recover (false). While
 // hung it reads and discards its input and writes nothing, not even
 // unsolicited result codes; a partial command line is forgotten. A send
