@@ -106,7 +106,7 @@ type interpreter struct {
 	sendDelay    time.Duration
 	delayChanged chan struct{}
 	failCodes    []int
-	omitCMGS     int // sends still to answer with a bare OK
+	omitCMGS     int        // sends still to answer with a bare OK
 	rng          *rand.Rand // for FailRate and the other random faults
 	strayIndex   int        // <index> of the last stray +CMTI
 	nextMR       int
