@@ -2,9 +2,12 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -34,6 +37,7 @@ type Daemon struct {
 
 	ns      *server.Server // nil with an external server
 	nc      *nats.Conn
+	js      jetstream.JetStream
 	gw      *gateway.Gateway
 	reg     *prometheus.Registry
 	metrics *metrics.Server
@@ -50,18 +54,41 @@ type Daemon struct {
 	workers  int          // modem workers started
 	alive    atomic.Int32 // modem workers still running
 	stopping atomic.Bool
+	// waiting says why Start is not done yet (nil once it is).
+	waiting atomic.Pointer[string]
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
+// Option adjusts how Start brings a daemon up.
+type Option func(*options)
+
+type options struct {
+	status func(string)
+}
+
+// WithStatus has Start call f with a one-line status whenever it waits for
+// NATS (unreachable, electing, refusing), as systemd's STATUS= wants it.
+func WithStatus(f func(status string)) Option { return func(o *options) { o.status = f } }
+
 // Start brings a daemon up and returns once it takes jobs. Stop it with
 // Stop.
-func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version string) (d *Daemon, err error) {
+//
+// While NATS cannot be reached or its JetStream cannot answer (a cluster
+// electing a leader, a node away), Start waits and tries again, with the
+// metrics endpoint up and /readyz saying why it is not ready, until ctx
+// ends. Only a configuration error ends it early.
+func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version string, opts ...Option) (d *Daemon, err error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d = &Daemon{cfg: cfg, live: cfg, log: log, reg: metrics.NewRegistry()}
+	d.setWaiting("starting")
 	defer func() {
 		if err != nil {
 			d.Stop(context.Background())
@@ -73,26 +100,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 	if err != nil {
 		return d, err
 	}
-	if err := d.connect(); err != nil {
-		return d, err
-	}
-	// Events are published without waiting for each acknowledgement (in
-	// order, on one connection); a lost one is logged.
-	js, err := jetstream.New(d.nc,
-		jetstream.WithPublishAsyncMaxPending(4096),
-		jetstream.WithPublishAsyncTimeout(10*time.Second),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
-			log.Warn("publish event", "subject", m.Subject, "err", err)
-		}))
-	if err != nil {
-		return d, fmt.Errorf("jetstream: %w", err)
-	}
-	cons, err := queue.Setup(ctx, js, streamConfig(cfg))
-	if err != nil {
-		return d, err
-	}
-	// Templates and number rules first: a bad one fails the start before
-	// the policy's key and bucket are created.
+	// Templates, number rules and the policy hash key first: a bad one
+	// fails the start before anything is created in NATS.
 	settings, warnings, err := live(cfg, nil)
 	if err != nil {
 		return d, err
@@ -100,12 +109,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 	for _, w := range warnings {
 		log.Warn("template: " + w)
 	}
-	if settings.Policy, err = d.policy(ctx, js); err != nil {
-		return d, err
-	}
-	// Sent messages waiting for a status report outlive a restart.
-	journal, err := queue.OpenDeliveryJournal(ctx, js, cfg.Node, d.polKey, journalTTL(cfg), cfg.NATS.Replicas)
-	if err != nil {
+	if err := d.loadHashKey(); err != nil {
 		return d, err
 	}
 	names := make([]string, len(modems))
@@ -113,22 +117,6 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 		names[i] = m.Modem.Name
 	}
 	m := metrics.New(d.reg, version, names)
-	opts := gatewayOptions(cfg, version)
-	opts.NC, opts.JS, opts.Consumer = d.nc, js, cons
-	opts.Limits, opts.Renderer, opts.Policy = settings.Limits, settings.Renderer, settings.Policy
-	opts.Metrics, opts.Logger, opts.Journal = m, log, journal
-	d.gw = gateway.New(opts)
-	if err := d.gw.Restore(ctx); err != nil {
-		return d, fmt.Errorf("restore delivery tracking: %w", err)
-	}
-	d.reg.MustRegister(metrics.NewQueueCollector(func(ctx context.Context) (metrics.QueueState, error) {
-		info, err := cons.Info(ctx)
-		if err != nil {
-			return metrics.QueueState{}, err
-		}
-		return metrics.QueueState{Pending: info.NumPending, InFlight: uint64(info.NumAckPending),
-			Redelivered: uint64(info.NumRedelivered)}, nil
-	}, 2*time.Second))
 	if cfg.Metrics.Listen != "" {
 		d.metrics, err = metrics.Listen(cfg.Metrics.Listen, d.reg, d.Ready)
 		if err != nil {
@@ -136,9 +124,28 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 		}
 		log.Info("metrics", "url", "http://"+d.metrics.Addr()+"/metrics")
 	}
-	if err := d.gw.StartRequests(); err != nil {
-		return d, err
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		err := d.bringUp(ctx, settings, m, version)
+		if err == nil {
+			break
+		}
+		var w *waitError
+		if !errors.As(err, &w) {
+			return d, err
+		}
+		status := "waiting for nats: " + err.Error()
+		d.setWaiting(status)
+		if o.status != nil {
+			o.status(status)
+		}
+		log.Warn("nats not ready; trying again", "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return d, fmt.Errorf("%w while waiting for nats: %v", ctx.Err(), err)
+		case <-time.After(delay):
+		}
 	}
+	d.waiting.Store(nil)
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.cancel = cancel
 	d.workers = len(modems)
@@ -155,10 +162,114 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 	return d, nil
 }
 
-// policy reads the policy hash key from its file (creating the default
-// one), makes sure every daemon of the cluster uses the same key, opens the
-// shared policy store and builds the limits. The key never goes into NATS.
-func (d *Daemon) policy(ctx context.Context, js jetstream.JetStream) (*policy.Policy, error) {
+// waitError is a failure of NATS that time may cure: a server that cannot
+// be reached, a JetStream that does not answer. Start waits and tries
+// again.
+type waitError struct{ err error }
+
+func (e *waitError) Error() string { return e.err.Error() }
+func (e *waitError) Unwrap() error { return e.err }
+
+// transient returns err as a *waitError unless it is a configuration
+// error that no wait cures (a JetStream request refused as invalid, more
+// replicas than the servers can hold).
+func transient(err error) error {
+	var api *jetstream.APIError
+	if err == nil || errors.As(err, &api) && (api.Code == 400 || api.ErrorCode == errCodeReplicasNotSupported) {
+		return err
+	}
+	return &waitError{err}
+}
+
+// errCodeReplicasNotSupported is JetStream's "replicas > 1 not supported
+// in non-clustered mode" (nats.go names no constant for it).
+const errCodeReplicasNotSupported jetstream.ErrorCode = 10074
+
+// refused reports whether a connection failed for a reason only a change
+// of configuration cures: credentials refused, a certificate that does not
+// verify, a malformed URL.
+func refused(err error) bool {
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	var u *url.Error
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAccountAuthExpired) ||
+		errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
+		errors.As(err, &verify) || errors.As(err, &u)
+}
+
+// setWaiting records why the daemon is not up yet, for Ready.
+func (d *Daemon) setWaiting(status string) { d.waiting.Store(&status) }
+
+// bringUp connects to NATS (once), sets up the streams, the policy store
+// and the delivery journal, and starts the gateway and its otp.request
+// service. Every step converges when repeated, so a failed bring-up is
+// tried again from the start; failures time may cure are *waitError.
+func (d *Daemon) bringUp(ctx context.Context, settings gateway.Live, m *metrics.Metrics, version string) error {
+	cfg, log := d.cfg, d.log
+	if d.nc == nil {
+		if err := d.connect(); err != nil {
+			return err
+		}
+	}
+	if d.js == nil {
+		// Events are published without waiting for each acknowledgement
+		// (in order, on one connection); a lost one is logged.
+		js, err := jetstream.New(d.nc,
+			jetstream.WithPublishAsyncMaxPending(4096),
+			jetstream.WithPublishAsyncTimeout(10*time.Second),
+			jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+				log.Warn("publish event", "subject", m.Subject, "err", err)
+			}))
+		if err != nil {
+			return fmt.Errorf("jetstream: %w", err)
+		}
+		d.js = js
+	}
+	// Each try is bounded: a request into an electing cluster may get no
+	// answer at all.
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	cons, err := queue.Setup(ctx, d.js, streamConfig(cfg))
+	if err != nil {
+		return transient(err)
+	}
+	if settings.Policy, err = d.policy(ctx, d.js); err != nil {
+		return err
+	}
+	// Sent messages waiting for a status report outlive a restart.
+	journal, err := queue.OpenDeliveryJournal(ctx, d.js, cfg.Node, d.polKey, journalTTL(cfg), cfg.NATS.Replicas)
+	if err != nil {
+		return transient(err)
+	}
+	opts := gatewayOptions(cfg, version)
+	opts.NC, opts.JS, opts.Consumer = d.nc, d.js, cons
+	opts.Limits, opts.Renderer, opts.Policy = settings.Limits, settings.Renderer, settings.Policy
+	opts.Metrics, opts.Logger, opts.Journal = m, log, journal
+	gw := gateway.New(opts)
+	if err := gw.Restore(ctx); err != nil {
+		return transient(fmt.Errorf("restore delivery tracking: %w", err))
+	}
+	if err := gw.StartRequests(); err != nil {
+		return transient(err)
+	}
+	d.reg.MustRegister(metrics.NewQueueCollector(func(ctx context.Context) (metrics.QueueState, error) {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return metrics.QueueState{}, err
+		}
+		return metrics.QueueState{Pending: info.NumPending, InFlight: uint64(info.NumAckPending),
+			Redelivered: uint64(info.NumRedelivered)}, nil
+	}, 2*time.Second))
+	d.gw = gw
+	return nil
+}
+
+// loadHashKey reads the policy hash key from its file, creating the
+// default one. The key never goes into NATS.
+func (d *Daemon) loadHashKey() error {
 	path := d.cfg.PolicyKeyFile()
 	var key []byte
 	var err error
@@ -172,10 +283,15 @@ func (d *Daemon) policy(ctx context.Context, js jetstream.JetStream) (*policy.Po
 			d.log.Info("policy hash key created: copy this file to every other daemon of the cluster", "file", path)
 		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	removed, err := queue.CheckHashKey(ctx, js, hashkey.Fingerprint(key), d.cfg.NATS.Replicas)
+	d.polKey = key
+	return err
+}
+
+// policy makes sure every daemon of the cluster uses the same policy hash
+// key, opens the shared policy store and builds the limits.
+func (d *Daemon) policy(ctx context.Context, js jetstream.JetStream) (*policy.Policy, error) {
+	path := d.cfg.PolicyKeyFile()
+	removed, err := queue.CheckHashKey(ctx, js, hashkey.Fingerprint(d.polKey), d.cfg.NATS.Replicas)
 	if removed {
 		d.log.Warn("removed the policy hash key an earlier version kept in NATS, where any client could read it; "+
 			"rate-limit state and delivery tracking keyed with it are forgotten", "bucket", queue.BucketConfig, "file", path)
@@ -185,13 +301,13 @@ func (d *Daemon) policy(ctx context.Context, js jetstream.JetStream) (*policy.Po
 			"(policy.hash_key_file, or %s in each state_dir)", path, err, hashkey.FileName)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("policy hash key: %w", err)
+		return nil, transient(fmt.Errorf("policy hash key: %w", err))
 	}
 	store, err := queue.OpenPolicyStore(ctx, js, d.cfg.NATS.Replicas)
 	if err != nil {
-		return nil, err
+		return nil, transient(err)
 	}
-	d.polKey, d.polStore = key, store
+	d.polStore = store
 	return d.newPolicy(d.cfg)
 }
 
@@ -221,8 +337,9 @@ func (d *Daemon) connect() error {
 		// publisher may subscribe.
 		nats.CustomInboxPrefix(queue.DaemonInboxPrefix),
 	}
-	// No nats.RetryOnFailedConnect: a wrong address or wrong credentials
-	// fail the start with the server's error.
+	// No nats.RetryOnFailedConnect: wrong credentials or a certificate
+	// that does not verify fail the start with the server's error; a
+	// server that cannot be reached is waited for (see Start).
 	if n := d.cfg.NATS; n.URL != "" {
 		client := n.Auth().Client
 		auth, err := natsauth.ClientOptions(client)
@@ -234,8 +351,14 @@ func (d *Daemon) connect() error {
 		}
 		nc, err := nats.Connect(n.URL, append(opts, auth...)...)
 		if err != nil {
-			// A parse error quotes the URL, password and all.
-			return fmt.Errorf("connect to nats %s: %w", natsauth.RedactURL(n.URL), natsauth.RedactError(err, n.URL))
+			// A parse error quotes the URL, password and all. (Judged
+			// before redaction, which keeps the text, not the type.)
+			permanent := refused(err)
+			err = fmt.Errorf("connect to nats %s: %w", natsauth.RedactURL(n.URL), natsauth.RedactError(err, n.URL))
+			if permanent {
+				return err
+			}
+			return &waitError{err}
 		}
 		d.nc = nc
 		d.log.Info("connected to nats", "url", natsauth.RedactURL(nc.ConnectedUrl()))
@@ -339,6 +462,9 @@ func (d *Daemon) Simulated() []*modemsim.Modem { return d.sims }
 // Ready reports whether the daemon can take jobs: NATS connected and at
 // least one modem ready.
 func (d *Daemon) Ready() error {
+	if w := d.waiting.Load(); w != nil {
+		return errors.New(*w)
+	}
 	switch {
 	case d.nc == nil || !d.nc.IsConnected():
 		return errors.New("nats not connected")
@@ -359,16 +485,15 @@ func (d *Daemon) ModemsReady() int {
 // Modems returns how many modems (workers) the daemon runs.
 func (d *Daemon) Modems() int { return d.workers }
 
-// Healthy reports whether the process works: NATS connected and every
-// modem worker loop running. It is what the systemd watchdog checks. It is
-// weaker than Ready on purpose: no modem ready (unplugged, no network) is
-// not a hung daemon, and a restart would not help.
+// Healthy reports whether the process works: every modem worker loop
+// running. It is what the systemd watchdog checks. It is weaker than Ready
+// on purpose: NATS away (the client reconnects by itself) or no modem
+// ready (unplugged, no network) is not a hung daemon, and a restart would
+// not help.
 func (d *Daemon) Healthy() error {
 	switch {
 	case d.stopping.Load():
 		return errors.New("stopping")
-	case d.nc == nil || !d.nc.IsConnected():
-		return errors.New("nats not connected")
 	case int(d.alive.Load()) != d.workers:
 		return fmt.Errorf("%d of %d modem workers running", d.alive.Load(), d.workers)
 	}

@@ -104,15 +104,27 @@ type harness struct {
 
 func start(t testing.TB, cfg config.Config) *harness {
 	t.Helper()
-	ctx := context.Background()
-	logs := &logBuffer{t: t}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d, err := daemon.Start(ctx, cfg, log, "test")
+	logs, log := testLogger(t)
+	d, err := daemon.Start(context.Background(), cfg, log, "test")
 	if err != nil {
 		t.Fatalf("start daemon: %v", err)
 	}
+	return attach(t, cfg, d, logs)
+}
+
+// testLogger returns a debug logger that keeps its lines.
+func testLogger(t testing.TB) (*logBuffer, *slog.Logger) {
+	logs := &logBuffer{t: t}
+	return logs, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// attach returns the harness of daemon d, started with cfg and logging to
+// logs, and stops d at the end of the test.
+func attach(t testing.TB, cfg config.Config, d *daemon.Daemon, logs *logBuffer) *harness {
+	t.Helper()
 	h := &harness{t: t, cfg: cfg, d: d, logs: logs, events: map[string]chan otp.Event{}}
 	t.Cleanup(func() { h.stop() })
+	var err error
 	// The test is a publisher, as an auth service would be.
 	h.nc, err = connectAs(cfg, d, natsauth.RolePublisher)
 	if err != nil {

@@ -37,7 +37,10 @@ func natsServer(t *testing.T) string {
 // for the length of a test.
 func startNATS(t *testing.T, opts server.Options) *server.Server {
 	t.Helper()
-	opts.JetStream, opts.StoreDir, opts.Host, opts.Port, opts.NoSigs = true, t.TempDir(), "127.0.0.1", -1, true
+	if opts.Port == 0 {
+		opts.Port = -1 // any free port
+	}
+	opts.JetStream, opts.StoreDir, opts.Host, opts.NoSigs = true, t.TempDir(), "127.0.0.1", true
 	ns, err := server.NewServer(&opts)
 	if err != nil {
 		t.Fatal(err)

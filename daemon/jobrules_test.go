@@ -1,11 +1,13 @@
 package daemon_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/simgate/simgate/config"
+	"github.com/simgate/simgate/daemon"
 	"github.com/simgate/simgate/otp"
 )
 
@@ -36,13 +38,6 @@ func TestJobRulesOnBothPaths(t *testing.T) {
 			setup:  func(c *config.Config) { c.OTP.AllowText = true; c.OTP.MaxParts = 2 },
 			job:    map[string]any{"to": "+4526227921", "text": long},
 			reason: otp.ReasonTooLong, field: "text", detail: "takes 3 SMS, more than the maximum 2"},
-		{name: "template over max_parts",
-			setup: func(c *config.Config) {
-				c.OTP.MaxParts = 2
-				c.OTP.Templates = map[string]map[string]string{"long": {"en": long + " {{.Code}}"}}
-			},
-			job:    map[string]any{"to": "+4526227921", "code": "123456", "template": "long"},
-			reason: otp.ReasonTooLong, field: "template", detail: "takes 3 SMS"},
 		{name: "31 parts are not one",
 			// The longest text (1000 characters) outside the BMP: 33 per
 			// UCS-2 part, as a surrogate pair is never split.
@@ -147,5 +142,23 @@ func TestPartsCountInTheLimits(t *testing.T) {
 	}
 	if got, want := len(s.Submissions()), 4+1+4; got != want {
 		t.Errorf("%d PDUs, want %d", got, want)
+	}
+}
+
+// TestTemplateOverMaxParts: a template that takes more SMS than
+// otp.max_parts would have every job with it refused (too_long), so it
+// fails the start, before anything is created in NATS.
+func TestTemplateOverMaxParts(t *testing.T) {
+	s := startSim(t, "m1", 0)
+	cfg := testConfig(t.TempDir(), s)
+	cfg.OTP.MaxParts = 2
+	cfg.OTP.Templates = map[string]map[string]string{"long": {"en": strings.Repeat("x", 320) + " {{.Code}}"}}
+	d, err := daemon.Start(t.Context(), cfg, nil, "test")
+	if err == nil {
+		d.Stop(context.Background())
+		t.Fatal("started with a template over otp.max_parts")
+	}
+	if !strings.Contains(err.Error(), `template "long/en" (3 SMS): more than the maximum of 2`) {
+		t.Errorf("error %q does not name the template and the limit", err)
 	}
 }

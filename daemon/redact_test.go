@@ -43,12 +43,13 @@ func TestNATSURLSecretsNeverPrinted(t *testing.T) {
 		name    string
 		url     string
 		started bool
+		waited  bool   // for a server that does not answer
 		log     string // in the logs
 	}{
-		{name: "server down", url: "nats://user:s3cret@" + closed},
-		{name: "token, server down", url: "nats://s3cret@" + closed},
-		{name: "no scheme", url: "user:s3cret@" + closed},
-		{name: "list", url: "nats://" + closed + ",nats://user:s3cret@" + closed},
+		{name: "server down", url: "nats://user:s3cret@" + closed, waited: true},
+		{name: "token, server down", url: "nats://s3cret@" + closed, waited: true},
+		{name: "no scheme", url: "user:s3cret@" + closed, waited: true},
+		{name: "list", url: "nats://" + closed + ",nats://user:s3cret@" + closed, waited: true},
 		{name: "bad port", url: "nats://user:s3cret@127.0.0.1:port"},
 		{name: "bad escape", url: "nats://user:s3cret%zz@" + closed},
 		{name: "space", url: "nats://user:s3c ret@" + closed},
@@ -56,7 +57,7 @@ func TestNATSURLSecretsNeverPrinted(t *testing.T) {
 		{name: "connected with a token", url: "nats://s3cret-tok@127.0.0.1:" + tokPort, started: true, log: "connected to nats"},
 		{name: "wrong password", url: "nats://gw:s3cret-wrong@127.0.0.1:" + pwPort},
 		{name: "wrong token", url: "nats://s3cret-wrong@127.0.0.1:" + tokPort},
-		{name: "password in clear to a remote host", url: "nats://user:s3cret@192.0.2.1:4222",
+		{name: "password in clear to a remote host", url: "nats://user:s3cret@192.0.2.1:4222", waited: true,
 			log: "nats credentials go in clear over plain nats:// to a remote host"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,14 +66,25 @@ func TestNATSURLSecretsNeverPrinted(t *testing.T) {
 			cfg.NATS.URL = tc.url
 			logs := &logBuffer{t: t}
 			log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			d, err := daemon.Start(context.Background(), cfg, log, "test")
+			// A daemon waits for a server that is down or away: take its
+			// first status line, then end the wait.
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			var status []string
+			d, err := daemon.Start(ctx, cfg, log, "test", daemon.WithStatus(func(s string) {
+				status = append(status, s)
+				cancel()
+			}))
 			if err == nil {
 				d.Stop(context.Background())
 			}
 			if started := err == nil; started != tc.started {
 				t.Errorf("started %v, want %v (%v)", started, tc.started, err)
 			}
-			out := logs.String()
+			if waited := len(status) > 0; waited != tc.waited {
+				t.Errorf("waited %v, want %v (%q)", waited, tc.waited, status)
+			}
+			out := logs.String() + "\nstatus: " + strings.Join(status, "\nstatus: ")
 			if err != nil {
 				out += "\nerror: " + err.Error()
 			}

@@ -200,13 +200,13 @@ func TestWatchdogOnlyWhileHealthy(t *testing.T) {
 	msgs := fakeSystemd(t)
 	t.Setenv("WATCHDOG_USEC", "20000")
 	t.Setenv("WATCHDOG_PID", "")
-	d := &fakeDaemon{healthy: errors.New("nats not connected"), checked: make(chan struct{}, 100)}
+	d := &fakeDaemon{healthy: errors.New("1 of 2 modem workers running"), checked: make(chan struct{}, 100)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	s := &service{d: d, log: slog.New(slog.DiscardHandler), notify: newNotifier(), stopTimeout: time.Second,
 		statusEvery: time.Hour}
 	go func() { done <- s.run(ctx) }()
-	if m := expect(t, msgs, "READY=1"); !strings.Contains(m, "nats not connected") {
+	if m := expect(t, msgs, "READY=1"); !strings.Contains(m, "1 of 2 modem workers running") {
 		t.Errorf("ready while unhealthy: %q", m)
 	}
 	for range 5 { // the ready status and four watchdog ticks

@@ -45,12 +45,16 @@ watchdog while NATS is connected and the modem workers run.`,
 			level.Set(parseLevel(cfg.Log.Level))
 			log := newLevelLogger(cmd.ErrOrStderr(), level, cfg.Log.Format)
 			ctx := cmd.Context()
-			d, err := daemon.Start(ctx, cfg, log, buildVersion())
+			notify := newNotifier()
+			// While NATS is away the unit stays "activating", saying why.
+			d, err := daemon.Start(ctx, cfg, log, buildVersion(), daemon.WithStatus(func(status string) {
+				notify.Notify("STATUS=" + status)
+			}))
 			if err != nil {
 				return err
 			}
 			s := &service{
-				d: d, log: log, level: level, notify: newNotifier(),
+				d: d, log: log, level: level, notify: notify,
 				load:        func() (config.Config, error) { return config.Load(flags) },
 				hup:         hup,
 				stopTimeout: stopTimeout,
