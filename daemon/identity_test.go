@@ -119,4 +119,27 @@ func TestOneIdentityPerJob(t *testing.T) {
 			t.Error("id conflicts not counted")
 		}
 	})
+
+	t.Run("message ids claimed in advance do not swallow a request", func(t *testing.T) {
+		// The stream drops a message whose Nats-Msg-Id it has seen in its
+		// duplicate window. A publisher who could predict the id the
+		// daemon queues an otp.request under would claim it first: the
+		// request would answer accepted while nothing was queued. Claim
+		// the id under every millisecond of the next seconds.
+		const span = 3000
+		from := time.Now().UnixMilli()
+		for ms := from; ms < from+span; ms++ {
+			publishAs(fmt.Sprintf("px1.%d", ms), fmt.Sprintf(`{"id":"claim-%d","to":"not a number"}`, ms))
+		}
+		r := h.request(map[string]any{"id": "px1", "to": "+4526227904", "code": "121212"})
+		if time.Now().UnixMilli() >= from+span {
+			t.Fatalf("claiming %d ids took longer than the span they cover", span)
+		}
+		if r.Status != otp.ReplyAccepted || r.Duplicate {
+			t.Fatalf("otp.request: %+v, want accepted", r)
+		}
+		if got := types(h.waitFinal("px1")); got != "accepted,sent" {
+			t.Fatalf("the request must be queued and sent: %s", got)
+		}
+	})
 }

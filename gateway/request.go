@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -116,9 +118,14 @@ func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {
 	// The message id names this admission, not just the job id: an id
 	// whose earlier admission was refused, withdrawn or never queued must
 	// not be taken for a duplicate by the stream. Double submits are the
-	// policy's to recognise (above).
-	msgID := fmt.Sprintf("%s.%d", job.ID, v.At.UnixMilli())
+	// policy's to recognise (above). The suffix is random: a publisher who
+	// could predict it could publish under it first, and the stream would
+	// drop this publish as a duplicate of theirs.
+	msgID := job.ID + "." + rand.Text()
 	ack, err := g.opts.JS.Publish(ctx, otp.SubjectSend, data, jetstream.WithMsgID(msgID))
+	if err == nil && ack.Duplicate {
+		err = errors.New("the stream took the message for a duplicate")
+	}
 	if err != nil {
 		g.log.Error("queue job", "id", job.ID, "err", err)
 		if err := g.policy().Withdraw(context.WithoutCancel(ctx), p); err != nil {
