@@ -245,7 +245,7 @@ func (d *Daemon) bringUp(ctx context.Context, settings gateway.Live, m *metrics.
 		return transient(err)
 	}
 	opts := gatewayOptions(cfg, version)
-	opts.NC, opts.JS, opts.Consumer = d.nc, d.js, cons
+	opts.NC, opts.JS, opts.Jobs = d.nc, d.js, queue.NewPuller(d.nc)
 	opts.Limits, opts.Renderer, opts.Policy = settings.Limits, settings.Renderer, settings.Policy
 	opts.Metrics, opts.Logger, opts.Journal = m, log, journal
 	gw := gateway.New(opts)

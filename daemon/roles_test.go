@@ -355,6 +355,65 @@ func attack(t *testing.T, url string, publisher, anonymous []nats.Option, daemon
 		}
 	})
 
+	t.Run("jobs dressed as server status", func(t *testing.T) {
+		// A job with an empty body and a Status header looks, to nats.go's
+		// consumer, like the server's own "no messages" or "timeout": it
+		// would never be handed over and would come back at every ack
+		// wait, each time holding a worker. Each must be taken and
+		// refused like any bad job, and real jobs still go out.
+		live := make(chan *nats.Msg, 256)
+		sub, err := p.nc.ChanSubscribe(otp.SubjectEvents+".>", live)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+		p.nc.Flush()
+		statuses := []struct{ status, desc string }{
+			{"100", "Idle Heartbeat"}, {"404", "No Messages"}, {"408", "Request Timeout"},
+			{"409", "Consumer Deleted"}, {"409", "Leadership Change"}, {"503", ""},
+		}
+		const each = 5
+		for i := range each {
+			for j, st := range statuses {
+				msg := nats.NewMsg(otp.SubjectSend)
+				msg.Header.Set("Status", st.status)
+				if st.desc != "" {
+					msg.Header.Set("Description", st.desc)
+				}
+				msg.Header.Set(nats.MsgIdHdr, fmt.Sprintf("status-%d-%d", i, j))
+				if _, err := p.js.PublishMsg(ctx, msg); err != nil {
+					t.Fatalf("otp.send: %v", err)
+				}
+			}
+		}
+		refused := map[string]bool{}
+		for len(refused) < each*len(statuses) {
+			select {
+			case m := <-live:
+				if !strings.HasPrefix(m.Subject, otp.EventSubject("status-")) || m.Subject == otp.EventSubject("status-after") {
+					continue
+				}
+				var ev otp.Event
+				if err := json.Unmarshal(m.Data, &ev); err != nil || ev.Type != otp.StateRejected || ev.Reason != otp.ReasonMalformed {
+					t.Fatalf("event on %s: %s, want rejected (malformed)", m.Subject, m.Data)
+				}
+				refused[ev.ID] = true
+			case <-time.After(20 * time.Second):
+				t.Fatalf("%d of %d status-dressed jobs refused; the others are stuck", len(refused), each*len(statuses))
+			}
+		}
+		b, _ := json.Marshal(otp.Job{ID: "status-after", To: "+4526227960", Code: "123456"})
+		if _, err := p.js.Publish(ctx, otp.SubjectSend, b); err != nil {
+			t.Fatal(err)
+		}
+		c, _ := client.New(p.nc)
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if ev, err := c.Wait(wctx, "status-after"); err != nil || ev.Type != otp.StateSent {
+			t.Errorf("a job after them: %+v %v", ev, err)
+		}
+	})
+
 	t.Run("nothing changed", func(t *testing.T) {
 		for _, name := range []string{otp.StreamJobs, otp.StreamEvents, "KV_" + queue.BucketPolicy, "KV_" + queue.BucketConfig} {
 			s, err := daemonJS.Stream(ctx, name)

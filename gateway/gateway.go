@@ -25,11 +25,19 @@ import (
 	"github.com/simgate/simgate/policy"
 )
 
+// Jobs hands out queued jobs one at a time.
+type Jobs interface {
+	// Next waits up to wait for a job; jetstream.ErrNoMessages when none
+	// came.
+	Next(wait time.Duration) (jetstream.Msg, error)
+}
+
 // Options configure a Gateway.
 type Options struct {
-	NC       *nats.Conn
-	JS       jetstream.JetStream
-	Consumer jetstream.Consumer
+	NC *nats.Conn
+	JS jetstream.JetStream
+	// Jobs hands the workers the queued jobs (queue.Puller).
+	Jobs     Jobs
 	Limits   otp.Limits
 	Renderer *otp.Renderer
 	// Policy decides duplicates and rate limits; every daemon of a cluster

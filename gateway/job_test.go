@@ -46,7 +46,7 @@ func (f *fakeModem) Send(_ context.Context, number, text string, opts ...modem.S
 type jobHarness struct {
 	g      *Gateway
 	js     jetstream.JetStream
-	cons   jetstream.Consumer
+	jobs   *queue.Puller
 	events chan otp.Event
 }
 
@@ -70,7 +70,7 @@ func newJobHarness(t *testing.T) *jobHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := queue.Setup(t.Context(), js, queue.StreamConfig{DedupWindow: time.Hour, AckWait: 30 * time.Second})
+	_, err = queue.Setup(t.Context(), js, queue.StreamConfig{DedupWindow: time.Hour, AckWait: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func newJobHarness(t *testing.T) *jobHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &jobHarness{js: js, cons: cons, events: make(chan otp.Event, 16)}
+	h := &jobHarness{js: js, jobs: queue.NewPuller(nc), events: make(chan otp.Event, 16)}
 	sub, err := nc.Subscribe(otp.SubjectEvents+".>", func(m *nats.Msg) {
 		var ev otp.Event
 		if err := json.Unmarshal(m.Data, &ev); err == nil {
@@ -93,7 +93,7 @@ func newJobHarness(t *testing.T) *jobHarness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sub.Unsubscribe() })
-	h.g = New(Options{NC: nc, JS: js, Consumer: cons, Renderer: renderer, Policy: pol,
+	h.g = New(Options{NC: nc, JS: js, Jobs: h.jobs, Renderer: renderer, Policy: pol,
 		Limits:  otp.Limits{DefaultTTL: 10 * time.Minute, MaxTTL: 10 * time.Minute},
 		Metrics: metrics.New(prometheus.NewRegistry(), "test", []string{"fake"}), MaxAttempts: 2})
 	t.Cleanup(func() { h.g.Close(context.Background()) })
@@ -106,7 +106,7 @@ func (h *jobHarness) take(t *testing.T, job string) jetstream.Msg {
 	if _, err := h.js.Publish(t.Context(), otp.SubjectSend, []byte(job)); err != nil {
 		t.Fatal(err)
 	}
-	msg, err := h.cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	msg, err := h.jobs.Next(5 * time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

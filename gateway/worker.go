@@ -143,7 +143,7 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, w *worker, wc 
 		if len(w.routes) > 0 {
 			wait = min(wait, routedFetchWait)
 		}
-		msg, err := g.opts.Consumer.Next(jetstream.FetchMaxWait(wait))
+		msg, err := g.opts.Jobs.Next(wait)
 		if fetchCtx.Err() != nil {
 			if err == nil {
 				// Stopping, or the modem went away: a job fetched but not
