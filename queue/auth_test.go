@@ -2,11 +2,13 @@ package queue
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -184,5 +186,53 @@ func TestEmbeddedMovesGlobalStore(t *testing.T) {
 	m, err := s.GetMsg(t.Context(), 1)
 	if err != nil || string(m.Data) != "queued job" {
 		t.Fatalf("its message: %v %q", m, err)
+	}
+}
+
+// TestMoveGlobalStore: the store of a version before the accounts is moved
+// once; a store holding both is left for a person to sort out, with an
+// error that names both directories.
+func TestMoveGlobalStore(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		old, new bool
+		err      bool
+	}{
+		{name: "fresh"},
+		{name: "old only", old: true},
+		{name: "moved before", new: true},
+		{name: "both", old: true, new: true, err: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := t.TempDir()
+			old := filepath.Join(store, server.JetStreamStoreDir, server.DEFAULT_GLOBAL_ACCOUNT)
+			moved := filepath.Join(store, server.JetStreamStoreDir, AccountDaemon)
+			for _, d := range []struct {
+				dir  string
+				make bool
+			}{{old, tc.old}, {moved, tc.new}} {
+				if d.make {
+					if err := os.MkdirAll(filepath.Join(d.dir, "streams", "OTP_JOBS"), 0o750); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			err := moveGlobalStore(store)
+			if (err != nil) != tc.err {
+				t.Fatalf("error %v, want one: %v", err, tc.err)
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), old) || !strings.Contains(err.Error(), moved) {
+					t.Errorf("error %q does not name both directories", err)
+				}
+				return
+			}
+			if _, err := os.Stat(old); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the old directory is still there: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(moved, "streams", "OTP_JOBS")); (err == nil) != (tc.old || tc.new) {
+				t.Errorf("the moved store: %v", err)
+			}
+		})
 	}
 }

@@ -6,7 +6,9 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -109,11 +111,21 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 func moveGlobalStore(storeDir string) error {
 	old := filepath.Join(storeDir, server.JetStreamStoreDir, server.DEFAULT_GLOBAL_ACCOUNT)
 	to := filepath.Join(storeDir, server.JetStreamStoreDir, AccountDaemon)
-	if _, err := os.Stat(old); err != nil {
+	_, err := os.Stat(old)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil // nothing to move
 	}
-	if _, err := os.Stat(to); err == nil {
-		return nil // moved before; the old directory is no longer used
+	if err != nil {
+		return fmt.Errorf("embedded nats: %w", err)
+	}
+	_, err = os.Stat(to)
+	if err == nil {
+		// Both: a version before the accounts ran on a store that had
+		// been moved. Its jobs would be ignored; let a person choose.
+		return fmt.Errorf("embedded nats: the store holds both %s (written by a version before the accounts) and %s: move the streams you need into %s and remove %s", old, to, to, old)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("embedded nats: %w", err)
 	}
 	if err := os.Rename(old, to); err != nil {
 		return fmt.Errorf("embedded nats: move the store to account %s: %w", AccountDaemon, err)
