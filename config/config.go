@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -76,6 +77,73 @@ type Log struct {
 	Format string `mapstructure:"format"` // text or json
 }
 
+// NATSLimits bound the streams and buckets simgate keeps in JetStream.
+type NATSLimits struct {
+	// JobsBytes bounds the job queue (OTP_JOBS); a full queue refuses
+	// new jobs (the publisher's PubAck is an error; otp.request answers
+	// error).
+	JobsBytes ByteSize `mapstructure:"jobs_bytes"`
+	// EventsBytes bounds the events stream (OTP_EVENTS); the oldest
+	// events go first.
+	EventsBytes ByteSize `mapstructure:"events_bytes"`
+	// EventsPerJob bounds the events kept per job id; the oldest go
+	// first.
+	EventsPerJob int64 `mapstructure:"events_per_job"`
+	// PolicyBytes bounds the policy bucket (simgate_policy).
+	PolicyBytes ByteSize `mapstructure:"policy_bytes"`
+	// JournalBytes bounds the delivery journal (simgate_delivery).
+	JournalBytes ByteSize `mapstructure:"journal_bytes"`
+}
+
+// ByteSize is a size in bytes, written as a number of bytes or with a unit:
+// 512KiB, 256MiB, 1GiB (or kB, MB, GB for powers of ten).
+type ByteSize int64
+
+// String writes b in the largest binary unit that divides it.
+func (b ByteSize) String() string {
+	for _, u := range byteUnits[:3] {
+		if b != 0 && b%ByteSize(u.n) == 0 {
+			return fmt.Sprintf("%d%s", b/ByteSize(u.n), u.name)
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
+
+var byteUnits = []struct {
+	name string
+	n    int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"kB", 1e3}, {"B", 1}}
+
+// errByteSize is a string that is not a size.
+var errByteSize = errors.New("want a size such as 512KiB, 256MiB or 1GiB")
+
+// parseByteSize parses a size written as ByteSize documents.
+func parseByteSize(s string) (ByteSize, error) {
+	s = strings.TrimSpace(s)
+	for _, u := range byteUnits {
+		if num, ok := strings.CutSuffix(s, u.name); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+			if err != nil || n < 0 || n > math.MaxInt64/u.n {
+				return 0, errByteSize
+			}
+			return ByteSize(n * u.n), nil
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, errByteSize
+	}
+	return ByteSize(n), nil
+}
+
+// stringToByteSize parses a string for a ByteSize.
+func stringToByteSize(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to != reflect.TypeFor[ByteSize]() {
+		return data, nil
+	}
+	return parseByteSize(data.(string))
+}
+
 // NATS configures the connection to NATS.
 type NATS struct {
 	// URL of an external server or cluster; empty starts an embedded server.
@@ -89,6 +157,8 @@ type NATS struct {
 	AckWait time.Duration `mapstructure:"ack_wait"`
 	// EventsMaxAge is how long events are kept in the events stream.
 	EventsMaxAge time.Duration `mapstructure:"events_max_age"`
+	// Limits bound what simgate keeps in JetStream.
+	Limits NATSLimits `mapstructure:"limits"`
 
 	// Authentication to the external server (nats.url): at most one of a
 	// password (with User), a token, an nkey seed and a creds file.
@@ -339,28 +409,33 @@ func (m Modem) PIN() (string, error) {
 // defaults holds every scalar key with its default: viper reads environment
 // variables only for keys it knows.
 var defaults = map[string]any{
-	"node":                 "",
-	"state_dir":            "",
-	"simulate":             0,
-	"log.level":            "info",
-	"log.format":           "text",
-	"nats.url":             "",
-	"nats.listen":          "127.0.0.1:4222",
-	"nats.replicas":        1,
-	"nats.ack_wait":        "30s",
-	"nats.events_max_age":  "24h",
-	"metrics.listen":       "127.0.0.1:9464",
-	"otp.default_ttl":      "10m",
-	"otp.max_ttl":          "10m",
-	"otp.region":           "",
-	"otp.brand":            "simgate",
-	"otp.locale":           "en",
-	"otp.max_attempts":     5,
-	"otp.retry_delay":      "2s",
-	"otp.delivery_timeout": "90m",
-	"otp.min_code_digits":  otp.DefaultMinCodeDigits,
-	"otp.allow_text":       false,
-	"otp.max_parts":        otp.DefaultMaxParts,
+	"node":                       "",
+	"state_dir":                  "",
+	"simulate":                   0,
+	"log.level":                  "info",
+	"log.format":                 "text",
+	"nats.url":                   "",
+	"nats.listen":                "127.0.0.1:4222",
+	"nats.replicas":              1,
+	"nats.ack_wait":              "6s",
+	"nats.events_max_age":        "24h",
+	"nats.limits.jobs_bytes":     "256MiB",
+	"nats.limits.events_bytes":   "1GiB",
+	"nats.limits.events_per_job": 32,
+	"nats.limits.policy_bytes":   "1GiB",
+	"nats.limits.journal_bytes":  "256MiB",
+	"metrics.listen":             "127.0.0.1:9464",
+	"otp.default_ttl":            "10m",
+	"otp.max_ttl":                "10m",
+	"otp.region":                 "",
+	"otp.brand":                  "simgate",
+	"otp.locale":                 "en",
+	"otp.max_attempts":           5,
+	"otp.retry_delay":            "2s",
+	"otp.delivery_timeout":       "90m",
+	"otp.min_code_digits":        otp.DefaultMinCodeDigits,
+	"otp.allow_text":             false,
+	"otp.max_parts":              otp.DefaultMaxParts,
 
 	"otp.numbers.blocked_types":   otp.DefaultBlockedTypes(),
 	"otp.numbers.allowed_regions": []string{},
@@ -571,6 +646,7 @@ func decodeInto(out *Config, settings map[string]any, hook mapstructure.DecodeHo
 // decodeHooks turn strings into durations and comma-separated lists.
 var decodeHooks = mapstructure.ComposeDecodeHookFunc(
 	stringToDuration,
+	stringToByteSize,
 	mapstructure.StringToSliceHookFunc(","),
 )
 
@@ -810,6 +886,18 @@ func (c Config) Validate() error {
 	}
 	if c.NATS.AckWait < time.Second {
 		bad("nats.ack_wait %s: want at least 1s", c.NATS.AckWait)
+	}
+	for _, l := range []struct {
+		key string
+		v   ByteSize
+	}{{"jobs_bytes", c.NATS.Limits.JobsBytes}, {"events_bytes", c.NATS.Limits.EventsBytes},
+		{"policy_bytes", c.NATS.Limits.PolicyBytes}, {"journal_bytes", c.NATS.Limits.JournalBytes}} {
+		if l.v < 1<<20 {
+			bad("nats.limits.%s %s: want at least 1MiB", l.key, l.v)
+		}
+	}
+	if c.NATS.Limits.EventsPerJob < 8 {
+		bad("nats.limits.events_per_job %d: want at least 8 (a job has up to 8 events)", c.NATS.Limits.EventsPerJob)
 	}
 	if c.Metrics.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {

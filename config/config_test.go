@@ -392,3 +392,38 @@ func TestPolicyKeyFile(t *testing.T) {
 		})
 	}
 }
+
+func TestByteSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want ByteSize
+		ok   bool
+	}{
+		{"1GiB", 1 << 30, true}, {"256MiB", 256 << 20, true}, {"512KiB", 512 << 10, true},
+		{"2GB", 2e9, true}, {"10MB", 1e7, true}, {"5kB", 5000, true}, {"100B", 100, true},
+		{"4096", 4096, true}, {" 8 MiB ", 8 << 20, true},
+		{"", 0, false}, {"big", 0, false}, {"-1MiB", 0, false}, {"1.5GiB", 0, false}, {"9999999999GiB", 0, false},
+	} {
+		got, err := parseByteSize(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parseByteSize(%q) = %d, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+		if tc.ok {
+			if back, err := parseByteSize(got.String()); err != nil || back != got {
+				t.Errorf("%d: String %q reads back as %d (%v)", got, got.String(), back, err)
+			}
+		}
+	}
+	_, err := Load(flags(t, "--config", writeFile(t, minimal+"nats: {limits: {jobs_bytes: lots, events_per_job: 2}}\n")))
+	for _, want := range []string{`nats.limits.jobs_bytes "lots": want a size such as 512KiB, 256MiB or 1GiB`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want %q", err, want)
+		}
+	}
+	_, err = Load(flags(t, "--config", writeFile(t, minimal+"nats: {limits: {jobs_bytes: 1KiB, events_per_job: 2}}\n")))
+	for _, want := range []string{"nats.limits.jobs_bytes 1KiB: want at least 1MiB", "nats.limits.events_per_job 2: want at least 8"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want %q", err, want)
+		}
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/simgate/simgate/metrics"
 	"github.com/simgate/simgate/modem/modemsim"
 	"github.com/simgate/simgate/natsauth"
+	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/policy"
 	"github.com/simgate/simgate/queue"
 )
@@ -240,7 +241,7 @@ func (d *Daemon) bringUp(ctx context.Context, settings gateway.Live, m *metrics.
 		return err
 	}
 	// Sent messages waiting for a status report outlive a restart.
-	journal, err := queue.OpenDeliveryJournal(ctx, d.js, cfg.Node, d.polKey, journalTTL(cfg), cfg.NATS.Replicas)
+	journal, err := queue.OpenDeliveryJournal(ctx, d.js, cfg.Node, d.polKey, journalTTL(cfg), cfg.NATS.Replicas, int64(cfg.NATS.Limits.JournalBytes))
 	if err != nil {
 		return transient(err)
 	}
@@ -263,8 +264,35 @@ func (d *Daemon) bringUp(ctx context.Context, settings gateway.Live, m *metrics.
 		return metrics.QueueState{Pending: info.NumPending, InFlight: uint64(info.NumAckPending),
 			Redelivered: uint64(info.NumRedelivered)}, nil
 	}, 2*time.Second))
+	js := d.js
+	d.reg.MustRegister(metrics.NewStoreCollector(func(ctx context.Context) ([]metrics.StoreUsage, error) {
+		return storeUsage(ctx, js)
+	}, 2*time.Second))
 	d.gw = gw
 	return nil
+}
+
+// stores are the streams of simgate's data: the queue, the events and
+// the buckets.
+var stores = []string{otp.StreamJobs, otp.StreamEvents, "KV_" + queue.BucketPolicy,
+	"KV_" + queue.BucketDelivery, "KV_" + queue.BucketConfig}
+
+// storeUsage reads how full each of stores is.
+func storeUsage(ctx context.Context, js jetstream.JetStream) ([]metrics.StoreUsage, error) {
+	var usage []metrics.StoreUsage
+	for _, name := range stores {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", name, err)
+		}
+		info := s.CachedInfo()
+		u := metrics.StoreUsage{Name: name, Bytes: info.State.Bytes, Messages: info.State.Msgs}
+		if info.Config.MaxBytes > 0 {
+			u.MaxBytes = uint64(info.Config.MaxBytes)
+		}
+		usage = append(usage, u)
+	}
+	return usage, nil
 }
 
 // loadHashKey reads the policy hash key from its file, creating the
@@ -303,7 +331,7 @@ func (d *Daemon) policy(ctx context.Context, js jetstream.JetStream) (*policy.Po
 	if err != nil {
 		return nil, transient(fmt.Errorf("policy hash key: %w", err))
 	}
-	store, err := queue.OpenPolicyStore(ctx, js, d.cfg.NATS.Replicas)
+	store, err := queue.OpenPolicyStore(ctx, js, d.cfg.NATS.Replicas, int64(d.cfg.NATS.Limits.PolicyBytes))
 	if err != nil {
 		return nil, transient(err)
 	}

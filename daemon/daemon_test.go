@@ -321,6 +321,31 @@ func scrape(t testing.TB, addr string) string {
 	return string(b)
 }
 
+// waitMetrics scrapes addr until its metrics hold every line of want,
+// failing the test after 10 s: gauges a worker sets on its own time (a
+// modem's health) are waited for, not raced.
+func waitMetrics(t testing.TB, addr string, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		body := scrape(t, addr)
+		var missing []string
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				missing = append(missing, w)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("metrics lack %s", strings.Join(missing, ", "))
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestPublishedJobIsSentEndToEnd(t *testing.T) {
 	s := startSim(t, "m1", 0)
 	h := start(t, testConfig(t.TempDir(), s))
@@ -615,17 +640,11 @@ func TestModemThatCannotSendTakesNoJobs(t *testing.T) {
 	if n := len(m2.Submissions()); n != 0 {
 		t.Errorf("unregistered modem sent %d SMS", n)
 	}
-	body := scrape(t, h.d.MetricsAddr())
-	for _, want := range []string{
+	waitMetrics(t, h.d.MetricsAddr(),
 		`simgate_modem_ready{modem="m2"} 0`,
 		`simgate_modem_registration_state{modem="m2"} 2`,
 		`simgate_modem_ready{modem="m1"} 1`,
-		`simgate_modem_signal_dbm{modem="m1"} -73`,
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("metrics lack %s", want)
-		}
-	}
+		`simgate_modem_signal_dbm{modem="m1"} -73`)
 	// m1 loses its network, m2 finds one: the next job goes out on m2
 	// (after a retry, if m1 took it before noticing).
 	m1.SetRegistration(3)

@@ -201,7 +201,7 @@ func TestHashKeyStaysOutOfNATS(t *testing.T) {
 		key  []byte
 		want int
 	}{{"file key", key, len(numbers)}, {"legacy key", legacy, 0}, {"other key", other, 0}} {
-		j, err := queue.OpenDeliveryJournal(ctx, ajs, cfg.Node, tc.key, cfg.OTP.DeliveryTimeout+time.Hour, 1)
+		j, err := queue.OpenDeliveryJournal(ctx, ajs, cfg.Node, tc.key, cfg.OTP.DeliveryTimeout+time.Hour, 1, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

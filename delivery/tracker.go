@@ -29,6 +29,9 @@ type Message struct {
 	// Masked is To as logs and events show it ("+45******21"); the
 	// tracker only passes it on.
 	Masked string
+	// Seq is the stream sequence of the queued message that carried the
+	// job; the tracker only passes it on.
+	Seq uint64
 	// Refs are the message references +CMGS answered, one per part.
 	Refs []int
 	// Accepted is when the job was accepted; Sent when its last part was

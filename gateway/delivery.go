@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/simgate/simgate/delivery"
@@ -45,6 +46,12 @@ func maskRecipient(ra string) string {
 // deliveryOutcome publishes a change of a sent message's delivery state,
 // records a final one as the job's state and counts it.
 func (g *Gateway) deliveryOutcome(o delivery.Outcome) {
+	// Off the modem's reader (a publish may wait out an election), one
+	// after another (a message's pending comes before its verdict).
+	g.outcomes.do(&g.settle, func() { g.tellOutcome(o) })
+}
+
+func (g *Gateway) tellOutcome(o delivery.Outcome) {
 	ctx := context.Background()
 	m := o.Message
 	ev := otp.Event{Type: o.State, ID: m.ID, To: m.Masked, Modem: m.Modem, Parts: len(m.Refs), Discharge: o.Discharge}
@@ -59,12 +66,6 @@ func (g *Gateway) deliveryOutcome(o delivery.Outcome) {
 		ev.Latency = latency.Seconds()
 		log = log.With("latency", latency.Round(time.Millisecond))
 	}
-	if o.State.DeliveryFinal() {
-		g.opts.Metrics.Delivery(m.Modem, o.State, o.At.Sub(m.Accepted))
-		g.opts.Metrics.DeliveryPending(g.tracker.Pending())
-		g.record(ctx, otp.Prepared{Job: otp.Job{ID: m.ID}}, 0, o.State, "")
-		g.unjournal(ctx, m.ID, log)
-	}
 	switch o.State {
 	case otp.StateDelivered:
 		log.Info("sms delivered")
@@ -75,5 +76,51 @@ func (g *Gateway) deliveryOutcome(o delivery.Outcome) {
 	default:
 		log.Warn("sms not delivered", "delivery", strings.TrimPrefix(string(o.State), "delivery_"))
 	}
-	g.publish(ctx, ev)
+	final := o.State.DeliveryFinal()
+	if final {
+		g.opts.Metrics.Delivery(m.Modem, o.State, o.At.Sub(m.Accepted))
+		g.opts.Metrics.DeliveryPending(g.tracker.Pending())
+	}
+	// Told (and stored) before the message leaves the journal: a crash
+	// in between has the next start find the verdict and not follow the
+	// message again (Restore).
+	ev = g.stamp(ev)
+	g.tell(ctx, ev, eventID(m.ID, m.Seq, o.State, 0))
+	if final {
+		g.record(ctx, otp.Prepared{Job: otp.Job{ID: m.ID}}, 0, ev)
+		g.unjournal(ctx, m.ID, log)
+	}
+}
+
+// serial runs functions one after another, in the order given, on a
+// goroutine of its own while there are any.
+type serial struct {
+	mu      sync.Mutex
+	queue   []func()
+	running bool
+}
+
+// do runs f after the functions given before it; wg waits for it.
+func (s *serial) do(wg *sync.WaitGroup, f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queue = append(s.queue, f)
+	if s.running {
+		return
+	}
+	s.running = true
+	wg.Go(func() {
+		for {
+			s.mu.Lock()
+			if len(s.queue) == 0 {
+				s.running = false
+				s.mu.Unlock()
+				return
+			}
+			f := s.queue[0]
+			s.queue = s.queue[1:]
+			s.mu.Unlock()
+			f()
+		}
+	})
 }

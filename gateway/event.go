@@ -3,7 +3,11 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/simgate/simgate/otp"
 )
 
@@ -25,24 +29,107 @@ func (g *Gateway) rejected(ctx context.Context, id string, re *otp.RejectError, 
 	g.publish(ctx, ev)
 }
 
-// publish sends an event to otp.events.<id> (or the no-id subject) without
-// waiting for the stream's acknowledgement: events are best effort, a
-// failure is logged (see the daemon's error handler), the job goes on.
-// Events published by one goroutine, one after another, are stored in
-// that order.
-func (g *Gateway) publish(ctx context.Context, ev otp.Event) {
+// stamp sets the time and node of ev.
+func (g *Gateway) stamp(ev otp.Event) otp.Event {
 	ev.Time = g.now().UTC()
 	ev.Node = g.opts.Node
-	subject := otp.SubjectRejectedNoID
-	if ev.ID != "" {
-		subject = otp.EventSubject(ev.ID)
+	return ev
+}
+
+// eventSubject is the subject of ev.
+func eventSubject(ev otp.Event) string {
+	if ev.ID == "" {
+		return otp.SubjectRejectedNoID
 	}
+	return otp.EventSubject(ev.ID)
+}
+
+// publish sends an event of a job that was never admitted (a rejection)
+// without waiting for the stream's acknowledgement: a failure is logged
+// (see the daemon's error handler). The events of admitted jobs are told
+// with tell.
+func (g *Gateway) publish(_ context.Context, ev otp.Event) {
+	ev = g.stamp(ev)
 	b, err := json.Marshal(ev)
 	if err != nil {
 		g.log.Error("encode event", "type", ev.Type, "id", ev.ID, "err", err)
 		return
 	}
-	if _, err := g.opts.JS.PublishAsync(subject, b); err != nil {
+	if _, err := g.opts.JS.PublishAsync(eventSubject(ev), b); err != nil {
 		g.log.Warn("publish event", "type", ev.Type, "id", ev.ID, "err", err)
 	}
+}
+
+// tellTimeout bounds how long tell tries: past the stream's duplicate
+// window a late copy would be stored twice.
+const tellTimeout = time.Minute
+
+// tell publishes an event of an admitted job (stamped already, see stamp)
+// and waits until the stream has stored it, trying again through a node
+// lost or a leader election. Its message id is msgID, the same each time
+// the event is told: a copy told again (a retry, or a redelivered job's
+// final event after a crash) is dropped by the stream's deduplication.
+// The job's next step waits for it, so a job's events are stored in
+// order.
+func (g *Gateway) tell(ctx context.Context, ev otp.Event, msgID string) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("encode event: %w", err)
+	}
+	return g.tellRaw(ctx, ev, b, msgID)
+}
+
+// tellRaw is tell for an event encoded already (b).
+func (g *Gateway) tellRaw(ctx context.Context, ev otp.Event, b []byte, msgID string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tellTimeout)
+	defer cancel()
+	subject := eventSubject(ev)
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := g.opts.JS.Publish(pctx, subject, b, jetstream.WithMsgID(msgID))
+		pcancel()
+		if err == nil {
+			return nil
+		}
+		g.log.Warn("publish event; trying again", "type", ev.Type, "id", ev.ID, "err", err)
+		g.opts.Metrics.EventRetried()
+		select {
+		case <-ctx.Done():
+			g.opts.Metrics.EventLost()
+			g.log.Error("event lost", "type", ev.Type, "id", ev.ID, "err", err)
+			return fmt.Errorf("publish event %s of %s: %w", ev.Type, ev.ID, err)
+		case <-time.After(delay):
+		}
+	}
+}
+
+// eventID is the message id of event type of the job carried at stream
+// sequence seq: the same whenever it is told.
+func eventID(id string, seq uint64, typ otp.State, attempt int) string {
+	if attempt > 0 {
+		return fmt.Sprintf("%s.%d.%s.%d", id, seq, typ, attempt)
+	}
+	return fmt.Sprintf("%s.%d.%s", id, seq, typ)
+}
+
+// told reports whether the stream holds the event msgID of the job id
+// carried at stream sequence seq, or a delivery verdict of that job (which
+// only follows its sent event): the last event stored for the job says.
+// Past the stream's duplicate window, an event told again after a crash
+// would otherwise be stored twice.
+func (g *Gateway) told(ctx context.Context, id string, seq uint64, msgID string) bool {
+	s, err := g.opts.JS.Stream(ctx, otp.StreamEvents)
+	if err != nil {
+		return false
+	}
+	m, err := s.GetLastMsgForSubject(ctx, otp.EventSubject(id))
+	if err != nil {
+		return false
+	}
+	last := m.Header.Get(jetstream.MsgIDHeader)
+	if last == msgID {
+		return true
+	}
+	typ, ok := strings.CutPrefix(last, fmt.Sprintf("%s.%d.", id, seq))
+	return ok && otp.State(typ).DeliveryFinal()
 }

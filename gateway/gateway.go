@@ -81,7 +81,7 @@ type Gateway struct {
 
 	// tracker follows sent messages until their final status report.
 	tracker *delivery.Tracker
-	// journalled holds the journal state of each tracked job id.
+	// journalled holds the ids of the tracked jobs in the journal.
 	journalled sync.Map
 
 	mu     sync.Mutex
@@ -92,9 +92,11 @@ type Gateway struct {
 	// when its status report may already come
 	settling map[string]int
 	// settle waits for sent jobs' bookkeeping (record, ack, event, track)
-	settle  sync.WaitGroup
-	workers map[string]*worker
-	svc     micro.Service
+	settle sync.WaitGroup
+	// outcomes tells delivery outcomes in order.
+	outcomes serial
+	workers  map[string]*worker
+	svc      micro.Service
 }
 
 // New returns a Gateway.
@@ -106,7 +108,7 @@ func New(opts Options) *Gateway {
 		opts.RetryDelay = 2 * time.Second
 	}
 	if opts.AckWait == 0 {
-		opts.AckWait = 30 * time.Second
+		opts.AckWait = 6 * time.Second
 	}
 	if opts.DeliveryTimeout == 0 {
 		opts.DeliveryTimeout = 90 * time.Minute
@@ -131,9 +133,9 @@ func New(opts Options) *Gateway {
 }
 
 // Close waits for the bookkeeping of sent jobs, stops following their
-// delivery (messages still waiting for a status report are journalled for
-// the next start, see Restore) and waits until the events published so far
-// are stored; ctx bounds the waits.
+// delivery (messages still waiting for a status report are in the journal
+// for the next start, see Restore) and waits until the events published so
+// far are stored; ctx bounds the waits.
 func (g *Gateway) Close(ctx context.Context) {
 	settled := make(chan struct{})
 	go func() { g.settle.Wait(); close(settled) }()
@@ -143,7 +145,6 @@ func (g *Gateway) Close(ctx context.Context) {
 		g.log.Warn("sent jobs' bookkeeping unfinished at stop")
 	}
 	g.tracker.Close()
-	g.flushJournal(ctx)
 	select {
 	case <-g.opts.JS.PublishAsyncComplete():
 	case <-ctx.Done():

@@ -53,14 +53,18 @@ type sender interface {
 // task is a queued job checked for sending: everything the admission, the
 // send and its bookkeeping need.
 type task struct {
-	msg      jetstream.Msg
-	p        otp.Prepared
-	text     string
-	attempt  int
-	seq      uint64    // the message's stream sequence
-	accepted time.Time // when the stream stored the job
-	deadline time.Time // accepted + ttl: the code is worthless after it
-	log      *slog.Logger
+	msg       jetstream.Msg
+	p         otp.Prepared
+	text      string
+	attempt   int       // this attempt to send: failed ones recorded before, plus one
+	delivered uint64    // the server's deliveries of the message, this one included
+	seq       uint64    // the message's stream sequence
+	accepted  time.Time // when the stream stored the job
+	deadline  time.Time // accepted + ttl: the code is worthless after it
+	log       *slog.Logger
+	// done stops telling the server the job is in progress (see
+	// keepInProgress): once it is acknowledged, or back in the queue.
+	done func()
 }
 
 // process handles a job this worker took from the queue and reports
@@ -87,8 +91,16 @@ func (g *Gateway) processHanded(ctx context.Context, m sender, msg jetstream.Msg
 }
 
 // admitAndSend admits a checked job and sends it.
+//
+// From here until the job leaves this daemon's hands (acknowledged after
+// its bookkeeping, or put back) the server is told it is in progress, so a
+// short ack wait hands the jobs of a daemon that died to another at once
+// and never those of a live one, however slow its modem or store.
 func (g *Gateway) admitAndSend(ctx context.Context, m sender, t task, caps *sendCaps) (broken bool) {
-	if !g.admitQueued(ctx, t) {
+	t.done = g.keepInProgress(t.msg)
+	t, ok := g.admitQueued(ctx, t)
+	if !ok {
+		t.done()
 		return false
 	}
 	return g.send(ctx, m, t, caps)
@@ -105,7 +117,7 @@ func (g *Gateway) check(ctx context.Context, modemName string, msg jetstream.Msg
 		msg.Term()
 		return task{}, false
 	}
-	attempt := int(meta.NumDelivered)
+	delivered := meta.NumDelivered
 	job, p, text, err := g.prepare(msg.Data())
 	if err != nil {
 		re, _ := otp.AsReject(err)
@@ -120,12 +132,13 @@ func (g *Gateway) check(ctx context.Context, modemName string, msg jetstream.Msg
 			g.term(msg, string(re.Reason))
 			return task{}, false
 		}
-		g.rejected(ctx, job.ID, re, attempt)
+		g.rejected(ctx, job.ID, re, 0)
 		g.term(msg, string(re.Reason))
 		return task{}, false
 	}
-	t := task{msg: msg, p: p, text: text, attempt: attempt, seq: meta.Sequence.Stream, accepted: meta.Timestamp, deadline: meta.Timestamp.Add(p.TTL),
-		log: g.log.With("id", job.ID, "to", p.Number.Masked(), "modem", modemName, "attempt", attempt)}
+	t := task{msg: msg, p: p, text: text, attempt: 1, delivered: delivered, seq: meta.Sequence.Stream,
+		accepted: meta.Timestamp, deadline: meta.Timestamp.Add(p.TTL),
+		log: g.log.With("id", job.ID, "to", p.Number.Masked(), "modem", modemName, "delivery", delivered)}
 	if !g.now().Before(t.deadline) {
 		t.log.Info("job expired before a modem could send it", "late", g.now().Sub(t.deadline).Round(time.Millisecond))
 		g.end(ctx, t, otp.StateExpired, otp.Event{})
@@ -134,32 +147,55 @@ func (g *Gateway) check(ctx context.Context, modemName string, msg jetstream.Msg
 	return t, true
 }
 
+// maxDeliveries bounds how often the server may hand out one job beyond
+// its attempts: deliveries that were no attempt (a daemon that died
+// holding it, a job handed back, the policy store away) do not count, but
+// a job that kills every daemon that takes it must end.
+const maxDeliveries = 20
+
 // admitQueued applies the policy to a checked job (once per job: a
-// redelivery finds its own admission), then checks whether a newer code
-// superseded it and whether it has attempts left. A job it refuses (false)
-// is ended, or put back while the policy store is away.
-func (g *Gateway) admitQueued(ctx context.Context, t task) bool {
+// redelivery finds its own admission), tells its accepted event, then
+// checks whether a newer code superseded it and whether it has attempts
+// left. A job it refuses (false) is ended, or put back while the policy
+// store is away. It returns the task with its attempt number.
+func (g *Gateway) admitQueued(ctx context.Context, t task) (task, bool) {
 	p, msg := t.p, t.msg
 	v, err := g.policy().AdmitQueued(ctx, p, t.seq)
 	switch re, isReject := otp.AsReject(err); {
 	case isReject:
-		g.rejected(ctx, p.ID, re, t.attempt)
+		g.rejected(ctx, p.ID, re, 0)
 		g.term(msg, string(re.Reason))
-		return false
+		return t, false
 	case err != nil:
 		// Fail closed: without the store no limit can be checked.
 		t.log.Error("policy store unavailable; job waits", "err", err)
 		msg.NakWithDelay(5 * time.Second)
-		return false
+		return t, false
+	case v.Ended:
+		// Ended by a daemon that died before acknowledging it.
+		g.retell(ctx, t, v.State, v.Final)
+		return t, false
 	case v.Earlier:
 		// Admitted before: through otp.request, or by an earlier delivery.
+		t.attempt = v.Attempts + 1
 	case v.Duplicate:
 		// Another copy of a job queued already, or one that ended.
 		g.duplicate(p, v)
 		g.term(msg, "duplicate")
-		return false
+		return t, false
 	default:
-		g.accepted(ctx, p, v, metrics.SourceQueue)
+		g.accepted(p, v, metrics.SourceQueue)
+	}
+	t.log = t.log.With("attempt", t.attempt)
+	if v.Attempts == 0 {
+		// Told by the worker, for both paths, before anything else of the
+		// job: so it comes first. Told again on a redelivery that follows
+		// a crash; the stream keeps one.
+		ev := g.stamp(otp.Event{Type: otp.StateAccepted, ID: p.ID, To: p.Number.Masked(), Resend: v.Resend})
+		if err := g.tell(ctx, ev, eventID(p.ID, t.seq, otp.StateAccepted, 0)); err != nil {
+			msg.NakWithDelay(time.Second)
+			return t, false
+		}
 	}
 	// Only a job admitted earlier can have been superseded since: one
 	// admitted just now is its number's newest.
@@ -169,28 +205,54 @@ func (g *Gateway) admitQueued(ctx context.Context, t task) bool {
 		} else if by != "" {
 			t.log.Info("job superseded by a newer code", "superseded_by", by)
 			g.end(ctx, t, otp.StateSuperseded, otp.Event{SupersededBy: by})
-			return false
+			return t, false
 		}
 	}
-	if t.attempt > g.opts.MaxAttempts {
-		// Only reached when earlier attempts died with their daemon.
+	if t.attempt > g.opts.MaxAttempts || t.delivered > uint64(g.opts.MaxAttempts+maxDeliveries) {
+		// Attempts recorded as failed, yet here again (a crash after the
+		// last one was recorded), or handed out far too often.
 		g.fail(ctx, t, otp.ReasonAttemptsExhausted, "no attempt completed")
-		return false
+		return t, false
 	}
-	return true
+	return t, true
+}
+
+// retell tells again the final event of a job that ended (state) but whose
+// message was not acknowledged, unless the stream has it, and takes the
+// message off the queue. final is empty for a job ended by a version that
+// kept no final event.
+func (g *Gateway) retell(ctx context.Context, t task, state otp.State, final []byte) {
+	t.log.Info("job ended before its daemon stopped; telling its end again", "state", state)
+	if len(final) > 0 {
+		msgID := eventID(t.p.ID, t.seq, state, 0)
+		if !g.told(ctx, t.p.ID, t.seq, msgID) {
+			if err := g.tellRaw(ctx, otp.Event{Type: state, ID: t.p.ID}, final, msgID); err != nil {
+				t.msg.NakWithDelay(time.Second)
+				return
+			}
+		}
+	}
+	if state == otp.StateSent || state.DeliveryFinal() {
+		if err := g.ack(ctx, t.msg); err != nil {
+			t.log.Warn("ack ended job", "err", err)
+		}
+		return
+	}
+	g.term(t.msg, string(state))
 }
 
 // end ends a job unsent in state (expired, superseded): counted, recorded,
 // told in an event (ev adds its fields) and taken off the queue.
 func (g *Gateway) end(ctx context.Context, t task, state otp.State, ev otp.Event) {
-	g.opts.Metrics.Ended(state)
-	if errors.Is(g.finish(ctx, t, state, ""), policy.ErrOtherJob) {
-		// A copy, or another job under a held id: its end is not news.
-		g.term(t.msg, string(state))
+	ev.Type, ev.ID, ev.To, ev.Attempt = state, t.p.ID, t.p.Number.Masked(), t.attempt
+	if !g.finish(ctx, t, &ev) {
 		return
 	}
-	ev.Type, ev.ID, ev.To, ev.Attempt = state, t.p.ID, t.p.Number.Masked(), t.attempt
-	g.publish(ctx, ev)
+	g.opts.Metrics.Ended(state)
+	if err := g.tell(ctx, ev, eventID(t.p.ID, t.seq, state, 0)); err != nil {
+		t.msg.NakWithDelay(time.Second) // told again by the next delivery
+		return
+	}
 	g.term(t.msg, string(state))
 }
 
@@ -207,14 +269,13 @@ func (g *Gateway) send(ctx context.Context, m sender, t task, caps *sendCaps) (b
 			g.endSettling(m.Name())
 		}
 	}()
-	stop := g.keepInProgress(t.msg)
 	// The network stops trying once the code is worthless.
 	res, err := m.Send(ctx, t.p.Number.E164, t.text, modem.WithValidity(t.deadline.Sub(g.now())))
-	stop()
 	g.setBusy(m.Name(), false)
 
 	caps.record(time.Now(), len(res.Refs))
 	if err != nil {
+		defer t.done()
 		return g.sendFailed(ctx, m.Name(), t, err)
 	}
 	g.opts.Metrics.Sent(m.Name(), len(res.Refs), res.Duration, g.now().Sub(t.accepted))
@@ -240,6 +301,16 @@ func (g *Gateway) sendFailed(ctx context.Context, modemName string, t task, err 
 	}
 	g.opts.Metrics.SendFailed(modemName, se.Class.String())
 	t.log = t.log.With("class", se.Class, "cms_error", se.Code)
+	attempts, err := g.policy().Attempted(ctx, t.p, t.seq)
+	switch {
+	case errors.Is(err, policy.ErrOtherJob):
+		attempts = t.attempt // a job without a record: never admitted here
+	case err != nil:
+		// Counted by the server's deliveries (maxDeliveries) instead.
+		t.log.Warn("record attempt", "err", err)
+		attempts = t.attempt
+	}
+	t.attempt = attempts
 	switch {
 	case se.Class == modem.Permanent:
 		g.fail(ctx, t, otp.ReasonModemRejected, modemDetail(se))
@@ -259,12 +330,15 @@ func (g *Gateway) sendFailed(ctx context.Context, modemName string, t task, err 
 		}
 		g.opts.Metrics.Resent(resend)
 		t.log.Warn("send failed; will retry", "err", se.Error(), "retry_in", delay)
+		ev := g.stamp(otp.Event{Type: otp.StateRetrying, ID: t.p.ID, To: t.p.Number.Masked(),
+			Reason: reason, Detail: modemDetail(se),
+			RetryAfter: delay.Seconds(), Modem: modemName, Attempt: t.attempt})
+		// Told before the job goes back: no event of the next attempt
+		// can come before it.
+		g.tell(ctx, ev, eventID(t.p.ID, t.seq, otp.StateRetrying, t.attempt))
 		if err := t.msg.NakWithDelay(delay); err != nil {
 			t.log.Warn("nak job", "err", err)
 		}
-		g.publish(ctx, otp.Event{Type: otp.StateRetrying, ID: t.p.ID, To: t.p.Number.Masked(),
-			Reason: reason, Detail: modemDetail(se),
-			RetryAfter: delay.Seconds(), Modem: modemName, Attempt: t.attempt})
 	}
 	return se.Broken
 }
@@ -277,24 +351,34 @@ type sentJob struct {
 	at    time.Time // when the last part was confirmed
 }
 
-// sent records a job whose message every part of was confirmed: its state,
-// the ack, the sent event, and the tracking of its delivery.
+// sent records a job whose message every part of was confirmed, each step
+// durable before the next, so that a crash anywhere loses nothing: the
+// tracking of its delivery (journalled), its final state with its sent
+// event (the job record, which a redelivery tells again), the event, and
+// only then the ack.
 func (g *Gateway) sent(ctx context.Context, j sentJob) {
 	p, res, log := j.p, j.res, j.log
-	g.finish(ctx, j.task, otp.StateSent, "")
-	if err := g.ack(ctx, j.msg); err != nil {
-		// The server will hand the job out again after AckWait.
-		log.Error("ack sent job; it may be sent again", "err", err)
-	}
 	log.Info("sms sent", "parts", len(res.Refs), "cmgs", res.Duration.Round(time.Millisecond))
-	g.publish(ctx, otp.Event{Type: otp.StateSent, ID: p.ID, To: p.Number.Masked(),
-		Modem: j.modem, Refs: res.Refs, Parts: len(res.Refs), Attempt: j.attempt, Report: res.Report})
+	var dm delivery.Message
+	if res.Report {
+		dm = delivery.Message{ID: p.ID, Modem: j.modem, To: p.Number.E164, Masked: p.Number.Masked(),
+			Seq: j.seq, Refs: res.Refs, Accepted: j.accepted, Sent: j.at}
+		g.journal(ctx, dm)
+	}
+	ev := otp.Event{Type: otp.StateSent, ID: p.ID, To: p.Number.Masked(),
+		Modem: j.modem, Refs: res.Refs, Parts: len(res.Refs), Attempt: j.attempt, Report: res.Report}
+	if g.finish(ctx, j.task, &ev) {
+		g.tell(ctx, ev, eventID(p.ID, j.seq, otp.StateSent, 0))
+	}
+	if err := g.ack(ctx, j.msg); err != nil {
+		// The server will hand the job out again after AckWait; its
+		// record tells it was sent.
+		log.Error("ack sent job", "err", err)
+	}
+	j.done()
 	if res.Report {
 		// After the sent event: a report that came first is held
 		// for it, so that delivered never precedes sent.
-		dm := delivery.Message{ID: p.ID, Modem: j.modem, To: p.Number.E164, Masked: p.Number.Masked(),
-			Refs: res.Refs, Accepted: j.accepted, Sent: j.at}
-		g.journal(dm)
 		g.tracker.Track(dm)
 		g.opts.Metrics.DeliveryPending(g.tracker.Pending())
 	}
@@ -308,6 +392,11 @@ func modemDetail(se *modem.SendError) string {
 }
 
 func (g *Gateway) fail(ctx context.Context, t task, reason otp.Reason, detail string) {
+	ev := otp.Event{Type: otp.StateFailed, ID: t.p.ID, To: t.p.Number.Masked(),
+		Reason: reason, Detail: detail, Attempt: t.attempt}
+	if !g.finish(ctx, t, &ev) {
+		return
+	}
 	t.log.Warn("job failed", "reason", reason, "detail", detail)
 	g.opts.Metrics.Ended(otp.StateFailed)
 	if reason == otp.ReasonAttemptsExhausted || reason == otp.ReasonUnknownOutcome {
@@ -316,24 +405,41 @@ func (g *Gateway) fail(ctx context.Context, t task, reason otp.Reason, detail st
 		// after its ttl).
 		g.opts.Metrics.DeadLettered(reason)
 	}
-	g.finish(ctx, t, otp.StateFailed, string(reason))
-	g.publish(ctx, otp.Event{Type: otp.StateFailed, ID: t.p.ID, To: t.p.Number.Masked(),
-		Reason: reason, Detail: detail, Attempt: t.attempt})
+	if err := g.tell(ctx, ev, eventID(t.p.ID, t.seq, otp.StateFailed, 0)); err != nil {
+		t.msg.NakWithDelay(time.Second) // told again by the next delivery
+		return
+	}
 	g.term(t.msg, string(reason))
 }
 
-// finish records the final state of the job t holds, for later
-// submissions of its id.
-func (g *Gateway) finish(ctx context.Context, t task, state otp.State, reason string) error {
-	return g.record(ctx, t.p, t.seq, state, reason)
+// finish records the end of the job t holds with its final event *ev
+// (stamped here), for later submissions of its id and for a redelivery
+// after a crash. It reports whether the end is news to tell: not for a
+// message that does not hold the job (a copy: taken off the queue here),
+// nor for a job that had ended already (its end told again here).
+func (g *Gateway) finish(ctx context.Context, t task, ev *otp.Event) bool {
+	*ev = g.stamp(*ev)
+	err := g.record(ctx, t.p, t.seq, *ev)
+	var ended *policy.EndedError
+	switch {
+	case errors.Is(err, policy.ErrOtherJob):
+		// A copy, or another job under a held id: its end is not news.
+		g.term(t.msg, string(ev.Type))
+		return false
+	case errors.As(err, &ended):
+		g.retell(ctx, t, ended.State, ended.Final)
+		return false
+	}
+	return true
 }
 
-// record records the final state of job p held by the message at stream
-// sequence seq (0: held for sure).
-func (g *Gateway) record(ctx context.Context, p otp.Prepared, seq uint64, state otp.State, reason string) error {
-	err := g.policy().Finish(context.WithoutCancel(ctx), p, seq, state, reason)
-	if err != nil && !errors.Is(err, policy.ErrOtherJob) {
-		g.log.Warn("record job state", "id", p.ID, "state", state, "err", err)
+// record records the end of job p held by the message at stream sequence
+// seq (0: held for sure), with its final event ev.
+func (g *Gateway) record(ctx context.Context, p otp.Prepared, seq uint64, ev otp.Event) error {
+	err := g.policy().Finish(context.WithoutCancel(ctx), p, seq, ev)
+	var ended *policy.EndedError
+	if err != nil && !errors.Is(err, policy.ErrOtherJob) && !errors.As(err, &ended) {
+		g.log.Warn("record job state", "id", p.ID, "state", ev.Type, "err", err)
 	}
 	return err
 }
@@ -361,7 +467,8 @@ func (g *Gateway) ack(ctx context.Context, msg jetstream.Msg) error {
 }
 
 // keepInProgress tells the server the job is being worked on until stop is
-// called, so that a long AT+CMGS does not get the job redelivered.
+// called, so that a long AT+CMGS does not get the job redelivered. stop
+// may be called more than once.
 func (g *Gateway) keepInProgress(msg jetstream.Msg) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -379,7 +486,7 @@ func (g *Gateway) keepInProgress(msg jetstream.Msg) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done); wg.Wait() }
+	return sync.OnceFunc(func() { close(done); wg.Wait() })
 }
 
 func (g *Gateway) retryDelay(attempt int) time.Duration {

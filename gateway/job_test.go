@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -258,5 +259,123 @@ func TestPrepare(t *testing.T) {
 				t.Errorf("message of %d parts, Parts = %d", parts, p.Parts)
 			}
 		})
+	}
+}
+
+// storedEvents returns the types of the events of job id in OTP_EVENTS,
+// in order.
+func (h *jobHarness) storedEvents(t *testing.T, id string) []otp.State {
+	t.Helper()
+	c, err := h.js.OrderedConsumer(t.Context(), otp.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{otp.EventSubject(id)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []otp.State
+	for {
+		msg, err := c.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
+		if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
+			return types
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev otp.Event
+		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, ev.Type)
+	}
+}
+
+// TestCrashBeforeAck: a daemon that dies after a job ended but before it
+// acknowledged the job's message leaves the end in the job's record; the
+// daemon that takes the redelivered message tells the final event (once,
+// whether or not the dead one had told it) and sends nothing again.
+func TestCrashBeforeAck(t *testing.T) {
+	const job = `{"id":"c1","to":"+4526227921","code":"034812","ttl":"5m"}`
+	for _, tc := range []struct {
+		name string
+		told bool // the dead daemon had told the event
+	}{
+		{name: "died before telling"},
+		{name: "died after telling", told: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newJobHarness(t)
+			ctx := t.Context()
+			// The daemon that dies: admits, sends, records the end.
+			msg := h.take(t, job)
+			t1, ok := h.g.check(ctx, "fake", msg)
+			if !ok {
+				t.Fatal("check")
+			}
+			if t1, ok = h.g.admitQueued(ctx, t1); !ok {
+				t.Fatal("admit")
+			}
+			ev := h.g.stamp(otp.Event{Type: otp.StateSent, ID: "c1", To: "+45******21", Modem: "dead", Refs: []int{3}, Parts: 1, Attempt: 1})
+			if err := h.g.policy().Finish(ctx, t1.p, t1.seq, ev); err != nil {
+				t.Fatal(err)
+			}
+			if tc.told {
+				if err := h.g.tell(ctx, ev, eventID("c1", t1.seq, otp.StateSent, 0)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// No ack: the server hands the job out again.
+			if err := msg.Nak(); err != nil {
+				t.Fatal(err)
+			}
+			again, err := h.jobs.Next(5 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := &fakeModem{}
+			h.g.process(ctx, f, again, &sendCaps{})
+			if f.calls != 0 {
+				t.Errorf("sent again %d times", f.calls)
+			}
+			if got := fmt.Sprint(h.storedEvents(t, "c1")); got != "[accepted sent]" {
+				t.Errorf("stored events %s, want [accepted sent]", got)
+			}
+			if _, err := h.jobs.Next(100 * time.Millisecond); !errors.Is(err, jetstream.ErrNoMessages) {
+				t.Errorf("the job is still queued: %v", err)
+			}
+		})
+	}
+}
+
+// TestAttemptsAreTheModems: deliveries that were no attempt (a job handed
+// back, a daemon gone) do not count toward max_attempts; failed sends do.
+func TestAttemptsAreTheModems(t *testing.T) {
+	h := newJobHarness(t) // MaxAttempts 2
+	h.g.opts.RetryDelay = time.Millisecond
+	ctx := t.Context()
+	if _, err := h.js.Publish(ctx, otp.SubjectSend, []byte(`{"id":"a1","to":"+4526227921","code":"034812","ttl":"5m"}`)); err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeModem{err: &modem.SendError{Class: modem.Retryable, Code: "512"}}
+	for delivery := 1; ; delivery++ {
+		if delivery > 10 {
+			t.Fatalf("%d sends in %d deliveries; the job ended early", f.calls, delivery-1)
+		}
+		msg, err := h.jobs.Next(5 * time.Second)
+		if err != nil {
+			t.Fatalf("delivery %d: %v", delivery, err)
+		}
+		if delivery <= 5 {
+			msg.Nak() // handed back before any attempt
+			continue
+		}
+		h.g.process(ctx, f, msg, &sendCaps{})
+		if f.calls == 2 {
+			break
+		}
+	}
+	if got := fmt.Sprint(h.storedEvents(t, "a1")); got != "[accepted retrying failed]" {
+		t.Errorf("events %s, want [accepted retrying failed]", got)
+	}
+	ev := h.until(t, otp.StateFailed)
+	if ev.Reason != otp.ReasonAttemptsExhausted || ev.Attempt != 2 {
+		t.Errorf("failed event %+v, want attempts_exhausted at attempt 2", ev)
 	}
 }

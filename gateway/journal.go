@@ -3,8 +3,6 @@ package gateway
 import (
 	"context"
 	"log/slog"
-	"sync"
-	"time"
 
 	"github.com/simgate/simgate/delivery"
 )
@@ -17,71 +15,28 @@ type Journal interface {
 	Load(ctx context.Context) (msgs []delivery.Message, skipped int, err error)
 }
 
-// journalDelay is how long a sent message waits for its report before it
-// is journalled: most reports come within seconds, and a message whose
-// outcome is known by then costs the journal nothing. A crash within it
-// forgets the message; a stop journals every message still waiting.
-const journalDelay = 3 * time.Second
-
-// journalEntry is the journal state of one tracked message.
-type journalEntry struct {
-	mu      sync.Mutex
-	m       delivery.Message
-	written bool // in the journal
-	done    bool // outcome known: never write
-}
-
-// journal schedules m for the journal. Call it before Track.
-func (g *Gateway) journal(m delivery.Message) {
+// journal writes m to the journal, before its job is acknowledged: a
+// crash at any point after loses no tracking. A message that could not be
+// written is followed by this run only.
+func (g *Gateway) journal(ctx context.Context, m delivery.Message) {
 	if g.opts.Journal == nil {
 		return
 	}
-	e := &journalEntry{m: m}
-	g.journalled.Store(m.ID, e)
-	time.AfterFunc(journalDelay, func() { g.writeJournal(context.Background(), e) })
-}
-
-func (g *Gateway) writeJournal(ctx context.Context, e *journalEntry) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.done || e.written {
+	if err := g.opts.Journal.Put(context.WithoutCancel(ctx), m); err != nil {
+		g.log.Warn("journal sent message; a restart forgets it", "id", m.ID, "err", err)
 		return
 	}
-	if err := g.opts.Journal.Put(ctx, e.m); err != nil {
-		g.log.Warn("journal sent message; a restart forgets it", "id", e.m.ID, "err", err)
-		return
-	}
-	e.written = true
+	g.journalled.Store(m.ID, struct{}{})
 }
 
 // unjournal forgets the message of job id, whose outcome is known.
 func (g *Gateway) unjournal(ctx context.Context, id string, log *slog.Logger) {
-	v, ok := g.journalled.LoadAndDelete(id)
-	if !ok {
+	if _, ok := g.journalled.LoadAndDelete(id); !ok {
 		return
 	}
-	e := v.(*journalEntry)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.done = true
-	if e.written {
-		if err := g.opts.Journal.Delete(ctx, id); err != nil {
-			log.Warn("remove message from the delivery journal", "err", err)
-		}
+	if err := g.opts.Journal.Delete(ctx, id); err != nil {
+		log.Warn("remove message from the delivery journal", "err", err)
 	}
-}
-
-// flushJournal writes every message still waiting, at stop; later timers
-// write nothing.
-func (g *Gateway) flushJournal(ctx context.Context) {
-	g.journalled.Range(func(_, v any) bool {
-		e := v.(*journalEntry)
-		g.writeJournal(ctx, e)
-		e.mu.Lock()
-		e.done = true
-		e.mu.Unlock()
-		return true
-	})
 }
 
 // Restore follows on the messages journalled before a restart. Call it
@@ -95,7 +50,12 @@ func (g *Gateway) Restore(ctx context.Context) error {
 		return err
 	}
 	for _, m := range msgs {
-		g.journalled.Store(m.ID, &journalEntry{m: m, written: true})
+		g.journalled.Store(m.ID, struct{}{})
+		if g.told(ctx, m.ID, m.Seq, "") {
+			// Its verdict was told before the crash.
+			g.unjournal(ctx, m.ID, g.log)
+			continue
+		}
 		g.tracker.Track(m)
 	}
 	g.opts.Metrics.DeliveryPending(g.tracker.Pending())

@@ -131,23 +131,32 @@ func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {
 		if err := g.policy().Withdraw(context.WithoutCancel(ctx), p); err != nil {
 			g.log.Warn("withdraw job", "id", job.ID, "err", err)
 		}
-		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "could not queue the job; try again"}
+		detail := "could not queue the job; try again"
+		if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeMaxBytes {
+			detail = "the job queue is full; try again later"
+		}
+		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: detail}
 	}
 	if err := g.policy().Queued(ctx, p, ack.Sequence); err != nil {
 		// The job is queued; the worker that takes it records it.
 		g.log.Warn("record queued job", "id", job.ID, "err", err)
 	}
-	g.accepted(ctx, p, v, metrics.SourceRequest)
+	g.accepted(p, v, metrics.SourceRequest)
 	return otp.Reply{Status: otp.ReplyAccepted, ID: job.ID, To: masked, Resend: v.Resend}
 }
 
-// accepted records a newly admitted job: log, metrics, event.
-func (g *Gateway) accepted(ctx context.Context, p otp.Prepared, v policy.Verdict, source metrics.Source) {
+// errCodeMaxBytes is JetStream's error code for a stream at its MaxBytes
+// that refuses new messages (nats.go names no constant for it).
+const errCodeMaxBytes jetstream.ErrorCode = 10077
+
+// accepted records a newly admitted job: log and metrics. Its accepted
+// event is told by the worker that takes it, on both paths (admitQueued),
+// so that it comes before the job's other events.
+func (g *Gateway) accepted(p otp.Prepared, v policy.Verdict, source metrics.Source) {
 	g.log.Info("job accepted", "id", p.ID, "to", p.Number.Masked(), "source", source, "resend", v.Resend)
 	if v.Resend {
 		g.opts.Metrics.Resent(metrics.ResendUser)
 	}
-	g.publish(ctx, otp.Event{Type: otp.StateAccepted, ID: p.ID, To: p.Number.Masked(), Resend: v.Resend})
 }
 
 // duplicate answers a job whose id was seen before: nothing new is sent,

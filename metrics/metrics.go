@@ -119,6 +119,8 @@ type Metrics struct {
 	deliveryPending     prometheus.Gauge
 	reports             *prometheus.CounterVec
 	deadLettered        *prometheus.CounterVec
+	eventRetries        prometheus.Counter
+	eventsLost          prometheus.Counter
 }
 
 // New creates the metrics and registers them, with a build-info gauge, on
@@ -173,6 +175,10 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 		}),
 		reports:      counter("delivery_reports_total", "Status reports received, per modem and result (matched, unmatched, malformed).", "modem", "result"),
 		deadLettered: counter("dead_lettered_total", "Jobs given up after their attempts ran out, by reason (attempts_exhausted, unknown_outcome).", "reason"),
+		eventRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "event_publish_retries_total",
+			Help: "Publishes of a job's event the stream did not confirm at once, tried again (a node lost, a leader election)."}),
+		eventsLost: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "events_lost_total",
+			Help: "Events of admitted jobs the stream did not confirm within a minute of trying; a redelivered job tells its final event again."}),
 	}
 	bi := gauge("build_info", "Build information; always 1.", "version", "goversion")
 	goVersion := "unknown"
@@ -185,7 +191,8 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 		m.smsSent, m.smsParts, m.smsFailed, m.sendLatency, m.cmgsDuration,
 		m.modemUp, m.modemBusy, m.modemReady, m.modemSIMReady, m.modemRegistration,
 		m.modemSignal, m.modemHealthFailures, m.modemFailuresInRow, m.modemReports, m.modemPINTries,
-		m.deliveries, m.deliveryLatency, m.deliveryPending, m.reports, m.deadLettered, bi)
+		m.deliveries, m.deliveryLatency, m.deliveryPending, m.reports, m.deadLettered,
+		m.eventRetries, m.eventsLost, bi)
 
 	for _, s := range jobOutcomes {
 		m.jobs.WithLabelValues(string(s))
@@ -270,6 +277,13 @@ func (m *Metrics) SendFailed(modem, class string) {
 func (m *Metrics) DeadLettered(reason otp.Reason) {
 	m.deadLettered.WithLabelValues(string(reason)).Inc()
 }
+
+// EventRetried counts a publish of an event the stream did not confirm,
+// tried again.
+func (m *Metrics) EventRetried() { m.eventRetries.Inc() }
+
+// EventLost counts an event of an admitted job given up on.
+func (m *Metrics) EventLost() { m.eventsLost.Inc() }
 
 // ModemOpen records a modem opened (up) or closed, and how it passes status
 // reports on (0 off, 1 routed, 2 stored).

@@ -122,3 +122,44 @@ simgate_queue_up 0
 		t.Errorf("lint: %v %v", problems, err)
 	}
 }
+
+func TestStoreCollector(t *testing.T) {
+	var fail atomic.Bool
+	c := NewStoreCollector(func(ctx context.Context) ([]StoreUsage, error) {
+		if fail.Load() {
+			return nil, errors.New("no server")
+		}
+		return []StoreUsage{
+			{Name: "OTP_JOBS", Bytes: 300, Messages: 2, MaxBytes: 1000},
+			{Name: "KV_simgate_config", Bytes: 50, Messages: 1},
+		}, nil
+	}, time.Second)
+	reg := NewRegistry()
+	reg.MustRegister(c)
+	want := `
+# HELP simgate_store_bytes Bytes a JetStream stream or bucket of simgate's holds, per store.
+# TYPE simgate_store_bytes gauge
+simgate_store_bytes{store="KV_simgate_config"} 50
+simgate_store_bytes{store="OTP_JOBS"} 300
+# HELP simgate_store_limit_bytes The store's size limit (nats.limits); absent when unbounded. Full, the job queue refuses new jobs, the events stream drops its oldest, a bucket refuses writes.
+# TYPE simgate_store_limit_bytes gauge
+simgate_store_limit_bytes{store="OTP_JOBS"} 1000
+# HELP simgate_store_up 1 when the stores' usage could be read at this scrape.
+# TYPE simgate_store_up gauge
+simgate_store_up 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "simgate_store_bytes", "simgate_store_limit_bytes", "simgate_store_up"); err != nil {
+		t.Error(err)
+	}
+	fail.Store(true)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP simgate_store_up 1 when the stores' usage could be read at this scrape.
+# TYPE simgate_store_up gauge
+simgate_store_up 0
+`), "simgate_store_up", "simgate_store_bytes"); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}

@@ -165,6 +165,15 @@ type Verdict struct {
 	// before (through otp.request, or by an earlier delivery of the same
 	// message): it was counted then, and may have been superseded since.
 	Earlier bool
+	// Ended is true when AdmitQueued found this very job ended (State):
+	// the daemon that ended it died before it acknowledged the message.
+	// Final is the job's final event as Finish recorded it, to be told
+	// again.
+	Ended bool
+	Final json.RawMessage
+	// Attempts is how many times a modem tried to send the job and failed
+	// (Attempted), for a job admitted Earlier.
+	Attempts int
 	// Resend is true when the number was sent a code that is still valid.
 	Resend bool
 	// At is when the job was admitted.
@@ -188,6 +197,13 @@ type jobRecord struct {
 	// Number is the number's key, to take back its send when the job
 	// ends unsent.
 	Number string `json:"n,omitempty"`
+	// Resend: the number had a valid code when the job was admitted.
+	Resend bool `json:"v,omitempty"`
+	// Attempts counts the modem's failed attempts to send the job.
+	Attempts int `json:"a,omitempty"`
+	// Event is the job's final event (the outbox: a daemon that dies
+	// before its message is acknowledged has it told again).
+	Event json.RawMessage `json:"e,omitempty"`
 }
 
 type numberRecord struct {
@@ -315,7 +331,7 @@ func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verd
 			state = stateQueuing
 		}
 		b, _ := json.Marshal(jobRecord{State: state, At: now.UnixMilli(), Body: body, Seq: seq,
-			Number: p.numberKey(j.Number.E164)})
+			Number: p.numberKey(j.Number.E164), Resend: v.Resend})
 		if e.Rev == 0 {
 			_, err = p.store.Create(ctx, key, b)
 		} else {
@@ -361,11 +377,15 @@ func (p *Policy) known(ctx context.Context, key string, rev uint64, rec jobRecor
 	case seq == 0 && rec.State == stateQueuing && now.UnixMilli()-rec.At > staleQueuing.Milliseconds():
 		// Left by a daemon that died between admission and queueing.
 		return Verdict{}, false, nil
+	case seq != 0 && rec.Seq == seq && !open:
+		// The message that held the job, which ended: its daemon died
+		// before acknowledging it.
+		return Verdict{Ended: true, State: rec.State, Final: rec.Event}, true, nil
 	case seq == 0 || !open:
 		return Verdict{Duplicate: true, State: shown(rec.State)}, true, nil
 	case rec.Seq == seq:
 		// A redelivery of the message that holds the job.
-		return Verdict{Earlier: true, At: time.UnixMilli(rec.At)}, true, nil
+		return Verdict{Earlier: true, At: time.UnixMilli(rec.At), Attempts: rec.Attempts, Resend: rec.Resend}, true, nil
 	case rec.Seq != 0:
 		// Another copy of a job that is queued already.
 		return Verdict{Duplicate: true, State: otp.StateAccepted}, true, nil
@@ -377,7 +397,7 @@ func (p *Policy) known(ctx context.Context, key string, rev uint64, rec jobRecor
 	if _, err := p.store.Update(ctx, key, b, rev); err != nil {
 		return Verdict{}, true, err
 	}
-	return Verdict{Earlier: true, At: time.UnixMilli(rec.At)}, true, nil
+	return Verdict{Earlier: true, At: time.UnixMilli(rec.At), Attempts: rec.Attempts, Resend: rec.Resend}, true, nil
 }
 
 // shown is the state a job's record shows in replies and events.
@@ -778,23 +798,39 @@ func (p *Policy) State(ctx context.Context, id string) (otp.State, error) {
 // that job's: nothing is recorded, and no event should tell of it.
 var ErrOtherJob = errors.New("the id is held by another message")
 
-// Finish records the final state of job j, so that a later submission of
-// its id learns its fate. Only the queued message that holds the job (at
+// EndedError is Finish's answer to the message that holds a job which
+// ended already (its daemon died before acknowledging the message): the
+// job keeps its end, and Final, its final event, is to be told again.
+type EndedError struct {
+	State otp.State
+	Final json.RawMessage
+}
+
+func (e *EndedError) Error() string { return "the job ended already (" + string(e.State) + ")" }
+
+// Finish records the final state of job j (ev.Type, ev.Reason) and its
+// final event ev, so that a later submission of its id learns its fate,
+// and a redelivery of its message after a crash tells ev again. Only the queued message that holds the job (at
 // stream sequence seq) can end it: the one recorded, or, before any was,
 // one with the job's body. seq 0 means the caller knows it holds the job
 // (a delivery report for its SMS; j needs only its ID then). For any other
-// message Finish returns ErrOtherJob. A job that was never admitted has no
+// message Finish returns ErrOtherJob; for the message of a job that ended
+// already, an *EndedError. A job that was never admitted has no
 // record and gets none. A job that ended without its SMS going out
 // (expired, superseded, failed other than unknown_outcome) no longer
 // counts against its number, nor as its number's live code.
-func (p *Policy) Finish(ctx context.Context, j otp.Prepared, seq uint64, state otp.State, reason string) error {
-	id := j.ID
+func (p *Policy) Finish(ctx context.Context, j otp.Prepared, seq uint64, ev otp.Event) error {
+	id, state, reason := j.ID, ev.Type, string(ev.Reason)
+	final, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("encode event: %w", err)
+	}
 	var body string
 	if seq != 0 {
 		body = p.bodyHash(j)
 	}
 	var admitted jobRecord
-	err := p.update(ctx, jobKey(id), func(cur []byte) ([]byte, error) {
+	err = p.update(ctx, jobKey(id), func(cur []byte) ([]byte, error) {
 		admitted = jobRecord{}
 		var rec jobRecord
 		if cur == nil {
@@ -806,8 +842,11 @@ func (p *Policy) Finish(ctx context.Context, j otp.Prepared, seq uint64, state o
 		if seq != 0 && rec.Seq != seq && (rec.Seq != 0 || rec.Body != body) {
 			return nil, ErrOtherJob
 		}
+		if seq != 0 && rec.State != otp.StateAccepted && rec.State != stateQueuing {
+			return nil, &EndedError{State: rec.State, Final: rec.Event}
+		}
 		admitted = rec
-		rec.State, rec.Reason = state, reason
+		rec.State, rec.Reason, rec.Event = state, reason, final
 		return json.Marshal(rec)
 	})
 	if err != nil || admitted.At == 0 {
@@ -817,6 +856,30 @@ func (p *Policy) Finish(ctx context.Context, j otp.Prepared, seq uint64, state o
 		p.undoNumber(ctx, admitted.Number, id, time.UnixMilli(admitted.At), sends(j))
 	}
 	return nil
+}
+
+// Attempted records a failed attempt of a modem to send job j, carried by
+// the message at stream sequence seq, and returns how many there were.
+// Only attempts count toward a job's limit: a redelivery (a daemon that
+// died, a job handed back, a store away) is not one.
+func (p *Policy) Attempted(ctx context.Context, j otp.Prepared, seq uint64) (int, error) {
+	n := 0
+	err := p.update(ctx, jobKey(j.ID), func(cur []byte) ([]byte, error) {
+		var rec jobRecord
+		if cur == nil {
+			return nil, ErrOtherJob
+		}
+		if err := json.Unmarshal(cur, &rec); err != nil {
+			return nil, fmt.Errorf("decode job: %w", err)
+		}
+		if rec.Seq != seq {
+			return nil, ErrOtherJob
+		}
+		rec.Attempts++
+		n = rec.Attempts
+		return json.Marshal(rec)
+	})
+	return n, err
 }
 
 // unsent reports whether a job that ended in state for reason surely sent

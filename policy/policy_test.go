@@ -69,7 +69,7 @@ func TestDuplicateJobID(t *testing.T) {
 	if err := p.Queued(ctx, j, 7); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Finish(ctx, j, 7, otp.StateSent, ""); err != nil {
+	if err := p.Finish(ctx, j, 7, otp.Event{Type: otp.StateSent}); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := p.Admit(ctx, j); v.State != otp.StateSent {
@@ -141,7 +141,7 @@ func TestJobIdentity(t *testing.T) {
 		if v, err := p.AdmitQueued(ctx, j, 6); err != nil || !v.Duplicate {
 			t.Fatalf("a second copy: %+v %v", v, err)
 		}
-		if err := p.Finish(ctx, job("b", n, "123456"), 6, otp.StateExpired, ""); !errors.Is(err, ErrOtherJob) {
+		if err := p.Finish(ctx, job("b", n, "123456"), 6, otp.Event{Type: otp.StateExpired}); !errors.Is(err, ErrOtherJob) {
 			t.Fatalf("the copy ending: %v, want ErrOtherJob", err)
 		}
 		if s, _ := p.State(ctx, "b"); s != otp.StateAccepted {
@@ -156,10 +156,10 @@ func TestJobIdentity(t *testing.T) {
 		}
 		// A worker found the message expired before Queued was written:
 		// a message with another body is not the job, one with its body is.
-		if err := p.Finish(ctx, job("h", n, "654321"), 6, otp.StateExpired, ""); !errors.Is(err, ErrOtherJob) {
+		if err := p.Finish(ctx, job("h", n, "654321"), 6, otp.Event{Type: otp.StateExpired}); !errors.Is(err, ErrOtherJob) {
 			t.Fatalf("another body: %v, want ErrOtherJob", err)
 		}
-		if err := p.Finish(ctx, j, 5, otp.StateExpired, ""); err != nil {
+		if err := p.Finish(ctx, j, 5, otp.Event{Type: otp.StateExpired}); err != nil {
 			t.Fatal(err)
 		}
 		if s, _ := p.State(ctx, "h"); s != otp.StateExpired {
@@ -210,7 +210,7 @@ func TestJobIdentity(t *testing.T) {
 		if s, _ := p.State(ctx, "c1"); s != "" {
 			t.Errorf("rejected job state = %q, want no record", s)
 		}
-		if err := p.Finish(ctx, job("c2", n, "123456"), 9, otp.StateExpired, ""); err != nil {
+		if err := p.Finish(ctx, job("c2", n, "123456"), 9, otp.Event{Type: otp.StateExpired}); err != nil {
 			t.Fatal(err)
 		}
 		if s, _ := p.State(ctx, "c2"); s != "" {
@@ -247,7 +247,7 @@ func TestJobIdentity(t *testing.T) {
 			if _, err := p.AdmitQueued(ctx, j, 1); err != nil {
 				t.Fatal(err)
 			}
-			if err := p.Finish(ctx, j, 1, tc.state, string(tc.reason)); err != nil {
+			if err := p.Finish(ctx, j, 1, otp.Event{Type: tc.state, Reason: tc.reason}); err != nil {
 				t.Fatal(err)
 			}
 			c.add(time.Second)
@@ -505,4 +505,44 @@ func (s *barrierStore) Get(ctx context.Context, key string) (Entry, error) {
 		s.arrived.Wait()
 	}
 	return s.Store.Get(ctx, key)
+}
+
+// TestOutbox: the message that holds a job, redelivered after the job
+// ended, finds the job's final event to tell again; other messages do
+// not. Failed attempts are counted per job, for its message only.
+func TestOutbox(t *testing.T) {
+	p, _, _ := newPolicy(t, DefaultConfig())
+	ctx := context.Background()
+	j := job("o", "+4526227921", "123456")
+	if v, err := p.AdmitQueued(ctx, j, 3); err != nil || v.Earlier || v.Duplicate {
+		t.Fatalf("first delivery: %+v %v", v, err)
+	}
+	for want := 1; want <= 2; want++ {
+		if n, err := p.Attempted(ctx, j, 3); err != nil || n != want {
+			t.Fatalf("attempt %d: %d %v", want, n, err)
+		}
+	}
+	if _, err := p.Attempted(ctx, j, 4); !errors.Is(err, ErrOtherJob) {
+		t.Errorf("attempt by another message: %v, want ErrOtherJob", err)
+	}
+	v, err := p.AdmitQueued(ctx, j, 3)
+	if err != nil || !v.Earlier || v.Attempts != 2 {
+		t.Fatalf("redelivery: %+v %v, want earlier with 2 attempts", v, err)
+	}
+	ev := otp.Event{Type: otp.StateSent, ID: "o", Modem: "m1", Refs: []int{9}}
+	if err := p.Finish(ctx, j, 3, ev); err != nil {
+		t.Fatal(err)
+	}
+	v, err = p.AdmitQueued(ctx, j, 3)
+	if err != nil || !v.Ended || v.State != otp.StateSent {
+		t.Fatalf("redelivery after the end: %+v %v", v, err)
+	}
+	var got otp.Event
+	if err := json.Unmarshal(v.Final, &got); err != nil || got.Type != otp.StateSent || got.Modem != "m1" || len(got.Refs) != 1 {
+		t.Errorf("final event %s: %v", v.Final, err)
+	}
+	// Another copy of the job is a duplicate, not the job's message.
+	if v, err := p.AdmitQueued(ctx, j, 8); err != nil || v.Ended || !v.Duplicate {
+		t.Errorf("a copy: %+v %v", v, err)
+	}
 }

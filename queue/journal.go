@@ -39,6 +39,7 @@ type journalEntry struct {
 	Modem    string    `json:"modem"`
 	To       []byte    `json:"to"` // nonce and sealed E.164
 	Masked   string    `json:"masked"`
+	Seq      uint64    `json:"seq,omitempty"`
 	Refs     []int     `json:"refs"`
 	Accepted time.Time `json:"accepted"`
 	Sent     time.Time `json:"sent"`
@@ -47,9 +48,10 @@ type journalEntry struct {
 var keyUnsafe = regexp.MustCompile(`[^A-Za-z0-9_-]`)
 
 // OpenDeliveryJournal creates or binds the bucket for the daemon called
-// node (node names must differ between daemons). Entries expire ttl after
-// they were written; key is the cluster's policy hash key.
-func OpenDeliveryJournal(ctx context.Context, js jetstream.JetStream, node string, key []byte, ttl time.Duration, replicas int) (*DeliveryJournal, error) {
+// node (node names must differ between daemons), of at most maxBytes
+// (unbounded when zero). Entries expire ttl after they were written; key
+// is the cluster's policy hash key.
+func OpenDeliveryJournal(ctx context.Context, js jetstream.JetStream, node string, key []byte, ttl time.Duration, replicas int, maxBytes int64) (*DeliveryJournal, error) {
 	if len(key) == 0 {
 		return nil, errors.New("delivery journal: no key")
 	}
@@ -63,12 +65,14 @@ func OpenDeliveryJournal(ctx context.Context, js jetstream.JetStream, node strin
 		return nil, fmt.Errorf("delivery journal: %w", err)
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      BucketDelivery,
-		Description: "simgate: sent messages waiting for a status report (recipients encrypted)",
-		History:     1,
-		TTL:         ttl,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
+		Bucket:       BucketDelivery,
+		Description:  "simgate: sent messages waiting for a status report (recipients encrypted)",
+		History:      1,
+		TTL:          ttl,
+		Storage:      jetstream.FileStorage,
+		Replicas:     max(replicas, 1),
+		MaxBytes:     limit(maxBytes),
+		MaxValueSize: 4 << 10,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", BucketDelivery, err)
@@ -87,7 +91,7 @@ func (j *DeliveryJournal) Put(ctx context.Context, m delivery.Message) error {
 	nonce := make([]byte, j.aead.NonceSize())
 	rand.Read(nonce)
 	e := journalEntry{ID: m.ID, Modem: m.Modem, To: j.aead.Seal(nonce, nonce, []byte(m.To), []byte(m.ID)),
-		Masked: m.Masked, Refs: m.Refs, Accepted: m.Accepted, Sent: m.Sent}
+		Masked: m.Masked, Seq: m.Seq, Refs: m.Refs, Accepted: m.Accepted, Sent: m.Sent}
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err
@@ -148,6 +152,6 @@ func (j *DeliveryJournal) decode(b []byte) (delivery.Message, bool) {
 	if err != nil {
 		return delivery.Message{}, false
 	}
-	return delivery.Message{ID: e.ID, Modem: e.Modem, To: string(to), Masked: e.Masked, Refs: e.Refs,
+	return delivery.Message{ID: e.ID, Modem: e.Modem, To: string(to), Masked: e.Masked, Seq: e.Seq, Refs: e.Refs,
 		Accepted: e.Accepted, Sent: e.Sent}, true
 }

@@ -14,7 +14,7 @@ func TestDeliveryJournal(t *testing.T) {
 	js := embedded(t)
 	ctx := context.Background()
 	key := bytes.Repeat([]byte{7}, 32)
-	j, err := OpenDeliveryJournal(ctx, js, "host.a", key, time.Hour, 1)
+	j, err := OpenDeliveryJournal(ctx, js, "host.a", key, time.Hour, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,9 +27,9 @@ func TestDeliveryJournal(t *testing.T) {
 		}
 	}
 	// Another daemon's entries and another cluster key.
-	other, _ := OpenDeliveryJournal(ctx, js, "host-b", key, time.Hour, 1)
+	other, _ := OpenDeliveryJournal(ctx, js, "host-b", key, time.Hour, 1, 0)
 	other.Put(ctx, delivery.Message{ID: "job-3", Modem: "gsm0", To: "+4526227921", Refs: []int{1}})
-	stranger, _ := OpenDeliveryJournal(ctx, js, "host.a", bytes.Repeat([]byte{8}, 32), time.Hour, 1)
+	stranger, _ := OpenDeliveryJournal(ctx, js, "host.a", bytes.Repeat([]byte{8}, 32), time.Hour, 1, 0)
 	stranger.Put(ctx, delivery.Message{ID: "job-4", Modem: "gsm0", To: "+4526227921", Refs: []int{1}})
 
 	// No number in clear in the bucket.

@@ -31,16 +31,19 @@ type KVStore struct {
 	kv jetstream.KeyValue
 }
 
-// OpenPolicyStore creates or binds the policy bucket. Entries expire
-// policy.Retention after their last write.
-func OpenPolicyStore(ctx context.Context, js jetstream.JetStream, replicas int) (*KVStore, error) {
+// OpenPolicyStore creates or binds the policy bucket, of at most maxBytes
+// (unbounded when zero; full, it refuses writes, and the policy fails
+// closed). Entries expire policy.Retention after their last write.
+func OpenPolicyStore(ctx context.Context, js jetstream.JetStream, replicas int, maxBytes int64) (*KVStore, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      BucketPolicy,
-		Description: "simgate: duplicate and rate-limit state (keyed hashes, no numbers)",
-		History:     1,
-		TTL:         policy.Retention,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
+		Bucket:       BucketPolicy,
+		Description:  "simgate: duplicate and rate-limit state (keyed hashes, no numbers)",
+		History:      1,
+		TTL:          policy.Retention,
+		Storage:      jetstream.FileStorage,
+		Replicas:     max(replicas, 1),
+		MaxBytes:     limit(maxBytes),
+		MaxValueSize: 64 << 10,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", BucketPolicy, err)
@@ -108,11 +111,13 @@ var ErrHashKeyMismatch = errors.New("another daemon of the cluster uses another 
 // may have it.
 func CheckHashKey(ctx context.Context, js jetstream.JetStream, check string, replicas int) (legacyRemoved bool, err error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      BucketConfig,
-		Description: "simgate: cluster-wide settings",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
+		Bucket:       BucketConfig,
+		Description:  "simgate: cluster-wide settings",
+		History:      1,
+		Storage:      jetstream.FileStorage,
+		Replicas:     max(replicas, 1),
+		MaxBytes:     1 << 20,
+		MaxValueSize: 4 << 10,
 	})
 	if err != nil {
 		return false, fmt.Errorf("bucket %s: %w", BucketConfig, err)

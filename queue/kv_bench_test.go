@@ -16,7 +16,7 @@ import (
 func BenchmarkAdmitKV(b *testing.B) {
 	js := embedded(b)
 	ctx := context.Background()
-	store, err := OpenPolicyStore(ctx, js, 1)
+	store, err := OpenPolicyStore(ctx, js, 1, 0)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -145,7 +145,27 @@ type StreamConfig struct {
 	// AckWait is how long a job may be held without an ack or a progress
 	// signal before the server redelivers it.
 	AckWait time.Duration
+	// JobsMaxBytes bounds OTP_JOBS (a full queue refuses new jobs);
+	// EventsMaxBytes bounds OTP_EVENTS and EventsPerJob the events kept
+	// per job id (the oldest go first). Unbounded when zero.
+	JobsMaxBytes, EventsMaxBytes int64
+	EventsPerJob                 int64
 }
+
+// MaxJobSize is the largest job OTP_JOBS takes, in bytes: a job is a few
+// hundred bytes (a text at most 1,000 characters); more is not a job.
+const MaxJobSize = 8 << 10
+
+// limit is n as a JetStream limit: -1 (none) for zero.
+func limit(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+// EventsDedupWindow is how long OTP_EVENTS recognises an event told again.
+const EventsDedupWindow = 2 * time.Minute
 
 // Setup creates or updates the job and event streams and the durable
 // consumer, and returns the consumer. Every daemon calls it at start; the
@@ -158,7 +178,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetst
 		cfg.EventsMaxAge = 24 * time.Hour
 	}
 	if cfg.AckWait == 0 {
-		cfg.AckWait = 30 * time.Second
+		cfg.AckWait = 6 * time.Second
 	}
 	jobs, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        otp.StreamJobs,
@@ -169,7 +189,12 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetst
 		Replicas:    cfg.Replicas,
 		Duplicates:  cfg.DedupWindow,
 		// A job nobody took in a day is worthless; keep the disk bounded.
-		MaxAge: 24 * time.Hour,
+		MaxAge:     24 * time.Hour,
+		MaxBytes:   limit(cfg.JobsMaxBytes),
+		MaxMsgSize: MaxJobSize,
+		// A full queue refuses the new job (its publisher is told),
+		// never drops a queued one.
+		Discard: jetstream.DiscardNew,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", otp.StreamJobs, err)
@@ -182,7 +207,16 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetst
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 		MaxAge:      cfg.EventsMaxAge,
-		Discard:     jetstream.DiscardOld,
+		MaxBytes:    limit(cfg.EventsMaxBytes),
+		// Per job id: a publisher cannot make one id's history grow
+		// without bound by reusing it.
+		MaxMsgsPerSubject: limit(cfg.EventsPerJob),
+		Discard:           jetstream.DiscardOld,
+		// An event of an admitted job is told until the stream confirms
+		// it (for a minute at most) and told again by a daemon that
+		// finds the job ended but not acknowledged: the copies of one
+		// event share a message id, and the stream keeps one.
+		Duplicates: EventsDedupWindow,
 		// Publishers replay a job's events with direct gets: they may
 		// create no consumer (a push consumer could deliver anywhere).
 		AllowDirect: true,

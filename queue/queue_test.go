@@ -63,7 +63,7 @@ func TestStartEmbeddedBadAddress(t *testing.T) {
 func TestKVStore(t *testing.T) {
 	js := embedded(t)
 	ctx := context.Background()
-	s, err := OpenPolicyStore(ctx, js, 1)
+	s, err := OpenPolicyStore(ctx, js, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

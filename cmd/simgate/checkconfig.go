@@ -69,6 +69,9 @@ func settings(v reflect.Value) any {
 	if v.Type() == reflect.TypeFor[time.Duration]() {
 		return time.Duration(v.Int()).String()
 	}
+	if v.Type() == reflect.TypeFor[config.ByteSize]() {
+		return config.ByteSize(v.Int()).String()
+	}
 	switch v.Kind() {
 	case reflect.Struct:
 		m := map[string]any{}
