@@ -58,8 +58,9 @@ type Daemon struct {
 	// waiting says why Start is not done yet (nil once it is).
 	waiting atomic.Pointer[string]
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel    context.CancelFunc
+	stopFleet context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // Option adjusts how Start brings a daemon up.
@@ -245,8 +246,13 @@ func (d *Daemon) bringUp(ctx context.Context, settings gateway.Live, m *metrics.
 	if err != nil {
 		return transient(err)
 	}
+	// Modems with routes, announced to the other daemons.
+	fleet, err := queue.OpenFleet(ctx, d.js, cfg.NATS.Replicas)
+	if err != nil {
+		return transient(err)
+	}
 	opts := gatewayOptions(cfg, version)
-	opts.NC, opts.JS, opts.Jobs = d.nc, d.js, queue.NewPuller(d.nc)
+	opts.NC, opts.JS, opts.Jobs, opts.Fleet = d.nc, d.js, queue.NewPuller(d.nc), fleet
 	opts.Limits, opts.Renderer, opts.Policy = settings.Limits, settings.Renderer, settings.Policy
 	opts.Metrics, opts.Logger, opts.Journal = m, log, journal
 	gw := gateway.New(opts)
@@ -256,6 +262,13 @@ func (d *Daemon) bringUp(ctx context.Context, settings gateway.Live, m *metrics.
 	if err := gw.StartRequests(); err != nil {
 		return transient(err)
 	}
+	fctx, stopFleet := context.WithCancel(context.Background())
+	if err := gw.StartFleet(fctx); err != nil {
+		stopFleet()
+		gw.StopRequests()
+		return transient(err)
+	}
+	d.stopFleet = stopFleet
 	d.reg.MustRegister(metrics.NewQueueCollector(func(ctx context.Context) (metrics.QueueState, error) {
 		info, err := cons.Info(ctx)
 		if err != nil {
@@ -535,6 +548,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	var errs []error
 	if d.gw != nil {
 		errs = append(errs, d.gw.StopRequests())
+	}
+	if d.stopFleet != nil {
+		d.stopFleet()
 	}
 	if d.cancel != nil {
 		// Workers stop fetching, give back a job fetched but not started,

@@ -2,10 +2,12 @@ package daemon_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/queue"
 )
 
 func TestRoutingPrefersModemsAndFallsBack(t *testing.T) {
@@ -57,5 +59,78 @@ func TestRoutingPrefersModemsAndFallsBack(t *testing.T) {
 	h.publish(map[string]any{"id": "fallback", "to": "+4526227999", "code": "420000"})
 	if m := sentBy("fallback"); m != "other" {
 		t.Fatalf("fallback sent by %s, want other", m)
+	}
+}
+
+// TestRoutingAcrossDaemons: a job preferred for a modem of another daemon
+// is sent by that modem when it is ready and free, whichever daemon took
+// it; when that modem cannot send, or its daemon is gone, by any modem.
+func TestRoutingAcrossDaemons(t *testing.T) {
+	url := natsServer(t)
+	dk, other := startSim(t, "dk", 20*time.Millisecond), startSim(t, "other", 20*time.Millisecond)
+	cfgA := testConfig(t.TempDir(), dk)
+	cfgA.Node, cfgA.NATS.URL, cfgA.Metrics.Listen = "a", url, ""
+	cfgA.Modems[0].Routes = []string{"DK"}
+	a := start(t, cfgA)
+	cfgB := testConfig(t.TempDir(), other)
+	cfgB.Node, cfgB.NATS.URL, cfgB.Metrics.Listen = "b", url, ""
+	cfgB.Policy.HashKeyFile = cfgA.PolicyKeyFile()
+	b := start(t, cfgB)
+
+	// Wait until a announces its modem ready.
+	kv, err := b.daemonJS().KeyValue(t.Context(), queue.BucketFleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := kv.Watch(t.Context(), "dk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for ready := false; !ready; {
+		select {
+		case e := <-w.Updates():
+			ready = e != nil && strings.Contains(string(e.Value()), `"ready":true`)
+		case <-time.After(20 * time.Second):
+			t.Fatal("modem dk never announced ready")
+		}
+	}
+
+	sentBy := func(id string) string {
+		t.Helper()
+		evs := b.waitFinal(id)
+		last := evs[len(evs)-1]
+		if last.Type != otp.StateSent {
+			t.Fatalf("%s: %s", id, types(evs))
+		}
+		return last.Modem
+	}
+	// One at a time, so that dk is free: every Danish job goes out on dk,
+	// whichever daemon's worker took it (both pull from one queue).
+	for i := range 8 {
+		id := fmt.Sprint("dk-", i)
+		b.publish(map[string]any{"id": id, "to": fmt.Sprintf("+452622790%d", i), "code": fmt.Sprint(400000 + i)})
+		if m := sentBy(id); m != "dk" {
+			t.Fatalf("%s sent by %s, want dk", id, m)
+		}
+	}
+	if n := len(other.Submissions()); n != 0 {
+		t.Errorf("modem other sent %d Danish jobs", n)
+	}
+	// dk loses its network: b sends the Danish jobs itself.
+	dk.SetRegistration(0)
+	for i := range 3 {
+		id := fmt.Sprint("fallback-", i)
+		b.publish(map[string]any{"id": id, "to": fmt.Sprintf("+452622791%d", i), "code": fmt.Sprint(410000 + i)})
+		if m := sentBy(id); m != "other" {
+			t.Fatalf("%s sent by %s, want other", id, m)
+		}
+	}
+	// Its daemon gone (its announcement not yet stale): the same.
+	dk.SetRegistration(1)
+	a.stop()
+	b.publish(map[string]any{"id": "gone", "to": "+4526227920", "code": "420000"})
+	if m := sentBy("gone"); m != "other" {
+		t.Fatalf("gone: sent by %s, want other", m)
 	}
 }

@@ -63,6 +63,10 @@ type Options struct {
 	// Journal, if set, keeps the messages waiting for a status report
 	// across a restart (see Restore).
 	Journal Journal
+	// Fleet, when set, is the bucket (queue.OpenFleet) through which the
+	// daemons of a cluster route jobs to each other's modems (see
+	// StartFleet).
+	Fleet jetstream.KeyValue
 	// Routes maps a modem name to the destinations it is preferred for:
 	// ISO regions ("DK") and E.164 prefixes ("+4530"); see otp.Route.
 	Routes map[string][]otp.Route
@@ -95,8 +99,10 @@ type Gateway struct {
 	settle sync.WaitGroup
 	// outcomes tells delivery outcomes in order.
 	outcomes serial
-	workers  map[string]*worker
-	svc      micro.Service
+	// fleet is what this daemon knows of the routed modems of others.
+	fleet   fleetView
+	workers map[string]*worker
+	svc     micro.Service
 }
 
 // New returns a Gateway.

@@ -55,11 +55,12 @@ func (g *Gateway) preferred(n otp.Number) []*worker {
 }
 
 // route hands msg to a ready modem preferred for n when self is not one,
-// and reports whether it did. An idle preferred modem is picked first.
+// and reports whether it did: a modem of this daemon (an idle one first),
+// else one of another daemon (see StartFleet).
 func (g *Gateway) route(self string, n otp.Number, msg jetstream.Msg) bool {
 	pref := g.preferred(n)
 	if len(pref) == 0 {
-		return false
+		return g.offer(self, n, msg)
 	}
 	var ready []*worker
 	for _, w := range pref {
@@ -86,7 +87,7 @@ func (g *Gateway) route(self string, n otp.Number, msg jetstream.Msg) bool {
 			}
 		}
 	}
-	return false
+	return g.offer(self, n, msg)
 }
 
 // drainInbox gives back the jobs handed to a worker that stops.

@@ -36,6 +36,7 @@ func (g *Gateway) RunModem(ctx context.Context, wc Worker) {
 	log := g.log.With("modem", cfg.Name)
 	cfg.Logger = g.log
 	w := g.registerWorker(cfg.Name, g.opts.Routes[cfg.Name])
+	defer g.serveOffers(w)()
 	cfg.OnReport = func(r modem.Report, err error) { g.report(cfg.Name, r, err) }
 	backoff := newBackoff(time.Second, time.Minute)
 	for ctx.Err() == nil {

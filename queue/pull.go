@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -70,7 +69,7 @@ func (p *Puller) Next(wait time.Duration) (jetstream.Msg, error) {
 			return nil, fmt.Errorf("pull job: no answer from the server: %w", nats.ErrTimeout)
 		}
 		if strings.HasPrefix(msg.Reply, "$JS.ACK.") {
-			return job{msg}, nil
+			return Job(p.nc, msg), nil
 		}
 		switch status, desc := msg.Header.Get("Status"), msg.Header.Get("Description"); status {
 		case "404", "408":
@@ -85,41 +84,4 @@ func (p *Puller) Next(wait time.Duration) (jetstream.Msg, error) {
 			return nil, fmt.Errorf("pull job: %s %s", status, desc)
 		}
 	}
-}
-
-// job is a job the Puller took: a jetstream.Msg over the message as it
-// came, acknowledged with nats.go's own acknowledgements.
-type job struct{ m *nats.Msg }
-
-func (j job) Metadata() (*jetstream.MsgMetadata, error) {
-	md, err := j.m.Metadata()
-	if err != nil {
-		return nil, err
-	}
-	return &jetstream.MsgMetadata{
-		Sequence:     jetstream.SequencePair{Consumer: md.Sequence.Consumer, Stream: md.Sequence.Stream},
-		NumDelivered: md.NumDelivered,
-		NumPending:   md.NumPending,
-		Timestamp:    md.Timestamp,
-		Stream:       md.Stream,
-		Consumer:     md.Consumer,
-		Domain:       md.Domain,
-	}, nil
-}
-
-func (j job) Data() []byte                           { return j.m.Data }
-func (j job) Headers() nats.Header                   { return j.m.Header }
-func (j job) Subject() string                        { return j.m.Subject }
-func (j job) Reply() string                          { return j.m.Reply }
-func (j job) Ack() error                             { return j.m.Ack() }
-func (j job) DoubleAck(ctx context.Context) error    { return j.m.AckSync(nats.Context(ctx)) }
-func (j job) Nak() error                             { return j.m.Nak() }
-func (j job) NakWithDelay(delay time.Duration) error { return j.m.NakWithDelay(delay) }
-func (j job) InProgress() error                      { return j.m.InProgress() }
-func (j job) Term() error                            { return j.m.Term() }
-
-// TermWithReason terminates the job with reason, which the server puts in
-// its advisory. (nats.go's Msg has no such acknowledgement.)
-func (j job) TermWithReason(reason string) error {
-	return j.m.Respond([]byte("+TERM " + reason))
 }
