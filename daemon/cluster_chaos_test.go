@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -49,6 +50,15 @@ func TestMain(m *testing.M) {
 type chaosSpec struct {
 	Node, URL, StateDir, KeyFile string
 	SendDelay                    time.Duration
+	// SentLog is a file the modem appends every SMS it takes to, one
+	// JSON line each (sentSMS), written before it answers +CMGS.
+	SentLog string
+}
+
+// sentSMS is one line of chaosSpec.SentLog.
+type sentSMS struct {
+	To   string `json:"to"`
+	Text string `json:"text"`
 }
 
 // chaosDaemon runs the daemon spec describes until SIGTERM; it prints
@@ -59,7 +69,16 @@ func chaosDaemon(specJSON string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	sim, err := modemsim.Start(modemsim.Config{Name: spec.Node + "-m", SendDelay: spec.SendDelay, ReportDelay: 200 * time.Millisecond})
+	sent, err := os.OpenFile(spec.SentLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	sim, err := modemsim.Start(modemsim.Config{Name: spec.Node + "-m", SendDelay: spec.SendDelay, ReportDelay: 200 * time.Millisecond,
+		OnMessage: func(m modemsim.Message) {
+			b, _ := json.Marshal(sentSMS{To: m.To, Text: m.Text})
+			sent.Write(append(b, '\n'))
+		}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -282,27 +301,33 @@ func (l *jobLog) wait(t *testing.T, d time.Duration, what string, cond func() bo
 	}
 }
 
-// TestClusterChaos runs two daemons, each in a process of its own with a modem of
-// its own, on a three-node JetStream cluster (replicas 3), queues jobs,
-// kills one daemon with SIGKILL while its modem is sending, and starts it
-// again. With -cluster-chaos: more jobs, the daemon killed twice, and a NATS node
-// killed and restarted meanwhile. Every job must end with exactly one
-// final event in OTP_EVENTS, after one accepted, and at most one delivery
-// verdict after it (exactly one for a message sent with a report asked,
-// by the daemon that tracks it); the jobs the killed daemon held must be
-// sent by another within 10 s.
+// TestClusterChaos runs two daemons, each in a process of its own with a
+// modem of its own, on a three-node JetStream cluster (replicas 3), under
+// a steady load of jobs. While they send, it kills one daemon with SIGKILL,
+// stops the node that leads the events stream and starts the daemon again
+// during the election; the node comes back after a while. With
+// -cluster-chaos: more jobs, the node away for 30 s, and a second kill.
+//
+// Every job must end with exactly one final event in OTP_EVENTS, after one
+// accepted, and at most one delivery verdict after it (one for every
+// message sent with a report asked); no number may get two different codes;
+// the SMS sent twice (wire duplicates) may be no more than the messages in
+// flight at the kills; and the jobs the killed daemon held must be sent by
+// another within 10 s.
 func TestClusterChaos(t *testing.T) {
-	jobs, kills := 60, 1
+	jobs, kills, away := 90, 1, 5*time.Second
 	if *clusterChaosFull {
-		jobs, kills = 300, 2
+		jobs, kills, away = 1200, 2, 30*time.Second
 	}
 	cluster := startCluster(t, 3)
 	keyFile := filepath.Join(t.TempDir(), "policy.key")
 	if _, _, err := hashkey.LoadOrCreate(keyFile); err != nil {
 		t.Fatal(err)
 	}
+	logs := t.TempDir()
 	spec := func(node string) chaosSpec {
-		return chaosSpec{Node: node, URL: cluster.url(), StateDir: t.TempDir(), KeyFile: keyFile, SendDelay: 50 * time.Millisecond}
+		return chaosSpec{Node: node, URL: cluster.url(), StateDir: t.TempDir(), KeyFile: keyFile,
+			SendDelay: 50 * time.Millisecond, SentLog: filepath.Join(logs, node+".sms")}
 	}
 	specA, specB := spec("a"), spec("b")
 	a := startChaosDaemon(t, specA)
@@ -324,20 +349,38 @@ func TestClusterChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	nc.Flush()
+
+	// A steady load, about what the two modems send (20/s each): a
+	// publish that fails (an election) is tried again under the same
+	// message id.
 	ids := make([]string, jobs)
+	codes := map[string]string{} // code -> job id
 	for i := range jobs {
-		ids[i] = fmt.Sprintf("chaos-%03d", i)
-		b, _ := json.Marshal(otp.Job{ID: ids[i], To: fmt.Sprintf("+45262%05d", i), Code: "123456"})
-		if _, err := js.Publish(t.Context(), otp.SubjectSend, b, jetstream.WithMsgID(ids[i])); err != nil {
-			t.Fatal(err)
-		}
+		ids[i] = fmt.Sprintf("chaos-%04d", i)
+		codes[fmt.Sprint(100000+i)] = ids[i]
 	}
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		tick := time.NewTicker(30 * time.Millisecond)
+		defer tick.Stop()
+		for i, id := range ids {
+			b, _ := json.Marshal(otp.Job{ID: id, To: fmt.Sprintf("+45262%05d", i), Code: fmt.Sprint(100000 + i)})
+			for {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				_, err := js.Publish(ctx, otp.SubjectSend, b, jetstream.WithMsgID(id))
+				cancel()
+				if err == nil {
+					break
+				}
+			}
+			<-tick.C
+		}
+	}()
 	finals := func() int { return len(log.at) }
 
 	var failover time.Duration
 	for k := range kills {
-		// Let a share of the jobs go out, then kill a while it sends.
-		target := jobs * (k + 1) / (kills + 2)
 		// heldByA lists the jobs daemon a took and has not ended.
 		heldByA := func() []string {
 			var held []string
@@ -348,7 +391,8 @@ func TestClusterChaos(t *testing.T) {
 			}
 			return held
 		}
-		log.wait(t, 60*time.Second, fmt.Sprintf("%d jobs ended and one held by a", target), func() bool {
+		target := jobs * (k + 1) / (kills + 2)
+		log.wait(t, 120*time.Second, fmt.Sprintf("%d jobs ended and one held by a", target), func() bool {
 			return finals() >= target && len(heldByA()) > 0
 		})
 		a.kill()
@@ -360,24 +404,26 @@ func TestClusterChaos(t *testing.T) {
 		if len(held) == 0 {
 			t.Fatal("daemon a ended its job before the kill: nothing to fail over")
 		}
-		if *clusterChaosFull && k == 0 {
-			// The events stream's leader goes too (an election), and
-			// comes back.
-			n := 1
+		if k == 0 {
+			// The events stream's leader goes, and a starts again
+			// during the election; the node comes back later.
+			n := 0
 			if es, err := js.Stream(t.Context(), otp.StreamEvents); err == nil && es.CachedInfo().Cluster != nil {
 				fmt.Sscanf(es.CachedInfo().Cluster.Leader, "n%d", &n)
 				n--
 			}
-			t.Logf("NATS node n%d (leader of %s) stopped", n+1, otp.StreamEvents)
+			n = max(n, 0)
+			t.Logf("NATS node n%d (leader of %s) stopped for %s", n+1, otp.StreamEvents, away)
 			cluster.stop(n)
 			restarted := make(chan error, 1)
-			time.AfterFunc(3*time.Second, func() { restarted <- cluster.start(n) })
+			time.AfterFunc(away, func() { restarted <- cluster.start(n) })
 			defer func() {
 				if err := <-restarted; err != nil {
 					t.Error(err)
 				}
 			}()
 		}
+		a = startChaosDaemon(t, specA)
 		log.wait(t, 30*time.Second, "the killed daemon's jobs ended", func() bool {
 			for _, id := range held {
 				if _, ok := log.at[id]; !ok {
@@ -391,12 +437,24 @@ func TestClusterChaos(t *testing.T) {
 			failover = max(failover, log.at[id].Sub(killed))
 		}
 		log.mu.Unlock()
-		a = startChaosDaemon(t, specA)
 	}
-	log.wait(t, 120*time.Second, "every job ended", func() bool { return finals() == jobs })
+	<-loadDone
+	log.wait(t, 180*time.Second, "every job ended", func() bool { return finals() == jobs })
 	t.Logf("failover: the jobs a killed daemon held were ended by another within %s (target 10s)", failover.Round(time.Millisecond))
 	if failover > 10*time.Second {
 		t.Errorf("failover took %s, want at most 10s", failover)
+	}
+	// Recovery: the longest time no job ended, while jobs waited.
+	var ends []time.Time
+	log.mu.Lock()
+	for _, at := range log.at {
+		ends = append(ends, at)
+	}
+	log.mu.Unlock()
+	slices.SortFunc(ends, func(x, y time.Time) int { return x.Compare(y) })
+	var stall time.Duration
+	for i := 1; i < len(ends); i++ {
+		stall = max(stall, ends[i].Sub(ends[i-1]))
 	}
 
 	// Delivery verdicts: a message sent with a report asked gets one;
@@ -425,6 +483,7 @@ func TestClusterChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	info := es.CachedInfo()
+	events := 0
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
 		msg, err := es.GetMsg(t.Context(), seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -438,7 +497,9 @@ func TestClusterChaos(t *testing.T) {
 			t.Fatal(err)
 		}
 		stored[ev.ID] = append(stored[ev.ID], ev)
+		events++
 	}
+	finalEvents := 0
 	for _, id := range ids {
 		evs := stored[id]
 		var accepted, final, verdicts int
@@ -457,8 +518,55 @@ func TestClusterChaos(t *testing.T) {
 				final++
 			}
 		}
+		finalEvents += final
 		if accepted != 1 || final != 1 || verdicts > 1 || len(evs) == 0 || evs[0].Type != otp.StateAccepted {
 			t.Errorf("%s: stored events %v; want one accepted first, one final, at most one verdict", id, order)
 		}
 	}
+
+	// What the modems sent: every job's code to its own number, and no
+	// more twice than the messages in flight at the kills (one modem per
+	// daemon).
+	perJob := map[string]int{}
+	numberCodes := map[string]map[string]bool{}
+	sms := 0
+	for _, node := range []string{"a", "b"} {
+		b, err := os.ReadFile(filepath.Join(logs, node+".sms"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(b)) {
+			var m sentSMS
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				continue // a line cut by the kill
+			}
+			sms++
+			code := otpCode.FindString(m.Text)
+			perJob[codes[code]]++
+			if numberCodes[m.To] == nil {
+				numberCodes[m.To] = map[string]bool{}
+			}
+			numberCodes[m.To][code] = true
+		}
+	}
+	duplicates := 0
+	for id, n := range perJob {
+		if id == "" {
+			t.Errorf("%d SMS with a code of no job", n)
+		}
+		duplicates += max(n-1, 0)
+	}
+	for to, cs := range numberCodes {
+		if len(cs) != 1 {
+			t.Errorf("number %s got %d different codes", otp.MaskRaw(to), len(cs))
+		}
+	}
+	t.Logf("chaos: %d jobs, %d final events (%d events stored), %d SMS, %d wire duplicates (kills %d), failover %s, longest stall %s",
+		jobs, finalEvents, events, sms, duplicates, kills, failover.Round(time.Millisecond), stall.Round(time.Millisecond))
+	if duplicates > kills {
+		t.Errorf("%d wire duplicates, want at most %d (one message in flight per kill)", duplicates, kills)
+	}
 }
+
+// otpCode finds the code in a rendered message.
+var otpCode = regexp.MustCompile(`\b[0-9]{6}\b`)

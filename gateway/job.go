@@ -434,14 +434,25 @@ func (g *Gateway) finish(ctx context.Context, t task, ev *otp.Event) bool {
 }
 
 // record records the end of job p held by the message at stream sequence
-// seq (0: held for sure), with its final event ev.
+// seq (0: held for sure), with its final event ev. A store that fails (a
+// leader election) is tried again for a while: without the record, a
+// redelivery of a sent job would send it again.
 func (g *Gateway) record(ctx context.Context, p otp.Prepared, seq uint64, ev otp.Event) error {
-	err := g.policy().Finish(context.WithoutCancel(ctx), p, seq, ev)
-	var ended *policy.EndedError
-	if err != nil && !errors.Is(err, policy.ErrOtherJob) && !errors.As(err, &ended) {
-		g.log.Warn("record job state", "id", p.ID, "state", ev.Type, "err", err)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tellTimeout)
+	defer cancel()
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+		err := g.policy().Finish(ctx, p, seq, ev)
+		var ended *policy.EndedError
+		if err == nil || errors.Is(err, policy.ErrOtherJob) || errors.As(err, &ended) {
+			return err
+		}
+		g.log.Warn("record job state; trying again", "id", p.ID, "state", ev.Type, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
 	}
-	return err
 }
 
 func (g *Gateway) term(msg jetstream.Msg, reason string) {
