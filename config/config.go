@@ -203,6 +203,26 @@ type NATSEmbedded struct {
 	TokenFile string `mapstructure:"token_file"`
 	// TLS on the listener; required on a non-loopback address.
 	TLS NATSEmbeddedTLS `mapstructure:"tls"`
+	// Sync is when JetStream writes reach the disk: "always" (every
+	// write is fsynced before it is acknowledged) or an interval such as
+	// "2m" (nats-server's default: an acknowledged write can be lost to a
+	// power cut within it).
+	Sync string `mapstructure:"sync"`
+	// EncryptionKeyFile, when set, names a file (mode 0600) whose content
+	// encrypts the JetStream store at rest.
+	EncryptionKeyFile string `mapstructure:"encryption_key_file"`
+}
+
+// SyncInterval returns Sync as an interval: 0 for "always".
+func (e NATSEmbedded) SyncInterval() (time.Duration, error) {
+	if e.Sync == "always" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(e.Sync)
+	if err != nil || d < time.Second {
+		return 0, fmt.Errorf("nats.embedded.sync %q: want always or an interval of at least 1s, such as 2m", e.Sync)
+	}
+	return d, nil
 }
 
 // NATSEmbeddedTLS is the embedded server's TLS certificate and key.
@@ -457,20 +477,22 @@ var defaults = map[string]any{
 	"policy.countries":         map[string]any{},
 	"policy.global_per_minute": 600,
 
-	"nats.user":                   "",
-	"nats.password_file":          "",
-	"nats.token_file":             "",
-	"nats.nkey_seed_file":         "",
-	"nats.creds_file":             "",
-	"nats.tls.ca_file":            "",
-	"nats.tls.cert_file":          "",
-	"nats.tls.key_file":           "",
-	"nats.tls.server_name":        "",
-	"nats.embedded.user":          "",
-	"nats.embedded.password_file": "",
-	"nats.embedded.token_file":    "",
-	"nats.embedded.tls.cert_file": "",
-	"nats.embedded.tls.key_file":  "",
+	"nats.user":                         "",
+	"nats.password_file":                "",
+	"nats.token_file":                   "",
+	"nats.nkey_seed_file":               "",
+	"nats.creds_file":                   "",
+	"nats.tls.ca_file":                  "",
+	"nats.tls.cert_file":                "",
+	"nats.tls.key_file":                 "",
+	"nats.tls.server_name":              "",
+	"nats.embedded.user":                "",
+	"nats.embedded.password_file":       "",
+	"nats.embedded.token_file":          "",
+	"nats.embedded.tls.cert_file":       "",
+	"nats.embedded.tls.key_file":        "",
+	"nats.embedded.sync":                "always",
+	"nats.embedded.encryption_key_file": "",
 }
 
 // Flags defines the command-line flags that override configuration keys.
@@ -883,6 +905,9 @@ func (c Config) Validate() error {
 	errs = append(errs, c.NATS.Auth().Validate(KeyNames()))
 	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
 		bad("nats.replicas %d: want 1 to 5", c.NATS.Replicas)
+	}
+	if _, err := c.NATS.Embedded.SyncInterval(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.NATS.AckWait < time.Second {
 		bad("nats.ack_wait %s: want at least 1s", c.NATS.AckWait)

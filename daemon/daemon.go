@@ -57,9 +57,14 @@ type Daemon struct {
 	stopping atomic.Bool
 	// waiting says why Start is not done yet (nil once it is).
 	waiting atomic.Pointer[string]
+	// storeFull is true while the embedded store's disk is full (see
+	// watchDisk); space reads it (diskSpace, or a test's).
+	storeFull atomic.Bool
+	space     func(path string) (free, size uint64, err error)
 
 	cancel    context.CancelFunc
 	stopFleet context.CancelFunc
+	stopDisk  context.CancelFunc
 	wg        sync.WaitGroup
 }
 
@@ -68,6 +73,7 @@ type Option func(*options)
 
 type options struct {
 	status func(string)
+	space  func(string) (free, size uint64, err error)
 }
 
 // WithStatus has Start call f with a one-line status whenever it waits for
@@ -89,7 +95,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, version str
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d = &Daemon{cfg: cfg, live: cfg, log: log, reg: metrics.NewRegistry()}
+	d = &Daemon{cfg: cfg, live: cfg, log: log, reg: metrics.NewRegistry(), space: diskSpace}
+	if o.space != nil {
+		d.space = o.space
+	}
 	d.setWaiting("starting")
 	defer func() {
 		if err != nil {
@@ -253,6 +262,7 @@ func (d *Daemon) bringUp(ctx context.Context, settings gateway.Live, m *metrics.
 	}
 	opts := gatewayOptions(cfg, version)
 	opts.NC, opts.JS, opts.Jobs, opts.Fleet = d.nc, d.js, queue.NewPuller(d.nc), fleet
+	opts.StoreFull = d.storeFull.Load
 	opts.Limits, opts.Renderer, opts.Policy = settings.Limits, settings.Renderer, settings.Policy
 	opts.Metrics, opts.Logger, opts.Journal = m, log, journal
 	gw := gateway.New(opts)
@@ -421,7 +431,10 @@ func (d *Daemon) connect() error {
 	if err != nil {
 		return err
 	}
-	ecfg := embeddedConfig(d.cfg, store)
+	ecfg, err := embeddedConfig(d.cfg, store)
+	if err != nil {
+		return err
+	}
 	ecfg.Daemon, ecfg.Publisher = daemonKey, publisherKey
 	auth, err := natsauth.ClientOptions(natsauth.Client{NkeySeedFile: daemonSeed})
 	if err != nil {
@@ -432,6 +445,10 @@ func (d *Daemon) connect() error {
 		return err
 	}
 	d.ns = ns
+	d.reg.MustRegister(metrics.NewDiskCollector(func() (metrics.DiskUsage, error) { return d.diskUsage(store) }))
+	wctx, stopWatch := context.WithCancel(context.Background())
+	d.stopDisk = stopWatch
+	go d.watchDisk(wctx, store)
 	opts = append(opts, auth...)
 	opts = append(opts, nats.InProcessServer(ns))
 	nc, err := nats.Connect("", opts...)
@@ -573,6 +590,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	}
 	if d.nc != nil {
 		d.nc.Close()
+	}
+	if d.stopDisk != nil {
+		d.stopDisk()
 	}
 	if d.ns != nil {
 		d.ns.Shutdown()

@@ -129,7 +129,17 @@ func TestOneIdentityPerJob(t *testing.T) {
 		const span = 3000
 		from := time.Now().UnixMilli()
 		for ms := from; ms < from+span; ms++ {
-			publishAs(fmt.Sprintf("px1.%d", ms), fmt.Sprintf(`{"id":"claim-%d","to":"not a number"}`, ms))
+			msg := nats.NewMsg(otp.SubjectSend)
+			msg.Data = fmt.Appendf(nil, `{"id":"claim-%d","to":"not a number"}`, ms)
+			msg.Header.Set(nats.MsgIdHdr, fmt.Sprintf("px1.%d", ms))
+			if _, err := h.js.PublishMsgAsync(msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case <-h.js.PublishAsyncComplete():
+		case <-time.After(time.Duration(span) * time.Millisecond):
+			t.Fatal("claims not acknowledged in time")
 		}
 		r := h.request(map[string]any{"id": "px1", "to": "+4526227904", "code": "121212"})
 		if time.Now().UnixMilli() >= from+span {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/simgate/simgate/config"
 	"github.com/simgate/simgate/gateway"
+	"github.com/simgate/simgate/keyfile"
 	"github.com/simgate/simgate/modem"
 	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/policy"
@@ -32,8 +33,22 @@ func streamConfig(c config.Config) queue.StreamConfig {
 
 // embeddedConfig configures the embedded NATS server keeping its files in
 // store.
-func embeddedConfig(c config.Config, store string) queue.EmbeddedConfig {
-	return queue.EmbeddedConfig{Listen: c.NATS.Listen, StoreDir: store, Name: "simgate", Auth: c.NATS.Auth().Embedded}
+func embeddedConfig(c config.Config, store string) (queue.EmbeddedConfig, error) {
+	e := c.NATS.Embedded
+	sync, err := e.SyncInterval()
+	if err != nil {
+		return queue.EmbeddedConfig{}, err
+	}
+	ecfg := queue.EmbeddedConfig{Listen: c.NATS.Listen, StoreDir: store, Name: "simgate", Auth: c.NATS.Auth().Embedded,
+		SyncInterval: sync}
+	if e.EncryptionKeyFile != "" {
+		key, err := keyfile.Read(e.EncryptionKeyFile)
+		if err != nil {
+			return queue.EmbeddedConfig{}, fmt.Errorf("nats.embedded.encryption_key_file: %w", err)
+		}
+		ecfg.EncryptionKey = string(key)
+	}
+	return ecfg, nil
 }
 
 // policyConfig returns the duplicate and rate limits, keyed with key.

@@ -63,6 +63,9 @@ type Options struct {
 	// Journal, if set, keeps the messages waiting for a status report
 	// across a restart (see Restore).
 	Journal Journal
+	// StoreFull, when set and true, says the store's disk is full:
+	// otp.request answers error at once rather than try writes that fail.
+	StoreFull func() bool
 	// Fleet, when set, is the bucket (queue.OpenFleet) through which the
 	// daemons of a cluster route jobs to each other's modems (see
 	// StartFleet).

@@ -97,6 +97,9 @@ func replySubject(reply string) bool {
 
 func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {
 	job, p, _, err := g.prepare(data)
+	if err == nil && g.opts.StoreFull != nil && g.opts.StoreFull() {
+		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "the store's disk is full; try again later"}
+	}
 	if err != nil {
 		re, _ := otp.AsReject(err)
 		g.rejected(ctx, job.ID, re, 0)

@@ -62,6 +62,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	reg.MustRegister(NewQueueCollector(func(context.Context) (QueueState, error) {
 		return QueueState{Pending: 1, InFlight: 1, Redelivered: 1}, nil
 	}, time.Second))
+	reg.MustRegister(NewDiskCollector(func() (DiskUsage, error) { return DiskUsage{Free: 1, Size: 2, JetStreamBytes: 1}, nil }))
 	reg.MustRegister(NewStoreCollector(func(context.Context) ([]StoreUsage, error) {
 		return []StoreUsage{{Name: "OTP_JOBS", Bytes: 1, Messages: 1, MaxBytes: 2}}, nil
 	}, time.Second))

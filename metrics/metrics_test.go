@@ -163,3 +163,32 @@ simgate_store_up 0
 		t.Errorf("lint: %v %v", problems, err)
 	}
 }
+
+func TestDiskCollector(t *testing.T) {
+	var fail atomic.Bool
+	reg := NewRegistry()
+	reg.MustRegister(NewDiskCollector(func() (DiskUsage, error) {
+		if fail.Load() {
+			return DiskUsage{}, errors.New("no such directory")
+		}
+		return DiskUsage{Free: 10, Size: 100, JetStreamBytes: 40}, nil
+	}))
+	names := []string{"simgate_store_disk_free_bytes", "simgate_store_disk_size_bytes", "simgate_store_disk_jetstream_bytes", "simgate_store_disk_up"}
+	if n, err := testutil.GatherAndCount(reg, names...); err != nil || n != 4 {
+		t.Errorf("%d series (%v), want 4", n, err)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP simgate_store_disk_free_bytes Free space of the file system of the embedded NATS server's store. Near zero, JetStream writes fail: otp.request answers error until space returns.
+# TYPE simgate_store_disk_free_bytes gauge
+simgate_store_disk_free_bytes 10
+`), "simgate_store_disk_free_bytes"); err != nil {
+		t.Error(err)
+	}
+	fail.Store(true)
+	if n, err := testutil.GatherAndCount(reg, names...); err != nil || n != 1 {
+		t.Errorf("%d series when unreadable (%v), want only up", n, err)
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}

@@ -43,6 +43,12 @@ type EmbeddedConfig struct {
 	Daemon, Publisher string
 	// Auth adds a publisher login by password and TLS on the listener.
 	Auth natsauth.Embedded
+	// SyncInterval is how often JetStream fsyncs its files; 0 fsyncs every
+	// write before it is acknowledged (nats-server's sync: always).
+	SyncInterval time.Duration
+	// EncryptionKey, when not empty, encrypts the store at rest (AES-GCM,
+	// nats-server's JetStream encryption).
+	EncryptionKey string
 }
 
 // StartEmbedded starts an in-process NATS server with JetStream and waits
@@ -50,11 +56,16 @@ type EmbeddedConfig struct {
 // its ClientURL; stop it with Shutdown and WaitForShutdown.
 func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	opts := &server.Options{
-		ServerName: cfg.Name,
-		JetStream:  true,
-		StoreDir:   cfg.StoreDir,
-		NoSigs:     true,
-		NoLog:      true,
+		ServerName:   cfg.Name,
+		JetStream:    true,
+		StoreDir:     cfg.StoreDir,
+		NoSigs:       true,
+		NoLog:        true,
+		SyncAlways:   cfg.SyncInterval == 0,
+		SyncInterval: cfg.SyncInterval,
+	}
+	if cfg.EncryptionKey != "" {
+		opts.JetStreamKey, opts.JetStreamCipher = cfg.EncryptionKey, server.AES
 	}
 	accounts, err := embeddedAuth(opts, cfg)
 	if err != nil {
@@ -102,7 +113,51 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 			return nil, fmt.Errorf("embedded nats server: jetstream for account %s: %w", AccountDaemon, err)
 		}
 	}
+	account := AccountDaemon
+	if !accounts {
+		account = server.DEFAULT_GLOBAL_ACCOUNT
+	}
+	if err := checkStreamsLoaded(ns, cfg.StoreDir, account); err != nil {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, err
+	}
 	return ns, nil
+}
+
+// checkStreamsLoaded fails when a stream of account's store did not load:
+// the server skips a stream it cannot decrypt (another key, or none), and
+// the daemon would then create an empty one in its place.
+func checkStreamsLoaded(ns *server.Server, storeDir, account string) error {
+	dirs, err := os.ReadDir(filepath.Join(storeDir, server.JetStreamStoreDir, account, "streams"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("embedded nats: %w", err)
+	}
+	info, err := ns.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
+	if err != nil {
+		return fmt.Errorf("embedded nats: %w", err)
+	}
+	loaded := map[string]bool{}
+	for _, a := range info.AccountDetails {
+		if a.Name == account {
+			for _, s := range a.Streams {
+				loaded[s.Name] = true
+			}
+		}
+	}
+	var missing []string
+	for _, d := range dirs {
+		if d.IsDir() && !loaded[d.Name()] {
+			missing = append(missing, d.Name())
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("embedded nats: streams %v are in the store but could not be read: it is encrypted with another key than nats.embedded.encryption_key_file gives (or with one, and none is given)", missing)
+	}
+	return nil
 }
 
 // moveGlobalStore moves the streams of a store written before the roles
