@@ -129,6 +129,14 @@ func ParseNumber(raw, region string) (Number, error) {
 		}
 	}
 	region = strings.ToUpper(region)
+	if region == "" {
+		// Without a region, the ITU's international prefix 00 (used by
+		// most of the world) is read as "+"; other prefixes (011 in
+		// North America) depend on a region.
+		if rest, ok := strings.CutPrefix(strings.TrimLeft(raw, " ("), "00"); ok {
+			raw = "+" + rest
+		}
+	}
 	pn, err := phonenumbers.Parse(raw, region)
 	if err != nil {
 		return Number{}, reject(ReasonInvalidNumber, "to", "cannot parse phone number: %v", err)

@@ -27,6 +27,12 @@ func TestParseNumber(t *testing.T) {
 		{raw: "+45 (26) 22-79.21", want: dk},
 		{raw: "(+45) 26227921", want: dk},
 		{raw: "0045 26227921", region: "DK", want: dk},
+		// 00 is the international prefix when no region says otherwise;
+		// 011 is North America's and needs the region.
+		{raw: "0045 26227921", want: dk},
+		{raw: "0046 70 123 45 67", want: Number{E164: "+46701234567", CountryCode: 46, Region: "SE", Type: NumberTypeMobile}},
+		{raw: "(0046) 70 123 45 67", want: Number{E164: "+46701234567", CountryCode: 46, Region: "SE", Type: NumberTypeMobile}},
+		{raw: "011-45-26227921", reason: ReasonInvalidNumber},
 		{raw: "26227921", region: "DK", want: dk},
 		{raw: "26227921", region: "dk", want: dk},
 		{raw: "011-45-26227921", region: "US", want: dk},
