@@ -921,8 +921,10 @@ func (c Config) Validate() error {
 			bad("nats.limits.%s %s: want at least 1MiB", l.key, l.v)
 		}
 	}
-	if c.NATS.Limits.EventsPerJob < 8 {
-		bad("nats.limits.events_per_job %d: want at least 8 (a job has up to 8 events)", c.NATS.Limits.EventsPerJob)
+	// A job has accepted, a retrying per failed attempt, its end and up
+	// to two delivery events.
+	if least := int64(max(c.OTP.MaxAttempts, 5)) + 3; c.NATS.Limits.EventsPerJob < least {
+		bad("nats.limits.events_per_job %d: want at least %d (otp.max_attempts + 3: the events of one job)", c.NATS.Limits.EventsPerJob, least)
 	}
 	if c.Metrics.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {

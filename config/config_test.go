@@ -421,7 +421,7 @@ func TestByteSize(t *testing.T) {
 		}
 	}
 	_, err = Load(flags(t, "--config", writeFile(t, minimal+"nats: {limits: {jobs_bytes: 1KiB, events_per_job: 2}}\n")))
-	for _, want := range []string{"nats.limits.jobs_bytes 1KiB: want at least 1MiB", "nats.limits.events_per_job 2: want at least 8"} {
+	for _, want := range []string{"nats.limits.jobs_bytes 1KiB: want at least 1MiB", "nats.limits.events_per_job 2: want at least 8 (otp.max_attempts + 3"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want %q", err, want)
 		}

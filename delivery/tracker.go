@@ -37,6 +37,9 @@ type Message struct {
 	// Accepted is when the job was accepted; Sent when its last part was
 	// confirmed.
 	Accepted, Sent time.Time
+	// Restored marks a message followed on from the journal after a
+	// restart; the tracker only passes it on.
+	Restored bool
 }
 
 // Outcome is a change of a message's delivery state.

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -81,15 +83,52 @@ func (g *Gateway) tellOutcome(o delivery.Outcome) {
 		g.opts.Metrics.Delivery(m.Modem, o.State, o.At.Sub(m.Accepted))
 		g.opts.Metrics.DeliveryPending(g.tracker.Pending())
 	}
+	if m.Restored {
+		// Its daemon may have died before the sent event was stored.
+		g.tellSent(ctx, m, log)
+	}
 	// Told (and stored) before the message leaves the journal: a crash
 	// in between has the next start find the verdict and not follow the
-	// message again (Restore).
+	// message again (Restore). A verdict that could not be told keeps the
+	// message in the journal: the next start follows it again.
 	ev = g.stamp(ev)
-	g.tell(ctx, ev, eventID(m.ID, m.Seq, o.State, 0))
+	if err := g.tell(ctx, ev, eventID(m.ID, m.Seq, o.State, 0)); err != nil {
+		return
+	}
 	if final {
 		g.record(ctx, otp.Prepared{Job: otp.Job{ID: m.ID}}, 0, ev)
 		g.unjournal(ctx, m.ID, log)
 	}
+}
+
+// tellSent makes sure the sent event of a message followed from the
+// journal is stored before its delivery verdict: its daemon journalled it,
+// then may have died before it recorded the job's end or told it. The
+// recorded sent event is told again unless the stream has it; with no
+// record of the end, one is made from the journal and recorded.
+func (g *Gateway) tellSent(ctx context.Context, m delivery.Message, log *slog.Logger) {
+	msgID := eventID(m.ID, m.Seq, otp.StateSent, 0)
+	if g.told(ctx, m.ID, m.Seq, msgID) {
+		return
+	}
+	raw, err := g.policy().FinalEvent(ctx, m.ID)
+	if err != nil {
+		log.Warn("read the job's end", "err", err)
+		return
+	}
+	var ev otp.Event
+	if raw != nil && json.Unmarshal(raw, &ev) == nil {
+		if ev.Type == otp.StateSent {
+			g.tellRaw(ctx, ev, raw, msgID)
+		}
+		return // another end (sent elsewhere, failed): not this message's to tell
+	}
+	ev = g.stamp(otp.Event{Type: otp.StateSent, ID: m.ID, To: m.Masked, Modem: m.Modem, Refs: m.Refs,
+		Parts: len(m.Refs), Report: true})
+	if err := g.record(ctx, otp.Prepared{Job: otp.Job{ID: m.ID}}, m.Seq, ev); err != nil {
+		return // another message holds the job, or the store is away
+	}
+	g.tell(ctx, ev, msgID)
 }
 
 // serial runs functions one after another, in the order given, on a

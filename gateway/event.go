@@ -127,7 +127,7 @@ func (g *Gateway) told(ctx context.Context, id string, seq uint64, msgID string)
 		return false
 	}
 	last := m.Header.Get(jetstream.MsgIDHeader)
-	if last == msgID {
+	if msgID != "" && last == msgID {
 		return true
 	}
 	typ, ok := strings.CutPrefix(last, fmt.Sprintf("%s.%d.", id, seq))

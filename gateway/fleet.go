@@ -73,7 +73,10 @@ func (g *Gateway) StartFleet(ctx context.Context) error {
 		return err
 	}
 	go func() {
-		defer w.Stop()
+		<-ctx.Done()
+		w.Stop()
+	}()
+	go func() {
 		for e := range w.Updates() {
 			if e != nil {
 				g.fleetUpdate(e)
@@ -106,7 +109,9 @@ func (g *Gateway) fleetUpdate(e jetstream.KeyValueEntry) {
 		delete(g.fleet.modems, e.Key())
 		return
 	}
-	g.fleet.modems[e.Key()] = remoteModem{fleetEntry: fe, name: e.Key(), at: e.Created()}
+	// Freshness by this daemon's clock: the server's time stamps may be
+	// off from it.
+	g.fleet.modems[e.Key()] = remoteModem{fleetEntry: fe, name: e.Key(), at: time.Now()}
 }
 
 // announce puts the state of this daemon's routed modems in kv.

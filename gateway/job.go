@@ -73,31 +73,41 @@ type task struct {
 // admit and send it.
 func (g *Gateway) process(ctx context.Context, m sender, msg jetstream.Msg, caps *sendCaps) (broken bool) {
 	g.opts.Metrics.Received(metrics.SourceQueue)
+	done := g.keepInProgress(msg)
 	t, ok := g.check(ctx, m.Name(), msg)
-	if !ok || g.route(m.Name(), t.p.Number, msg) {
+	if !ok {
+		done()
 		return false
 	}
+	if g.route(m.Name(), t.p.Number, msg) {
+		done() // the modem it was handed to keeps it now
+		return false
+	}
+	t.done = done
 	return g.admitAndSend(ctx, m, t, caps)
 }
 
 // processHanded handles a job another worker took from the queue and
 // handed to this one (it was counted and routed there).
 func (g *Gateway) processHanded(ctx context.Context, m sender, msg jetstream.Msg, caps *sendCaps) (broken bool) {
+	done := g.keepInProgress(msg)
 	t, ok := g.check(ctx, m.Name(), msg)
 	if !ok {
+		done()
 		return false
 	}
+	t.done = done
 	return g.admitAndSend(ctx, m, t, caps)
 }
 
 // admitAndSend admits a checked job and sends it.
 //
-// From here until the job leaves this daemon's hands (acknowledged after
-// its bookkeeping, or put back) the server is told it is in progress, so a
-// short ack wait hands the jobs of a daemon that died to another at once
-// and never those of a live one, however slow its modem or store.
+// From taking a job until it leaves this daemon's hands (acknowledged after
+// its bookkeeping, or put back) the server is told it is in progress
+// (process), so a short ack wait hands the jobs of a daemon that died to
+// another at once and never those of a live one, however slow its modem
+// or store.
 func (g *Gateway) admitAndSend(ctx context.Context, m sender, t task, caps *sendCaps) (broken bool) {
-	t.done = g.keepInProgress(t.msg)
 	t, ok := g.admitQueued(ctx, t)
 	if !ok {
 		t.done()
@@ -161,15 +171,25 @@ const maxDeliveries = 20
 func (g *Gateway) admitQueued(ctx context.Context, t task) (task, bool) {
 	p, msg := t.p, t.msg
 	v, err := g.policy().AdmitQueued(ctx, p, t.seq)
+	// Fail closed: without the store no limit can be checked. The job
+	// waits here, in progress, rather than go back: a delivery is not an
+	// attempt, but the server counts it.
+	for delay := time.Second; err != nil && !isRejection(err); delay = min(2*delay, 5*time.Second) {
+		t.log.Error("policy store unavailable; job waits", "err", err)
+		if !sleepUntil(ctx, delay, t.deadline) {
+			break
+		}
+		v, err = g.policy().AdmitQueued(ctx, p, t.seq)
+	}
 	switch re, isReject := otp.AsReject(err); {
 	case isReject:
 		g.rejected(ctx, p.ID, re, 0)
 		g.term(msg, string(re.Reason))
 		return t, false
 	case err != nil:
-		// Fail closed: without the store no limit can be checked.
-		t.log.Error("policy store unavailable; job waits", "err", err)
-		msg.NakWithDelay(5 * time.Second)
+		// Stopping, or the code expired while the store was away: back
+		// to the queue (a later check ends an expired one).
+		msg.Nak()
 		return t, false
 	case v.Ended:
 		// Ended by a daemon that died before acknowledging it.
@@ -250,6 +270,7 @@ func (g *Gateway) end(ctx context.Context, t task, state otp.State, ev otp.Event
 	}
 	g.opts.Metrics.Ended(state)
 	if err := g.tell(ctx, ev, eventID(t.p.ID, t.seq, state, 0)); err != nil {
+		g.stopProgress(t)
 		t.msg.NakWithDelay(time.Second) // told again by the next delivery
 		return
 	}
@@ -302,7 +323,12 @@ func (g *Gateway) sendFailed(ctx context.Context, modemName string, t task, err 
 	g.opts.Metrics.SendFailed(modemName, se.Class.String())
 	t.log = t.log.With("class", se.Class, "cms_error", se.Code)
 	attempts, err := g.policy().Attempted(ctx, t.p, t.seq)
+	var ended *policy.EndedError
 	switch {
+	case errors.As(err, &ended):
+		// Another holder of the message ended the job meanwhile.
+		g.retell(ctx, t, ended.State, ended.Final)
+		return se.Broken
 	case errors.Is(err, policy.ErrOtherJob):
 		attempts = t.attempt // a job without a record: never admitted here
 	case err != nil:
@@ -336,6 +362,7 @@ func (g *Gateway) sendFailed(ctx context.Context, modemName string, t task, err 
 		// Told before the job goes back: no event of the next attempt
 		// can come before it.
 		g.tell(ctx, ev, eventID(t.p.ID, t.seq, otp.StateRetrying, t.attempt))
+		g.stopProgress(t)
 		if err := t.msg.NakWithDelay(delay); err != nil {
 			t.log.Warn("nak job", "err", err)
 		}
@@ -367,15 +394,25 @@ func (g *Gateway) sent(ctx context.Context, j sentJob) {
 	}
 	ev := otp.Event{Type: otp.StateSent, ID: p.ID, To: p.Number.Masked(),
 		Modem: j.modem, Refs: res.Refs, Parts: len(res.Refs), Attempt: j.attempt, Report: res.Report}
-	if g.finish(ctx, j.task, &ev) {
-		g.tell(ctx, ev, eventID(p.ID, j.seq, otp.StateSent, 0))
+	if !g.finish(ctx, j.task, &ev) {
+		// Another holder of the message ended the job (sent it too, or
+		// gave it up): its end and its delivery are that one's to tell.
+		g.stopProgress(j.task)
+		g.unjournal(ctx, p.ID, log)
+		return
 	}
-	if err := g.ack(ctx, j.msg); err != nil {
-		// The server will hand the job out again after AckWait; its
-		// record tells it was sent.
-		log.Error("ack sent job", "err", err)
+	if err := g.tell(ctx, ev, eventID(p.ID, j.seq, otp.StateSent, 0)); err != nil {
+		// The record holds the end: the next delivery tells it.
+		g.stopProgress(j.task)
+		j.msg.NakWithDelay(time.Second)
+	} else {
+		g.stopProgress(j.task)
+		if err := g.ack(ctx, j.msg); err != nil {
+			// The server will hand the job out again after AckWait; its
+			// record (when it could be written) tells it was sent.
+			log.Error("ack sent job", "err", err)
+		}
 	}
-	j.done()
 	if res.Report {
 		// After the sent event: a report that came first is held
 		// for it, so that delivered never precedes sent.
@@ -406,6 +443,7 @@ func (g *Gateway) fail(ctx context.Context, t task, reason otp.Reason, detail st
 		g.opts.Metrics.DeadLettered(reason)
 	}
 	if err := g.tell(ctx, ev, eventID(t.p.ID, t.seq, otp.StateFailed, 0)); err != nil {
+		g.stopProgress(t)
 		t.msg.NakWithDelay(time.Second) // told again by the next delivery
 		return
 	}
@@ -475,6 +513,34 @@ func (g *Gateway) ack(ctx context.Context, msg jetstream.Msg) error {
 		time.Sleep(time.Duration(i+1) * 100 * time.Millisecond)
 	}
 	return err
+}
+
+// stopProgress ends t's progress signals, if any.
+func (g *Gateway) stopProgress(t task) {
+	if t.done != nil {
+		t.done()
+	}
+}
+
+// isRejection reports whether err is a policy's refusal of a job, not a
+// failure of its store.
+func isRejection(err error) bool {
+	_, ok := otp.AsReject(err)
+	return ok
+}
+
+// sleepUntil sleeps d, or until deadline or ctx ends, and reports whether
+// it slept all of d.
+func sleepUntil(ctx context.Context, d time.Duration, deadline time.Time) bool {
+	if time.Until(deadline) < d {
+		return false
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
 }
 
 // keepInProgress tells the server the job is being worked on until stop is

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/simgate/simgate/delivery"
 	"github.com/simgate/simgate/metrics"
 	"github.com/simgate/simgate/modem"
 	"github.com/simgate/simgate/otp"
@@ -377,5 +378,86 @@ func TestAttemptsAreTheModems(t *testing.T) {
 	ev := h.until(t, otp.StateFailed)
 	if ev.Reason != otp.ReasonAttemptsExhausted || ev.Attempt != 2 {
 		t.Errorf("failed event %+v, want attempts_exhausted at attempt 2", ev)
+	}
+}
+
+// TestVerdictAfterCrash: a daemon journalled a sent message, maybe
+// recorded its end, and died before the sent event was stored; started
+// again, it follows the message from the journal and its report comes
+// before the job's redelivery. The sent event is stored before the
+// verdict, the redelivered job tells nothing twice and sends nothing.
+func TestVerdictAfterCrash(t *testing.T) {
+	const job = `{"id":"v1","to":"+4526227921","code":"034812","ttl":"5m"}`
+	for _, tc := range []struct {
+		name     string
+		recorded bool // the dead daemon recorded the job's end
+	}{
+		{name: "died after recording the end", recorded: true},
+		{name: "died before recording the end"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newJobHarness(t)
+			ctx := t.Context()
+			msg := h.take(t, job)
+			t1, ok := h.g.check(ctx, "fake", msg)
+			if !ok {
+				t.Fatal("check")
+			}
+			if t1, ok = h.g.admitQueued(ctx, t1); !ok {
+				t.Fatal("admit")
+			}
+			m := delivery.Message{ID: "v1", Modem: "fake", To: "+4526227921", Masked: "+45******21", Seq: t1.seq,
+				Refs: []int{7}, Accepted: time.Now(), Sent: time.Now(), Restored: true}
+			if tc.recorded {
+				ev := h.g.stamp(otp.Event{Type: otp.StateSent, ID: "v1", To: m.Masked, Modem: "fake", Refs: m.Refs, Parts: 1, Attempt: 1, Report: true})
+				if err := h.g.policy().Finish(ctx, t1.p, t1.seq, ev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Started again: the report of the journalled message comes.
+			h.g.tellOutcome(delivery.Outcome{Message: m, State: otp.StateDelivered, TPStatus: 0, At: time.Now()})
+			if err := msg.Nak(); err != nil {
+				t.Fatal(err)
+			}
+			again, err := h.jobs.Next(5 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := &fakeModem{}
+			h.g.process(ctx, f, again, &sendCaps{})
+			if f.calls != 0 {
+				t.Errorf("sent again %d times", f.calls)
+			}
+			if got := fmt.Sprint(h.storedEvents(t, "v1")); got != "[accepted sent delivered]" {
+				t.Errorf("stored events %s, want [accepted sent delivered]", got)
+			}
+		})
+	}
+}
+
+// TestSecondHolderTellsNothing: two holders of one job message (a lost
+// hand-off reply, an ack wait passed under a partition) both sent it; the
+// one that finishes second tells nothing and follows no delivery.
+func TestSecondHolderTellsNothing(t *testing.T) {
+	h := newJobHarness(t)
+	ctx := t.Context()
+	msg := h.take(t, `{"id":"s2","to":"+4526227921","code":"034812","ttl":"5m"}`)
+	t1, ok := h.g.check(ctx, "fake", msg)
+	if !ok {
+		t.Fatal("check")
+	}
+	if t1, ok = h.g.admitQueued(ctx, t1); !ok {
+		t.Fatal("admit")
+	}
+	res := modem.Result{Refs: []int{7}, Report: true}
+	h.g.sent(ctx, sentJob{task: t1, modem: "fake", res: res, at: time.Now()})
+	pending := h.g.tracker.Pending()
+	res.Refs = []int{8}
+	h.g.sent(ctx, sentJob{task: t1, modem: "other", res: res, at: time.Now()})
+	if got := fmt.Sprint(h.storedEvents(t, "s2")); got != "[accepted sent]" {
+		t.Errorf("stored events %s, want [accepted sent]", got)
+	}
+	if n := h.g.tracker.Pending(); n != pending {
+		t.Errorf("%d messages followed after the second holder, want %d", n, pending)
 	}
 }

@@ -50,6 +50,7 @@ func (g *Gateway) Restore(ctx context.Context) error {
 		return err
 	}
 	for _, m := range msgs {
+		m.Restored = true
 		g.journalled.Store(m.ID, struct{}{})
 		if g.told(ctx, m.ID, m.Seq, "") {
 			// Its verdict was told before the crash.

@@ -68,9 +68,11 @@ func (g *Gateway) RunModem(ctx context.Context, wc Worker) {
 		g.opts.Metrics.ModemOpen(cfg.Name, true, int(m.Reports()))
 		g.opts.Metrics.PINTriesLeft(cfg.Name, inf.PINTriesLeft)
 		g.serveModem(ctx, m, w, wc, log)
+		// Not ready first: nothing is handed to a modem whose inbox
+		// was emptied.
+		g.setReady(cfg.Name, false)
 		g.drainInbox(w)
 		g.opts.Metrics.ModemOpen(cfg.Name, false, 0)
-		g.setReady(cfg.Name, false)
 		m.Close()
 		if ctx.Err() == nil {
 			log.Warn("modem lost; reopening")

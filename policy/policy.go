@@ -861,7 +861,9 @@ func (p *Policy) Finish(ctx context.Context, j otp.Prepared, seq uint64, ev otp.
 // Attempted records a failed attempt of a modem to send job j, carried by
 // the message at stream sequence seq, and returns how many there were.
 // Only attempts count toward a job's limit: a redelivery (a daemon that
-// died, a job handed back, a store away) is not one.
+// died, a job handed back, a store away) is not one. For a job that
+// ended meanwhile (another daemon held the same message) it returns an
+// *EndedError.
 func (p *Policy) Attempted(ctx context.Context, j otp.Prepared, seq uint64) (int, error) {
 	n := 0
 	err := p.update(ctx, jobKey(j.ID), func(cur []byte) ([]byte, error) {
@@ -875,11 +877,32 @@ func (p *Policy) Attempted(ctx context.Context, j otp.Prepared, seq uint64) (int
 		if rec.Seq != seq {
 			return nil, ErrOtherJob
 		}
+		if rec.State != otp.StateAccepted && rec.State != stateQueuing {
+			// Another holder of the message ended the job meanwhile.
+			return nil, &EndedError{State: rec.State, Final: rec.Event}
+		}
 		rec.Attempts++
 		n = rec.Attempts
 		return json.Marshal(rec)
 	})
 	return n, err
+}
+
+// FinalEvent returns the final event recorded for job id (nil while the
+// job has none: unknown, or not ended).
+func (p *Policy) FinalEvent(ctx context.Context, id string) (json.RawMessage, error) {
+	e, err := p.store.Get(ctx, jobKey(id))
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read job: %w", err)
+	}
+	var rec jobRecord
+	if err := json.Unmarshal(e.Value, &rec); err != nil {
+		return nil, fmt.Errorf("decode job: %w", err)
+	}
+	return rec.Event, nil
 }
 
 // unsent reports whether a job that ended in state for reason surely sent

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,9 +24,23 @@ func Job(nc *nats.Conn, msg *nats.Msg) jetstream.Msg {
 
 // job is a queued job acknowledged through nc.
 type job struct {
-	nc   *nats.Conn
-	m    *nats.Msg
-	done atomic.Bool // acknowledged, nak'd or terminated
+	nc *nats.Conn
+	m  *nats.Msg
+
+	mu   sync.Mutex
+	done bool // acknowledged, nak'd or terminated
+}
+
+// progress tells the server the job is being worked on; after the job was
+// acknowledged, nak'd or terminated it sends nothing (a progress signal
+// after a nak would replace its delay with the whole ack wait).
+func (j *job) progress() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.done {
+		return jetstream.ErrMsgAlreadyAckd
+	}
+	return j.publish("+WPI")
 }
 
 func (j *job) Metadata() (*jetstream.MsgMetadata, error) { return AckMetadata(j.m.Reply) }
@@ -38,7 +52,7 @@ func (j *job) Ack() error                                { return j.reply("+ACK"
 func (j *job) Nak() error                                { return j.reply("-NAK") }
 func (j *job) Term() error                               { return j.reply("+TERM") }
 func (j *job) TermWithReason(reason string) error        { return j.reply("+TERM " + reason) }
-func (j *job) InProgress() error                         { return j.publish("+WPI") }
+func (j *job) InProgress() error                         { return j.progress() }
 
 func (j *job) NakWithDelay(delay time.Duration) error {
 	return j.reply(fmt.Sprintf(`-NAK {"delay": %d}`, delay.Nanoseconds()))
@@ -46,25 +60,32 @@ func (j *job) NakWithDelay(delay time.Duration) error {
 
 // DoubleAck acknowledges the job and waits for the server to confirm.
 func (j *job) DoubleAck(ctx context.Context) error {
-	if j.done.Load() {
+	j.mu.Lock()
+	done := j.done
+	j.mu.Unlock()
+	if done {
 		return jetstream.ErrMsgAlreadyAckd
 	}
 	if _, err := j.nc.RequestWithContext(ctx, j.m.Reply, []byte("+ACK")); err != nil {
 		return err
 	}
-	j.done.Store(true)
+	j.mu.Lock()
+	j.done = true
+	j.mu.Unlock()
 	return nil
 }
 
 // reply sends a final acknowledgement (once).
 func (j *job) reply(body string) error {
-	if j.done.Load() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.done {
 		return jetstream.ErrMsgAlreadyAckd
 	}
 	if err := j.publish(body); err != nil {
 		return err
 	}
-	j.done.Store(true)
+	j.done = true
 	return nil
 }
 
