@@ -352,7 +352,7 @@ func TestClusterChaos(t *testing.T) {
 
 	// A steady load, about what the two modems send (20/s each): a
 	// publish that fails (an election) is tried again under the same
-	// message id.
+	// message id, a request under the same job id.
 	ids := make([]string, jobs)
 	codes := map[string]string{} // code -> job id
 	for i := range jobs {
@@ -367,6 +367,17 @@ func TestClusterChaos(t *testing.T) {
 		for i, id := range ids {
 			b, _ := json.Marshal(otp.Job{ID: id, To: fmt.Sprintf("+45262%05d", i), Code: fmt.Sprint(100000 + i)})
 			for {
+				// Half the jobs through otp.request, answered at once;
+				// an answer that is no acceptance (error, or none) is
+				// asked again under the same id.
+				if i%2 == 0 {
+					msg, err := nc.Request(otp.SubjectRequest, b, 2*time.Second)
+					var r otp.Reply
+					if err == nil && json.Unmarshal(msg.Data, &r) == nil && r.Status == otp.ReplyAccepted {
+						break
+					}
+					continue
+				}
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				_, err := js.Publish(ctx, otp.SubjectSend, b, jetstream.WithMsgID(id))
 				cancel()
@@ -439,7 +450,24 @@ func TestClusterChaos(t *testing.T) {
 		log.mu.Unlock()
 	}
 	<-loadDone
-	log.wait(t, 180*time.Second, "every job ended", func() bool { return finals() == jobs })
+	deadline := time.Now().Add(180 * time.Second)
+	log.wait(t, 185*time.Second, "every job ended", func() bool {
+		if finals() == jobs {
+			return true
+		}
+		if time.Now().After(deadline) {
+			for _, id := range ids {
+				if _, ok := log.at[id]; !ok {
+					t.Errorf("%s never ended: %+v", id, log.events[id])
+				}
+			}
+			return true
+		}
+		return false
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
 	t.Logf("failover: the jobs a killed daemon held were ended by another within %s (target 10s)", failover.Round(time.Millisecond))
 	if failover > 10*time.Second {
 		t.Errorf("failover took %s, want at most 10s", failover)

@@ -84,6 +84,12 @@ func (g *Gateway) tellOutcome(o delivery.Outcome) {
 		g.opts.Metrics.DeliveryPending(g.tracker.Pending())
 	}
 	if m.Restored {
+		if final && g.told(ctx, m.ID, m.Seq, "") {
+			// Another holder of the job sent it again and told its
+			// verdict: one per job.
+			g.unjournal(ctx, m.ID, log)
+			return
+		}
 		// Its daemon may have died before the sent event was stored.
 		g.tellSent(ctx, m, log)
 	}
