@@ -89,20 +89,20 @@ func TestPartsCountAsSends(t *testing.T) {
 		}},
 		{name: "country counts parts", cfg: counters(DefaultConfig()), steps: []step{
 			{job: parts("a", dk1, 3)},
-			{job: parts("b", dk2, 3), reason: otp.ReasonRateLimited, scope: otp.ScopeCountry, retry: time.Hour},
+			{job: parts("b", dk2, 3), reason: otp.ReasonRateLimited, scope: otp.ScopeCountry, retry: time.Hour + time.Minute},
 			// Not full: a smaller message still fits (no cached block).
 			{job: parts("c", dk2, 2)},
-			{job: parts("d", dk3, 1), reason: otp.ReasonRateLimited, scope: otp.ScopeCountry, retry: time.Hour},
+			{job: parts("d", dk3, 1), reason: otp.ReasonRateLimited, scope: otp.ScopeCountry, retry: time.Hour + time.Minute},
 			{job: parts("e", "+46701234567", 2)},
 		}},
 		{name: "global counts parts", cfg: counters(DefaultConfig()), steps: []step{
 			{job: parts("a", dk1, 4)},
-			{job: parts("b", "+46701234567", 4), reason: otp.ReasonRateLimited, scope: otp.ScopeGlobal, retry: time.Minute},
+			{job: parts("b", "+46701234567", 4), reason: otp.ReasonRateLimited, scope: otp.ScopeGlobal, retry: time.Minute + time.Second},
 			// Refused by the global counter: its 4 parts were taken back
 			// from the Swedish count, which holds 5.
 			{job: parts("c", "+46701234568", 3)},
-			{job: parts("d", "+46701234569", 1), reason: otp.ReasonRateLimited, scope: otp.ScopeGlobal, retry: time.Minute},
-			{wait: time.Minute, job: parts("d", "+46701234569", 2)},
+			{job: parts("d", "+46701234569", 1), reason: otp.ReasonRateLimited, scope: otp.ScopeGlobal, retry: time.Minute + time.Second},
+			{wait: time.Minute + time.Second, job: parts("d", "+46701234569", 2)},
 		}},
 		{name: "a message larger than a counter", cfg: unlimitedSE(counters(DefaultConfig())), steps: []step{
 			{job: parts("a", dk1, 6), reason: otp.ReasonRateLimited, scope: otp.ScopeCountry},

@@ -234,9 +234,42 @@ type prefixRecord struct {
 	Nums    map[string]int64 `json:"n,omitempty"` // short number hash -> last send, unix ms
 }
 
+// counterRecord counts sends in a sliding window cut into counterSlots
+// slots: B[i] is the count of slot First+i (slot k spans unix ms
+// [k*len, (k+1)*len)). A send is admitted when the slots it could share a
+// window with (the current one and the counterSlots before it) hold no
+// more than the limit with it: no window of the limit's length, wherever
+// it starts, holds more (at most one slot's worth fewer at its edge).
 type counterRecord struct {
-	Start int64 `json:"w"` // unix ms of the window start
-	N     int   `json:"n"`
+	First int64 `json:"f"`
+	B     []int `json:"b"`
+}
+
+// counterSlots is how many slots a counter's window is cut into.
+const counterSlots = 60
+
+// advance makes r cover the slots cur-counterSlots..cur, dropping older
+// ones and adding empty ones up to cur.
+func (r *counterRecord) advance(cur int64) {
+	lo := cur - counterSlots
+	if len(r.B) == 0 || r.First+int64(len(r.B)) <= lo || r.First > cur {
+		r.First, r.B = lo, nil
+	}
+	if r.First < lo {
+		r.B = r.B[lo-r.First:]
+		r.First = lo
+	}
+	for r.First+int64(len(r.B)) <= cur {
+		r.B = append(r.B, 0)
+	}
+}
+
+func (r *counterRecord) sum() int {
+	n := 0
+	for _, c := range r.B {
+		n += c
+	}
+	return n
 }
 
 // hash returns a keyed hash of s, n bytes as hex.
@@ -703,39 +736,51 @@ func (p *Policy) count(ctx context.Context, key string, scope otp.Scope, limit i
 	if n > limit {
 		return tooManyParts(scope, n, limit, window)
 	}
-	start := now.Truncate(window).UnixMilli()
-	return p.update(ctx, key, func(cur []byte) ([]byte, error) {
+	slot := window.Milliseconds() / counterSlots
+	cur := now.UnixMilli() / slot
+	return p.update(ctx, key, func(b []byte) ([]byte, error) {
 		var rec counterRecord
-		if cur != nil {
-			if err := json.Unmarshal(cur, &rec); err != nil {
+		if b != nil {
+			if err := json.Unmarshal(b, &rec); err != nil {
 				return nil, fmt.Errorf("decode %s: %w", key, err)
 			}
 		}
-		if rec.Start != start {
-			rec = counterRecord{Start: start}
-		}
-		if rec.N+n > limit {
-			wait := time.Duration(start+window.Milliseconds()-now.UnixMilli()) * time.Millisecond
+		rec.advance(cur)
+		total := rec.sum()
+		if total+n > limit {
+			// Room comes when enough of the oldest slots leave.
+			need, wait := total+n-limit, window
+			for i, c := range rec.B {
+				if need -= c; need <= 0 {
+					wait = time.Duration((rec.First+int64(i)+counterSlots+1)*slot-now.UnixMilli()) * time.Millisecond
+					break
+				}
+			}
 			re := rejectErr(otp.ReasonRateLimited, scope, wait, fmt.Sprintf("%d sends per %s", limit, window))
-			if rec.N >= limit {
+			if total >= limit {
 				re = p.block(key, re, now)
 			}
 			return nil, re
 		}
-		rec.N += n
+		rec.B[len(rec.B)-1] += n
 		return json.Marshal(rec)
 	})
 }
 
 // uncount takes n back from a counter that count added them to.
 func (p *Policy) uncount(ctx context.Context, key string, window time.Duration, now time.Time, n int) {
-	start := now.Truncate(window).UnixMilli()
-	_ = p.update(ctx, key, func(cur []byte) ([]byte, error) {
+	slot := window.Milliseconds() / counterSlots
+	at := now.UnixMilli() / slot
+	_ = p.update(ctx, key, func(b []byte) ([]byte, error) {
 		var rec counterRecord
-		if cur == nil || json.Unmarshal(cur, &rec) != nil || rec.Start != start || rec.N == 0 {
+		if b == nil || json.Unmarshal(b, &rec) != nil {
 			return nil, nil
 		}
-		rec.N = max(rec.N-n, 0)
+		i := at - rec.First
+		if i < 0 || i >= int64(len(rec.B)) || rec.B[i] == 0 {
+			return nil, nil
+		}
+		rec.B[i] = max(rec.B[i]-n, 0)
 		return json.Marshal(rec)
 	})
 }

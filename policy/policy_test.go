@@ -396,17 +396,19 @@ func TestCountryAndGlobalLimits(t *testing.T) {
 	ctx := context.Background()
 	p.Admit(ctx, job("dk1", "+4526227921", "1234"))
 	p.Admit(ctx, job("dk2", "+4540404040", "1234"))
+	// Sliding: room comes when the sends of 10:30 leave the hour (and
+	// the minute-long slot they are in).
 	_, err := p.Admit(ctx, job("dk3", "+4550505050", "1234"))
-	wantReject(t, err, otp.ReasonRateLimited, otp.ScopeCountry, 30*time.Minute)
+	wantReject(t, err, otp.ReasonRateLimited, otp.ScopeCountry, time.Hour+time.Minute)
 	// SE has no limit; the global one bites on the fourth send.
 	if _, err := p.Admit(ctx, job("se1", "+46701234567", "1234")); err != nil {
 		t.Fatal(err)
 	}
 	_, err = p.Admit(ctx, job("se2", "+46701234568", "1234"))
-	wantReject(t, err, otp.ReasonRateLimited, otp.ScopeGlobal, time.Minute)
-	// The rejected send did not use up se2's number: a minute later it
-	// goes, with no cooldown in the way.
-	c.add(time.Minute)
+	wantReject(t, err, otp.ReasonRateLimited, otp.ScopeGlobal, time.Minute+time.Second)
+	// The rejected send did not use up se2's number: once the window
+	// moved on it goes, with no cooldown in the way.
+	c.add(time.Minute + time.Second)
 	if _, err := p.Admit(ctx, job("se3", "+46701234568", "1234")); err != nil {
 		t.Errorf("after the global window: %v", err)
 	}
@@ -544,5 +546,59 @@ func TestOutbox(t *testing.T) {
 	// Another copy of the job is a duplicate, not the job's message.
 	if v, err := p.AdmitQueued(ctx, j, 8); err != nil || v.Ended || !v.Duplicate {
 		t.Errorf("a copy: %+v %v", v, err)
+	}
+}
+
+// TestLimitsSlide: a country or global limit holds in every window of its
+// length, also across the edge of an hour or a minute, where a fixed
+// window would let a second burst through; the sends leave the window
+// one slot at a time.
+func TestLimitsSlide(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    func(*Config)
+		window time.Duration
+		scope  otp.Scope
+		number func(i int) string
+	}{
+		{name: "country", cfg: func(c *Config) { c.CountryPerHour, c.GlobalPerMinute = 10, 0 }, window: time.Hour,
+			scope: otp.ScopeCountry, number: func(i int) string { return fmt.Sprintf("+4526%06d", 220000+i) }},
+		{name: "global", cfg: func(c *Config) { c.CountryPerHour, c.GlobalPerMinute = 0, 10 }, window: time.Minute,
+			scope: otp.ScopeGlobal, number: func(i int) string { return fmt.Sprintf("+4626%06d", 220000+i) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Cooldown, cfg.Number, cfg.PrefixDistinct = 0, nil, 0
+			tc.cfg(&cfg)
+			p, c, _ := newPolicy(t, cfg)
+			ctx := context.Background()
+			// Just before the edge of the window: the whole limit.
+			c.add(tc.window - time.Millisecond)
+			n := 0
+			admit := func() error {
+				n++
+				_, err := p.Admit(ctx, job(fmt.Sprint("j", n), tc.number(n), "1234"))
+				return err
+			}
+			for range 10 {
+				if err := admit(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Just after the edge: a fixed window would start afresh.
+			c.add(2 * time.Millisecond)
+			if err := admit(); err == nil {
+				t.Fatal("a second burst across the edge of the window")
+			} else if re, _ := otp.AsReject(err); re == nil || re.Scope != tc.scope {
+				t.Fatalf("refused: %v, want %s", err, tc.scope)
+			}
+			// A window later (and a slot), the first burst has left.
+			c.add(tc.window)
+			for range 10 {
+				if err := admit(); err != nil {
+					t.Fatalf("a window later: %v", err)
+				}
+			}
+		})
 	}
 }
