@@ -330,6 +330,10 @@ func TestClusterChaos(t *testing.T) {
 			SendDelay: 50 * time.Millisecond, SentLog: filepath.Join(logs, node+".sms")}
 	}
 	specA, specB := spec("a"), spec("b")
+	// a's modem is slow, so that the job it holds when it is killed is
+	// still in its hands when the kill lands, however late the test sees
+	// its events.
+	specA.SendDelay = 300 * time.Millisecond
 	a := startChaosDaemon(t, specA)
 	startChaosDaemon(t, specB)
 

@@ -99,8 +99,16 @@ func TestDeliveryReportEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if keys, err := kv.Keys(t.Context()); !errors.Is(err, jetstream.ErrNoKeysFound) {
-		t.Errorf("delivery journal after the verdict: %v %v, want no keys", keys, err)
+	// (It leaves the journal after the verdict is stored: wait for it.)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		keys, err := kv.Keys(t.Context())
+		if errors.Is(err, jetstream.ErrNoKeysFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("delivery journal after the verdict: %v %v, want no keys", keys, err)
+			break
+		}
 	}
 	if st, err := kv.Status(t.Context()); err != nil || st.Values() == 0 {
 		t.Errorf("delivery journal: %v entries written (%v), want the message journalled", st.Values(), err)

@@ -126,7 +126,7 @@ func TestOneIdentityPerJob(t *testing.T) {
 		// daemon queues an otp.request under would claim it first: the
 		// request would answer accepted while nothing was queued. Claim
 		// the id under every millisecond of the next seconds.
-		const span = 3000
+		const span = 1500
 		from := time.Now().UnixMilli()
 		for ms := from; ms < from+span; ms++ {
 			msg := nats.NewMsg(otp.SubjectSend)

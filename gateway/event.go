@@ -4,18 +4,30 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/simgate/simgate/otp"
 )
 
-// rejected records a rejected job: metric, log and event (none for
-// id_conflict).
-func (g *Gateway) rejected(ctx context.Context, id string, re *otp.RejectError, attempt int) {
+// refused counts a refused job: a metric and, at most every
+// refusalLogEvery, one log line per reason (a flood must not cost a line
+// per request).
+func (g *Gateway) refused(re *otp.RejectError) {
 	g.opts.Metrics.Rejected(re)
-	g.log.Info("job rejected", "id", id, "reason", re.Reason, "scope", re.Scope, "field", re.Field)
+	g.refusals.add(g.log, re.Reason, g.now())
+}
+
+// rejected records a job refused from the queue: counted (refused) and told
+// in an event, its publisher's only answer (none for id_conflict).
+// Refusals of otp.request are answered by the reply alone.
+func (g *Gateway) rejected(ctx context.Context, id string, re *otp.RejectError, attempt int) {
+	g.refused(re)
 	if re.Reason == otp.ReasonIDConflict {
 		// The id's events belong to the job that holds it: a conflicting
 		// submission must not write into them.
@@ -132,4 +144,49 @@ func (g *Gateway) told(ctx context.Context, id string, seq uint64, msgID string)
 	}
 	typ, ok := strings.CutPrefix(last, fmt.Sprintf("%s.%d.", id, seq))
 	return ok && otp.State(typ).DeliveryFinal()
+}
+
+// refusalLogEvery is how often refusals are logged, counted by reason.
+const refusalLogEvery = 10 * time.Second
+
+// refusalLog counts refusals between two log lines.
+type refusalLog struct {
+	mu     sync.Mutex
+	counts map[otp.Reason]int
+	since  time.Time
+}
+
+// add counts a refusal for reason and logs the counts when refusalLogEvery
+// has passed since the last line.
+func (l *refusalLog) add(log *slog.Logger, reason otp.Reason, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.counts == nil {
+		l.counts, l.since = map[otp.Reason]int{}, now
+	}
+	l.counts[reason]++
+	if now.Sub(l.since) >= refusalLogEvery {
+		l.flush(log, now)
+	}
+}
+
+// flush logs the counts so far, if any (l.mu held).
+func (l *refusalLog) flush(log *slog.Logger, now time.Time) {
+	if len(l.counts) == 0 {
+		return
+	}
+	attrs := []any{"since", l.since.UTC().Format(time.RFC3339)}
+	for _, r := range slices.Sorted(maps.Keys(l.counts)) {
+		attrs = append(attrs, string(r), l.counts[r])
+	}
+	log.Info("jobs refused", attrs...)
+	clear(l.counts)
+	l.since = now
+}
+
+// Flush logs the refusals not logged yet (at stop).
+func (l *refusalLog) Flush(log *slog.Logger, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.flush(log, now)
 }

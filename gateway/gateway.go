@@ -103,9 +103,11 @@ type Gateway struct {
 	// outcomes tells delivery outcomes in order.
 	outcomes serial
 	// fleet is what this daemon knows of the routed modems of others.
-	fleet   fleetView
-	workers map[string]*worker
-	svc     micro.Service
+	fleet fleetView
+	// refusals counts refusals for their aggregate log line.
+	refusals refusalLog
+	workers  map[string]*worker
+	svc      micro.Service
 }
 
 // New returns a Gateway.
@@ -154,6 +156,7 @@ func (g *Gateway) Close(ctx context.Context) {
 		g.log.Warn("sent jobs' bookkeeping unfinished at stop")
 	}
 	g.tracker.Close()
+	g.refusals.Flush(g.log, g.now())
 	select {
 	case <-g.opts.JS.PublishAsyncComplete():
 	case <-ctx.Done():

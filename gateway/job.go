@@ -137,8 +137,7 @@ func (g *Gateway) check(ctx context.Context, modemName string, msg jetstream.Msg
 		if st, err := g.policy().State(ctx, job.ID); err != nil || st != "" {
 			// The id names an admitted job (or may): this message is not
 			// it, and must not write into its events.
-			g.opts.Metrics.Rejected(re)
-			g.log.Info("job rejected; its id names another job", "id", job.ID, "reason", re.Reason, "field", re.Field)
+			g.refused(re)
 			g.term(msg, string(re.Reason))
 			return task{}, false
 		}

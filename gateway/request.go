@@ -102,13 +102,13 @@ func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {
 	}
 	if err != nil {
 		re, _ := otp.AsReject(err)
-		g.rejected(ctx, job.ID, re, 0)
+		g.refused(re)
 		return otp.RejectReply(job.ID, re)
 	}
 	masked := p.Number.Masked()
 	v, err := g.policy().Admit(ctx, p)
 	if re, ok := otp.AsReject(err); ok {
-		g.rejected(ctx, job.ID, re, 0)
+		g.refused(re)
 		return otp.RejectReply(job.ID, re)
 	}
 	if err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -601,4 +603,68 @@ func TestLimitsSlide(t *testing.T) {
 			}
 		})
 	}
+}
+
+var prefixModelFull = flag.Bool("prefix.full", false,
+	"run TestPrefixGuardModel at full size: a million users, 100,000 logins")
+
+// TestPrefixGuardModel holds the default prefix guard to both sides of
+// SMS pumping. A real service: a million users in Denmark spread over
+// 10,000 blocks of 1,000 mobile numbers (100 users each), logging in
+// 100,000 times an hour at random: no block is ever refused. By default it
+// runs a tenth of that (the same load per block: 1,000 blocks, 10,000
+// logins); -prefix.full runs it whole. A pump: 30 new sequential numbers in
+// 5 minutes into one quiet block: refused long before the 30th.
+func TestPrefixGuardModel(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.CountryPerHour, cfg.GlobalPerMinute = 0, 0 // the guard alone
+	ctx := context.Background()
+
+	t.Run("a million users", func(t *testing.T) {
+		p, c, _ := newPolicy(t, cfg)
+		rng := rand.New(rand.NewPCG(1, 2))
+		nblocks, logins := 1_000, 10_000
+		if *prefixModelFull {
+			nblocks, logins = 10_000, 100_000
+		}
+		// Blocks of valid Danish numbers, +45 2xxxx xxx up.
+		var blocks []string
+		for b := 20000; len(blocks) < nblocks; b++ {
+			if _, err := otp.ParseNumber(fmt.Sprintf("+45%05d010", b), ""); err == nil {
+				blocks = append(blocks, fmt.Sprintf("+45%05d", b))
+			}
+		}
+		blocked := 0
+		for i := range logins {
+			c.add(time.Hour / time.Duration(logins))
+			user := rng.IntN(nblocks * 100)
+			// 100 users in each block.
+			number := fmt.Sprintf("%s%03d", blocks[user/100], user%100*10)
+			_, err := p.Admit(ctx, job(fmt.Sprint("u", i), number, "123456"))
+			if re, ok := otp.AsReject(err); ok && re.Reason == otp.ReasonPrefixBlocked {
+				blocked++
+			}
+		}
+		if blocked > 0 {
+			t.Errorf("%d of %d real logins refused as pumping", blocked, logins)
+		}
+	})
+
+	t.Run("a pump", func(t *testing.T) {
+		p, c, _ := newPolicy(t, cfg)
+		passed := 0
+		for i := range 30 {
+			c.add(10 * time.Second)
+			_, err := p.Admit(ctx, job(fmt.Sprint("p", i), fmt.Sprintf("+4550123%03d", 100+i), "123456"))
+			if err == nil {
+				passed++
+			} else if re, _ := otp.AsReject(err); re == nil || re.Reason != otp.ReasonPrefixBlocked {
+				t.Fatalf("pump %d: %v", i, err)
+			}
+		}
+		if passed > 15 {
+			t.Errorf("%d of 30 pumped numbers passed, want at most 15", passed)
+		}
+		t.Logf("%d of 30 pumped numbers passed", passed)
+	})
 }
