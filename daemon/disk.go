@@ -52,11 +52,18 @@ func (d *Daemon) diskUsage(store string) (metrics.DiskUsage, error) {
 func (d *Daemon) watchDisk(ctx context.Context, store string) {
 	t := time.NewTicker(diskInterval)
 	defer t.Stop()
+	var lastErr string
 	for {
 		free, _, err := d.space(store)
+		if err == nil {
+			lastErr = ""
+		}
 		switch full := err == nil && free < diskLow; {
 		case err != nil:
-			d.log.Warn("store disk", "err", err)
+			if err.Error() != lastErr { // once, not every 2 s
+				d.log.Warn("store disk", "err", err)
+			}
+			lastErr = err.Error()
 		case full && !d.storeFull.Load():
 			d.storeFull.Store(true)
 			d.log.Error("the store's disk is full: otp.request answers error until space returns", "free_bytes", free, "dir", store)
