@@ -59,7 +59,7 @@ var throughputDelay = flag.Duration("throughput.delay", 50*time.Millisecond,
 //
 // Do not run it with -race or -v (both change the timing).
 func BenchmarkThroughput(b *testing.B) {
-	for _, k := range []int{1, 4, 16, 64} {
+	for _, k := range []int{1, 4, 16, 64, 256} {
 		b.Run(fmt.Sprintf("K=%d", k), func(b *testing.B) { benchThroughput(b, k) })
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/warthog618/modem/info"
 	"github.com/warthog618/sms"
 	"github.com/warthog618/sms/encoding/tpdu"
-	"go.bug.st/serial"
 )
 
 // Config describes one modem.
@@ -122,13 +121,12 @@ func Open(ctx context.Context, cfg Config) (*Modem, error) {
 		return nil, err
 	}
 	// No read timeout on the port: at's line scanner treats a (0, nil) read
-	// as no progress and would close itself.
-	port, err := serial.Open(dev, &serial.Mode{BaudRate: cfg.Baud})
+	// as no progress and would close itself. Whatever the modem said
+	// before we came is dropped.
+	port, err := openPort(dev, cfg.Baud)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dev, err)
 	}
-	// Drop whatever the modem said before we came.
-	_ = port.ResetInputBuffer()
 	m, err := newModem(ctx, port, cfg)
 	if err != nil {
 		port.Close()
