@@ -28,24 +28,10 @@ func TestRoutingPrefersModemsAndFallsBack(t *testing.T) {
 	}
 	waitReady(2)
 
-	sentBy := func(id string) string {
-		t.Helper()
-		evs := h.waitFinal(id)
-		last := evs[len(evs)-1]
-		if last.Type != otp.StateSent {
-			t.Fatalf("%s: %s", id, types(evs))
-		}
-		return last.Modem
-	}
+	sentBy := h.sentBy
 	// One at a time, so that the preferred modem is always free: every
 	// Danish job goes through it, whichever worker took it.
-	for i := range 8 {
-		id := fmt.Sprint("dk-", i)
-		h.publish(map[string]any{"id": id, "to": fmt.Sprintf("+452622790%d", i), "code": fmt.Sprint(400000 + i)})
-		if m := sentBy(id); m != "dk" {
-			t.Fatalf("%s sent by %s, want dk", id, m)
-		}
-	}
+	h.sendDanish("dk", 8)
 	// A burst: nothing is stranded, whichever modem sends.
 	for i := range 20 {
 		h.publish(map[string]any{"id": fmt.Sprint("burst-", i), "to": fmt.Sprintf("+45262280%02d", i), "code": fmt.Sprint(410000 + i)})
@@ -96,24 +82,10 @@ func TestRoutingAcrossDaemons(t *testing.T) {
 		}
 	}
 
-	sentBy := func(id string) string {
-		t.Helper()
-		evs := b.waitFinal(id)
-		last := evs[len(evs)-1]
-		if last.Type != otp.StateSent {
-			t.Fatalf("%s: %s", id, types(evs))
-		}
-		return last.Modem
-	}
+	sentBy := b.sentBy
 	// One at a time, so that dk is free: every Danish job goes out on dk,
 	// whichever daemon's worker took it (both pull from one queue).
-	for i := range 8 {
-		id := fmt.Sprint("dk-", i)
-		b.publish(map[string]any{"id": id, "to": fmt.Sprintf("+452622790%d", i), "code": fmt.Sprint(400000 + i)})
-		if m := sentBy(id); m != "dk" {
-			t.Fatalf("%s sent by %s, want dk", id, m)
-		}
-	}
+	b.sendDanish("dk", 8)
 	if n := len(other.Submissions()); n != 0 {
 		t.Errorf("modem other sent %d Danish jobs", n)
 	}
@@ -132,5 +104,30 @@ func TestRoutingAcrossDaemons(t *testing.T) {
 	b.publish(map[string]any{"id": "gone", "to": "+4526227920", "code": "420000"})
 	if m := sentBy("gone"); m != "other" {
 		t.Fatalf("gone: sent by %s, want other", m)
+	}
+}
+
+// sentBy waits for the final event of job id, which must be sent, and
+// returns the modem that sent it.
+func (h *harness) sentBy(id string) string {
+	h.t.Helper()
+	evs := h.waitFinal(id)
+	last := evs[len(evs)-1]
+	if last.Type != otp.StateSent {
+		h.t.Fatalf("%s: %s", id, types(evs))
+	}
+	return last.Modem
+}
+
+// sendDanish queues n jobs to Danish numbers one at a time (the next when
+// the last is sent), and fails the test unless modem sent each.
+func (h *harness) sendDanish(modem string, n int) {
+	h.t.Helper()
+	for i := range n {
+		id := fmt.Sprint("dk-", i)
+		h.publish(map[string]any{"id": id, "to": fmt.Sprintf("+452622790%d", i), "code": fmt.Sprint(400000 + i)})
+		if m := h.sentBy(id); m != modem {
+			h.t.Fatalf("%s sent by %s, want %s", id, m, modem)
+		}
 	}
 }

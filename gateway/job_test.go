@@ -115,6 +115,22 @@ func (h *jobHarness) take(t *testing.T, job string) jetstream.Msg {
 	return msg
 }
 
+// admit queues job and takes it as a worker would, up to its admission
+// (its accepted event told): the state a daemon is in just before it
+// sends.
+func (h *jobHarness) admit(t *testing.T, job string) (jetstream.Msg, task) {
+	t.Helper()
+	msg := h.take(t, job)
+	tk, ok := h.g.check(t.Context(), "fake", msg)
+	if !ok {
+		t.Fatal("check")
+	}
+	if tk, ok = h.g.admitQueued(t.Context(), tk); !ok {
+		t.Fatal("admit")
+	}
+	return msg, tk
+}
+
 // until returns the first event of type want, failing on a final other one.
 func (h *jobHarness) until(t *testing.T, want otp.State) otp.Event {
 	t.Helper()
@@ -305,14 +321,7 @@ func TestCrashBeforeAck(t *testing.T) {
 			h := newJobHarness(t)
 			ctx := t.Context()
 			// The daemon that dies: admits, sends, records the end.
-			msg := h.take(t, job)
-			t1, ok := h.g.check(ctx, "fake", msg)
-			if !ok {
-				t.Fatal("check")
-			}
-			if t1, ok = h.g.admitQueued(ctx, t1); !ok {
-				t.Fatal("admit")
-			}
+			msg, t1 := h.admit(t, job)
 			ev := h.g.stamp(otp.Event{Type: otp.StateSent, ID: "c1", To: "+45******21", Modem: "dead", Refs: []int{3}, Parts: 1, Attempt: 1})
 			if err := h.g.policy().Finish(ctx, t1.p, t1.seq, ev); err != nil {
 				t.Fatal(err)
@@ -398,14 +407,7 @@ func TestVerdictAfterCrash(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newJobHarness(t)
 			ctx := t.Context()
-			msg := h.take(t, job)
-			t1, ok := h.g.check(ctx, "fake", msg)
-			if !ok {
-				t.Fatal("check")
-			}
-			if t1, ok = h.g.admitQueued(ctx, t1); !ok {
-				t.Fatal("admit")
-			}
+			msg, t1 := h.admit(t, job)
 			m := delivery.Message{ID: "v1", Modem: "fake", To: "+4526227921", Masked: "+45******21", Seq: t1.seq,
 				Refs: []int{7}, Accepted: time.Now(), Sent: time.Now(), Restored: true}
 			if tc.recorded {
@@ -441,14 +443,7 @@ func TestVerdictAfterCrash(t *testing.T) {
 func TestSecondHolderTellsNothing(t *testing.T) {
 	h := newJobHarness(t)
 	ctx := t.Context()
-	msg := h.take(t, `{"id":"s2","to":"+4526227921","code":"034812","ttl":"5m"}`)
-	t1, ok := h.g.check(ctx, "fake", msg)
-	if !ok {
-		t.Fatal("check")
-	}
-	if t1, ok = h.g.admitQueued(ctx, t1); !ok {
-		t.Fatal("admit")
-	}
+	_, t1 := h.admit(t, `{"id":"s2","to":"+4526227921","code":"034812","ttl":"5m"}`)
 	res := modem.Result{Refs: []int{7}, Report: true}
 	h.g.sent(ctx, sentJob{task: t1, modem: "fake", res: res, at: time.Now()})
 	pending := h.g.tracker.Pending()
