@@ -1,0 +1,152 @@
+package daemon_test
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/simgate/simgate/otp"
+	"github.com/simgate/simgate/queue"
+)
+
+var floodFor = flag.Duration("flood.for", 5*time.Second, "how long BenchmarkFlood floods")
+
+// BenchmarkFlood measures, in one run, what an SMS-pumping flood costs
+// (issue #12): 64 callers ask otp.request for codes to random British
+// numbers that the country limit refuses, while one real user at a time
+// asks for a code to a fresh Danish number. It prints each figure with its
+// target:
+//
+//	refusals/s        otp.request answers per second under the flood (>= 20,000)
+//	p99-idle-ms       a real user's request -> sent, before the flood
+//	p99-flood-ms      the same during the flood (<= 2 x p99-idle-ms)
+//	kv-writes/refusal messages written to the policy bucket per refusal (0)
+//	events/refusal    events stored per refusal (0)
+//
+//	go test ./daemon -run '^$' -bench Flood -benchtime 1x [-flood.for 10s]
+//
+// Do not run it with -race (it measures speed).
+func BenchmarkFlood(b *testing.B) {
+	s1, s2 := startSim(b, "m1", 0), startSim(b, "m2", 0)
+	cfg := testConfig(b.TempDir(), s1, s2)
+	cfg.Policy.Countries = map[string]int{"GB": 10}
+	cfg.Policy.CountryPerHour, cfg.Policy.GlobalPerMinute = 0, 0
+	h := start(b, cfg)
+	js := h.daemonJS()
+	ctx := context.Background()
+	stored := func(stream string) uint64 {
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s.CachedInfo().State.LastSeq
+	}
+	var (
+		mu   sync.Mutex
+		sent = map[string]chan time.Time{}
+	)
+	if _, err := h.nc.Subscribe(otp.SubjectEvents+".>", func(m *nats.Msg) {
+		var ev otp.Event
+		if json.Unmarshal(m.Data, &ev) != nil || ev.Type != otp.StateSent {
+			return
+		}
+		mu.Lock()
+		ch := sent[ev.ID]
+		mu.Unlock()
+		if ch != nil {
+			ch <- time.Now()
+		}
+	}); err != nil {
+		b.Fatal(err)
+	}
+	numbers := benchNumbers(cfg)
+	user := 0
+	// realUsers asks for codes for fresh Danish numbers, one at a time,
+	// for d, and returns each request -> sent latency.
+	realUsers := func(d time.Duration) []time.Duration {
+		var lat []time.Duration
+		for end := time.Now().Add(d); time.Now().Before(end); {
+			user++
+			id := fmt.Sprint("real-", user)
+			ch := make(chan time.Time, 1)
+			mu.Lock()
+			sent[id] = ch
+			mu.Unlock()
+			body, _ := json.Marshal(otp.Job{ID: id, To: numbers(), Code: "123456"})
+			t0 := time.Now()
+			msg, err := h.nc.Request(otp.SubjectRequest, body, 10*time.Second)
+			var r otp.Reply
+			if err != nil || json.Unmarshal(msg.Data, &r) != nil || r.Status != otp.ReplyAccepted {
+				b.Fatalf("a real user: %v %+v", err, r)
+			}
+			select {
+			case at := <-ch:
+				lat = append(lat, at.Sub(t0))
+			case <-time.After(10 * time.Second):
+				b.Fatalf("%s never sent", id)
+			}
+			time.Sleep(20 * time.Millisecond) // a user every ~25 ms
+		}
+		return lat
+	}
+	p99 := func(lat []time.Duration) float64 {
+		slices.Sort(lat)
+		return float64(lat[len(lat)*99/100].Microseconds()) / 1000
+	}
+
+	for b.Loop() {
+		kvA, evA := stored("KV_"+queue.BucketPolicy), stored(otp.StreamEvents)
+		idle := realUsers(*floodFor / 2)
+		kv0, ev0 := stored("KV_"+queue.BucketPolicy), stored(otp.StreamEvents)
+		// What a real user writes, to tell the flood's writes apart.
+		userKV, userEv := float64(kv0-kvA)/float64(len(idle)), float64(ev0-evA)/float64(len(idle))
+		var refusals, others atomic.Int64
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for c := range 64 {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(c), 7))
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					body := fmt.Appendf(nil, `{"id":"f%d-%d","to":"+447400%06d","code":"123456"}`, c, i, rng.IntN(1_000_000))
+					msg, err := h.nc.Request(otp.SubjectRequest, body, 10*time.Second)
+					var r otp.Reply
+					if err == nil && json.Unmarshal(msg.Data, &r) == nil && r.Status == otp.ReplyRejected {
+						refusals.Add(1)
+					} else {
+						others.Add(1)
+					}
+				}
+			})
+		}
+		start := time.Now()
+		flood := realUsers(*floodFor)
+		close(stop)
+		wg.Wait()
+		elapsed := time.Since(start)
+		kv1, ev1 := stored("KV_"+queue.BucketPolicy), stored(otp.StreamEvents)
+		n := float64(max(refusals.Load(), 1))
+		// The real users' own writes and events are not the flood's.
+		realKV, realEv := float64(len(flood))*userKV, float64(len(flood))*userEv
+		b.ReportMetric(float64(refusals.Load()+others.Load())/elapsed.Seconds(), "refusals/s")
+		b.ReportMetric(p99(idle), "p99-idle-ms")
+		b.ReportMetric(p99(flood), "p99-flood-ms")
+		b.ReportMetric(max(float64(kv1-kv0)-realKV, 0)/n, "kv-writes/refusal")
+		b.ReportMetric(max(float64(ev1-ev0)-realEv, 0)/n, "events/refusal")
+		b.Logf("targets: refusals/s >= 20000, p99-flood-ms <= 2 x p99-idle-ms, 0 kv-writes/refusal, 0 events/refusal; "+
+			"%d refusals, %d other answers, %d real users during the flood", refusals.Load(), others.Load(), len(flood))
+	}
+}
