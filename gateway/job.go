@@ -150,6 +150,12 @@ func (g *Gateway) check(ctx context.Context, modemName string, msg jetstream.Msg
 		log: g.log.With("id", job.ID, "to", p.Number.Masked(), "modem", modemName, "delivery", delivered)}
 	if !g.now().Before(t.deadline) {
 		t.log.Info("job expired before a modem could send it", "late", g.now().Sub(t.deadline).Round(time.Millisecond))
+		if st, err := g.policy().State(ctx, p.ID); err == nil && st == otp.StateAccepted {
+			// Admitted through otp.request and never taken: its accepted
+			// event (told by the worker that takes a job) comes first.
+			ev := g.stamp(otp.Event{Type: otp.StateAccepted, ID: p.ID, To: p.Number.Masked()})
+			g.tell(ctx, ev, eventID(p.ID, t.seq, otp.StateAccepted, 0))
+		}
 		g.end(ctx, t, otp.StateExpired, otp.Event{})
 		return task{}, false
 	}

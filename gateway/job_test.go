@@ -456,3 +456,34 @@ func TestSecondHolderTellsNothing(t *testing.T) {
 		t.Errorf("%d messages followed after the second holder, want %d", n, pending)
 	}
 }
+
+// TestExpiredInTheQueue: a job otp.request admitted and queued that
+// expires before a worker takes it still tells accepted before expired; a
+// job published on otp.send and never admitted tells expired alone.
+func TestExpiredInTheQueue(t *testing.T) {
+	h := newJobHarness(t)
+	ctx := t.Context()
+	// Admitted as otp.request does it: the policy, the queue, Queued.
+	body := `{"id":"req","to":"+4526227921","code":"034812","ttl":"1m"}`
+	_, p, _, err := h.g.prepare([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.g.policy().Admit(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	msg := h.take(t, body)
+	meta, _ := msg.Metadata()
+	if err := h.g.policy().Queued(ctx, p, meta.Sequence.Stream); err != nil {
+		t.Fatal(err)
+	}
+	h.g.now = func() time.Time { return time.Now().Add(2 * time.Minute) } // the ttl has passed
+	h.g.process(ctx, &fakeModem{}, msg, &sendCaps{})
+	if got := fmt.Sprint(h.storedEvents(t, "req")); got != "[accepted expired]" {
+		t.Errorf("otp.request job: %s, want [accepted expired]", got)
+	}
+	h.g.process(ctx, &fakeModem{}, h.take(t, `{"id":"pub","to":"+4526227922","code":"034812","ttl":"1m"}`), &sendCaps{})
+	if got := fmt.Sprint(h.storedEvents(t, "pub")); got != "[expired]" {
+		t.Errorf("otp.send job: %s, want [expired]", got)
+	}
+}
