@@ -96,23 +96,22 @@ func (g *Gateway) tellRaw(ctx context.Context, ev otp.Event, b []byte, msgID str
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tellTimeout)
 	defer cancel()
 	subject := eventSubject(ev)
-	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+	err := retry(ctx, newBackoff(50*time.Millisecond, 2*time.Second), func() (bool, error) {
 		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := g.opts.JS.Publish(pctx, subject, b, jetstream.WithMsgID(msgID))
-		pcancel()
-		if err == nil {
-			return nil
+		defer pcancel()
+		if _, err := g.opts.JS.Publish(pctx, subject, b, jetstream.WithMsgID(msgID)); err != nil {
+			g.log.Warn("publish event; trying again", "type", ev.Type, "id", ev.ID, "err", err)
+			g.opts.Metrics.EventRetried()
+			return false, err
 		}
-		g.log.Warn("publish event; trying again", "type", ev.Type, "id", ev.ID, "err", err)
-		g.opts.Metrics.EventRetried()
-		select {
-		case <-ctx.Done():
-			g.opts.Metrics.EventLost()
-			g.log.Error("event lost", "type", ev.Type, "id", ev.ID, "err", err)
-			return fmt.Errorf("publish event %s of %s: %w", ev.Type, ev.ID, err)
-		case <-time.After(delay):
-		}
+		return true, nil
+	})
+	if err != nil {
+		g.opts.Metrics.EventLost()
+		g.log.Error("event lost", "type", ev.Type, "id", ev.ID, "err", err)
+		return fmt.Errorf("publish event %s of %s: %w", ev.Type, ev.ID, err)
 	}
+	return nil
 }
 
 // eventID is the message id of event type of the job carried at stream

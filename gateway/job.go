@@ -153,8 +153,7 @@ func (g *Gateway) check(ctx context.Context, modemName string, msg jetstream.Msg
 		if st, err := g.policy().State(ctx, p.ID); err == nil && st == otp.StateAccepted {
 			// Admitted through otp.request and never taken: its accepted
 			// event (told by the worker that takes a job) comes first.
-			ev := g.stamp(otp.Event{Type: otp.StateAccepted, ID: p.ID, To: p.Number.Masked()})
-			g.tell(ctx, ev, eventID(p.ID, t.seq, otp.StateAccepted, 0))
+			g.tellAccepted(ctx, t, false)
 		}
 		g.end(ctx, t, otp.StateExpired, otp.Event{})
 		return task{}, false
@@ -175,17 +174,22 @@ const maxDeliveries = 20
 // store is away. It returns the task with its attempt number.
 func (g *Gateway) admitQueued(ctx context.Context, t task) (task, bool) {
 	p, msg := t.p, t.msg
-	v, err := g.policy().AdmitQueued(ctx, p, t.seq)
 	// Fail closed: without the store no limit can be checked. The job
-	// waits here, in progress, rather than go back: a delivery is not an
-	// attempt, but the server counts it.
-	for delay := time.Second; err != nil && !isRejection(err); delay = min(2*delay, 5*time.Second) {
-		t.log.Error("policy store unavailable; job waits", "err", err)
-		if !sleepUntil(ctx, delay, t.deadline) {
-			break
-		}
+	// waits here, in progress, until the store answers or its code
+	// expires, rather than go back: a delivery is not an attempt, but the
+	// server counts it.
+	var v policy.Verdict
+	wctx, cancel := context.WithDeadline(ctx, t.deadline)
+	err := retry(wctx, newBackoff(time.Second, 5*time.Second), func() (bool, error) {
+		var err error
 		v, err = g.policy().AdmitQueued(ctx, p, t.seq)
-	}
+		if _, rejected := otp.AsReject(err); err == nil || rejected {
+			return true, err
+		}
+		t.log.Error("policy store unavailable; job waits", "err", err)
+		return false, err
+	})
+	cancel()
 	switch re, isReject := otp.AsReject(err); {
 	case isReject:
 		g.rejected(ctx, p.ID, re, 0)
@@ -216,8 +220,7 @@ func (g *Gateway) admitQueued(ctx context.Context, t task) (task, bool) {
 		// Told by the worker, for both paths, before anything else of the
 		// job: so it comes first. Told again on a redelivery that follows
 		// a crash; the stream keeps one.
-		ev := g.stamp(otp.Event{Type: otp.StateAccepted, ID: p.ID, To: p.Number.Masked(), Resend: v.Resend})
-		if err := g.tell(ctx, ev, eventID(p.ID, t.seq, otp.StateAccepted, 0)); err != nil {
+		if err := g.tellAccepted(ctx, t, v.Resend); err != nil {
 			msg.NakWithDelay(time.Second)
 			return t, false
 		}
@@ -240,6 +243,12 @@ func (g *Gateway) admitQueued(ctx context.Context, t task) (task, bool) {
 		return t, false
 	}
 	return t, true
+}
+
+// tellAccepted tells the accepted event of the job t holds.
+func (g *Gateway) tellAccepted(ctx context.Context, t task, resend bool) error {
+	ev := g.stamp(otp.Event{Type: otp.StateAccepted, ID: t.p.ID, To: t.p.Number.Masked(), Resend: resend})
+	return g.tell(ctx, ev, eventID(t.p.ID, t.seq, otp.StateAccepted, 0))
 }
 
 // retell tells again the final event of a job that ended (state) but whose
@@ -483,19 +492,15 @@ func (g *Gateway) finish(ctx context.Context, t task, ev *otp.Event) bool {
 func (g *Gateway) record(ctx context.Context, p otp.Prepared, seq uint64, ev otp.Event) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tellTimeout)
 	defer cancel()
-	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+	return retry(ctx, newBackoff(50*time.Millisecond, 2*time.Second), func() (bool, error) {
 		err := g.policy().Finish(ctx, p, seq, ev)
 		var ended *policy.EndedError
 		if err == nil || errors.Is(err, policy.ErrOtherJob) || errors.As(err, &ended) {
-			return err
+			return true, err
 		}
 		g.log.Warn("record job state; trying again", "id", p.ID, "state", ev.Type, "err", err)
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(delay):
-		}
-	}
+		return false, err
+	})
 }
 
 func (g *Gateway) term(msg jetstream.Msg, reason string) {
@@ -524,27 +529,6 @@ func (g *Gateway) ack(ctx context.Context, msg jetstream.Msg) error {
 func (g *Gateway) stopProgress(t task) {
 	if t.done != nil {
 		t.done()
-	}
-}
-
-// isRejection reports whether err is a policy's refusal of a job, not a
-// failure of its store.
-func isRejection(err error) bool {
-	_, ok := otp.AsReject(err)
-	return ok
-}
-
-// sleepUntil sleeps d, or until deadline or ctx ends, and reports whether
-// it slept all of d.
-func sleepUntil(ctx context.Context, d time.Duration, deadline time.Time) bool {
-	if time.Until(deadline) < d {
-		return false
-	}
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
 	}
 }
 

@@ -131,6 +131,23 @@ func (h *jobHarness) admit(t *testing.T, job string) (jetstream.Msg, task) {
 	return msg, tk
 }
 
+// redeliver has the server hand msg out again, as after its daemon died,
+// and a worker process it; it returns how often the modem was asked to
+// send.
+func (h *jobHarness) redeliver(t *testing.T, msg jetstream.Msg) int {
+	t.Helper()
+	if err := msg.Nak(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := h.jobs.Next(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeModem{}
+	h.g.process(t.Context(), f, again, &sendCaps{})
+	return f.calls
+}
+
 // until returns the first event of type want, failing on a final other one.
 func (h *jobHarness) until(t *testing.T, want otp.State) otp.Event {
 	t.Helper()
@@ -332,17 +349,8 @@ func TestCrashBeforeAck(t *testing.T) {
 				}
 			}
 			// No ack: the server hands the job out again.
-			if err := msg.Nak(); err != nil {
-				t.Fatal(err)
-			}
-			again, err := h.jobs.Next(5 * time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f := &fakeModem{}
-			h.g.process(ctx, f, again, &sendCaps{})
-			if f.calls != 0 {
-				t.Errorf("sent again %d times", f.calls)
+			if n := h.redeliver(t, msg); n != 0 {
+				t.Errorf("sent again %d times", n)
 			}
 			if got := fmt.Sprint(h.storedEvents(t, "c1")); got != "[accepted sent]" {
 				t.Errorf("stored events %s, want [accepted sent]", got)
@@ -418,17 +426,8 @@ func TestVerdictAfterCrash(t *testing.T) {
 			}
 			// Started again: the report of the journalled message comes.
 			h.g.tellOutcome(delivery.Outcome{Message: m, State: otp.StateDelivered, TPStatus: 0, At: time.Now()})
-			if err := msg.Nak(); err != nil {
-				t.Fatal(err)
-			}
-			again, err := h.jobs.Next(5 * time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f := &fakeModem{}
-			h.g.process(ctx, f, again, &sendCaps{})
-			if f.calls != 0 {
-				t.Errorf("sent again %d times", f.calls)
+			if n := h.redeliver(t, msg); n != 0 {
+				t.Errorf("sent again %d times", n)
 			}
 			if got := fmt.Sprint(h.storedEvents(t, "v1")); got != "[accepted sent delivered]" {
 				t.Errorf("stored events %s, want [accepted sent delivered]", got)

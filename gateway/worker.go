@@ -261,3 +261,18 @@ func (b *backoff) next() time.Duration {
 }
 
 func (b *backoff) reset() { b.cur = 0 }
+
+// retry calls f until it reports done, sleeping b's delays between calls,
+// or until ctx ends; it returns f's last error.
+func retry(ctx context.Context, b *backoff, f func() (done bool, err error)) error {
+	for {
+		done, err := f()
+		if done || ctx.Err() != nil {
+			return err
+		}
+		sleep(ctx, b.next())
+		if ctx.Err() != nil {
+			return err
+		}
+	}
+}
