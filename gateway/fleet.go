@@ -140,14 +140,8 @@ func (g *Gateway) remotePreferred(n otp.Number) []remoteModem {
 	defer g.fleet.mu.Unlock()
 	var out []remoteModem
 	for _, m := range g.fleet.modems {
-		if m.Node == g.opts.Node || !m.Ready || time.Since(m.at) > fleetFresh {
-			continue
-		}
-		for _, r := range m.Routes {
-			if r.Match(n) {
-				out = append(out, m)
-				break
-			}
+		if m.Node != g.opts.Node && m.Ready && time.Since(m.at) <= fleetFresh && routesMatch(m.Routes, n) {
+			out = append(out, m)
 		}
 	}
 	return out

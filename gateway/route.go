@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -44,14 +45,16 @@ func (g *Gateway) preferred(n otp.Number) []*worker {
 	defer g.mu.Unlock()
 	var out []*worker
 	for _, w := range g.workers {
-		for _, r := range w.routes {
-			if r.Match(n) {
-				out = append(out, w)
-				break
-			}
+		if routesMatch(w.routes, n) {
+			out = append(out, w)
 		}
 	}
 	return out
+}
+
+// routesMatch reports whether n is a destination of one of routes.
+func routesMatch(routes []otp.Route, n otp.Number) bool {
+	return slices.ContainsFunc(routes, func(r otp.Route) bool { return r.Match(n) })
 }
 
 // route hands msg to a ready modem preferred for n when self is not one,
