@@ -62,6 +62,24 @@ func queueUntilKilled(store string) int {
 	}
 }
 
+// openStore starts an embedded server (no listener) with cfg and returns a
+// JetStream context on it, and a function that closes both.
+func openStore(t *testing.T, cfg EmbeddedConfig) (jetstream.JetStream, func(), error) {
+	t.Helper()
+	cfg.Listen = "-"
+	ns, err := StartEmbedded(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		ns.Shutdown()
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	return js, func() { nc.Close(); ns.Shutdown(); ns.WaitForShutdown() }, nil
+}
+
 // TestAckedJobsSurviveACrash: a process queueing jobs on the embedded
 // server (sync always, the default) is killed with SIGKILL right after a
 // run of acknowledgements, without any shutdown; the store, opened again,
@@ -100,17 +118,11 @@ func TestAckedJobsSurviveACrash(t *testing.T) {
 	if acked < 300 {
 		t.Fatalf("the child stopped after %d acks: %s", acked, stderr.String())
 	}
-	ns, err := StartEmbedded(EmbeddedConfig{Listen: "-", StoreDir: store, Name: "crash"})
+	js, closeStore, err := openStore(t, EmbeddedConfig{StoreDir: store, Name: "crash"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	defer closeStore()
 	s, err := js.Stream(t.Context(), otp.StreamJobs)
 	if err != nil {
 		t.Fatal(err)
@@ -153,24 +165,17 @@ func TestEncryptionAtRest(t *testing.T) {
 	const code, number = "739104", "26227921"
 	for _, key := range []string{"", "a key only this test knows"} {
 		store := t.TempDir()
-		ns, err := StartEmbedded(EmbeddedConfig{Listen: "-", StoreDir: store, Name: "enc", EncryptionKey: key})
+		js, closeStore, err := openStore(t, EmbeddedConfig{StoreDir: store, Name: "enc", EncryptionKey: key})
 		if err != nil {
 			t.Fatal(err)
 		}
-		nc, err := nats.Connect("", nats.InProcessServer(ns))
-		if err != nil {
-			t.Fatal(err)
-		}
-		js, _ := jetstream.New(nc)
 		if _, err := Setup(t.Context(), js, StreamConfig{DedupWindow: time.Minute}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := js.Publish(t.Context(), otp.SubjectSend, []byte(`{"id":"enc","to":"+45`+number+`","code":"`+code+`"}`)); err != nil {
 			t.Fatal(err)
 		}
-		nc.Close()
-		ns.Shutdown()
-		ns.WaitForShutdown()
+		closeStore()
 		var found []string
 		filepath.WalkDir(store, func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
@@ -190,19 +195,15 @@ func TestEncryptionAtRest(t *testing.T) {
 		}
 		if key != "" {
 			// The key opens it again; the job is there.
-			ns, err := StartEmbedded(EmbeddedConfig{Listen: "-", StoreDir: store, Name: "enc", EncryptionKey: key})
+			js, closeStore, err := openStore(t, EmbeddedConfig{StoreDir: store, Name: "enc", EncryptionKey: key})
 			if err != nil {
 				t.Fatal(err)
 			}
-			nc, _ := nats.Connect("", nats.InProcessServer(ns))
-			js, _ := jetstream.New(nc)
 			s, err := js.Stream(t.Context(), otp.StreamJobs)
 			if err != nil || s.CachedInfo().State.Msgs != 1 {
 				t.Errorf("reopened with the key: %v", err)
 			}
-			nc.Close()
-			ns.Shutdown()
-			ns.WaitForShutdown()
+			closeStore()
 		}
 	}
 }
@@ -213,11 +214,12 @@ func TestEncryptionAtRest(t *testing.T) {
 // encrypts it).
 func TestEncryptionKeyChange(t *testing.T) {
 	store := t.TempDir()
+	queued := uint64(0)
 	for _, tc := range []struct {
 		key string
 		ok  bool
 	}{{"", true}, {"first key", true}, {"another key", false}, {"", false}, {"first key", true}} {
-		ns, err := StartEmbedded(EmbeddedConfig{Listen: "-", StoreDir: store, Name: "enc", EncryptionKey: tc.key})
+		js, closeStore, err := openStore(t, EmbeddedConfig{StoreDir: store, Name: "enc", EncryptionKey: tc.key})
 		if (err == nil) != tc.ok {
 			t.Fatalf("key %q: %v, want ok %v", tc.key, err, tc.ok)
 		}
@@ -227,18 +229,17 @@ func TestEncryptionKeyChange(t *testing.T) {
 			}
 			continue
 		}
-		nc, _ := nats.Connect("", nats.InProcessServer(ns))
-		js, _ := jetstream.New(nc)
 		if _, err := Setup(t.Context(), js, StreamConfig{DedupWindow: time.Minute}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := js.Publish(t.Context(), otp.SubjectSend, []byte(`{}`)); err != nil {
 			t.Fatal(err)
 		}
-		s, _ := js.Stream(t.Context(), otp.StreamJobs)
-		t.Logf("key %q: %d jobs", tc.key, s.CachedInfo().State.Msgs)
-		nc.Close()
-		ns.Shutdown()
-		ns.WaitForShutdown()
+		queued++
+		// Every job queued under the keys before is still there.
+		if s, err := js.Stream(t.Context(), otp.StreamJobs); err != nil || s.CachedInfo().State.Msgs != queued {
+			t.Errorf("key %q: the queue (%v) does not hold the %d jobs queued so far", tc.key, err, queued)
+		}
+		closeStore()
 	}
 }
