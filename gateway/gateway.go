@@ -108,6 +108,9 @@ type Gateway struct {
 	refusals refusalLog
 	workers  map[string]*worker
 	svc      micro.Service
+	// answering holds a token for each otp.request answer in progress
+	// (see handleRequest).
+	answering chan struct{}
 }
 
 // New returns a Gateway.
@@ -131,7 +134,8 @@ func New(opts Options) *Gateway {
 	if now == nil {
 		now = time.Now
 	}
-	g := &Gateway{opts: opts, log: opts.Logger, now: now, ready: map[string]bool{}, busy: map[string]bool{}, capped: map[string]bool{}, settling: map[string]int{}, workers: map[string]*worker{}}
+	g := &Gateway{opts: opts, log: opts.Logger, now: now, ready: map[string]bool{}, busy: map[string]bool{}, capped: map[string]bool{}, settling: map[string]int{}, workers: map[string]*worker{},
+		answering: make(chan struct{}, maxAnswering)}
 	g.live.Store(&Live{Limits: opts.Limits, Renderer: opts.Renderer, Policy: opts.Policy})
 	g.tracker = delivery.New(delivery.Config{
 		Timeout:  opts.DeliveryTimeout,

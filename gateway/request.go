@@ -53,8 +53,24 @@ func (g *Gateway) StopRequests() error {
 	if svc == nil {
 		return nil
 	}
-	return svc.Stop()
+	err := svc.Stop()
+	// Wait for the answers in progress: take every token.
+	for range maxAnswering {
+		g.answering <- struct{}{}
+	}
+	for range maxAnswering {
+		<-g.answering
+	}
+	return err
 }
+
+// maxAnswering is how many otp.request answers one daemon works on at
+// once. The micro service hands requests over one at a time; an answer
+// waits mostly on the policy store, so answers overlap, and a flood
+// is answered at the speed of the CPU rather than of one store round trip
+// after another. Past the bound, requests wait in the subscription (whose
+// pending limits drop what a stalled daemon cannot take).
+const maxAnswering = 256
 
 var semver = regexp.MustCompile(`^v?(\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?)$`)
 
@@ -67,7 +83,17 @@ func serviceVersion(version string) string {
 	return "0.0.0-dev"
 }
 
+// handleRequest answers req in a goroutine of its own, at most
+// maxAnswering at once.
 func (g *Gateway) handleRequest(req micro.Request) {
+	g.answering <- struct{}{}
+	go func() {
+		defer func() { <-g.answering }()
+		g.answer(req)
+	}()
+}
+
+func (g *Gateway) answer(req micro.Request) {
 	if !replySubject(req.Reply()) {
 		// The daemon may publish anywhere in its account: an answer to a
 		// reply subject the caller chose (an event subject, a key) would

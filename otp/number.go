@@ -141,7 +141,12 @@ func ParseNumber(raw, region string) (Number, error) {
 	if err != nil {
 		return Number{}, reject(ReasonInvalidNumber, "to", "cannot parse phone number: %v", err)
 	}
-	if !phonenumbers.IsValidNumber(pn) {
+	// A number is valid when its region's metadata gives it a type
+	// (IsValidNumber is GetRegionCodeForNumber, then this test): asking
+	// for the type once spares libphonenumber's costly pattern matching
+	// a second and third time, which a flood of numbers pays for.
+	typ := phonenumbers.GetNumberType(pn)
+	if typ == phonenumbers.UNKNOWN {
 		return Number{}, reject(ReasonInvalidNumber, "to", "not a valid phone number for its region")
 	}
 	region = phonenumbers.GetRegionCodeForNumber(pn)
@@ -152,6 +157,6 @@ func ParseNumber(raw, region string) (Number, error) {
 		E164:        phonenumbers.Format(pn, phonenumbers.E164),
 		CountryCode: int(pn.GetCountryCode()),
 		Region:      region,
-		Type:        numberTypeName(phonenumbers.GetNumberType(pn)),
+		Type:        numberTypeName(typ),
 	}, nil
 }

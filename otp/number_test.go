@@ -2,10 +2,13 @@ package otp
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/nyaruka/phonenumbers/v2"
 )
 
 // Danish numbers: 26227921 is a valid mobile number (libphonenumber types
@@ -261,4 +264,58 @@ func FuzzParseNumber(f *testing.F) {
 			t.Fatalf("ParseNumber(%q) = %#v, %v; want %#v", n.E164, again, err, n)
 		}
 	})
+}
+
+// TestValidAsLibphonenumber checks ParseNumber's one-pass validity test
+// against libphonenumber's IsValidNumber, over numbers near each region's
+// example numbers (their last digits drawn at random, so that many are
+// valid and many not): both accept or refuse the same numbers.
+func TestValidAsLibphonenumber(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	accepted, refused := 0, 0
+	for region := range phonenumbers.GetSupportedRegions() {
+		for _, typ := range []phonenumbers.PhoneNumberType{phonenumbers.MOBILE, phonenumbers.FIXED_LINE, phonenumbers.PREMIUM_RATE, phonenumbers.VOIP} {
+			ex := phonenumbers.GetExampleNumberForTypeInRegion(region, typ)
+			if ex == nil {
+				continue
+			}
+			e164 := phonenumbers.Format(ex, phonenumbers.E164)
+			for range 20 {
+				keep := max(len(e164)-1-rng.IntN(5), 3)
+				raw := e164[:keep] + fmt.Sprintf("%06d", rng.IntN(1e6))[:len(e164)-keep+rng.IntN(2)]
+				n, err := ParseNumber(raw, "")
+				pn, perr := phonenumbers.Parse(raw, "")
+				want := perr == nil && phonenumbers.IsValidNumber(pn) &&
+					phonenumbers.GetRegionCodeForNumber(pn) != phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY
+				if (err == nil) != want {
+					t.Fatalf("%s: ParseNumber err %v, libphonenumber valid and geographic %v", raw, err, want)
+				}
+				if err != nil {
+					refused++
+					continue
+				}
+				accepted++
+				if want := numberTypeName(phonenumbers.GetNumberType(pn)); n.Type != want {
+					t.Fatalf("%s: type %s, want %s", raw, n.Type, want)
+				}
+				if want := phonenumbers.GetRegionCodeForNumber(pn); n.Region != want {
+					t.Fatalf("%s: region %s, want %s", raw, n.Region, want)
+				}
+			}
+		}
+	}
+	if accepted < 2000 || refused < 2000 {
+		t.Fatalf("%d accepted, %d refused: too few of either for the test to tell", accepted, refused)
+	}
+}
+
+// BenchmarkParseNumber measures one ParseNumber of a British mobile number
+// (+44 is shared by four regions: the costliest common case).
+func BenchmarkParseNumber(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := ParseNumber(fmt.Sprintf("+447400%06d", i%1_000_000), ""); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
