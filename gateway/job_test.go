@@ -462,7 +462,7 @@ func TestSecondHolderTellsNothing(t *testing.T) {
 func TestExpiredInTheQueue(t *testing.T) {
 	h := newJobHarness(t)
 	ctx := t.Context()
-	// Admitted as otp.request does it: the policy, the queue, Queued.
+	// Admitted as otp.request does it: the policy, then the queue.
 	body := `{"id":"req","to":"+4526227921","code":"034812","ttl":"1m"}`
 	_, p, _, err := h.g.prepare([]byte(body))
 	if err != nil {
@@ -472,10 +472,6 @@ func TestExpiredInTheQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg := h.take(t, body)
-	meta, _ := msg.Metadata()
-	if err := h.g.policy().Queued(ctx, p, meta.Sequence.Stream); err != nil {
-		t.Fatal(err)
-	}
 	h.g.now = func() time.Time { return time.Now().Add(2 * time.Minute) } // the ttl has passed
 	h.g.process(ctx, &fakeModem{}, msg, &sendCaps{})
 	if got := fmt.Sprint(h.storedEvents(t, "req")); got != "[accepted expired]" {

@@ -166,10 +166,7 @@ func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {
 		}
 		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: detail}
 	}
-	if err := g.policy().Queued(ctx, p, ack.Sequence); err != nil {
-		// The job is queued; the worker that takes it records it.
-		g.log.Warn("record queued job", "id", job.ID, "err", err)
-	}
+	// The worker that takes the job records which message holds it.
 	g.accepted(p, v, metrics.SourceRequest)
 	return otp.Reply{Status: otp.ReplyAccepted, ID: job.ID, To: masked, Resend: v.Resend}
 }

@@ -11,13 +11,9 @@ package policy
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -131,6 +127,9 @@ type Policy struct {
 	// the store a round trip under a flood.
 	mu      sync.Mutex
 	blocked map[string]blockEntry
+
+	macs      *macs
+	decisions sync.Pool // of *decision
 }
 
 type blockEntry struct {
@@ -145,7 +144,9 @@ func New(cfg Config, store Store) (*Policy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Policy{cfg: cfg, store: store, now: time.Now, blocked: map[string]blockEntry{}}, nil
+	p := &Policy{cfg: cfg, store: store, now: time.Now, blocked: map[string]blockEntry{}, macs: newMACs(cfg.Key)}
+	p.decisions.New = func() any { return new(decision) }
+	return p, nil
 }
 
 // SetClock replaces time.Now (tests).
@@ -180,7 +181,7 @@ type Verdict struct {
 	At time.Time
 }
 
-// records stored as JSON, with short names: there are millions of them.
+// jobRecord is what the policy knows of a job id (record.go stores it).
 type jobRecord struct {
 	State  otp.State `json:"s"`
 	Reason string    `json:"r,omitempty"`
@@ -206,15 +207,17 @@ type jobRecord struct {
 	Event json.RawMessage `json:"e,omitempty"`
 }
 
+// numberRecord is what the policy knows of a number.
 type numberRecord struct {
-	Sends  []int64     `json:"s,omitempty"` // unix ms of accepted sends, ascending, at most a day old
-	Codes  []codeEntry `json:"c,omitempty"` // codes still valid
-	Latest string      `json:"l,omitempty"` // id of the latest accepted code job
-	// Last is the id of the job admitted last, and LastAt when: a
+	Sends []int64 // unix ms of accepted sends, ascending, at most a day old
+	// Codes are the code jobs accepted, oldest first: the last is the
+	// number's newest code.
+	Codes []codeEntry
+	// Last is the job admitted last (its idTag), and LastAt when: a
 	// submission of the same id in the moment before its job record is
 	// written is that job's duplicate, not a new send (errSameJob).
-	Last   string `json:"j,omitempty"`
-	LastAt int64  `json:"k,omitempty"`
+	Last   uint64
+	LastAt int64
 }
 
 // errSameJob is admitNumber's answer to a job whose id was admitted for
@@ -224,14 +227,24 @@ var errSameJob = errors.New("the job is being admitted by another submission")
 // codeEntry is a code job accepted for a number. The code itself is not
 // kept, not even hashed.
 type codeEntry struct {
-	ID  string `json:"i"`
-	At  int64  `json:"t"` // unix ms
-	Exp int64  `json:"e"` // unix ms
+	ID  string
+	At  int64 // unix ms
+	Exp int64 // unix ms
 }
 
+// prefixRecord holds the distinct numbers sent to in one block of numbers
+// (a prefix) within the prefix window, and when the block is blocked
+// until.
 type prefixRecord struct {
-	Blocked int64            `json:"b,omitempty"` // unix ms
-	Nums    map[string]int64 `json:"n,omitempty"` // short number hash -> last send, unix ms
+	Blocked int64 // unix ms
+	Nums    []prefixNumber
+}
+
+// prefixNumber is a number of a prefix, by a short keyed hash, and its
+// last send.
+type prefixNumber struct {
+	Tag [6]byte
+	At  int64 // unix ms
 }
 
 // counterRecord counts sends in a sliding window cut into counterSlots
@@ -272,27 +285,6 @@ func (r *counterRecord) sum() int {
 	return n
 }
 
-// hash returns a keyed hash of s, n bytes as hex.
-func (p *Policy) hash(s string, n int) string {
-	m := hmac.New(sha256.New, p.cfg.Key)
-	m.Write([]byte(s))
-	return hex.EncodeToString(m.Sum(nil)[:n])
-}
-
-// bodyHash returns a keyed hash of what makes j the job it is: its number,
-// code or text, ttl as given, template, locale, origin and app hash.
-func (p *Policy) bodyHash(j otp.Prepared) string {
-	b, _ := json.Marshal([]any{j.Number.E164, j.Code, j.Text, int64(j.Job.TTL), j.Template, j.Locale, j.Origin, j.AppHash})
-	return p.hash("body:"+string(b), 16)
-}
-
-func jobKey(id string) string                    { return "job." + id }
-func (p *Policy) numberKey(e164 string) string   { return "num." + p.hash(e164, 16) }
-func (p *Policy) prefixKey(prefix string) string { return "pfx." + p.hash("prefix:"+prefix, 16) }
-func countryKey(region string) string            { return "cty." + region }
-
-const globalKey = "global"
-
 // prefix returns the E.164 number without its last PrefixDigits digits.
 func (p *Policy) prefix(e164 string) string {
 	return e164[:max(len(e164)-p.cfg.PrefixDigits, 2)]
@@ -306,83 +298,6 @@ func rejectErr(reason otp.Reason, scope otp.Scope, retry time.Duration, detail s
 // instruction to wait.
 func ceilSecond(d time.Duration) time.Duration {
 	return max(time.Second, (d+time.Second-1)/time.Second*time.Second)
-}
-
-// Admit decides whether job j, about to be queued through otp.request,
-// may be sent, and records it: the caller queues it, then calls Queued, or
-// Withdraw when it could not. It returns a *otp.RejectError (rate_limited,
-// prefix_blocked, id_conflict) when it may not be sent, and a Verdict with
-// Duplicate set when its id was submitted before with the same body.
-//
-// Rate limits are checked before the job is recorded: a rejected job
-// leaves no record, and its id may be used again.
-func (p *Policy) Admit(ctx context.Context, j otp.Prepared) (Verdict, error) {
-	return p.admitJob(ctx, j, 0)
-}
-
-// AdmitQueued is Admit for job j taken from the queue, carried by the
-// message at stream sequence seq. The job is sent when the Verdict is not
-// Duplicate: admitted now, or Earlier (by otp.request, or by an earlier
-// delivery of this message).
-func (p *Policy) AdmitQueued(ctx context.Context, j otp.Prepared, seq uint64) (Verdict, error) {
-	return p.admitJob(ctx, j, seq)
-}
-
-// admitJob is Admit (seq 0) and AdmitQueued.
-func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verdict, error) {
-	key, body := jobKey(j.ID), p.bodyHash(j)
-	for attempt := range 10 {
-		now := p.now()
-		e, err := p.store.Get(ctx, key)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return Verdict{}, fmt.Errorf("read job: %w", err)
-		}
-		if e.Rev != 0 {
-			var rec jobRecord
-			if err := json.Unmarshal(e.Value, &rec); err != nil {
-				return Verdict{}, fmt.Errorf("decode job: %w", err)
-			}
-			v, decided, err := p.known(ctx, key, e.Rev, rec, body, seq, now)
-			if errors.Is(err, ErrConflict) {
-				continue // the record changed meanwhile: read again
-			}
-			if decided {
-				return v, err
-			}
-		}
-		v, err := p.admit(ctx, j, now)
-		if errors.Is(err, errSameJob) {
-			// Its job record follows in a moment: judge against it.
-			time.Sleep(time.Duration(attempt+1) * 2 * time.Millisecond)
-			continue
-		}
-		if err != nil {
-			return v, err
-		}
-		state := otp.StateAccepted
-		if seq == 0 {
-			state = stateQueuing
-		}
-		b, _ := json.Marshal(jobRecord{State: state, At: now.UnixMilli(), Body: body, Seq: seq,
-			Number: p.numberKey(j.Number.E164), Resend: v.Resend})
-		if e.Rev == 0 {
-			_, err = p.store.Create(ctx, key, b)
-		} else {
-			_, err = p.store.Update(ctx, key, b, e.Rev)
-		}
-		if err == nil {
-			v.At = now
-			return v, nil
-		}
-		// Take the admission back: the job is not recorded.
-		p.undoNumber(ctx, p.numberKey(j.Number.E164), j.ID, now, sends(j))
-		if !errors.Is(err, ErrExists) && !errors.Is(err, ErrConflict) {
-			return Verdict{}, fmt.Errorf("record job: %w", err)
-		}
-		// Another submission of the id was recorded first: judge against
-		// it.
-	}
-	return Verdict{}, fmt.Errorf("record job %s: too much contention", j.ID)
 }
 
 // known judges a job whose id has a record (rec at revision rev). decided
@@ -399,7 +314,7 @@ func (p *Policy) known(ctx context.Context, key string, rev uint64, rec jobRecor
 	}
 	if rec.Body != body {
 		rec.Conflicts++
-		b, _ := json.Marshal(rec)
+		b := rec.marshal(nil)
 		if _, err := p.store.Update(ctx, key, b, rev); err != nil {
 			return Verdict{}, true, err
 		}
@@ -426,7 +341,7 @@ func (p *Policy) known(ctx context.Context, key string, rev uint64, rec jobRecor
 	// The message otp.request queued (or a copy that came first): it
 	// holds the job from now on.
 	rec.State, rec.Seq = otp.StateAccepted, seq
-	b, _ := json.Marshal(rec)
+	b := rec.marshal(nil)
 	if _, err := p.store.Update(ctx, key, b, rev); err != nil {
 		return Verdict{}, true, err
 	}
@@ -445,383 +360,6 @@ func idConflict(detail string) *otp.RejectError {
 	return &otp.RejectError{Reason: otp.ReasonIDConflict, Field: "id", Detail: detail}
 }
 
-// Queued records that job j, admitted by Admit, is in the queue at stream
-// sequence seq.
-func (p *Policy) Queued(ctx context.Context, j otp.Prepared, seq uint64) error {
-	body := p.bodyHash(j)
-	return p.update(ctx, jobKey(j.ID), func(cur []byte) ([]byte, error) {
-		var rec jobRecord
-		if cur == nil || json.Unmarshal(cur, &rec) != nil || rec.Body != body || rec.State != stateQueuing {
-			return nil, nil // a worker took it over already
-		}
-		rec.State, rec.Seq = otp.StateAccepted, seq
-		return json.Marshal(rec)
-	})
-}
-
-// Withdraw takes back the admission of j when it could not be queued: its
-// record is deleted, so its id may be used again, and its send no longer
-// counts against its number. (Prefix, country and global counts keep it:
-// they are coarse.)
-func (p *Policy) Withdraw(ctx context.Context, j otp.Prepared) error {
-	e, err := p.store.Get(ctx, jobKey(j.ID))
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read job: %w", err)
-	}
-	var rec jobRecord
-	if err := json.Unmarshal(e.Value, &rec); err != nil {
-		return fmt.Errorf("decode job: %w", err)
-	}
-	if rec.State != stateQueuing || rec.Body != p.bodyHash(j) {
-		return nil
-	}
-	if err := p.store.Delete(ctx, jobKey(j.ID), e.Rev); err != nil {
-		if errors.Is(err, ErrConflict) {
-			return nil // a worker holds it: it is queued after all
-		}
-		return fmt.Errorf("delete job: %w", err)
-	}
-	p.undoNumber(ctx, p.numberKey(j.Number.E164), j.ID, time.UnixMilli(rec.At), sends(j))
-	return nil
-}
-
-func (p *Policy) admit(ctx context.Context, j otp.Prepared, now time.Time) (Verdict, error) {
-	numKey := p.numberKey(j.Number.E164)
-	pfx := p.prefix(j.Number.E164)
-	pfxKey := p.prefixKey(pfx)
-	ctyKey := countryKey(j.Number.Region)
-	for _, k := range []string{pfxKey, ctyKey, globalKey} {
-		if err := p.cachedBlock(k, now); err != nil {
-			return Verdict{}, err
-		}
-	}
-	v, err := p.admitNumber(ctx, numKey, j, now)
-	if err != nil {
-		return v, err
-	}
-	undo := []func(){func() { p.undoNumber(ctx, numKey, j.ID, now, sends(j)) }}
-	rollback := func() {
-		for _, f := range slices.Backward(undo) {
-			f()
-		}
-	}
-	if p.cfg.PrefixDistinct > 0 {
-		added, err := p.admitPrefix(ctx, pfxKey, j.Number.E164, now)
-		if err != nil {
-			rollback()
-			return Verdict{}, err
-		}
-		if added {
-			undo = append(undo, func() { p.undoPrefix(ctx, pfxKey, j.Number.E164) })
-		}
-	}
-	limit := p.cfg.CountryPerHour
-	if n, ok := p.cfg.Countries[j.Number.Region]; ok {
-		limit = n
-	}
-	if limit > 0 {
-		if err := p.count(ctx, ctyKey, otp.ScopeCountry, limit, time.Hour, now, sends(j)); err != nil {
-			rollback()
-			return Verdict{}, err
-		}
-		undo = append(undo, func() { p.uncount(ctx, ctyKey, time.Hour, now, sends(j)) })
-	}
-	if p.cfg.GlobalPerMinute > 0 {
-		if err := p.count(ctx, globalKey, otp.ScopeGlobal, p.cfg.GlobalPerMinute, time.Minute, now, sends(j)); err != nil {
-			rollback()
-			return Verdict{}, err
-		}
-	}
-	return v, nil
-}
-
-// update runs a compare-and-swap loop on key: f gets the current value (nil
-// when absent) and returns the new one (nil leaves the key alone) and an
-// error. A new value is written even with an error: a rejection may need to
-// record a block. update returns f's error once the write is done.
-func (p *Policy) update(ctx context.Context, key string, f func(cur []byte) ([]byte, error)) error {
-	for range 100 {
-		e, err := p.store.Get(ctx, key)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("read %s: %w", key, err)
-		}
-		next, ferr := f(e.Value)
-		if next == nil {
-			return ferr
-		}
-		if e.Rev == 0 {
-			_, err = p.store.Create(ctx, key, next)
-		} else {
-			_, err = p.store.Update(ctx, key, next, e.Rev)
-		}
-		if errors.Is(err, ErrExists) || errors.Is(err, ErrConflict) {
-			continue // another daemon was faster: read again
-		}
-		if err != nil {
-			return fmt.Errorf("write %s: %w", key, err)
-		}
-		return ferr
-	}
-	return fmt.Errorf("write %s: too much contention", key)
-}
-
-// sends is how many sends job j counts for: one per SMS part (at least
-// one), so that a long message costs what it costs.
-func sends(j otp.Prepared) int { return max(j.Parts, 1) }
-
-// admitNumber checks the cooldown (per job) and the windows (per SMS part)
-// of j's number, and records j's parts as sends.
-func (p *Policy) admitNumber(ctx context.Context, key string, j otp.Prepared, now time.Time) (Verdict, error) {
-	var v Verdict
-	nowMs := now.UnixMilli()
-	n := sends(j)
-	err := p.update(ctx, key, func(cur []byte) ([]byte, error) {
-		v = Verdict{}
-		var rec numberRecord
-		if cur != nil {
-			if err := json.Unmarshal(cur, &rec); err != nil {
-				return nil, fmt.Errorf("decode %s: %w", key, err)
-			}
-		}
-		rec.prune(nowMs)
-		if rec.Last == j.ID && nowMs-rec.LastAt < staleQueuing.Milliseconds() {
-			return nil, errSameJob
-		}
-		for _, c := range rec.Codes {
-			if c.Exp > nowMs {
-				v.Resend = true
-			}
-		}
-		if n := len(rec.Sends); n > 0 && p.cfg.Cooldown > 0 {
-			if wait := rec.Sends[n-1] + p.cfg.Cooldown.Milliseconds() - nowMs; wait > 0 {
-				return nil, rejectErr(otp.ReasonRateLimited, otp.ScopeNumber, time.Duration(wait)*time.Millisecond, "one send per "+p.cfg.Cooldown.String())
-			}
-		}
-		for _, w := range p.cfg.Number {
-			if n > w.Limit {
-				return nil, tooManyParts(otp.ScopeNumber, n, w.Limit, w.Period)
-			}
-			since := nowMs - w.Period.Milliseconds()
-			i, _ := slices.BinarySearch(rec.Sends, since+1)
-			if in := rec.Sends[i:]; len(in)+n > w.Limit {
-				// Wait until enough of the oldest sends that count left
-				// the window to make room for n.
-				oldest := in[len(in)+n-1-w.Limit]
-				wait := time.Duration(oldest-since) * time.Millisecond
-				return nil, rejectErr(otp.ReasonRateLimited, otp.ScopeNumber, wait, fmt.Sprintf("%d sends per %s", w.Limit, w.Period))
-			}
-		}
-		for range n {
-			rec.Sends = append(rec.Sends, nowMs)
-		}
-		rec.Last, rec.LastAt = j.ID, nowMs
-		if j.Code != "" {
-			rec.Codes = append(rec.Codes, codeEntry{ID: j.ID, At: nowMs, Exp: nowMs + j.TTL.Milliseconds()})
-			rec.Latest = j.ID
-		}
-		return json.Marshal(rec)
-	})
-	return v, err
-}
-
-// prune drops sends older than a day and codes that expired more than a
-// day after they were accepted. Codes tell whether a job is a resend (the
-// number has a valid code) and which job is the number's newest
-// (supersede); only a valid one matters to either.
-func (r *numberRecord) prune(nowMs int64) {
-	day := (24 * time.Hour).Milliseconds()
-	i, _ := slices.BinarySearch(r.Sends, nowMs-day+1)
-	r.Sends = r.Sends[i:]
-	r.Codes = slices.DeleteFunc(r.Codes, func(c codeEntry) bool {
-		return c.Exp <= nowMs && nowMs-c.At > day
-	})
-	// Keep the record small: 32 codes outlive any burst the number's own
-	// limits let through within a code's longest life.
-	if len(r.Codes) > 32 {
-		r.Codes = r.Codes[len(r.Codes)-32:]
-	}
-}
-
-// undoNumber takes back the n sends admitNumber recorded at now for job id,
-// and its code.
-func (p *Policy) undoNumber(ctx context.Context, key, id string, now time.Time, n int) {
-	nowMs := now.UnixMilli()
-	_ = p.update(ctx, key, func(cur []byte) ([]byte, error) {
-		var rec numberRecord
-		if cur == nil || json.Unmarshal(cur, &rec) != nil {
-			return nil, nil
-		}
-		for range n {
-			if i := slices.Index(rec.Sends, nowMs); i >= 0 {
-				rec.Sends = slices.Delete(rec.Sends, i, i+1)
-			}
-		}
-		rec.Codes = slices.DeleteFunc(rec.Codes, func(c codeEntry) bool { return c.ID == id })
-		if rec.Last == id {
-			rec.Last, rec.LastAt = "", 0
-		}
-		if rec.Latest == id {
-			rec.Latest = ""
-			if n := len(rec.Codes); n > 0 {
-				rec.Latest = rec.Codes[n-1].ID
-			}
-		}
-		return json.Marshal(rec)
-	})
-}
-
-func (p *Policy) admitPrefix(ctx context.Context, key, e164 string, now time.Time) (added bool, err error) {
-	nowMs := now.UnixMilli()
-	short := p.hash(e164, 6)
-	err = p.update(ctx, key, func(cur []byte) ([]byte, error) {
-		added = false
-		var rec prefixRecord
-		if cur != nil {
-			if err := json.Unmarshal(cur, &rec); err != nil {
-				return nil, fmt.Errorf("decode %s: %w", key, err)
-			}
-		}
-		if rec.Blocked > nowMs {
-			return nil, p.block(key, rejectErr(otp.ReasonPrefixBlocked, otp.ScopePrefix, time.Duration(rec.Blocked-nowMs)*time.Millisecond, "too many distinct numbers in this number block"), now)
-		}
-		since := nowMs - p.cfg.PrefixWindow.Milliseconds()
-		maps := rec.Nums
-		if maps == nil {
-			maps = map[string]int64{}
-		}
-		for k, t := range maps {
-			if t <= since {
-				delete(maps, k)
-			}
-		}
-		if _, known := maps[short]; !known {
-			if len(maps) >= p.cfg.PrefixDistinct {
-				// Record the block, and refuse.
-				rec.Blocked = nowMs + p.cfg.PrefixBlock.Milliseconds()
-				rec.Nums = maps
-				b, err := json.Marshal(rec)
-				if err != nil {
-					return nil, err
-				}
-				return b, p.block(key, rejectErr(otp.ReasonPrefixBlocked, otp.ScopePrefix, p.cfg.PrefixBlock, fmt.Sprintf("more than %d distinct numbers in %s", p.cfg.PrefixDistinct, p.cfg.PrefixWindow)), now)
-			}
-			added = true
-		}
-		maps[short] = nowMs
-		rec.Nums = maps
-		return json.Marshal(rec)
-	})
-	return added, err
-}
-
-func (p *Policy) undoPrefix(ctx context.Context, key, e164 string) {
-	short := p.hash(e164, 6)
-	_ = p.update(ctx, key, func(cur []byte) ([]byte, error) {
-		var rec prefixRecord
-		if cur == nil || json.Unmarshal(cur, &rec) != nil {
-			return nil, nil
-		}
-		delete(rec.Nums, short)
-		return json.Marshal(rec)
-	})
-}
-
-// count adds n (a job's SMS parts) to a fixed-window counter unless that
-// would take it past limit. Only a full counter is cached as blocked: a job
-// of fewer parts may still fit in one that is not.
-func (p *Policy) count(ctx context.Context, key string, scope otp.Scope, limit int, window time.Duration, now time.Time, n int) error {
-	if n > limit {
-		return tooManyParts(scope, n, limit, window)
-	}
-	slot := window.Milliseconds() / counterSlots
-	cur := now.UnixMilli() / slot
-	return p.update(ctx, key, func(b []byte) ([]byte, error) {
-		var rec counterRecord
-		if b != nil {
-			if err := json.Unmarshal(b, &rec); err != nil {
-				return nil, fmt.Errorf("decode %s: %w", key, err)
-			}
-		}
-		rec.advance(cur)
-		total := rec.sum()
-		if total+n > limit {
-			// Room comes when enough of the oldest slots leave.
-			need, wait := total+n-limit, window
-			for i, c := range rec.B {
-				if need -= c; need <= 0 {
-					wait = time.Duration((rec.First+int64(i)+counterSlots+1)*slot-now.UnixMilli()) * time.Millisecond
-					break
-				}
-			}
-			re := rejectErr(otp.ReasonRateLimited, scope, wait, fmt.Sprintf("%d sends per %s", limit, window))
-			if total >= limit {
-				re = p.block(key, re, now)
-			}
-			return nil, re
-		}
-		rec.B[len(rec.B)-1] += n
-		return json.Marshal(rec)
-	})
-}
-
-// uncount takes n back from a counter that count added them to.
-func (p *Policy) uncount(ctx context.Context, key string, window time.Duration, now time.Time, n int) {
-	slot := window.Milliseconds() / counterSlots
-	at := now.UnixMilli() / slot
-	_ = p.update(ctx, key, func(b []byte) ([]byte, error) {
-		var rec counterRecord
-		if b == nil || json.Unmarshal(b, &rec) != nil {
-			return nil, nil
-		}
-		i := at - rec.First
-		if i < 0 || i >= int64(len(rec.B)) || rec.B[i] == 0 {
-			return nil, nil
-		}
-		rec.B[i] = max(rec.B[i]-n, 0)
-		return json.Marshal(rec)
-	})
-}
-
-// tooManyParts rejects a message of n SMS that a limit (scope) of limit
-// sends per period can never admit: no retry_after, as waiting does not
-// help.
-func tooManyParts(scope otp.Scope, n, limit int, period time.Duration) *otp.RejectError {
-	return &otp.RejectError{Reason: otp.ReasonRateLimited, Field: "to", Scope: scope,
-		Detail: fmt.Sprintf("a message of %d SMS is more than %d sends per %s", n, limit, period)}
-}
-
-// block remembers a rejection of key until its retry time and returns it.
-func (p *Policy) block(key string, re *otp.RejectError, now time.Time) *otp.RejectError {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.blocked) > 100_000 {
-		for k, b := range p.blocked {
-			if !b.until.After(now) {
-				delete(p.blocked, k)
-			}
-		}
-	}
-	p.blocked[key] = blockEntry{until: now.Add(re.RetryAfter), reason: re.Reason, scope: re.Scope, detail: re.Detail}
-	return re
-}
-
-func (p *Policy) cachedBlock(key string, now time.Time) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	b, ok := p.blocked[key]
-	if !ok {
-		return nil
-	}
-	if !b.until.After(now) {
-		delete(p.blocked, key)
-		return nil
-	}
-	return rejectErr(b.reason, b.scope, b.until.Sub(now), b.detail)
-}
-
 // State returns the recorded state of job id ("" when unknown).
 func (p *Policy) State(ctx context.Context, id string) (otp.State, error) {
 	e, err := p.store.Get(ctx, jobKey(id))
@@ -832,7 +370,7 @@ func (p *Policy) State(ctx context.Context, id string) (otp.State, error) {
 		return "", fmt.Errorf("read job: %w", err)
 	}
 	var rec jobRecord
-	if err := json.Unmarshal(e.Value, &rec); err != nil {
+	if err := rec.unmarshal(e.Value); err != nil {
 		return "", fmt.Errorf("decode job: %w", err)
 	}
 	return shown(rec.State), nil
@@ -881,7 +419,7 @@ func (p *Policy) Finish(ctx context.Context, j otp.Prepared, seq uint64, ev otp.
 		if cur == nil {
 			return nil, nil
 		}
-		if err := json.Unmarshal(cur, &rec); err != nil {
+		if err := rec.unmarshal(cur); err != nil {
 			return nil, fmt.Errorf("decode job: %w", err)
 		}
 		if seq != 0 && rec.Seq != seq && (rec.Seq != 0 || rec.Body != body) {
@@ -892,7 +430,7 @@ func (p *Policy) Finish(ctx context.Context, j otp.Prepared, seq uint64, ev otp.
 		}
 		admitted = rec
 		rec.State, rec.Reason, rec.Event = state, reason, final
-		return json.Marshal(rec)
+		return rec.marshal(nil), nil
 	})
 	if err != nil || admitted.At == 0 {
 		return err
@@ -916,7 +454,7 @@ func (p *Policy) Attempted(ctx context.Context, j otp.Prepared, seq uint64) (int
 		if cur == nil {
 			return nil, ErrOtherJob
 		}
-		if err := json.Unmarshal(cur, &rec); err != nil {
+		if err := rec.unmarshal(cur); err != nil {
 			return nil, fmt.Errorf("decode job: %w", err)
 		}
 		if rec.Seq != seq {
@@ -928,7 +466,7 @@ func (p *Policy) Attempted(ctx context.Context, j otp.Prepared, seq uint64) (int
 		}
 		rec.Attempts++
 		n = rec.Attempts
-		return json.Marshal(rec)
+		return rec.marshal(nil), nil
 	})
 	return n, err
 }
@@ -944,7 +482,7 @@ func (p *Policy) FinalEvent(ctx context.Context, id string) (json.RawMessage, er
 		return nil, fmt.Errorf("read job: %w", err)
 	}
 	var rec jobRecord
-	if err := json.Unmarshal(e.Value, &rec); err != nil {
+	if err := rec.unmarshal(e.Value); err != nil {
 		return nil, fmt.Errorf("decode job: %w", err)
 	}
 	return rec.Event, nil
@@ -976,16 +514,11 @@ func (p *Policy) Superseded(ctx context.Context, j otp.Prepared) (string, error)
 		return "", fmt.Errorf("read number: %w", err)
 	}
 	var rec numberRecord
-	if err := json.Unmarshal(e.Value, &rec); err != nil {
+	if err := rec.unmarshal(e.Value); err != nil {
 		return "", fmt.Errorf("decode number: %w", err)
 	}
-	if rec.Latest == "" || rec.Latest == j.ID {
-		return "", nil
-	}
-	for _, c := range rec.Codes {
-		if c.ID == rec.Latest {
-			return rec.Latest, nil
-		}
+	if n := len(rec.Codes); n > 0 && rec.Codes[n-1].ID != j.ID {
+		return rec.Codes[n-1].ID, nil
 	}
 	return "", nil
 }

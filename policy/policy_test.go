@@ -68,8 +68,9 @@ func TestDuplicateJobID(t *testing.T) {
 	if err != nil || !v.Duplicate || v.State != otp.StateAccepted {
 		t.Fatalf("again, while being queued: %+v %v", v, err)
 	}
-	if err := p.Queued(ctx, j, 7); err != nil {
-		t.Fatal(err)
+	// The worker takes the queued message: it holds the job.
+	if v, err := p.AdmitQueued(ctx, j, 7); err != nil || !v.Earlier {
+		t.Fatalf("the queued message: %+v %v", v, err)
 	}
 	if err := p.Finish(ctx, j, 7, otp.Event{Type: otp.StateSent}); err != nil {
 		t.Fatal(err)
@@ -131,12 +132,10 @@ func TestJobIdentity(t *testing.T) {
 		if _, err := p.Admit(ctx, j); err != nil {
 			t.Fatal(err)
 		}
-		// The worker may take the message before Queued is recorded: it
-		// adopts the job.
+		// The worker that takes the message adopts the job.
 		if v, err := p.AdmitQueued(ctx, j, 5); err != nil || v.Duplicate || !v.Earlier {
 			t.Fatalf("the queued message: %+v %v", v, err)
 		}
-		p.Queued(ctx, j, 5) // too late: changes nothing
 		if v, err := p.AdmitQueued(ctx, j, 5); err != nil || !v.Earlier {
 			t.Fatalf("its redelivery: %+v %v", v, err)
 		}
@@ -196,7 +195,9 @@ func TestJobIdentity(t *testing.T) {
 		// The losers took their sends back: the one admitted counts once.
 		e, _ := p.store.Get(ctx, p.numberKey(n))
 		var rec numberRecord
-		json.Unmarshal(e.Value, &rec)
+		if err := rec.unmarshal(e.Value); err != nil {
+			t.Fatal(err)
+		}
 		if len(rec.Sends) != 1 {
 			t.Errorf("number record has %d sends, want 1", len(rec.Sends))
 		}

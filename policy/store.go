@@ -3,6 +3,8 @@ package policy
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -14,10 +16,23 @@ var (
 	ErrConflict = errors.New("policy store: revision mismatch")
 )
 
-// Entry is a stored value with its revision.
+// Entry is a stored value with its revision. GetMany gives an absent key
+// a nil Value, and the revision a write must expect (0, or that of the
+// key's deletion in a store that keeps one).
 type Entry struct {
 	Value []byte
 	Rev   uint64
+}
+
+// Write is one write of Store.Apply: Value for Key, only if the key is at
+// Rev (0: absent). Apply sets NewRev, or Err (ErrConflict when the key was
+// not at Rev).
+type Write struct {
+	Key    string
+	Value  []byte
+	Rev    uint64
+	NewRev uint64
+	Err    error
 }
 
 // Store keeps policy state. Every daemon of a cluster must see the same
@@ -27,6 +42,12 @@ type Entry struct {
 // Keys match [-/_=.a-zA-Z0-9]+.
 type Store interface {
 	Get(ctx context.Context, key string) (Entry, error)
+	// GetMany reads keys into entries (as many) in one round trip. The
+	// values must not be modified.
+	GetMany(ctx context.Context, keys []string, entries []Entry) error
+	// Apply makes writes in one round trip. They are not atomic: each
+	// has its own outcome, in its Err.
+	Apply(ctx context.Context, writes []Write)
 	// Create stores value only if key does not exist (ErrExists).
 	Create(ctx context.Context, key string, value []byte) (uint64, error)
 	// Update stores value only if key is at revision rev (ErrConflict).
@@ -109,6 +130,33 @@ func (s *MemoryStore) Update(_ context.Context, key string, value []byte, rev ui
 	return s.put(key, value, now), nil
 }
 
+// GetMany implements Store.
+func (s *MemoryStore) GetMany(_ context.Context, keys []string, entries []Entry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().UnixNano()
+	for i, key := range keys {
+		e, _ := s.get(key, now)
+		entries[i] = Entry{Value: e.value, Rev: e.rev}
+	}
+	return nil
+}
+
+// Apply implements Store.
+func (s *MemoryStore) Apply(_ context.Context, writes []Write) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().UnixNano()
+	for i := range writes {
+		w := &writes[i]
+		if e, _ := s.get(w.Key, now); e.rev != w.Rev {
+			w.NewRev, w.Err = 0, ErrConflict
+			continue
+		}
+		w.NewRev, w.Err = s.put(w.Key, w.Value, now), nil
+	}
+}
+
 // Put implements Store.
 func (s *MemoryStore) Put(_ context.Context, key string, value []byte) (uint64, error) {
 	s.mu.Lock()
@@ -129,6 +177,9 @@ func (s *MemoryStore) Delete(_ context.Context, key string, rev uint64) error {
 
 func (s *MemoryStore) put(key string, value []byte, now int64) uint64 {
 	s.rev++
-	s.m[key] = memEntry{value: append([]byte(nil), value...), rev: s.rev, expires: now + int64(s.ttl)}
+	if _, ok := s.m[key]; !ok {
+		key = strings.Clone(key) // the caller's may share a larger string
+	}
+	s.m[key] = memEntry{value: slices.Clone(value), rev: s.rev, expires: now + int64(s.ttl)}
 	return s.rev
 }

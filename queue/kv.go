@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/simgate/simgate/policy"
@@ -29,6 +30,9 @@ const (
 // daemon connected to the same JetStream domain.
 type KVStore struct {
 	kv jetstream.KeyValue
+	js jetstream.JetStream
+	// many reads several keys in one request (GetMany).
+	many *directGet
 }
 
 // OpenPolicyStore creates or binds the policy bucket, of at most maxBytes
@@ -48,7 +52,49 @@ func OpenPolicyStore(ctx context.Context, js jetstream.JetStream, replicas int, 
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", BucketPolicy, err)
 	}
-	return &KVStore{kv: kv}, nil
+	many, err := newDirectGet(js.Conn(), "KV_"+BucketPolicy, "$KV."+BucketPolicy+".")
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", BucketPolicy, err)
+	}
+	return &KVStore{kv: kv, js: js, many: many}, nil
+}
+
+// Close stops the store's reader.
+func (s *KVStore) Close() error { return s.many.close() }
+
+// GetMany implements policy.Store: one direct get of the keys' last
+// messages.
+func (s *KVStore) GetMany(ctx context.Context, keys []string, entries []policy.Entry) error {
+	return s.many.get(ctx, keys, entries)
+}
+
+// Apply implements policy.Store: the writes are published together, each
+// expecting its key's last revision, and their acknowledgements awaited
+// together.
+func (s *KVStore) Apply(ctx context.Context, writes []policy.Write) {
+	futures := make([]jetstream.PubAckFuture, len(writes))
+	for i := range writes {
+		w := &writes[i]
+		msg := &nats.Msg{Subject: s.many.prefix + w.Key, Data: w.Value}
+		futures[i], w.Err = s.js.PublishMsgAsync(msg, jetstream.WithExpectLastSequencePerSubject(w.Rev))
+	}
+	for i, f := range futures {
+		w := &writes[i]
+		if f == nil {
+			continue
+		}
+		select {
+		case ack := <-f.Ok():
+			w.NewRev, w.Err = ack.Sequence, nil
+		case err := <-f.Err():
+			if isWrongLastSequence(err) {
+				err = policy.ErrConflict
+			}
+			w.Err = err
+		case <-ctx.Done():
+			w.Err = ctx.Err()
+		}
+	}
 }
 
 // Get implements policy.Store.

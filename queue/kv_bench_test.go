@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,19 +11,63 @@ import (
 	"github.com/simgate/simgate/policy"
 )
 
+// countingStore counts a policy.Store's round trips.
+type countingStore struct {
+	policy.Store
+	n atomic.Int64
+}
+
+func (s *countingStore) Get(ctx context.Context, key string) (policy.Entry, error) {
+	s.n.Add(1)
+	return s.Store.Get(ctx, key)
+}
+
+func (s *countingStore) GetMany(ctx context.Context, keys []string, entries []policy.Entry) error {
+	s.n.Add(1)
+	return s.Store.GetMany(ctx, keys, entries)
+}
+
+func (s *countingStore) Create(ctx context.Context, key string, value []byte) (uint64, error) {
+	s.n.Add(1)
+	return s.Store.Create(ctx, key, value)
+}
+
+func (s *countingStore) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	s.n.Add(1)
+	return s.Store.Update(ctx, key, value, rev)
+}
+
+func (s *countingStore) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	s.n.Add(1)
+	return s.Store.Put(ctx, key, value)
+}
+
+func (s *countingStore) Delete(ctx context.Context, key string, rev uint64) error {
+	s.n.Add(1)
+	return s.Store.Delete(ctx, key, rev)
+}
+
+func (s *countingStore) Apply(ctx context.Context, writes []policy.Write) {
+	s.n.Add(1)
+	s.Store.Apply(ctx, writes)
+}
+
 // BenchmarkAdmitKV measures policy decisions against the JetStream
-// key-value store of an embedded server (file storage), every decision for
-// a new number, and reports the bucket's bytes per tracked number.
+// key-value store of an embedded server (file storage, fsync on every
+// write), every decision for a new number with the default limits
+// (country and global included), and reports the round trips to the store
+// per decision (target: 2) and the bucket's bytes per tracked number.
 func BenchmarkAdmitKV(b *testing.B) {
 	js := embedded(b)
 	ctx := context.Background()
-	store, err := OpenPolicyStore(ctx, js, 1, 0)
+	kv, err := OpenPolicyStore(ctx, js, 1, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
+	store := &countingStore{Store: kv}
 	cfg := policy.DefaultConfig()
 	cfg.Key = []byte("0123456789abcdef0123456789abcdef")
-	cfg.CountryPerHour, cfg.GlobalPerMinute = 0, 0
+	cfg.CountryPerHour, cfg.GlobalPerMinute = 1<<30, 1<<30
 	p, err := policy.New(cfg, store)
 	if err != nil {
 		b.Fatal(err)
@@ -52,5 +97,6 @@ func BenchmarkAdmitKV(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.ReportMetric(float64(store.n.Load())/float64(i), "round-trips/op")
 	b.ReportMetric(float64(info.State.Bytes)/float64(i), "B/number")
 }

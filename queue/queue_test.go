@@ -3,6 +3,8 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,4 +117,73 @@ func embedded(tb testing.TB) jetstream.JetStream {
 		tb.Fatal(err)
 	}
 	return js
+}
+
+// TestKVStoreMany: GetMany reads present, missing and deleted keys in one
+// request; Apply writes each key only at the revision it expects, and one
+// write's conflict leaves the others written.
+func TestKVStoreMany(t *testing.T) {
+	js := embedded(t)
+	ctx := context.Background()
+	s, err := OpenPolicyStore(ctx, js, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	revA, _ := s.Create(ctx, "a", []byte("A"))
+	revGone, _ := s.Create(ctx, "gone", []byte("G"))
+	if err := s.Delete(ctx, "gone", revGone); err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"missing", "a", "gone"}
+	got := make([]policy.Entry, len(keys))
+	if err := s.GetMany(ctx, keys, got); err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Value != nil || got[0].Rev != 0 {
+		t.Errorf("missing: %+v", got[0])
+	}
+	if string(got[1].Value) != "A" || got[1].Rev != revA {
+		t.Errorf("a: %+v, want A at %d", got[1], revA)
+	}
+	if got[2].Value != nil || got[2].Rev <= revGone {
+		t.Errorf("deleted: %+v, want no value and the deletion's revision", got[2])
+	}
+	writes := []policy.Write{
+		{Key: "missing", Value: []byte("M"), Rev: got[0].Rev},
+		{Key: "a", Value: []byte("A2"), Rev: got[1].Rev + 99}, // stale
+		{Key: "gone", Value: []byte("G2"), Rev: got[2].Rev},
+	}
+	s.Apply(ctx, writes)
+	if writes[0].Err != nil || writes[2].Err != nil || writes[0].NewRev == 0 || writes[2].NewRev == 0 {
+		t.Errorf("writes at the right revisions: %+v %+v", writes[0], writes[2])
+	}
+	if !errors.Is(writes[1].Err, policy.ErrConflict) {
+		t.Errorf("write at a stale revision: %v, want ErrConflict", writes[1].Err)
+	}
+	if err := s.GetMany(ctx, keys, got); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"M", "A", "G2"} {
+		if string(got[i].Value) != want {
+			t.Errorf("%s = %q, want %q", keys[i], got[i].Value, want)
+		}
+	}
+	// Many callers at once each get their own answers.
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			k := fmt.Sprint("c", i)
+			rev, err := s.Create(ctx, k, []byte(k))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			e := make([]policy.Entry, 2)
+			if err := s.GetMany(ctx, []string{k, "a"}, e); err != nil || string(e[0].Value) != k || e[0].Rev != rev || string(e[1].Value) != "A" {
+				t.Errorf("%s: %+v %v", k, e, err)
+			}
+		})
+	}
+	wg.Wait()
 }

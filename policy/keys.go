@@ -1,0 +1,144 @@
+package policy
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"hash"
+	"strconv"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/simgate/simgate/otp"
+)
+
+// Store keys. A number and a number block (prefix) are named by a keyed
+// hash: the store never sees a number.
+const (
+	jobPrefix     = "job."
+	numberPrefix  = "num."
+	blockPrefix   = "pfx."
+	countryPrefix = "cty."
+	globalKey     = "global"
+)
+
+// hashHex is how many bytes of a keyed hash name a key or a body (as
+// hex).
+const hashHex = 16
+
+// mac is a keyed HMAC-SHA256 with the buffers to feed it without
+// allocating: a decision hashes a number, its block and the job's body.
+type mac struct {
+	h   hash.Hash
+	in  []byte
+	sum [sha256.Size]byte
+}
+
+// macs hands out macs keyed with one key.
+type macs struct{ pool sync.Pool }
+
+func newMACs(key []byte) *macs {
+	key = append([]byte(nil), key...)
+	m := &macs{}
+	m.pool.New = func() any { return &mac{h: hmac.New(sha256.New, key), in: make([]byte, 0, 256)} }
+	return m
+}
+
+// sum hashes in (which the caller built in m.in) into m.sum.
+func (m *mac) hash() []byte {
+	m.h.Reset()
+	m.h.Write(m.in)
+	return m.h.Sum(m.sum[:0])
+}
+
+// jobKeys are the store keys and hashes one decision needs, in one
+// string.
+type jobKeys struct {
+	job, number, block, country string
+	// body is the keyed hash of the job's body (jobRecord.Body).
+	body string
+	// tag names the number in its block's record (prefixNumber.Tag).
+	tag [6]byte
+}
+
+// keysOf returns the keys and hashes for job j.
+func (p *Policy) keysOf(j otp.Prepared) jobKeys {
+	m := p.macs.pool.Get().(*mac)
+	defer p.macs.pool.Put(m)
+	var k jobKeys
+	var buf [256]byte
+	b := append(append(buf[:0], jobPrefix...), j.ID...)
+	nJob := len(b)
+
+	m.in = append(m.in[:0], j.Number.E164...)
+	sum := m.hash()
+	copy(k.tag[:], sum)
+	b = append(b, numberPrefix...)
+	b = hex.AppendEncode(b, sum[:hashHex])
+	nNumber := len(b)
+
+	m.in = append(append(m.in[:0], "prefix:"...), p.prefix(j.Number.E164)...)
+	b = append(b, blockPrefix...)
+	b = hex.AppendEncode(b, m.hash()[:hashHex])
+	nBlock := len(b)
+
+	b = append(append(b, countryPrefix...), j.Number.Region...)
+	nCountry := len(b)
+
+	m.in = appendBody(append(m.in[:0], "body:"...), j)
+	b = hex.AppendEncode(b, m.hash()[:hashHex])
+
+	s := string(b)
+	k.job, k.number, k.block = s[:nJob], s[nJob:nNumber], s[nNumber:nBlock]
+	k.country, k.body = s[nBlock:nCountry], s[nCountry:]
+	return k
+}
+
+// numberKey returns the store key of number e164.
+func (p *Policy) numberKey(e164 string) string {
+	m := p.macs.pool.Get().(*mac)
+	defer p.macs.pool.Put(m)
+	m.in = append(m.in[:0], e164...)
+	return numberPrefix + hex.EncodeToString(m.hash()[:hashHex])
+}
+
+// bodyHash returns a keyed hash of what makes j the job it is: its number,
+// code or text, ttl as given, template, locale, origin and app hash.
+func (p *Policy) bodyHash(j otp.Prepared) string {
+	m := p.macs.pool.Get().(*mac)
+	defer p.macs.pool.Put(m)
+	m.in = appendBody(append(m.in[:0], "body:"...), j)
+	return hex.EncodeToString(m.hash()[:hashHex])
+}
+
+func jobKey(id string) string { return jobPrefix + id }
+
+// appendBody appends what bodyHash hashes for j: the JSON array
+// [number, code, text, ttl in ns, template, locale, origin, app hash], as
+// json.Marshal writes it (so that hashes stay those of earlier versions).
+func appendBody(b []byte, j otp.Prepared) []byte {
+	b = append(b, '[')
+	for i, s := range []string{j.Number.E164, j.Code, j.Text} {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, s)
+	}
+	b = strconv.AppendInt(append(b, ','), int64(j.Job.TTL), 10)
+	for _, s := range []string{j.Template, j.Locale, j.Origin, j.AppHash} {
+		b = appendJSONString(append(b, ','), s)
+	}
+	return append(b, ']')
+}
+
+// appendJSONString appends s as json.Marshal quotes it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // escapes: rare in a job
+			return append(b, q...)
+		}
+	}
+	return append(append(append(b, '"'), s...), '"')
+}
