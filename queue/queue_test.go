@@ -169,6 +169,20 @@ func TestKVStoreMany(t *testing.T) {
 			t.Errorf("%s = %q, want %q", keys[i], got[i].Value, want)
 		}
 	}
+	// One key is read alone (another request): present, missing, deleted.
+	revB, _ := s.Create(ctx, "b", []byte("B"))
+	if err := s.Delete(ctx, "b", revB); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"a": "A", "nothing": "", "b": ""} {
+		one := make([]policy.Entry, 1)
+		if err := s.GetMany(ctx, []string{key}, one); err != nil || string(one[0].Value) != want || (want == "") != (one[0].Value == nil) {
+			t.Errorf("%s alone: %+v %v, want %q", key, one[0], err, want)
+		}
+		if key == "b" && one[0].Rev <= revB {
+			t.Errorf("deleted b alone: revision %d, want its deletion's", one[0].Rev)
+		}
+	}
 	// Many callers at once each get their own answers.
 	var wg sync.WaitGroup
 	for i := range 50 {
