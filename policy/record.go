@@ -70,8 +70,15 @@ func (d *decoder) small(max int) int {
 }
 
 // length reads the length of what follows: at most one element per
-// remaining byte.
-func (d *decoder) length() int { return d.small(len(d.b)) }
+// byte that remains after it.
+func (d *decoder) length() int {
+	v := d.uint()
+	if v > uint64(len(d.b)) {
+		d.fail()
+		return 0
+	}
+	return int(v)
+}
 
 func (d *decoder) fail() { d.err, d.b = errRecord, nil }
 
@@ -309,11 +316,10 @@ func (r *prefixRecord) unmarshal(b []byte) error {
 		r.Blocked, r.Nums = l.Blocked, nums
 		for h, at := range l.Nums {
 			var n prefixNumber
-			if len(h) != 2*len(n.Tag) {
+			if raw, err := hex.DecodeString(h); err != nil || len(raw) != len(n.Tag) {
 				return fmt.Errorf("%w: prefix number %q", errRecord, h)
-			}
-			if _, err := fmt.Sscanf(h, "%x", &n.Tag); err != nil {
-				return fmt.Errorf("%w: prefix number %q", errRecord, h)
+			} else {
+				copy(n.Tag[:], raw)
 			}
 			n.At = at
 			r.Nums = append(r.Nums, n)
