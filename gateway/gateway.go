@@ -109,8 +109,11 @@ type Gateway struct {
 	workers  map[string]*worker
 	svc      micro.Service
 	// answering holds a token for each otp.request answer in progress
-	// (see handleRequest).
+	// (see handleRequest); answers waits for them, and stopped refuses
+	// new ones, at StopRequests.
 	answering chan struct{}
+	answers   sync.WaitGroup
+	stopped   bool
 }
 
 // New returns a Gateway.

@@ -39,7 +39,7 @@ func (g *Gateway) StartRequests() error {
 		return fmt.Errorf("serve %s: %w", otp.SubjectRequest, err)
 	}
 	g.mu.Lock()
-	g.svc = svc
+	g.svc, g.stopped = svc, false
 	g.mu.Unlock()
 	return nil
 }
@@ -54,13 +54,12 @@ func (g *Gateway) StopRequests() error {
 		return nil
 	}
 	err := svc.Stop()
-	// Wait for the answers in progress: take every token.
-	for range maxAnswering {
-		g.answering <- struct{}{}
-	}
-	for range maxAnswering {
-		<-g.answering
-	}
+	// Requests the stopped service still hands over are not answered;
+	// wait for the answers in progress.
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
+	g.answers.Wait()
 	return err
 }
 
@@ -86,15 +85,25 @@ func serviceVersion(version string) string {
 // handleRequest answers req in a goroutine of its own, at most
 // maxAnswering at once.
 func (g *Gateway) handleRequest(req micro.Request) {
+	g.mu.Lock()
+	if g.stopped {
+		g.mu.Unlock()
+		return
+	}
+	g.answers.Add(1)
+	g.mu.Unlock()
 	g.answering <- struct{}{}
+	// The answer is published on the request's reply subject, not through
+	// req, which the micro service reads once this handler returns.
+	reply, data := req.Reply(), req.Data()
 	go func() {
-		defer func() { <-g.answering }()
-		g.answer(req)
+		defer func() { <-g.answering; g.answers.Done() }()
+		g.answer(reply, data)
 	}()
 }
 
-func (g *Gateway) answer(req micro.Request) {
-	if !replySubject(req.Reply()) {
+func (g *Gateway) answer(replyTo string, data []byte) {
+	if !replySubject(replyTo) {
 		// The daemon may publish anywhere in its account: an answer to a
 		// reply subject the caller chose (an event subject, a key) would
 		// write there with the daemon's rights.
@@ -104,10 +113,13 @@ func (g *Gateway) answer(req micro.Request) {
 	g.opts.Metrics.Received(metrics.SourceRequest)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	reply := g.request(ctx, req.Data())
+	reply, queued := g.request(ctx, data)
 	b, _ := json.Marshal(reply)
-	if err := req.Respond(b); err != nil {
+	if err := g.opts.NC.Publish(replyTo, b); err != nil {
 		g.log.Warn("answer otp.request", "id", reply.ID, "err", err)
+	}
+	if queued != nil {
+		queued(ctx)
 	}
 }
 
@@ -121,28 +133,31 @@ func replySubject(reply string) bool {
 	return strings.HasPrefix(reply, "_INBOX.") || strings.HasPrefix(reply, "_R_.")
 }
 
-func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {
+// request decides an otp.request and returns its reply, and for a job
+// queued, what is left to do once the reply is out: recording that the
+// job is queued (policy.Queued) is not on the caller's path.
+func (g *Gateway) request(ctx context.Context, data []byte) (otp.Reply, func(context.Context)) {
 	job, p, _, err := g.prepare(data)
 	if err == nil && g.opts.StoreFull != nil && g.opts.StoreFull() {
-		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "the store's disk is full; try again later"}
+		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "the store's disk is full; try again later"}, nil
 	}
 	if err != nil {
 		re, _ := otp.AsReject(err)
 		g.refused(re)
-		return otp.RejectReply(job.ID, re)
+		return otp.RejectReply(job.ID, re), nil
 	}
 	masked := p.Number.Masked()
 	v, err := g.policy().Admit(ctx, p)
 	if re, ok := otp.AsReject(err); ok {
 		g.refused(re)
-		return otp.RejectReply(job.ID, re)
+		return otp.RejectReply(job.ID, re), nil
 	}
 	if err != nil {
 		g.log.Error("policy", "id", job.ID, "err", err)
-		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "policy store unavailable; try again"}
+		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "policy store unavailable; try again"}, nil
 	}
 	if v.Duplicate {
-		return g.duplicate(p, v)
+		return g.duplicate(p, v), nil
 	}
 	// The message id names this admission, not just the job id: an id
 	// whose earlier admission was refused, withdrawn or never queued must
@@ -164,11 +179,16 @@ func (g *Gateway) request(ctx context.Context, data []byte) otp.Reply {
 		if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeMaxBytes {
 			detail = "the job queue is full; try again later"
 		}
-		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: detail}
+		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: detail}, nil
 	}
-	// The worker that takes the job records which message holds it.
 	g.accepted(p, v, metrics.SourceRequest)
-	return otp.Reply{Status: otp.ReplyAccepted, ID: job.ID, To: masked, Resend: v.Resend}
+	queued := func(ctx context.Context) {
+		if err := g.policy().Queued(ctx, p, ack.Sequence); err != nil {
+			// The job is queued; the worker that takes it records it.
+			g.log.Warn("record queued job", "id", job.ID, "err", err)
+		}
+	}
+	return otp.Reply{Status: otp.ReplyAccepted, ID: job.ID, To: masked, Resend: v.Resend}, queued
 }
 
 // errCodeMaxBytes is JetStream's error code for a stream at its MaxBytes

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -11,8 +12,8 @@ import (
 )
 
 // Admit decides whether job j, about to be queued through otp.request,
-// may be sent, and records it: the caller queues it, or calls Withdraw
-// when it could not. It returns a *otp.RejectError (rate_limited,
+// may be sent, and records it: the caller queues it, then calls Queued,
+// or Withdraw when it could not. It returns a *otp.RejectError (rate_limited,
 // prefix_blocked, id_conflict) when it may not be sent, and a Verdict with
 // Duplicate set when its id was submitted before with the same body.
 //
@@ -63,6 +64,7 @@ type decision struct {
 }
 
 func (d *decision) write(kind int, value []byte) {
+	value = value[:len(value):len(value)]
 	d.writes[d.nw] = Write{Key: d.keys[kind], Value: value, Rev: d.entries[kind].Rev}
 	d.kinds[d.nw] = kind
 	d.nw++
@@ -74,7 +76,7 @@ func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verd
 	d := p.decisions.Get().(*decision)
 	defer p.decisions.Put(d)
 	d.keys = [nRecords]string{k.job, k.number, k.block, k.country, globalKey}
-	for attempt := range 10 {
+	for attempt := range 50 {
 		now := p.now()
 		n := nRecords
 		blocked := p.cachedBlocks(k, now)
@@ -115,7 +117,10 @@ func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verd
 		}
 		done, err := p.commit(ctx, d, k, j, now)
 		if !done {
-			continue // another decision changed a record first: decide again
+			// Another decision changed a record first: decide again,
+			// after a pause that keeps busy records from livelock.
+			time.Sleep(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 4))))
+			continue
 		}
 		if err != nil {
 			return Verdict{}, err
@@ -256,16 +261,27 @@ func (p *Policy) commit(ctx context.Context, d *decision, k jobKeys, j otp.Prepa
 	if err == nil && !conflict {
 		return true, nil
 	}
-	// Take back what was written.
+	// Take back what was written, whatever the caller's context: what
+	// stays counts against limits.
+	ctx = context.WithoutCancel(ctx)
+	for i := range ws {
+		if ws[i].Err == nil && d.kinds[i] == recJob {
+			if derr := p.store.Delete(ctx, ws[i].Key, ws[i].NewRev); errors.Is(derr, ErrConflict) {
+				// Someone took the job's record meanwhile (a worker
+				// that took its message adopts it): the job stands
+				// as admitted, and its counts with it. Judge again
+				// against its record.
+				return false, nil
+			} else if derr != nil && err == nil {
+				err = fmt.Errorf("take back job: %w", derr)
+			}
+		}
+	}
 	for i := range ws {
 		if ws[i].Err != nil {
 			continue
 		}
 		switch d.kinds[i] {
-		case recJob:
-			if derr := p.store.Delete(ctx, ws[i].Key, ws[i].NewRev); derr != nil && !errors.Is(derr, ErrConflict) && err == nil {
-				err = fmt.Errorf("take back job: %w", derr)
-			}
 		case recNumber:
 			p.undoNumber(ctx, ws[i].Key, j.ID, now, sends(j))
 		case recBlock:
@@ -311,6 +327,23 @@ func (p *Policy) Withdraw(ctx context.Context, j otp.Prepared) error {
 	}
 	p.undoNumber(ctx, p.numberKey(j.Number.E164), j.ID, time.UnixMilli(rec.At), sends(j))
 	return nil
+}
+
+// Queued records that job j, admitted by Admit, is in the queue at stream
+// sequence seq: its record no longer waits for its publish, and a later
+// submission of its id is its duplicate however long it waits in the
+// queue. The caller may record it after answering: until then, a worker
+// that takes the message records it the same way.
+func (p *Policy) Queued(ctx context.Context, j otp.Prepared, seq uint64) error {
+	body := p.bodyHash(j)
+	return p.update(ctx, jobKey(j.ID), func(cur []byte) ([]byte, error) {
+		var rec jobRecord
+		if cur == nil || rec.unmarshal(cur) != nil || rec.Body != body || rec.State != stateQueuing {
+			return nil, nil // a worker took it over already
+		}
+		rec.State, rec.Seq = otp.StateAccepted, seq
+		return rec.marshal(nil), nil
+	})
 }
 
 // update runs a compare-and-swap loop on key: f gets the current value (nil

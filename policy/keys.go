@@ -45,7 +45,7 @@ func newMACs(key []byte) *macs {
 	return m
 }
 
-// sum hashes in (which the caller built in m.in) into m.sum.
+// hash hashes m.in (which the caller built) into m.sum.
 func (m *mac) hash() []byte {
 	m.h.Reset()
 	m.h.Write(m.in)

@@ -59,10 +59,10 @@ func (d *decoder) uint() uint64 {
 	return v
 }
 
-// small reads a non-negative integer of at most max.
-func (d *decoder) small(max int) int {
+// small reads a non-negative integer of at most limit.
+func (d *decoder) small(limit int) int {
 	v := d.uint()
-	if v > uint64(max) {
+	if v > uint64(limit) {
 		d.fail()
 		return 0
 	}
@@ -316,11 +316,11 @@ func (r *prefixRecord) unmarshal(b []byte) error {
 		r.Blocked, r.Nums = l.Blocked, nums
 		for h, at := range l.Nums {
 			var n prefixNumber
-			if raw, err := hex.DecodeString(h); err != nil || len(raw) != len(n.Tag) {
+			raw, err := hex.DecodeString(h)
+			if err != nil || len(raw) != len(n.Tag) {
 				return fmt.Errorf("%w: prefix number %q", errRecord, h)
-			} else {
-				copy(n.Tag[:], raw)
 			}
+			copy(n.Tag[:], raw)
 			n.At = at
 			r.Nums = append(r.Nums, n)
 		}

@@ -64,6 +64,9 @@ var errNoAnswer = errors.New("direct get: no complete answer")
 // no value and revision 0; a deleted one no value and the revision of its
 // deletion.
 func (g *directGet) get(ctx context.Context, keys []string, entries []policy.Entry) error {
+	if len(keys) == 0 {
+		return nil
+	}
 	subjects := make([]string, len(keys))
 	for i, k := range keys {
 		subjects[i] = g.prefix + k
@@ -99,7 +102,7 @@ func (g *directGet) get(ctx context.Context, keys []string, entries []policy.Ent
 	}
 	timeout := time.NewTimer(5 * time.Second)
 	defer timeout.Stop()
-	for {
+	for got := 0; ; got++ {
 		var m *nats.Msg
 		select {
 		case m = <-ch:
@@ -109,9 +112,9 @@ func (g *directGet) get(ctx context.Context, keys []string, entries []policy.Ent
 			return fmt.Errorf("%w in 5s", errNoAnswer)
 		}
 		if status := m.Header.Get("Status"); status != "" {
-			switch status {
-			case "204", "404": // end of the batch; no message at all
-				return nil
+			switch {
+			case status == "204", status == "404" && got == 0:
+				return nil // the end of the batch; no message at all
 			}
 			return fmt.Errorf("direct get: status %s %s", status, m.Header.Get("Description"))
 		}

@@ -52,11 +52,18 @@ func OpenPolicyStore(ctx context.Context, js jetstream.JetStream, replicas int, 
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", BucketPolicy, err)
 	}
+	// A JetStream context of its own: a write that meets another
+	// daemon's is not a failed publish of the daemon's events, which the
+	// daemon's context reports.
+	writes, err := jetstream.New(js.Conn())
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", BucketPolicy, err)
+	}
 	many, err := newDirectGet(js.Conn(), "KV_"+BucketPolicy, "$KV."+BucketPolicy+".")
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", BucketPolicy, err)
 	}
-	return &KVStore{kv: kv, js: js, many: many}, nil
+	return &KVStore{kv: kv, js: writes, many: many}, nil
 }
 
 // Close stops the store's reader.
@@ -70,8 +77,10 @@ func (s *KVStore) GetMany(ctx context.Context, keys []string, entries []policy.E
 
 // Apply implements policy.Store: the writes are published together, each
 // expecting its key's last revision, and their acknowledgements awaited
-// together.
-func (s *KVStore) Apply(ctx context.Context, writes []policy.Write) {
+// together. It waits for every one (a publish times out on its own), even
+// when ctx ends: a write told failed must not land afterwards, and the
+// values must not be read after Apply returns.
+func (s *KVStore) Apply(_ context.Context, writes []policy.Write) {
 	futures := make([]jetstream.PubAckFuture, len(writes))
 	for i := range writes {
 		w := &writes[i]
@@ -91,8 +100,6 @@ func (s *KVStore) Apply(ctx context.Context, writes []policy.Write) {
 				err = policy.ErrConflict
 			}
 			w.Err = err
-		case <-ctx.Done():
-			w.Err = ctx.Err()
 		}
 	}
 }
