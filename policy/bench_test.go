@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -102,21 +101,15 @@ func BenchmarkMemoryPerNumber(b *testing.B) {
 		}
 		all := heap()
 		entries := store.Len()
-		// The same store without its job records, in a map of its size.
-		store.mu.Lock()
-		m := make(map[string]memEntry)
-		for k, e := range store.m {
-			if !strings.HasPrefix(k, jobPrefix) {
-				m[k] = e
-			}
-		}
-		store.m = m
-		store.mu.Unlock()
+		// The same store without its job records, sized to what it holds.
+		numberState := store.withoutJobs()
+		store = nil
+		p = nil
 		numbers := heap()
+		runtime.KeepAlive(numberState)
 		b.ReportMetric(float64(numbers-before)/n, "B/number")
 		b.ReportMetric(float64(all-numbers)/n, "B/job")
 		b.ReportMetric(float64(all-before)/n, "B/number+job")
 		b.ReportMetric(float64(entries)/n, "entries/number")
-		runtime.KeepAlive(p)
 	}
 }

@@ -179,32 +179,37 @@ func (r *jobRecord) unmarshal(b []byte) error {
 // hash writes s, a keyed hash in hex after prefix, as its bytes (half the
 // size); anything else, or nothing, as a string.
 func (e *encoder) hash(s, prefix string) {
-	h, ok := strings.CutPrefix(s, prefix)
-	if ok && len(h) == 2*hashHex && isLowerHex(h) {
-		e.uint(1)
-		for i := 0; i < len(h); i += 2 {
-			e.b = append(e.b, unhex(h[i])<<4|unhex(h[i+1]))
-		}
+	var raw [hashHex]byte
+	if h, ok := strings.CutPrefix(s, prefix); ok && len(h) == 2*hashHex && decodeLowerHex(raw[:], h) {
+		e.b = append(append(e.b, 1), raw[:]...)
 		return
 	}
 	e.uint(0)
 	e.str(s)
 }
 
-func isLowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+// decodeLowerHex decodes h, lower-case hex of len(dst) bytes, into dst,
+// and reports whether it was.
+func decodeLowerHex(dst []byte, h string) bool {
+	for i := range dst {
+		hi, lo := unhex(h[2*i]), unhex(h[2*i+1])
+		if hi|lo > 0xf {
 			return false
 		}
+		dst[i] = hi<<4 | lo
 	}
 	return true
 }
 
+// unhex returns the value of a lower-case hex digit, or 0xff.
 func unhex(c byte) byte {
-	if c <= '9' {
+	switch {
+	case '0' <= c && c <= '9':
 		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
 	}
-	return c - 'a' + 10
+	return 0xff
 }
 
 func (d *decoder) hash(prefix string) string {
