@@ -141,15 +141,11 @@ func ParseNumber(raw, region string) (Number, error) {
 	if err != nil {
 		return Number{}, reject(ReasonInvalidNumber, "to", "cannot parse phone number: %v", err)
 	}
-	// A number is valid when its region's metadata gives it a type
-	// (IsValidNumber is GetRegionCodeForNumber, then this test): asking
-	// for the type once spares libphonenumber's costly pattern matching
-	// a second and third time, which a flood of numbers pays for.
-	typ := phonenumbers.GetNumberType(pn)
+	// A number is valid when its region's metadata gives it a type.
+	region, typ := classify(pn)
 	if typ == phonenumbers.UNKNOWN {
 		return Number{}, reject(ReasonInvalidNumber, "to", "not a valid phone number for its region")
 	}
-	region = phonenumbers.GetRegionCodeForNumber(pn)
 	if region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY || !regionPattern.MatchString(region) {
 		return Number{}, reject(ReasonInvalidNumber, "to", "non-geographic numbers (+%d) cannot receive SMS", pn.GetCountryCode())
 	}

@@ -224,6 +224,15 @@ func FuzzParseNumber(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, raw, region string) {
+		if pn, err := phonenumbers.Parse(raw, region); err == nil {
+			r, typ := classify(pn)
+			if want := phonenumbers.GetRegionCodeForNumber(pn); r != want {
+				t.Fatalf("%q: classify region %q, libphonenumber %q", raw, r, want)
+			}
+			if want := phonenumbers.GetNumberType(pn); typ != want {
+				t.Fatalf("%q: classify type %v, libphonenumber %v", raw, typ, want)
+			}
+		}
 		n, err := ParseNumber(raw, region)
 		if err != nil {
 			re, ok := AsReject(err)
@@ -266,41 +275,58 @@ func FuzzParseNumber(f *testing.F) {
 	})
 }
 
-// TestValidAsLibphonenumber checks ParseNumber's one-pass validity test
-// against libphonenumber's IsValidNumber, over numbers near each region's
-// example numbers (their last digits drawn at random, so that many are
-// valid and many not): both accept or refuse the same numbers.
+// TestValidAsLibphonenumber holds ParseNumber's one pass (classify) to
+// libphonenumber's IsValidNumber, GetRegionCodeForNumber and
+// GetNumberType, over numbers near each region's and each global
+// network's example numbers (their last digits drawn at random, so that
+// many are valid and many not): the same numbers accepted, with the same
+// region and type.
 func TestValidAsLibphonenumber(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	accepted, refused := 0, 0
+	var examples []*phonenumbers.PhoneNumber
 	for region := range phonenumbers.GetSupportedRegions() {
-		for _, typ := range []phonenumbers.PhoneNumberType{phonenumbers.MOBILE, phonenumbers.FIXED_LINE, phonenumbers.PREMIUM_RATE, phonenumbers.VOIP} {
-			ex := phonenumbers.GetExampleNumberForTypeInRegion(region, typ)
-			if ex == nil {
+		for _, typ := range []phonenumbers.PhoneNumberType{phonenumbers.MOBILE, phonenumbers.FIXED_LINE, phonenumbers.PREMIUM_RATE, phonenumbers.VOIP, phonenumbers.TOLL_FREE, phonenumbers.SHARED_COST, phonenumbers.PAGER} {
+			examples = append(examples, phonenumbers.GetExampleNumberForTypeInRegion(region, typ))
+		}
+	}
+	for cc := range phonenumbers.GetSupportedGlobalNetworkCallingCodes() {
+		examples = append(examples, phonenumbers.GetExampleNumberForNonGeoEntity(cc))
+	}
+	for _, ex := range examples {
+		if ex == nil {
+			continue
+		}
+		e164 := phonenumbers.Format(ex, phonenumbers.E164)
+		for range 20 {
+			keep := max(len(e164)-1-rng.IntN(5), 3)
+			raw := e164[:keep] + fmt.Sprintf("%06d", rng.IntN(1e6))[:len(e164)-keep+rng.IntN(2)]
+			n, err := ParseNumber(raw, "")
+			pn, perr := phonenumbers.Parse(raw, "")
+			if perr == nil {
+				region, typ := classify(pn)
+				if want := phonenumbers.GetRegionCodeForNumber(pn); region != want {
+					t.Fatalf("%s: classify region %q, libphonenumber %q", raw, region, want)
+				}
+				if want := phonenumbers.GetNumberType(pn); typ != want {
+					t.Fatalf("%s: classify type %v, libphonenumber %v", raw, typ, want)
+				}
+			}
+			want := perr == nil && phonenumbers.IsValidNumber(pn) &&
+				phonenumbers.GetRegionCodeForNumber(pn) != phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY
+			if (err == nil) != want {
+				t.Fatalf("%s: ParseNumber err %v, libphonenumber valid and geographic %v", raw, err, want)
+			}
+			if err != nil {
+				refused++
 				continue
 			}
-			e164 := phonenumbers.Format(ex, phonenumbers.E164)
-			for range 20 {
-				keep := max(len(e164)-1-rng.IntN(5), 3)
-				raw := e164[:keep] + fmt.Sprintf("%06d", rng.IntN(1e6))[:len(e164)-keep+rng.IntN(2)]
-				n, err := ParseNumber(raw, "")
-				pn, perr := phonenumbers.Parse(raw, "")
-				want := perr == nil && phonenumbers.IsValidNumber(pn) &&
-					phonenumbers.GetRegionCodeForNumber(pn) != phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY
-				if (err == nil) != want {
-					t.Fatalf("%s: ParseNumber err %v, libphonenumber valid and geographic %v", raw, err, want)
-				}
-				if err != nil {
-					refused++
-					continue
-				}
-				accepted++
-				if want := numberTypeName(phonenumbers.GetNumberType(pn)); n.Type != want {
-					t.Fatalf("%s: type %s, want %s", raw, n.Type, want)
-				}
-				if want := phonenumbers.GetRegionCodeForNumber(pn); n.Region != want {
-					t.Fatalf("%s: region %s, want %s", raw, n.Region, want)
-				}
+			accepted++
+			if want := numberTypeName(phonenumbers.GetNumberType(pn)); n.Type != want {
+				t.Fatalf("%s: type %s, want %s", raw, n.Type, want)
+			}
+			if want := phonenumbers.GetRegionCodeForNumber(pn); n.Region != want {
+				t.Fatalf("%s: region %s, want %s", raw, n.Region, want)
 			}
 		}
 	}

@@ -1,0 +1,132 @@
+package otp
+
+import (
+	"regexp"
+	"slices"
+	"sync"
+
+	"github.com/nyaruka/phonenumbers/v2"
+	"github.com/nyaruka/phonenumbers/v2/metadata"
+)
+
+// classify returns the region and the type of number pn as
+// phonenumbers.GetRegionCodeForNumber and GetNumberType do, in one pass
+// over libphonenumber's metadata: those build each pattern into a new
+// string, look it up in a locked cache and match it twice, on every call,
+// and both find the region; a flood of numbers paid for that several times
+// over per number. A number is valid when its type is not UNKNOWN
+// (IsValidNumber is the same test). TestValidAsLibphonenumber holds it to
+// the library's answers.
+func classify(pn *phonenumbers.PhoneNumber) (string, phonenumbers.PhoneNumberType) {
+	cc := int(pn.GetCountryCode())
+	regions := phonenumbers.GetRegionCodesForCountryCode(cc)
+	nsn := phonenumbers.GetNationalSignificantNumber(pn)
+	region, typ, typed := "", phonenumbers.UNKNOWN, false
+	switch len(regions) {
+	case 0:
+		return "", phonenumbers.UNKNOWN
+	case 1:
+		region = regions[0]
+	default:
+		for _, r := range regions {
+			md, _ := metadata.RegionMetadata(r)
+			if md == nil {
+				continue
+			}
+			if ld := md.GetLeadingDigits(); ld != "" {
+				if leadingDigits(md).MatchString(nsn) {
+					region = r
+					break
+				}
+			} else if t := numberType(nsn, md); t != phonenumbers.UNKNOWN {
+				region, typ, typed = r, t, true
+				break
+			}
+		}
+	}
+	if region == "" || typed {
+		return region, typ
+	}
+	var md *metadata.PhoneMetadata
+	if region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY {
+		md, _ = metadata.NonGeoMetadata(cc)
+	} else {
+		md, _ = metadata.RegionMetadata(region)
+	}
+	if md == nil {
+		return region, phonenumbers.UNKNOWN
+	}
+	return region, numberType(nsn, md)
+}
+
+// numberType is libphonenumber's getNumberTypeHelper.
+func numberType(nsn string, md *metadata.PhoneMetadata) phonenumbers.PhoneNumberType {
+	if !matchesDesc(nsn, md.GetGeneralDesc()) {
+		return phonenumbers.UNKNOWN
+	}
+	for _, d := range [...]struct {
+		desc *metadata.PhoneNumberDesc
+		typ  phonenumbers.PhoneNumberType
+	}{
+		{md.GetPremiumRate(), phonenumbers.PREMIUM_RATE},
+		{md.GetTollFree(), phonenumbers.TOLL_FREE},
+		{md.GetSharedCost(), phonenumbers.SHARED_COST},
+		{md.GetVoip(), phonenumbers.VOIP},
+		{md.GetPersonalNumber(), phonenumbers.PERSONAL_NUMBER},
+		{md.GetPager(), phonenumbers.PAGER},
+		{md.GetUan(), phonenumbers.UAN},
+		{md.GetVoicemail(), phonenumbers.VOICEMAIL},
+	} {
+		if matchesDesc(nsn, d.desc) {
+			return d.typ
+		}
+	}
+	same := md.GetSameMobileAndFixedLinePattern()
+	if matchesDesc(nsn, md.GetFixedLine()) {
+		if same || matchesDesc(nsn, md.GetMobile()) {
+			return phonenumbers.FIXED_LINE_OR_MOBILE
+		}
+		return phonenumbers.FIXED_LINE
+	}
+	if !same && matchesDesc(nsn, md.GetMobile()) {
+		return phonenumbers.MOBILE
+	}
+	return phonenumbers.UNKNOWN
+}
+
+// matchesDesc is libphonenumber's isNumberMatchingDesc: a possible length
+// of d, and its pattern in full. A missing description matches nothing.
+func matchesDesc(nsn string, d *metadata.PhoneNumberDesc) bool {
+	if d == nil {
+		return nsn == ""
+	}
+	if len(d.PossibleLength) > 0 && !slices.Contains(d.PossibleLength, int32(len(nsn))) {
+		return false
+	}
+	return descPattern(d).MatchString(nsn)
+}
+
+// Compiled patterns of libphonenumber's metadata, which does not change
+// while the process runs: a cache, like a package's compiled regexps.
+var (
+	descPatterns   sync.Map // *metadata.PhoneNumberDesc -> *regexp.Regexp
+	leadingDigitsP sync.Map // *metadata.PhoneMetadata -> *regexp.Regexp
+)
+
+func descPattern(d *metadata.PhoneNumberDesc) *regexp.Regexp {
+	if re, ok := descPatterns.Load(d); ok {
+		return re.(*regexp.Regexp)
+	}
+	re := regexp.MustCompile("^(?:" + d.GetNationalNumberPattern() + ")$")
+	descPatterns.Store(d, re)
+	return re
+}
+
+func leadingDigits(md *metadata.PhoneMetadata) *regexp.Regexp {
+	if re, ok := leadingDigitsP.Load(md); ok {
+		return re.(*regexp.Regexp)
+	}
+	re := regexp.MustCompile("^(?:" + md.GetLeadingDigits() + ")")
+	leadingDigitsP.Store(md, re)
+	return re
+}
