@@ -18,7 +18,7 @@ import (
 	"github.com/simgate/simgate/queue"
 )
 
-var floodFor = flag.Duration("flood.for", 5*time.Second, "how long BenchmarkFlood floods")
+var floodFor = flag.Duration("flood.for", 10*time.Second, "how long BenchmarkFlood floods")
 
 // BenchmarkFlood measures, in one run, what an SMS-pumping flood costs
 // (issue #12): 64 callers ask otp.request for codes to random British
