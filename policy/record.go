@@ -191,26 +191,29 @@ func (e *encoder) hash(s, prefix string) {
 // decodeLowerHex decodes h, lower-case hex of len(dst) bytes, into dst,
 // and reports whether it was.
 func decodeLowerHex(dst []byte, h string) bool {
+	bad := byte(0)
 	for i := range dst {
-		hi, lo := unhex(h[2*i]), unhex(h[2*i+1])
-		if hi|lo > 0xf {
-			return false
-		}
-		dst[i] = hi<<4 | lo
+		hi, lo := unhexTable[h[2*i]], unhexTable[h[2*i+1]]
+		bad |= hi | lo
+		dst[i] = hi<<4 | lo&0xf
 	}
-	return true
+	return bad&0xf0 == 0
 }
 
-// unhex returns the value of a lower-case hex digit, or 0xff.
-func unhex(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
+// unhexTable maps a lower-case hex digit to its value, anything else to
+// 0xff.
+var unhexTable = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return 0xff
-}
+	for c := byte('0'); c <= '9'; c++ {
+		t[c] = c - '0'
+	}
+	for c := byte('a'); c <= 'f'; c++ {
+		t[c] = c - 'a' + 10
+	}
+	return t
+}()
 
 func (d *decoder) hash(prefix string) string {
 	if d.small(1) == 0 {
