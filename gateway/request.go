@@ -186,7 +186,7 @@ func (g *Gateway) request(ctx context.Context, data []byte) (otp.Reply, func(con
 	}
 	g.accepted(p, v, metrics.SourceRequest)
 	queued := func(ctx context.Context) {
-		if err := g.policy().Queued(ctx, p, ack.Sequence); err != nil {
+		if err := g.policy().Queued(ctx, p, v, ack.Sequence); err != nil {
 			// The job is queued; the worker that takes it records it.
 			g.log.Warn("record queued job", "id", job.ID, "err", err)
 		}

@@ -95,6 +95,16 @@ func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verd
 			if errors.Is(err, ErrConflict) {
 				continue // the record changed meanwhile: read again
 			}
+			if errors.Is(err, errInFlight) {
+				// Wait for the other submission's outcome (its publish
+				// takes milliseconds); past about a second, take it for
+				// queued.
+				if attempt < inFlightWaits {
+					time.Sleep(time.Duration(attempt+1) * 2 * time.Millisecond)
+					continue
+				}
+				return Verdict{Duplicate: true, State: otp.StateAccepted}, nil
+			}
 			if decided {
 				return v, err
 			}
@@ -115,7 +125,7 @@ func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verd
 			}
 			return Verdict{}, err
 		}
-		done, err := p.commit(ctx, d, k, j, now)
+		done, rev, err := p.commit(ctx, d, k, j, now)
 		if !done {
 			// Another decision changed a record first: decide again,
 			// after a pause that keeps busy records from livelock.
@@ -125,11 +135,15 @@ func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verd
 		if err != nil {
 			return Verdict{}, err
 		}
-		v.At = now
+		v.At, v.rev = now, rev
 		return v, nil
 	}
 	return Verdict{}, fmt.Errorf("record job %s: too much contention", j.ID)
 }
+
+// inFlightWaits bounds how often a submission waits for another of the
+// same job to be queued: about a second in all.
+const inFlightWaits = 30
 
 // decide checks job j against its number's, its number block's, its
 // country's and the global limits as read into d, and prepares in d the
@@ -228,7 +242,7 @@ func (p *Policy) decide(d *decision, k jobKeys, j otp.Prepared, seq uint64, now 
 // that another decision changed meanwhile is counted again on its own;
 // any other record that changed makes commit take back what it wrote and
 // report done false, to decide again.
-func (p *Policy) commit(ctx context.Context, d *decision, k jobKeys, j otp.Prepared, now time.Time) (done bool, err error) {
+func (p *Policy) commit(ctx context.Context, d *decision, k jobKeys, j otp.Prepared, now time.Time) (done bool, jobRev uint64, err error) {
 	ws := d.writes[:d.nw]
 	p.store.Apply(ctx, ws)
 	conflict := false
@@ -259,7 +273,7 @@ func (p *Policy) commit(ctx context.Context, d *decision, k jobKeys, j otp.Prepa
 		}
 	}
 	if err == nil && !conflict {
-		return true, nil
+		return true, ws[0].NewRev, nil // the job's record is the first write
 	}
 	// Take back what was written, whatever the caller's context: what
 	// stays counts against limits.
@@ -271,7 +285,7 @@ func (p *Policy) commit(ctx context.Context, d *decision, k jobKeys, j otp.Prepa
 				// that took its message adopts it): the job stands
 				// as admitted, and its counts with it. Judge again
 				// against its record.
-				return false, nil
+				return false, 0, nil
 			} else if derr != nil && err == nil {
 				err = fmt.Errorf("take back job: %w", derr)
 			}
@@ -295,9 +309,9 @@ func (p *Policy) commit(ctx context.Context, d *decision, k jobKeys, j otp.Prepa
 		}
 	}
 	if err != nil {
-		return true, err
+		return true, 0, err
 	}
-	return false, nil
+	return false, 0, nil
 }
 
 // Withdraw takes back the admission of j when it could not be queued: its
@@ -329,13 +343,23 @@ func (p *Policy) Withdraw(ctx context.Context, j otp.Prepared) error {
 	return nil
 }
 
-// Queued records that job j, admitted by Admit, is in the queue at stream
-// sequence seq: its record no longer waits for its publish, and a later
-// submission of its id is its duplicate however long it waits in the
-// queue. The caller may record it after answering: until then, a worker
-// that takes the message records it the same way.
-func (p *Policy) Queued(ctx context.Context, j otp.Prepared, seq uint64) error {
+// Queued records that job j, admitted by Admit with Verdict v, is in the
+// queue at stream sequence seq: its record no longer waits for its
+// publish, and a later submission of its id is its duplicate however long
+// it waits in the queue. One write, at the revision Admit wrote; the
+// caller may record it after answering (until then, a worker that takes
+// the message records it the same way).
+func (p *Policy) Queued(ctx context.Context, j otp.Prepared, v Verdict, seq uint64) error {
 	body := p.bodyHash(j)
+	if v.rev != 0 {
+		rec := jobRecord{State: otp.StateAccepted, At: v.At.UnixMilli(), Body: body, Seq: seq,
+			Number: p.numberKey(j.Number.E164), Resend: v.Resend}
+		_, err := p.store.Update(ctx, jobKey(j.ID), rec.marshal(nil), v.rev)
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+		// Changed since (a worker took it over, say): look.
+	}
 	return p.update(ctx, jobKey(j.ID), func(cur []byte) ([]byte, error) {
 		var rec jobRecord
 		if cur == nil || rec.unmarshal(cur) != nil || rec.Body != body || rec.State != stateQueuing {

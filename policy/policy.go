@@ -179,6 +179,8 @@ type Verdict struct {
 	Resend bool
 	// At is when the job was admitted.
 	At time.Time
+	// rev is the revision of the job's record as Admit wrote it (Queued).
+	rev uint64
 }
 
 // jobRecord is what the policy knows of a job id (record.go stores it).
@@ -219,6 +221,10 @@ type numberRecord struct {
 	Last   uint64
 	LastAt int64
 }
+
+// errInFlight is known's answer to a submission of a job that another
+// submission is admitting or queueing right now.
+var errInFlight = errors.New("the job is being admitted by another submission")
 
 // errSameJob is admitNumber's answer to a job whose id was admitted for
 // the number a moment ago by another submission still recording it.
@@ -325,6 +331,10 @@ func (p *Policy) known(ctx context.Context, key string, rev uint64, rec jobRecor
 	case seq == 0 && rec.State == stateQueuing && now.UnixMilli()-rec.At > staleQueuing.Milliseconds():
 		// Left by a daemon that died between admission and queueing.
 		return Verdict{}, false, nil
+	case seq == 0 && rec.State == stateQueuing:
+		// Being admitted: its decision may yet be taken back, or its
+		// publish fail. Its outcome is the answer.
+		return Verdict{}, true, errInFlight
 	case seq != 0 && rec.Seq == seq && !open:
 		// The message that held the job, which ended: its daemon died
 		// before acknowledging it.

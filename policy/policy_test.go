@@ -65,9 +65,24 @@ func TestDuplicateJobID(t *testing.T) {
 	if err != nil || v.Duplicate || v.At.IsZero() {
 		t.Fatalf("first: %+v %v", v, err)
 	}
-	v, err = p.Admit(ctx, j)
-	if err != nil || !v.Duplicate || v.State != otp.StateAccepted {
-		t.Fatalf("again, while being queued: %+v %v", v, err)
+	// Submitted again while the first is being queued: the answer waits
+	// for the first's outcome.
+	var queued atomic.Bool
+	again := make(chan Verdict)
+	go func() {
+		v, err := p.Admit(ctx, j)
+		if err != nil || !queued.Load() {
+			t.Errorf("again, while being queued: %v; answered before the first was queued: %v", err, !queued.Load())
+		}
+		again <- v
+	}()
+	time.Sleep(20 * time.Millisecond) // a publish's time: the second waits through it
+	queued.Store(true)
+	if err := p.Queued(ctx, j, v, 7); err != nil {
+		t.Fatal(err)
+	}
+	if v := <-again; !v.Duplicate || v.State != otp.StateAccepted {
+		t.Fatalf("again, once queued: %+v", v)
 	}
 	// The worker takes the queued message: it holds the job.
 	if v, err := p.AdmitQueued(ctx, j, 7); err != nil || !v.Earlier {
@@ -79,10 +94,26 @@ func TestDuplicateJobID(t *testing.T) {
 	if v, _ := p.Admit(ctx, j); v.State != otp.StateSent {
 		t.Errorf("after sent: %+v", v)
 	}
-	// A job whose queueing failed leaves nothing: its id is free again.
+	// A job whose queueing failed leaves nothing: its id is free again,
+	// also for a submission that waited for it.
 	u := job("u", "+4526227999", "123456")
 	p.Admit(ctx, u)
+	waited := make(chan error)
+	go func() {
+		v, err := p.Admit(ctx, u)
+		if err == nil && v.Duplicate {
+			err = fmt.Errorf("a duplicate of a job that was withdrawn: %+v", v)
+		}
+		waited <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
 	if err := p.Withdraw(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Errorf("a submission waiting on a job withdrawn: %v", err)
+	}
+	if err := p.Withdraw(ctx, u); err != nil { // the waiter's own admission
 		t.Fatal(err)
 	}
 	if s, _ := p.State(ctx, "u"); s != "" {
