@@ -283,8 +283,10 @@ func (p *Policy) commit(ctx context.Context, d *decision, k jobKeys, j otp.Prepa
 			if derr := p.store.Delete(ctx, ws[i].Key, ws[i].NewRev); errors.Is(derr, ErrConflict) {
 				// Someone took the job's record meanwhile (a worker
 				// that took its message adopts it): the job stands
-				// as admitted, and its counts with it. Judge again
-				// against its record.
+				// as admitted, and its counts with it, also those
+				// whose write met another's. Judge again against its
+				// record.
+				p.countAnyway(ctx, d, ws, k, j, now)
 				return false, 0, nil
 			} else if derr != nil && err == nil {
 				err = fmt.Errorf("take back job: %w", derr)
@@ -312,6 +314,58 @@ func (p *Policy) commit(ctx context.Context, d *decision, k jobKeys, j otp.Prepa
 		return true, 0, err
 	}
 	return false, 0, nil
+}
+
+// countAnyway records the counts of job j whose writes failed, whatever
+// the limits: the job was adopted by the worker that took its message, and
+// is sent.
+func (p *Policy) countAnyway(ctx context.Context, d *decision, ws []Write, k jobKeys, j otp.Prepared, now time.Time) {
+	nowMs := now.UnixMilli()
+	for i := range ws {
+		if ws[i].Err == nil {
+			continue
+		}
+		var add func(cur []byte) ([]byte, error)
+		switch d.kinds[i] {
+		case recNumber:
+			add = func(cur []byte) ([]byte, error) {
+				var rec numberRecord
+				if cur != nil && rec.unmarshal(cur) != nil {
+					return nil, nil
+				}
+				rec.prune(nowMs)
+				rec.add(j, nowMs)
+				return rec.marshal(nil), nil
+			}
+		case recBlock:
+			add = func(cur []byte) ([]byte, error) {
+				var rec prefixRecord
+				if cur != nil && rec.unmarshal(cur) != nil {
+					return nil, nil
+				}
+				rec.Nums = slices.DeleteFunc(rec.Nums, func(n prefixNumber) bool { return n.Tag == k.tag })
+				rec.Nums = append(rec.Nums, prefixNumber{Tag: k.tag, At: nowMs})
+				return rec.marshal(nil), nil
+			}
+		case recCountry, recGlobal:
+			window := time.Minute
+			if d.kinds[i] == recCountry {
+				window = time.Hour
+			}
+			add = func(cur []byte) ([]byte, error) {
+				var rec counterRecord
+				if cur != nil && rec.unmarshal(cur) != nil {
+					return nil, nil
+				}
+				rec.advance(nowMs / (window.Milliseconds() / counterSlots))
+				rec.B[len(rec.B)-1] += sends(j)
+				return rec.marshal(nil), nil
+			}
+		default:
+			continue
+		}
+		_ = p.update(ctx, ws[i].Key, add)
+	}
 }
 
 // Withdraw takes back the admission of j when it could not be queued: its
@@ -438,14 +492,19 @@ func (p *Policy) takeNumber(rec *numberRecord, j otp.Prepared, nowMs int64) (res
 			return false, rejectErr(otp.ReasonRateLimited, otp.ScopeNumber, wait, fmt.Sprintf("%d sends per %s", w.Limit, w.Period))
 		}
 	}
-	for range n {
-		rec.Sends = append(rec.Sends, nowMs)
-	}
-	rec.Last, rec.LastAt = tag, nowMs
-	if j.Code != "" {
-		rec.Codes = append(rec.Codes, codeEntry{ID: j.ID, At: nowMs, Exp: nowMs + j.TTL.Milliseconds()})
-	}
+	rec.add(j, nowMs)
 	return resend, nil
+}
+
+// add records job j's parts as sends at nowMs, and its code.
+func (r *numberRecord) add(j otp.Prepared, nowMs int64) {
+	for range sends(j) {
+		r.Sends = append(r.Sends, nowMs)
+	}
+	r.Last, r.LastAt = idTag(j.ID), nowMs
+	if j.Code != "" {
+		r.Codes = append(r.Codes, codeEntry{ID: j.ID, At: nowMs, Exp: nowMs + j.TTL.Milliseconds()})
+	}
 }
 
 // prune drops sends older than a day and codes that expired more than a

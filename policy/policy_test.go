@@ -756,32 +756,41 @@ func (s *raceStore) Apply(ctx context.Context, writes []Write) {
 	}
 }
 
-// TestAdoptedWhileTakenBack: a decision's write of its number block meets
+// TestAdoptedWhileTakenBack: a decision's write of a record meets
 // another's, so it takes back what it wrote; meanwhile a worker took the
 // job's message (the same id published on otp.send) and adopted the job's
-// record. The job stands, and so do its number's counts: a second job to
-// the number is refused by the cooldown.
+// record. The job stands, and so do its counts, those written and those
+// whose write failed: a second job to the number is refused by the
+// cooldown.
 func TestAdoptedWhileTakenBack(t *testing.T) {
 	ctx := context.Background()
-	p, _, mem := newPolicy(t, DefaultConfig())
-	rs := &raceStore{MemoryStore: mem.MemoryStore}
-	p.store = rs
-	j := job("adopt", "+4526227921", "123456")
-	k := p.keysOf(j)
-	rs.before = func() {
-		// Another decision writes the block record first.
-		if _, err := mem.Create(ctx, k.block, (&prefixRecord{}).marshal(nil)); err != nil {
-			t.Fatal(err)
-		}
+	for _, met := range []string{"block", "number"} {
+		t.Run("the "+met+" record met another", func(t *testing.T) {
+			p, _, mem := newPolicy(t, DefaultConfig())
+			rs := &raceStore{MemoryStore: mem.MemoryStore}
+			p.store = rs
+			j := job("adopt", "+4526227921", "123456")
+			k := p.keysOf(j)
+			rs.before = func() {
+				// Another decision writes the record first.
+				key, value := k.block, (&prefixRecord{}).marshal(nil)
+				if met == "number" {
+					key, value = k.number, (&numberRecord{}).marshal(nil)
+				}
+				if _, err := mem.Create(ctx, key, value); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rs.after = func() {
+				if v, err := p.AdmitQueued(ctx, j, 5); err != nil || !v.Earlier {
+					t.Errorf("the worker: %+v %v, want it to adopt the job", v, err)
+				}
+			}
+			if v, err := p.Admit(ctx, j); err != nil || !v.Duplicate {
+				t.Fatalf("otp.request: %+v %v, want the adopted job's duplicate", v, err)
+			}
+			_, err := p.Admit(ctx, job("second", "+4526227921", "654321"))
+			wantReject(t, err, otp.ReasonRateLimited, otp.ScopeNumber, time.Minute)
+		})
 	}
-	rs.after = func() {
-		if v, err := p.AdmitQueued(ctx, j, 5); err != nil || !v.Earlier {
-			t.Errorf("the worker: %+v %v, want it to adopt the job", v, err)
-		}
-	}
-	if v, err := p.Admit(ctx, j); err != nil || !v.Duplicate {
-		t.Fatalf("otp.request: %+v %v, want the adopted job's duplicate", v, err)
-	}
-	_, err := p.Admit(ctx, job("second", "+4526227921", "654321"))
-	wantReject(t, err, otp.ReasonRateLimited, otp.ScopeNumber, time.Minute)
 }
