@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(chaosEnv); spec != "" {
 		os.Exit(chaosDaemon(spec))
 	}
+	if spec := os.Getenv(floodEnv); spec != "" {
+		os.Exit(floodGenerator(spec))
+	}
 	os.Exit(m.Run())
 }
 

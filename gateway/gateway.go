@@ -112,8 +112,11 @@ type Gateway struct {
 	// (see handleRequest); answers waits for them, and stopped refuses
 	// new ones, at StopRequests.
 	answering chan struct{}
-	answers   sync.WaitGroup
-	stopped   bool
+	// refusing holds a token for each answer of a request a cached
+	// block refuses (maxRefusing at once).
+	refusing chan struct{}
+	answers  sync.WaitGroup
+	stopped  bool
 }
 
 // New returns a Gateway.
@@ -138,7 +141,7 @@ func New(opts Options) *Gateway {
 		now = time.Now
 	}
 	g := &Gateway{opts: opts, log: opts.Logger, now: now, ready: map[string]bool{}, busy: map[string]bool{}, capped: map[string]bool{}, settling: map[string]int{}, workers: map[string]*worker{},
-		answering: make(chan struct{}, maxAnswering)}
+		answering: make(chan struct{}, maxAnswering), refusing: make(chan struct{}, maxRefusing)}
 	g.live.Store(&Live{Limits: opts.Limits, Renderer: opts.Renderer, Policy: opts.Policy})
 	g.tracker = delivery.New(delivery.Config{
 		Timeout:  opts.DeliveryTimeout,

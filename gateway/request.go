@@ -74,6 +74,10 @@ func (g *Gateway) StopRequests() error {
 // latency lower).
 const maxAnswering = 64
 
+// maxRefusing is how many answers of requests a cached block refuses run
+// at once (see request).
+const maxRefusing = 16
+
 var semver = regexp.MustCompile(`^v?(\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?)$`)
 
 // serviceVersion returns version in the SemVer form the micro service
@@ -150,6 +154,13 @@ func (g *Gateway) request(ctx context.Context, data []byte) (otp.Reply, func(con
 		return otp.RejectReply(job.ID, re), nil
 	}
 	masked := p.Number.Masked()
+	if g.policy().Blocked(p) {
+		// A flood's refusals wait their turn, a few at a time: they
+		// need no hurry, and each one waiting is a goroutine fewer
+		// between the CPU and the jobs of real users.
+		g.refusing <- struct{}{}
+		defer func() { <-g.refusing }()
+	}
 	v, err := g.policy().Admit(ctx, p)
 	if re, ok := otp.AsReject(err); ok {
 		g.refused(re)

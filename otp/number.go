@@ -137,9 +137,12 @@ func ParseNumber(raw, region string) (Number, error) {
 			raw = "+" + rest
 		}
 	}
-	pn, err := phonenumbers.Parse(raw, region)
-	if err != nil {
-		return Number{}, reject(ReasonInvalidNumber, "to", "cannot parse phone number: %v", err)
+	pn, ok := parseE164(raw)
+	if !ok {
+		var err error
+		if pn, err = phonenumbers.Parse(raw, region); err != nil {
+			return Number{}, reject(ReasonInvalidNumber, "to", "cannot parse phone number: %v", err)
+		}
 	}
 	// A number is valid when its region's metadata gives it a type.
 	region, typ := classify(pn)

@@ -220,10 +220,18 @@ func FuzzParseNumber(f *testing.F) {
 		{"+800 1234 5678", ""}, {"+683 7290", ""}, {"1-800-FLOWERS", "US"}, {"+45 1", ""}, {"", ""},
 		{"+", ""}, {"()", "DK"}, {"+39 06 1234 5678", "IT"}, {"+44 (0) 7400 123456", "GB"}, {"8 800 555 35 35", "RU"},
 		{"Denmark (+45) 26227921", "DK"}, {"+979 1 2345 6789", ""}, {"+881 6 1234 5678", ""}, {"+44 901 234 5678", ""},
+		{"+447400123456", ""}, {"+44180020123456", ""}, {"+390612345678", ""}, {"+5491112345678", ""}, {"+12015550123", ""},
+		{"+525512345678", ""}, {"+4526227921", "US"}, {"+80012345678", ""}, {"+8613912345678", ""},
 	} {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, raw, region string) {
+		if fast, ok := parseE164(raw); ok {
+			pn, err := phonenumbers.Parse(raw, region)
+			if err != nil || !sameNumber(fast, pn) {
+				t.Fatalf("%q: parseE164 %v, Parse %v %v", raw, fast, pn, err)
+			}
+		}
 		if pn, err := phonenumbers.Parse(raw, region); err == nil {
 			r, typ := classify(pn)
 			if want := phonenumbers.GetRegionCodeForNumber(pn); r != want {
@@ -283,7 +291,7 @@ func FuzzParseNumber(f *testing.F) {
 // region and type.
 func TestValidAsLibphonenumber(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	accepted, refused := 0, 0
+	accepted, refused, fastRead := 0, 0, 0
 	var examples []*phonenumbers.PhoneNumber
 	for region := range phonenumbers.GetSupportedRegions() {
 		for _, typ := range []phonenumbers.PhoneNumberType{phonenumbers.MOBILE, phonenumbers.FIXED_LINE, phonenumbers.PREMIUM_RATE, phonenumbers.VOIP, phonenumbers.TOLL_FREE, phonenumbers.SHARED_COST, phonenumbers.PAGER} {
@@ -303,6 +311,12 @@ func TestValidAsLibphonenumber(t *testing.T) {
 			raw := e164[:keep] + fmt.Sprintf("%06d", rng.IntN(1e6))[:len(e164)-keep+rng.IntN(2)]
 			n, err := ParseNumber(raw, "")
 			pn, perr := phonenumbers.Parse(raw, "")
+			if fast, ok := parseE164(raw); ok {
+				fastRead++
+				if perr != nil || !sameNumber(fast, pn) {
+					t.Fatalf("%s: parseE164 %v, Parse %v %v", raw, fast, pn, perr)
+				}
+			}
 			if perr == nil {
 				region, typ := classify(pn)
 				if want := phonenumbers.GetRegionCodeForNumber(pn); region != want {
@@ -330,9 +344,17 @@ func TestValidAsLibphonenumber(t *testing.T) {
 			}
 		}
 	}
-	if accepted < 2000 || refused < 2000 {
-		t.Fatalf("%d accepted, %d refused: too few of either for the test to tell", accepted, refused)
+	if accepted < 2000 || refused < 2000 || fastRead < 2000 {
+		t.Fatalf("%d accepted, %d refused, %d read by parseE164: too few for the test to tell", accepted, refused, fastRead)
 	}
+}
+
+// sameNumber reports whether a and b are the same number as Parse reads
+// them.
+func sameNumber(a, b *phonenumbers.PhoneNumber) bool {
+	return a.GetCountryCode() == b.GetCountryCode() && a.GetNationalNumber() == b.GetNationalNumber() &&
+		a.GetItalianLeadingZero() == b.GetItalianLeadingZero() && a.GetNumberOfLeadingZeros() == b.GetNumberOfLeadingZeros() &&
+		a.GetExtension() == b.GetExtension()
 }
 
 // BenchmarkParseNumber measures one ParseNumber of a British mobile number

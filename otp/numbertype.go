@@ -3,6 +3,7 @@ package otp
 import (
 	"regexp"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/nyaruka/phonenumbers/v2"
@@ -109,8 +110,9 @@ func matchesDesc(nsn string, d *metadata.PhoneNumberDesc) bool {
 // Compiled patterns of libphonenumber's metadata, which does not change
 // while the process runs: a cache, like a package's compiled regexps.
 var (
-	descPatterns   sync.Map // *metadata.PhoneNumberDesc -> *regexp.Regexp
-	leadingDigitsP sync.Map // *metadata.PhoneMetadata -> *regexp.Regexp
+	descPatterns    sync.Map // *metadata.PhoneNumberDesc -> *regexp.Regexp
+	leadingDigitsP  sync.Map // *metadata.PhoneMetadata -> *regexp.Regexp
+	nationalPrefixP sync.Map // *metadata.PhoneMetadata -> *regexp.Regexp
 )
 
 func descPattern(d *metadata.PhoneNumberDesc) *regexp.Regexp {
@@ -122,6 +124,15 @@ func descPattern(d *metadata.PhoneNumberDesc) *regexp.Regexp {
 	return re
 }
 
+func nationalPrefix(md *metadata.PhoneMetadata) *regexp.Regexp {
+	if re, ok := nationalPrefixP.Load(md); ok {
+		return re.(*regexp.Regexp)
+	}
+	re := regexp.MustCompile("^(?:" + md.GetNationalPrefixForParsing() + ")")
+	nationalPrefixP.Store(md, re)
+	return re
+}
+
 func leadingDigits(md *metadata.PhoneMetadata) *regexp.Regexp {
 	if re, ok := leadingDigitsP.Load(md); ok {
 		return re.(*regexp.Regexp)
@@ -129,4 +140,54 @@ func leadingDigits(md *metadata.PhoneMetadata) *regexp.Regexp {
 	re := regexp.MustCompile("^(?:" + md.GetLeadingDigits() + ")")
 	leadingDigitsP.Store(md, re)
 	return re
+}
+
+// parseE164 reads raw in E.164 form ("+" and digits) without
+// phonenumbers.Parse, whose general reader (punctuation, extensions,
+// prefixes, letters) a flood of well-formed numbers pays for. It declines
+// (ok false) any number whose reading could differ from Parse's: one whose
+// national number starts with 0 (Italian leading zeros, national
+// prefixes), or one that starts with what its country's national prefix
+// for parsing matches (Parse might strip it). TestValidAsLibphonenumber and
+// FuzzParseNumber hold it to Parse.
+func parseE164(raw string) (pn *phonenumbers.PhoneNumber, ok bool) {
+	if len(raw) < 4 || len(raw) > 18 || raw[0] != '+' || raw[1] == '0' {
+		return nil, false
+	}
+	for i := 1; i < len(raw); i++ {
+		if c := raw[i]; c < '0' || c > '9' {
+			return nil, false
+		}
+	}
+	digits := raw[1:]
+	for n := 1; n <= 3 && n < len(digits); n++ {
+		cc, _ := strconv.Atoi(digits[:n])
+		regions := phonenumbers.GetRegionCodesForCountryCode(cc)
+		if len(regions) == 0 {
+			continue
+		}
+		nsn := digits[n:]
+		if len(nsn) < 2 || len(nsn) > 17 || nsn[0] == '0' {
+			return nil, false
+		}
+		var md *metadata.PhoneMetadata
+		if regions[0] == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY {
+			md, _ = metadata.NonGeoMetadata(cc)
+		} else {
+			md, _ = metadata.RegionMetadata(regions[0])
+		}
+		if md == nil {
+			return nil, false
+		}
+		if md.GetNationalPrefixForParsing() != "" && nationalPrefix(md).MatchString(nsn) {
+			return nil, false
+		}
+		national, err := strconv.ParseUint(nsn, 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		code := int32(cc)
+		return &phonenumbers.PhoneNumber{CountryCode: &code, NationalNumber: &national}, true
+	}
+	return nil, false
 }

@@ -675,6 +675,20 @@ func (p *Policy) block(key string, re *otp.RejectError, now time.Time) *otp.Reje
 	return re
 }
 
+// Blocked reports whether a cached rejection (of its number block, its
+// country or the global limit) refuses job j now, unless its id names a
+// job admitted before: Admit answers such a job from its own record
+// alone, without deciding anything.
+func (p *Policy) Blocked(j otp.Prepared) bool {
+	p.mu.Lock()
+	empty := len(p.blocked) == 0
+	p.mu.Unlock()
+	if empty {
+		return false
+	}
+	return p.cachedBlocks(p.keysOf(j), p.now()) != nil
+}
+
 // cachedBlocks returns the cached rejection of j's number block, country
 // or the global limit, if any.
 func (p *Policy) cachedBlocks(k jobKeys, now time.Time) error {
