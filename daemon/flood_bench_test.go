@@ -194,8 +194,8 @@ func floodGenerator(specJSON string) int {
 			for i := 0; time.Now().Before(end); i++ {
 				body := fmt.Appendf(nil, `{"id":"f%d-%d","to":"+447400%06d","code":"123456"}`, c, i, rng.IntN(1_000_000))
 				msg, err := nc.Request(otp.SubjectRequest, body, 10*time.Second)
-				var r otp.Reply
-				if err == nil && json.Unmarshal(msg.Data, &r) == nil && r.Status == otp.ReplyRejected {
+				// An attacker reads no more of the answer than it needs.
+				if err == nil && bytes.HasPrefix(msg.Data, []byte(`{"status":"rejected"`)) {
 					refusals.Add(1)
 				} else {
 					others.Add(1)

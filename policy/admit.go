@@ -79,7 +79,7 @@ func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verd
 	for attempt := range 50 {
 		now := p.now()
 		n := nRecords
-		blocked := p.cachedBlocks(k, now)
+		blocked := p.cachedBlocks(k.block, k.country, now)
 		if blocked != nil {
 			n = 1 // only the job's own record: its id may be a duplicate
 		}
@@ -686,18 +686,18 @@ func (p *Policy) Blocked(j otp.Prepared) bool {
 	if empty {
 		return false
 	}
-	return p.cachedBlocks(p.keysOf(j), p.now()) != nil
+	return p.cachedBlocks(p.blockKey(j.Number.E164), countryPrefix+j.Number.Region, p.now()) != nil
 }
 
 // cachedBlocks returns the cached rejection of j's number block, country
 // or the global limit, if any.
-func (p *Policy) cachedBlocks(k jobKeys, now time.Time) error {
+func (p *Policy) cachedBlocks(block, country string, now time.Time) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.blocked) == 0 {
 		return nil
 	}
-	for _, key := range [...]string{k.block, k.country, globalKey} {
+	for _, key := range [...]string{block, country, globalKey} {
 		b, ok := p.blocked[key]
 		if !ok {
 			continue

@@ -103,6 +103,14 @@ func (p *Policy) numberKey(e164 string) string {
 	return numberPrefix + hex.EncodeToString(m.hash()[:hashHex])
 }
 
+// blockKey returns the store key of the number block (prefix) of e164.
+func (p *Policy) blockKey(e164 string) string {
+	m := p.macs.pool.Get().(*mac)
+	defer p.macs.pool.Put(m)
+	m.in = append(append(m.in[:0], "prefix:"...), p.prefix(e164)...)
+	return blockPrefix + hex.EncodeToString(m.hash()[:hashHex])
+}
+
 // bodyHash returns a keyed hash of what makes j the job it is: its number,
 // code or text, ttl as given, template, locale, origin and app hash.
 func (p *Policy) bodyHash(j otp.Prepared) string {
