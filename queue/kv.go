@@ -119,7 +119,7 @@ func (s *KVStore) Get(ctx context.Context, key string) (policy.Entry, error) {
 // Create implements policy.Store.
 func (s *KVStore) Create(ctx context.Context, key string, value []byte) (uint64, error) {
 	rev, err := s.kv.Create(ctx, key, value)
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	if errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSequence(err) {
 		return 0, policy.ErrExists
 	}
 	return rev, err
@@ -128,7 +128,7 @@ func (s *KVStore) Create(ctx context.Context, key string, value []byte) (uint64,
 // Update implements policy.Store.
 func (s *KVStore) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
 	n, err := s.kv.Update(ctx, key, value, rev)
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSequence(err) {
 		return 0, policy.ErrConflict
 	}
 	return n, err
@@ -203,8 +203,15 @@ func CheckHashKey(ctx context.Context, js jetstream.JetStream, check string, rep
 }
 
 // isWrongLastSequence reports whether err is the stream's refusal of a
-// write that expected another last revision.
+// write that expected another last revision: 10071, or 10164 from a
+// clustered stream that found the key changed by a write still being
+// replicated (nats.go names no constant for it).
 func isWrongLastSequence(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == errCodeWrongLastSequenceConstant)
 }
+
+// errCodeWrongLastSequenceConstant is nats-server's
+// JSStreamWrongLastSequenceConstantErr.
+const errCodeWrongLastSequenceConstant jetstream.ErrorCode = 10164
