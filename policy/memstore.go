@@ -13,9 +13,11 @@ import (
 // benchmarks). It is safe for concurrent use.
 //
 // It holds no pointer per entry, so that a million entries cost the
-// garbage collector nothing to scan: keys are kept as 128-bit hashes,
-// values in one arena that is only ever appended to (a value handed out
-// is never written over) and compacted when most of it is dead.
+// garbage collector nothing to scan, and finds an entry in one place of
+// memory: an open-addressing table of 128-bit key hashes holds each
+// entry's revision, expiry and where its value is; values are in an arena
+// that is only ever appended to (a value handed out is never written over)
+// and compacted when a third of it is dead.
 type MemoryStore struct {
 	ttl         time.Duration
 	now         func() time.Time
@@ -23,20 +25,24 @@ type MemoryStore struct {
 
 	mu    sync.Mutex
 	rev   uint64
-	index map[memKey]uint32 // key -> slot
-	slots []memSlot
-	free  []uint32 // unused slots
+	table []memEntry // a power of two long, at most 3/4 used
+	used  int        // entries live or deleted (tombstones)
+	n     int        // entries live
 	// arena holds the values in chunks: one that fills up is not copied
 	// to grow, a new one follows it.
 	arena [][]byte
-	used  int // bytes of the arena written
-	live  int // bytes of the arena that slots use
+	bytes int // bytes of the arena written
+	live  int // bytes of the arena that entries use
 }
 
-// memKey is a key's 128-bit hash.
+// memKey is a key's 128-bit hash; its second half is never 0, so that the
+// zero memKey marks an empty entry.
 type memKey [2]uint64
 
-type memSlot struct {
+// memEntry is one entry of the table: empty (zero key), deleted (rev 0),
+// or live.
+type memEntry struct {
+	key     memKey
 	rev     uint64
 	expires int64  // unix nanoseconds
 	off     uint32 // the value is at offset off%chunkSize of chunk off/chunkSize, n&^jobFlag bytes
@@ -47,52 +53,218 @@ type memSlot struct {
 // policy bucket) never spans two, and 4096 chunks make 4 GiB of offsets.
 const chunkSize = 1 << 20
 
-// jobFlag marks in memSlot.n the slot of a job record (see jobs).
+// jobFlag marks in memEntry.n the entry of a job record (withoutJobs).
 const jobFlag = 1 << 31
 
 // NewMemoryStore returns a MemoryStore whose entries expire ttl after their
 // last write.
 func NewMemoryStore(ttl time.Duration) *MemoryStore {
-	return &MemoryStore{ttl: ttl, now: time.Now, seed: maphash.MakeSeed(), seed2: maphash.MakeSeed(), index: map[memKey]uint32{}}
+	return &MemoryStore{ttl: ttl, now: time.Now, seed: maphash.MakeSeed(), seed2: maphash.MakeSeed(), table: make([]memEntry, 64)}
 }
 
 // Len returns the number of entries (some may have expired unread).
 func (s *MemoryStore) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.index)
+	return s.n
 }
 
 func (s *MemoryStore) key(key string) memKey {
-	return memKey{maphash.String(s.seed, key), maphash.String(s.seed2, key)}
+	return memKey{maphash.String(s.seed, key), maphash.String(s.seed2, key) | 1}
 }
 
-// get returns key's slot, if it has a live one.
-func (s *MemoryStore) get(k memKey, now int64) (uint32, bool) {
-	i, ok := s.index[k]
-	if ok && s.slots[i].expires <= now {
-		s.drop(k, i)
-		return 0, false
+// find returns the index of k's live entry, or -1 and the index where k
+// would go.
+func (s *MemoryStore) find(k memKey) (at, free int) {
+	mask := len(s.table) - 1
+	free = -1
+	for i := int(k[0]) & mask; ; i = (i + 1) & mask {
+		e := &s.table[i]
+		switch {
+		case e.key == k && e.rev != 0:
+			return i, -1
+		case e.key == (memKey{}):
+			if free < 0 {
+				free = i
+			}
+			return -1, free
+		case e.rev == 0 && free < 0:
+			free = i // a tombstone to reuse
+		}
 	}
-	return i, ok
 }
 
-func (s *MemoryStore) drop(k memKey, i uint32) {
-	s.live -= int(s.slots[i].n &^ jobFlag)
-	s.slots[i] = memSlot{}
-	s.free = append(s.free, i)
-	delete(s.index, k)
+// get returns the index of k's live, unexpired entry, or -1 and where k
+// would go.
+func (s *MemoryStore) get(k memKey, now int64) (at, free int) {
+	at, free = s.find(k)
+	if at >= 0 && s.table[at].expires <= now {
+		s.drop(at)
+		return s.find(k)
+	}
+	return at, free
 }
 
-func (s *MemoryStore) entry(i uint32) Entry {
-	sl := s.slots[i]
-	return Entry{Value: s.value(sl), Rev: sl.rev}
+func (s *MemoryStore) drop(i int) {
+	e := &s.table[i]
+	s.live -= int(e.n &^ jobFlag)
+	e.rev = 0 // a tombstone: probes go on past it
+	s.n--
 }
 
-func (s *MemoryStore) value(sl memSlot) []byte {
-	c, off := sl.off/chunkSize, sl.off%chunkSize
-	end := off + sl.n&^jobFlag
+func (s *MemoryStore) value(e *memEntry) []byte {
+	if e.n&^jobFlag == 0 {
+		return []byte{} // present, and empty
+	}
+	c, off := e.off/chunkSize, e.off%chunkSize
+	end := off + e.n&^jobFlag
 	return s.arena[c][off:end:end]
+}
+
+// lookup returns key's entry (a nil value when it has none), its hash and
+// its place.
+func (s *MemoryStore) lookup(key string, now int64) (memKey, Entry, int, int) {
+	k := s.key(key)
+	at, free := s.get(k, now)
+	if at < 0 {
+		return k, Entry{}, at, free
+	}
+	e := &s.table[at]
+	return k, Entry{Value: s.value(e), Rev: e.rev}, at, free
+}
+
+// Get implements Store.
+func (s *MemoryStore) Get(_ context.Context, key string) (Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, e, at, _ := s.lookup(key, s.now().UnixNano())
+	if at < 0 {
+		return Entry{}, ErrNotFound
+	}
+	return e, nil
+}
+
+// GetMany implements Store.
+func (s *MemoryStore) GetMany(_ context.Context, keys []string, entries []Entry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().UnixNano()
+	for i, key := range keys {
+		_, entries[i], _, _ = s.lookup(key, now)
+	}
+	return nil
+}
+
+// Create implements Store.
+func (s *MemoryStore) Create(_ context.Context, key string, value []byte) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().UnixNano()
+	k, _, at, free := s.lookup(key, now)
+	if at >= 0 {
+		return 0, ErrExists
+	}
+	return s.put(k, at, free, key, value, now), nil
+}
+
+// Update implements Store.
+func (s *MemoryStore) Update(_ context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().UnixNano()
+	k, e, at, free := s.lookup(key, now)
+	if at < 0 || e.Rev != rev {
+		return 0, ErrConflict
+	}
+	return s.put(k, at, free, key, value, now), nil
+}
+
+// Apply implements Store.
+func (s *MemoryStore) Apply(_ context.Context, writes []Write) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().UnixNano()
+	for i := range writes {
+		w := &writes[i]
+		k, e, at, free := s.lookup(w.Key, now)
+		if e.Rev != w.Rev {
+			w.NewRev, w.Err = 0, ErrConflict
+			continue
+		}
+		w.NewRev, w.Err = s.put(k, at, free, w.Key, w.Value, now), nil
+	}
+}
+
+// Put implements Store.
+func (s *MemoryStore) Put(_ context.Context, key string, value []byte) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().UnixNano()
+	k, _, at, free := s.lookup(key, now)
+	return s.put(k, at, free, key, value, now), nil
+}
+
+// Delete implements Store.
+func (s *MemoryStore) Delete(_ context.Context, key string, rev uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, e, at, _ := s.lookup(key, s.now().UnixNano())
+	if at < 0 || e.Rev != rev {
+		return ErrConflict
+	}
+	s.drop(at)
+	return nil
+}
+
+// put stores value for key (k its hash), at its live entry at, or in the
+// free entry free.
+func (s *MemoryStore) put(k memKey, at, free int, key string, value []byte, now int64) uint64 {
+	s.rev++
+	if at >= 0 {
+		s.live -= int(s.table[at].n &^ jobFlag)
+		s.table[at].n = 0 // its old value is dead
+	} else {
+		if s.table[free].key == (memKey{}) {
+			s.used++ // not a tombstone reused
+		}
+		s.n++
+		s.table[free] = memEntry{key: k}
+		at = free
+	}
+	s.compact()
+	n := uint32(len(value))
+	if strings.HasPrefix(key, jobPrefix) {
+		n |= jobFlag
+	}
+	e := &s.table[at]
+	e.rev, e.expires, e.off, e.n = s.rev, now+int64(s.ttl), s.store(value), n
+	s.live += len(value)
+	if s.used > len(s.table)/4*3 {
+		s.resize()
+	}
+	return s.rev
+}
+
+// resize moves the live entries to a table twice as long, or as long when
+// tombstones take the room.
+func (s *MemoryStore) resize() {
+	size := len(s.table)
+	if s.n > size/2 {
+		size *= 2
+	}
+	old := s.table
+	s.table, s.used = make([]memEntry, size), s.n
+	mask := size - 1
+	for _, e := range old {
+		if e.rev == 0 {
+			continue
+		}
+		i := int(e.key[0]) & mask
+		for s.table[i].key != (memKey{}) {
+			i = (i + 1) & mask
+		}
+		s.table[i] = e
+	}
 }
 
 // store appends v to the arena and returns its offset.
@@ -105,150 +277,25 @@ func (s *MemoryStore) store(v []byte) uint32 {
 	c := &s.arena[n-1]
 	off := uint32((n-1)*chunkSize + len(*c))
 	*c = append(*c, v...)
-	s.used += len(v)
+	s.bytes += len(v)
 	return off
-}
-
-// lookup returns key's entry (a nil value when it has none) and its slot.
-func (s *MemoryStore) lookup(key string, now int64) (memKey, Entry, slot) {
-	k := s.key(key)
-	i, ok := s.get(k, now)
-	if !ok {
-		return k, Entry{}, slot{}
-	}
-	return k, s.entry(i), slot{i, true}
-}
-
-// slot is the slot of a key, if it has one.
-type slot struct {
-	i  uint32
-	ok bool
-}
-
-// Get implements Store.
-func (s *MemoryStore) Get(_ context.Context, key string) (Entry, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, e, at := s.lookup(key, s.now().UnixNano())
-	if !at.ok {
-		return Entry{}, ErrNotFound
-	}
-	return e, nil
-}
-
-// GetMany implements Store.
-func (s *MemoryStore) GetMany(_ context.Context, keys []string, entries []Entry) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now().UnixNano()
-	for i, key := range keys {
-		_, entries[i], _ = s.lookup(key, now)
-	}
-	return nil
-}
-
-// Create implements Store.
-func (s *MemoryStore) Create(_ context.Context, key string, value []byte) (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now().UnixNano()
-	k, _, at := s.lookup(key, now)
-	if at.ok {
-		return 0, ErrExists
-	}
-	return s.put(k, at, key, value, now), nil
-}
-
-// Update implements Store.
-func (s *MemoryStore) Update(_ context.Context, key string, value []byte, rev uint64) (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now().UnixNano()
-	k, e, at := s.lookup(key, now)
-	if !at.ok || e.Rev != rev {
-		return 0, ErrConflict
-	}
-	return s.put(k, at, key, value, now), nil
-}
-
-// Apply implements Store.
-func (s *MemoryStore) Apply(_ context.Context, writes []Write) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now().UnixNano()
-	for i := range writes {
-		w := &writes[i]
-		k, e, at := s.lookup(w.Key, now)
-		if e.Rev != w.Rev {
-			w.NewRev, w.Err = 0, ErrConflict
-			continue
-		}
-		w.NewRev, w.Err = s.put(k, at, w.Key, w.Value, now), nil
-	}
-}
-
-// Put implements Store.
-func (s *MemoryStore) Put(_ context.Context, key string, value []byte) (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k, _, at := s.lookup(key, s.now().UnixNano())
-	return s.put(k, at, key, value, s.now().UnixNano()), nil
-}
-
-// Delete implements Store.
-func (s *MemoryStore) Delete(_ context.Context, key string, rev uint64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := s.key(key)
-	i, ok := s.get(k, s.now().UnixNano())
-	if !ok || s.slots[i].rev != rev {
-		return ErrConflict
-	}
-	s.drop(k, i)
-	return nil
-}
-
-// put stores value for key (k its hash, at its slot if it has one).
-func (s *MemoryStore) put(k memKey, at slot, key string, value []byte, now int64) uint64 {
-	s.rev++
-	i := at.i
-	switch n := len(s.free); {
-	case at.ok:
-		s.live -= int(s.slots[i].n &^ jobFlag)
-		s.slots[i] = memSlot{} // its old value is dead
-	case n > 0:
-		i, s.free = s.free[n-1], s.free[:n-1]
-		s.index[k] = i
-	default:
-		i = uint32(len(s.slots))
-		s.slots = append(s.slots, memSlot{})
-		s.index[k] = i
-	}
-	s.compact()
-	n := uint32(len(value))
-	if strings.HasPrefix(key, jobPrefix) {
-		n |= jobFlag
-	}
-	s.slots[i] = memSlot{rev: s.rev, expires: now + int64(s.ttl), off: s.store(value), n: n}
-	s.live += len(value)
-	return s.rev
 }
 
 // compact moves the live values to new chunks when dead ones take a third
 // of the arena. Values handed out stay in the old ones.
 func (s *MemoryStore) compact() {
-	if s.used < 4*chunkSize || s.used < s.live+s.live/2 {
+	if s.bytes < 4*chunkSize || s.bytes < s.live+s.live/2 {
 		return
 	}
 	old := s.arena
-	s.arena, s.used = nil, 0
-	for i := range s.slots {
-		sl := &s.slots[i]
-		if sl.rev == 0 {
-			continue // free
+	s.arena, s.bytes = nil, 0
+	for i := range s.table {
+		e := &s.table[i]
+		if e.rev == 0 || e.n == 0 {
+			continue // empty, deleted, or being written
 		}
-		c, off := sl.off/chunkSize, sl.off%chunkSize
-		sl.off = s.store(old[c][off : off+sl.n&^jobFlag])
+		c, off := e.off/chunkSize, e.off%chunkSize
+		e.off = s.store(old[c][off : off+e.n&^jobFlag])
 	}
 }
 
@@ -259,23 +306,30 @@ func (s *MemoryStore) withoutJobs() *MemoryStore {
 	defer s.mu.Unlock()
 	c := &MemoryStore{ttl: s.ttl, now: s.now, seed: s.seed, seed2: s.seed2, rev: s.rev}
 	n := 0
-	for _, i := range s.index {
-		if s.slots[i].n&jobFlag == 0 {
+	for _, e := range s.table {
+		if e.rev != 0 && e.n&jobFlag == 0 {
 			n++
 		}
 	}
-	c.index = make(map[memKey]uint32, n)
-	c.slots = make([]memSlot, 0, n)
-	for k, i := range s.index {
-		sl := s.slots[i]
-		if sl.n&jobFlag != 0 {
+	size := 64
+	for size/4*3 < n {
+		size *= 2
+	}
+	c.table = make([]memEntry, size)
+	for _, e := range s.table {
+		if e.rev == 0 || e.n&jobFlag != 0 {
 			continue
 		}
-		c.index[k] = uint32(len(c.slots))
-		v := s.value(sl)
-		sl.off = c.store(v)
-		c.slots = append(c.slots, sl)
+		v := s.value(&e)
+		e.off = c.store(v)
 		c.live += len(v)
+		i := int(e.key[0]) & (size - 1)
+		for c.table[i].key != (memKey{}) {
+			i = (i + 1) & (size - 1)
+		}
+		c.table[i] = e
+		c.n++
+		c.used++
 	}
 	// The last chunk holds only what it was given.
 	if n := len(c.arena); n > 0 {

@@ -49,8 +49,8 @@ func TestMemoryStore(t *testing.T) {
 	if e.Rev != rev || !bytes.HasPrefix(e.Value, []byte("4999:")) || len(e.Value) != 5+4096 {
 		t.Errorf("a = %.10q at %d, want 4999:... at %d", e.Value, e.Rev, rev)
 	}
-	if s.used > 2*s.live+4*chunkSize {
-		t.Errorf("arena of %d bytes for %d live: not compacted", s.used, s.live)
+	if s.bytes > 2*s.live+4*chunkSize {
+		t.Errorf("arena of %d bytes for %d live: not compacted", s.bytes, s.live)
 	}
 	for i := range 10 {
 		if e, err := s.Get(ctx, fmt.Sprint("k", i)); err != nil || !bytes.HasPrefix(e.Value, fmt.Appendf(nil, "%d:", 4990+i)) {
