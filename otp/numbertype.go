@@ -116,29 +116,29 @@ var (
 )
 
 func descPattern(d *metadata.PhoneNumberDesc) *regexp.Regexp {
-	if re, ok := descPatterns.Load(d); ok {
-		return re.(*regexp.Regexp)
-	}
-	re := regexp.MustCompile("^(?:" + d.GetNationalNumberPattern() + ")$")
-	descPatterns.Store(d, re)
-	return re
+	return compiled(&descPatterns, d, d.GetNationalNumberPattern(), true)
 }
 
 func nationalPrefix(md *metadata.PhoneMetadata) *regexp.Regexp {
-	if re, ok := nationalPrefixP.Load(md); ok {
-		return re.(*regexp.Regexp)
-	}
-	re := regexp.MustCompile("^(?:" + md.GetNationalPrefixForParsing() + ")")
-	nationalPrefixP.Store(md, re)
-	return re
+	return compiled(&nationalPrefixP, md, md.GetNationalPrefixForParsing(), false)
 }
 
 func leadingDigits(md *metadata.PhoneMetadata) *regexp.Regexp {
-	if re, ok := leadingDigitsP.Load(md); ok {
+	return compiled(&leadingDigitsP, md, md.GetLeadingDigits(), false)
+}
+
+// compiled returns pattern raw, anchored at the start (and at the end when
+// whole), from cache under owner, compiling it the first time.
+func compiled(cache *sync.Map, owner any, raw string, whole bool) *regexp.Regexp {
+	if re, ok := cache.Load(owner); ok {
 		return re.(*regexp.Regexp)
 	}
-	re := regexp.MustCompile("^(?:" + md.GetLeadingDigits() + ")")
-	leadingDigitsP.Store(md, re)
+	src := "^(?:" + raw + ")"
+	if whole {
+		src += "$"
+	}
+	re := regexp.MustCompile(src)
+	cache.Store(owner, re)
 	return re
 }
 
