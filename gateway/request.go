@@ -95,6 +95,12 @@ func (g *Gateway) handleRequest(req micro.Request) {
 	g.mu.Lock()
 	if g.stopped {
 		g.mu.Unlock()
+		// Handed over by a service that is stopping: say so at once,
+		// rather than leave the caller to its timeout.
+		if replySubject(req.Reply()) {
+			b, _ := json.Marshal(otp.Reply{Status: otp.ReplyError, Detail: "the daemon is stopping; try again"})
+			_ = g.opts.NC.Publish(req.Reply(), b)
+		}
 		return
 	}
 	g.answers.Add(1)
@@ -166,8 +172,14 @@ func (g *Gateway) request(ctx context.Context, data []byte) (otp.Reply, func(con
 		g.refused(re)
 		return otp.RejectReply(job.ID, re), nil
 	}
+	if errors.Is(err, policy.ErrInFlight) {
+		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "the job is being admitted by another request; try again"}, nil
+	}
 	if err != nil {
 		g.log.Error("policy", "id", job.ID, "err", err)
+		// What the decision may have written is taken back: a record
+		// left would make a retry a duplicate of a job never queued.
+		g.withdraw(ctx, p)
 		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "policy store unavailable; try again"}, nil
 	}
 	if v.Duplicate {
@@ -186,9 +198,7 @@ func (g *Gateway) request(ctx context.Context, data []byte) (otp.Reply, func(con
 	}
 	if err != nil {
 		g.log.Error("queue job", "id", job.ID, "err", err)
-		if err := g.policy().Withdraw(context.WithoutCancel(ctx), p); err != nil {
-			g.log.Warn("withdraw job", "id", job.ID, "err", err)
-		}
+		g.withdraw(ctx, p)
 		detail := "could not queue the job; try again"
 		if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeMaxBytes {
 			detail = "the job queue is full; try again later"
@@ -197,12 +207,29 @@ func (g *Gateway) request(ctx context.Context, data []byte) (otp.Reply, func(con
 	}
 	g.accepted(p, v, metrics.SourceRequest)
 	queued := func(ctx context.Context) {
-		if err := g.policy().Queued(ctx, p, v, ack.Sequence); err != nil {
+		// Its own time, whatever is left of the request's: until it is
+		// recorded, a retry waits, and past 30 s one is taken for new.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		err := g.policy().Queued(ctx, p, v, ack.Sequence)
+		if err != nil {
+			err = g.policy().Queued(ctx, p, v, ack.Sequence)
+		}
+		if err != nil {
 			// The job is queued; the worker that takes it records it.
 			g.log.Warn("record queued job", "id", job.ID, "err", err)
 		}
 	}
 	return otp.Reply{Status: otp.ReplyAccepted, ID: job.ID, To: masked, Resend: v.Resend}, queued
+}
+
+// withdraw takes back what Admit recorded of p, whatever is left of ctx.
+func (g *Gateway) withdraw(ctx context.Context, p otp.Prepared) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := g.policy().Withdraw(ctx, p); err != nil {
+		g.log.Warn("withdraw job", "id", p.ID, "err", err)
+	}
 }
 
 // errCodeMaxBytes is JetStream's error code for a stream at its MaxBytes

@@ -76,7 +76,8 @@ func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verd
 	d := p.decisions.Get().(*decision)
 	defer p.decisions.Put(d)
 	d.keys = [nRecords]string{k.job, k.number, k.block, k.country, globalKey}
-	for attempt := range 50 {
+	waits := 0
+	for attempt := 0; attempt < 50; attempt++ {
 		now := p.now()
 		n := nRecords
 		blocked := p.cachedBlocks(k.block, k.country, now)
@@ -96,14 +97,15 @@ func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verd
 				continue // the record changed meanwhile: read again
 			}
 			if errors.Is(err, errInFlight) {
-				// Wait for the other submission's outcome (its publish
-				// takes milliseconds); past about a second, take it for
-				// queued.
-				if attempt < inFlightWaits {
-					time.Sleep(time.Duration(attempt+1) * 2 * time.Millisecond)
-					continue
+				// Wait for the other submission's outcome: its publish
+				// takes milliseconds, and at most its request's time.
+				// Waiting is not contention.
+				waits++
+				attempt--
+				if err := sleep(ctx, min(time.Duration(waits)*2*time.Millisecond, 50*time.Millisecond)); err != nil {
+					return Verdict{}, ErrInFlight
 				}
-				return Verdict{Duplicate: true, State: otp.StateAccepted}, nil
+				continue
 			}
 			if decided {
 				return v, err
@@ -141,9 +143,23 @@ func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verd
 	return Verdict{}, fmt.Errorf("record job %s: too much contention", j.ID)
 }
 
-// inFlightWaits bounds how often a submission waits for another of the
-// same job to be queued: about a second in all.
-const inFlightWaits = 30
+// ErrInFlight is Admit's answer to a job that another submission was
+// still admitting when ctx ended: its outcome is not known yet, so the
+// caller should answer "try again", and must not withdraw it (it is the
+// other submission's).
+var ErrInFlight = errors.New("the job is being admitted by another submission; try again")
+
+// sleep waits for d or for ctx to end.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // decide checks job j against its number's, its number block's, its
 // country's and the global limits as read into d, and prepares in d the
@@ -280,7 +296,12 @@ func (p *Policy) commit(ctx context.Context, d *decision, k jobKeys, j otp.Prepa
 	ctx = context.WithoutCancel(ctx)
 	for i := range ws {
 		if ws[i].Err == nil && d.kinds[i] == recJob {
-			if derr := p.store.Delete(ctx, ws[i].Key, ws[i].NewRev); errors.Is(derr, ErrConflict) {
+			derr := p.store.Delete(ctx, ws[i].Key, ws[i].NewRev)
+			for try := 1; try < 5 && derr != nil && !errors.Is(derr, ErrConflict); try++ {
+				time.Sleep(time.Duration(try) * 50 * time.Millisecond) // a store that fails for a moment
+				derr = p.store.Delete(ctx, ws[i].Key, ws[i].NewRev)
+			}
+			if errors.Is(derr, ErrConflict) {
 				// Someone took the job's record meanwhile (a worker
 				// that took its message adopts it): the job stands
 				// as admitted, and its counts with it, also those

@@ -223,7 +223,7 @@ type numberRecord struct {
 }
 
 // errInFlight is known's answer to a submission of a job that another
-// submission is admitting or queueing right now.
+// submission is admitting or queueing right now (see ErrInFlight).
 var errInFlight = errors.New("the job is being admitted by another submission")
 
 // errSameJob is admitNumber's answer to a job whose id was admitted for

@@ -217,6 +217,11 @@ func TestJobIdentity(t *testing.T) {
 					dup.Add(1)
 				default:
 					admitted.Add(1)
+					// Queued, as otp.request does: the others, waiting
+					// for this outcome, are its duplicates.
+					if err := p.Queued(ctx, job("g", n, "123456"), v, 1); err != nil {
+						t.Error(err)
+					}
 				}
 			})
 		}

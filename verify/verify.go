@@ -182,21 +182,44 @@ type Started struct {
 	Replaced string
 }
 
+// LockedError is Start's answer for a number whose pending verification
+// was locked by wrong codes: no new code until that one would have
+// expired, so that guesses cannot go on with a fresh code.
+type LockedError struct{ RetryAfter time.Duration }
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("too many wrong codes for this number; try again in %s", e.RetryAfter.Round(time.Second))
+}
+
+// ErrExists is Start's answer for an id that names a verification already.
+var ErrExists = errors.New("the verification exists")
+
 // Start begins verification id for the number whose policy key is number,
 // valid for ttl, with a code of digits digits; or, when the number has a
 // pending verification and fresh is false, sends that one's code again.
-// A new code ends the number's pending verification (Replaced).
+// A new code ends the number's pending verification (Replaced), and takes
+// over its count of wrong codes; while a locked one would still be valid,
+// there is no new code (*LockedError).
 func (v *Verifier) Start(ctx context.Context, id, number string, ttl time.Duration, digits int, fresh bool) (Started, error) {
 	if digits == 0 {
 		digits = DefaultDigits
 	}
 	now := v.now()
-	if !fresh {
-		if prev, code, err := v.pending(ctx, number, now); err != nil {
-			return Started{}, err
-		} else if code != "" {
-			return Started{ID: prev, Code: code, Resend: true}, nil
+	prevID, prev, err := v.current(ctx, number)
+	if err != nil {
+		return Started{}, err
+	}
+	live := prev != nil && prev.Expires > now.UnixMilli()
+	if live && prev.Ended == Locked {
+		return Started{}, &LockedError{RetryAfter: time.UnixMilli(prev.Expires).Sub(now)}
+	}
+	live = live && prev.Ended == ""
+	if live && !fresh && prev.Sealed != nil {
+		code, err := v.open(prevID, prev.Sealed)
+		if err != nil {
+			return Started{}, fmt.Errorf("verification %s: %w", prevID, err)
 		}
+		return Started{ID: prevID, Code: code, Resend: true}, nil
 	}
 	code, err := GenerateCode(digits)
 	if err != nil {
@@ -207,16 +230,21 @@ func (v *Verifier) Start(ctx context.Context, id, number string, ttl time.Durati
 		return Started{}, err
 	}
 	rec := record{Number: number, Sealed: sealed, Hash: v.hash(id, code), Expires: now.Add(ttl).UnixMilli()}
+	if live {
+		rec.Wrong = prev.Wrong // a new code does not give new guesses
+	}
 	b, _ := json.Marshal(rec)
 	if _, err := v.store.Create(ctx, recordKey(id), b); err != nil {
 		if errors.Is(err, policy.ErrExists) {
-			return Started{}, fmt.Errorf("verification %s exists", id)
+			return Started{}, ErrExists
 		}
 		return Started{}, fmt.Errorf("record verification: %w", err)
 	}
 	started := Started{ID: id, Code: code}
-	// The number's pending verification is this one from now on.
-	for range 10 {
+	// The number's pending verification is this one from now on: checks
+	// of any other are not_found, whether or not its end is recorded.
+	ctx = context.WithoutCancel(ctx)
+	for try := 0; ; try++ {
 		e, err := v.store.Get(ctx, pendingKey(number))
 		switch {
 		case errors.Is(err, policy.ErrNotFound):
@@ -230,7 +258,7 @@ func (v *Verifier) Start(ctx context.Context, id, number string, ttl time.Durati
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, policy.ErrExists) && !errors.Is(err, policy.ErrConflict) {
+		if try == 9 || !errors.Is(err, policy.ErrExists) && !errors.Is(err, policy.ErrConflict) {
 			return Started{}, fmt.Errorf("record pending verification: %w", err)
 		}
 	}
@@ -240,26 +268,19 @@ func (v *Verifier) Start(ctx context.Context, id, number string, ttl time.Durati
 	return started, nil
 }
 
-// pending returns the number's pending verification and its code, if it
-// has one still valid.
-func (v *Verifier) pending(ctx context.Context, number string, now time.Time) (string, string, error) {
+// current returns the number's pending verification and its record (nil
+// when it has none).
+func (v *Verifier) current(ctx context.Context, number string) (string, *record, error) {
 	e, err := v.store.Get(ctx, pendingKey(number))
 	if errors.Is(err, policy.ErrNotFound) {
-		return "", "", nil
+		return "", nil, nil
 	}
 	if err != nil {
-		return "", "", fmt.Errorf("read pending verification: %w", err)
+		return "", nil, fmt.Errorf("read pending verification: %w", err)
 	}
 	id := string(e.Value)
 	rec, _, err := v.read(ctx, id)
-	if err != nil || rec == nil || rec.Ended != "" || rec.Expires <= now.UnixMilli() || rec.Sealed == nil {
-		return "", "", err
-	}
-	code, err := v.open(id, rec.Sealed)
-	if err != nil {
-		return "", "", fmt.Errorf("verification %s: %w", id, err)
-	}
-	return id, code, nil
+	return id, rec, err
 }
 
 func (v *Verifier) read(ctx context.Context, id string) (*record, uint64, error) {
@@ -321,6 +342,15 @@ func (v *Verifier) Check(ctx context.Context, id, code string) (Result, error) {
 		}
 		if rec == nil || rec.Ended == Approved || rec.Ended == "replaced" {
 			return Result{Status: NotFound}, nil
+		}
+		if rec.Ended == "" {
+			// Only the number's newest verification is checkable: one
+			// replaced is so even if its end was never recorded.
+			if cur, err := v.PendingOf(ctx, rec.Number); err != nil {
+				return Result{}, err
+			} else if cur != id {
+				return Result{Status: NotFound}, nil
+			}
 		}
 		switch rec.Ended {
 		case Locked:

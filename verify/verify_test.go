@@ -3,6 +3,8 @@ package verify
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -286,5 +288,81 @@ func TestOtherKeyCannotOpen(t *testing.T) {
 	}
 	if r, _ := b.Check(ctx, "v1", st.Code); r.Status == Approved {
 		t.Error("the right code approved under another key")
+	}
+}
+
+// TestLockHoldsAcrossCodes: a number whose verification locked gets no new
+// code until that one would have expired, and a new code does not bring
+// new guesses with it.
+func TestLockHoldsAcrossCodes(t *testing.T) {
+	ctx := context.Background()
+	v, _, c := newVerifier(t)
+	st, _ := v.Start(ctx, "v1", "num.a", 10*time.Minute, 0, false)
+	for i := range 3 {
+		v.Check(ctx, "v1", wrong(st.Code, i))
+	}
+	st2, err := v.Start(ctx, "v2", "num.a", 10*time.Minute, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := v.Check(ctx, "v2", wrong(st2.Code, 7)); r.Status != Denied || r.AttemptsLeft != 1 {
+		t.Errorf("a wrong code for the new one: %+v, want 1 attempt left (3 spent on the old)", r)
+	}
+	v.Check(ctx, "v2", wrong(st2.Code, 8)) // locked
+	c.add(time.Minute)
+	for _, fresh := range []bool{false, true} {
+		_, err := v.Start(ctx, "v3", "num.a", 10*time.Minute, 0, fresh)
+		if le := (*LockedError)(nil); !errors.As(err, &le) || le.RetryAfter != 9*time.Minute {
+			t.Errorf("start (new code %v) after the lock: %v, want LockedError for 9m", fresh, err)
+		}
+	}
+	c.add(9 * time.Minute)
+	if st3, err := v.Start(ctx, "v3", "num.a", 10*time.Minute, 0, false); err != nil || st3.Resend {
+		t.Errorf("start after the locked code expired: %+v %v", st3, err)
+	}
+}
+
+// TestReplacedIsNotCheckable: a verification a new code replaced answers
+// not_found, even when its end was never recorded.
+func TestReplacedIsNotCheckable(t *testing.T) {
+	ctx := context.Background()
+	v, store, _ := newVerifier(t)
+	st, _ := v.Start(ctx, "v1", "num.a", 10*time.Minute, 0, false)
+	before := store.m[recordKey("v1")]
+	if _, err := v.Start(ctx, "v2", "num.a", 10*time.Minute, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	store.mu.Lock()
+	e := store.m[recordKey("v1")]
+	e.Value = before.Value // as if its end had been lost
+	store.m[recordKey("v1")] = e
+	store.mu.Unlock()
+	if r, _ := v.Check(ctx, "v1", st.Code); r.Status != NotFound {
+		t.Errorf("the replaced code: %+v, want not_found", r)
+	}
+}
+
+// TestSwappedSecrets: a record's sealed code and hash are bound to its id:
+// moved into another verification's record, they neither open nor check.
+func TestSwappedSecrets(t *testing.T) {
+	ctx := context.Background()
+	v, store, _ := newVerifier(t)
+	a, _ := v.Start(ctx, "va", "num.a", 10*time.Minute, 0, false)
+	b, _ := v.Start(ctx, "vb", "num.b", 10*time.Minute, 0, false)
+	var ra, rb record
+	json.Unmarshal(store.m[recordKey("va")].Value, &ra)
+	json.Unmarshal(store.m[recordKey("vb")].Value, &rb)
+	rb.Sealed, rb.Hash = ra.Sealed, ra.Hash
+	nb, _ := json.Marshal(rb)
+	e := store.m[recordKey("vb")]
+	e.Value = nb
+	store.m[recordKey("vb")] = e
+	if _, err := v.Start(ctx, "vb2", "num.b", 10*time.Minute, 0, false); err == nil {
+		t.Error("a sealed code moved to another verification opened")
+	}
+	if a.Code != b.Code {
+		if r, _ := v.Check(ctx, "vb", a.Code); r.Status == Approved {
+			t.Error("a hash moved to another verification approved its code")
+		}
 	}
 }
