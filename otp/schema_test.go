@@ -24,6 +24,8 @@ func TestSchemasMatchTypes(t *testing.T) {
 		{"schema/job.schema.json", Job{}},
 		{"schema/event.schema.json", Event{}},
 		{"schema/reply.schema.json", Reply{}},
+		{"schema/check.schema.json", CheckRequest{}},
+		{"schema/check-reply.schema.json", CheckReply{}},
 	} {
 		b, err := os.ReadFile(tc.file)
 		if err != nil {

@@ -1,0 +1,110 @@
+package otp
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// SubjectCheck is the subject on which an auth service asks whether a
+// code is right for a managed verification (package verify; not yet
+// served: issue #13).
+const SubjectCheck = "otp.check"
+
+// MaxCheckSize bounds a check request, in bytes of JSON.
+const MaxCheckSize = 1 << 10
+
+// CheckRequest asks whether Code is the code of a verification: the one
+// named ID, or the newest pending verification of the number To (with
+// Region for a national number). Exactly one of ID and To is given.
+type CheckRequest struct {
+	ID     string `json:"id,omitempty"`
+	To     string `json:"to,omitempty"`
+	Region string `json:"region,omitempty"`
+	Code   string `json:"code"`
+}
+
+// CheckStatus is the answer to a check.
+type CheckStatus string
+
+// Answers to a check. A request that is not a check is answered
+// CheckRejected with a reason, as otp.request answers.
+const (
+	CheckApproved CheckStatus = "approved"  // the right code, checked for the first time
+	CheckDenied   CheckStatus = "denied"    // a wrong code; attempts_left tells how many more may be tried
+	CheckExpired  CheckStatus = "expired"   // the code's time ran out
+	CheckLocked   CheckStatus = "locked"    // too many wrong codes
+	CheckNotFound CheckStatus = "not_found" // no such verification (or not one pending for the number)
+	CheckRejected CheckStatus = "rejected"  // the request is malformed: reason, field, detail
+	CheckError    CheckStatus = "error"     // simgate could not answer now: try again
+)
+
+// CheckReply is the answer to a CheckRequest. It names no code, and
+// nothing of any other verification.
+type CheckReply struct {
+	Status       CheckStatus `json:"status"`
+	ID           string      `json:"id,omitempty"`
+	AttemptsLeft int         `json:"attempts_left,omitempty"`
+	Reason       Reason      `json:"reason,omitempty"`
+	Field        string      `json:"field,omitempty"`
+	Detail       string      `json:"detail,omitempty"`
+}
+
+// verifyCode is the form of a managed code: 6-10 ASCII digits.
+func verifyCode(code string) bool {
+	if len(code) < 6 || len(code) > 10 {
+		return false
+	}
+	for i := 0; i < len(code); i++ {
+		if code[i] < '0' || code[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// DecodeCheck reads a check request strictly, as DecodeJob reads a job:
+// bad input is a *RejectError with a reason and the field at fault.
+func DecodeCheck(data []byte) (CheckRequest, error) {
+	var c CheckRequest
+	if len(data) > MaxCheckSize {
+		return c, reject(ReasonMalformed, "", "check is larger than %d bytes", MaxCheckSize)
+	}
+	if !utf8.Valid(data) {
+		return c, reject(ReasonMalformed, "", "check is not valid UTF-8")
+	}
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return c, reject(ReasonMalformed, "", "check is not a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		if re := decodeError(err); re.Reason != ReasonMalformed || re.Field != "" {
+			return c, re
+		}
+		return c, reject(ReasonMalformed, "", "check is not a JSON object")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return c, reject(ReasonMalformed, "", "trailing data after the check object")
+	}
+	switch {
+	case c.ID == "" && c.To == "":
+		return c, reject(ReasonMissingField, "id", "give the verification's id, or the number (to)")
+	case c.ID != "" && c.To != "":
+		return c, reject(ReasonMalformed, "to", "give the verification's id or the number (to), not both")
+	case c.ID != "" && !ValidID(c.ID):
+		return c, reject(ReasonInvalidID, "id", "id must be 1-64 characters of [A-Za-z0-9_-]")
+	case c.ID != "" && c.Region != "":
+		return c, reject(ReasonMalformed, "region", "region goes with to, not with id")
+	case len(c.To) > 40 || strings.ContainsFunc(c.To, func(r rune) bool { return !strings.ContainsRune("0123456789 +-().", r) }):
+		return c, reject(ReasonInvalidNumber, "to", "phone number may contain only digits, spaces and +-().")
+	case c.Code == "":
+		return c, reject(ReasonMissingField, "code", "code is required")
+	case !verifyCode(c.Code):
+		return c, reject(ReasonInvalidCode, "code", "code must be 6-10 digits")
+	}
+	return c, nil
+}

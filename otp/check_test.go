@@ -1,0 +1,81 @@
+package otp
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestDecodeCheck(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		reason Reason
+		field  string
+	}{
+		{in: `{"id":"v-1","code":"034812"}`},
+		{in: `{"to":"+45 26 22 79 21","code":"0348120348"}`},
+		{in: `{"to":"26227921","region":"DK","code":"034812"}`},
+		{in: `{"code":"034812"}`, reason: ReasonMissingField, field: "id"},
+		{in: `{"id":"v-1","to":"+4526227921","code":"034812"}`, reason: ReasonMalformed, field: "to"},
+		{in: `{"id":"v 1","code":"034812"}`, reason: ReasonInvalidID, field: "id"},
+		{in: `{"id":"v-1","region":"DK","code":"034812"}`, reason: ReasonMalformed, field: "region"},
+		{in: `{"to":"1-800-FLOWERS","code":"034812"}`, reason: ReasonInvalidNumber, field: "to"},
+		{in: `{"id":"v-1"}`, reason: ReasonMissingField, field: "code"},
+		{in: `{"id":"v-1","code":"12345"}`, reason: ReasonInvalidCode, field: "code"},
+		{in: `{"id":"v-1","code":"12345678901"}`, reason: ReasonInvalidCode, field: "code"},
+		{in: `{"id":"v-1","code":"１２３４５６"}`, reason: ReasonInvalidCode, field: "code"},
+		{in: `{"id":"v-1","code":123456}`, reason: ReasonMalformed, field: "code"},
+		{in: `{"id":"v-1","code":"034812","guess":true}`, reason: ReasonUnknownField, field: "guess"},
+		{in: `{"id":"v-1","code":"034812"} {}`, reason: ReasonMalformed},
+		{in: `null`, reason: ReasonMalformed},
+		{in: `["v-1"]`, reason: ReasonMalformed},
+		{in: "{\"id\":\"v-1\",\"code\":\"03481\xff\"}", reason: ReasonMalformed},
+		{in: `{"id":"v-1","code":"034812","to":"` + strings.Repeat("1", MaxCheckSize) + `"}`, reason: ReasonMalformed},
+	} {
+		c, err := DecodeCheck([]byte(tc.in))
+		if tc.reason == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tc.in, err)
+			}
+			continue
+		}
+		re, ok := AsReject(err)
+		if !ok || re.Reason != tc.reason || re.Field != tc.field {
+			t.Errorf("%.60s: %+v (%v), want %s on %q", tc.in, c, err, tc.reason, tc.field)
+		}
+	}
+}
+
+// FuzzDecodeCheck: any input is a check that keeps its rules, or a typed
+// rejection with a reason; never a panic.
+func FuzzDecodeCheck(f *testing.F) {
+	for _, s := range []string{`{"id":"v-1","code":"034812"}`, `{"to":"+4526227921","code":"0348120348"}`,
+		`{"to":"26227921","region":"DK","code":"034812"}`, `{"code":"1"}`, `{}`, `null`, `{"id":"x","code":"123456","x":1}`} {
+		f.Add([]byte(s))
+	}
+	codeSchema := schemaPattern(f, "schema/check.schema.json", "code")
+	idSchema := schemaPattern(f, "schema/check.schema.json", "id")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := DecodeCheck(data)
+		if err != nil {
+			if re, ok := AsReject(err); !ok || re.Reason == "" {
+				t.Fatalf("error %v (%T) is not a *RejectError with a reason", err, err)
+			}
+			return
+		}
+		if (c.ID == "") == (c.To == "") || (c.ID != "" && !ValidID(c.ID)) || !verifyCode(c.Code) || (c.ID != "" && c.Region != "") {
+			t.Fatalf("accepted %+v", c)
+		}
+		// What is accepted is what the published schema allows.
+		if !codeSchema.MatchString(c.Code) || (c.ID != "" && !idSchema.MatchString(c.ID)) {
+			t.Fatalf("accepted %+v, which the schema refuses", c)
+		}
+		again, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c2, err := DecodeCheck(again); err != nil || c2 != c {
+			t.Fatalf("%+v does not read back: %+v %v", c, c2, err)
+		}
+	})
+}
