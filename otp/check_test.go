@@ -79,3 +79,59 @@ func FuzzDecodeCheck(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeVerify(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		reason Reason
+		field  string
+	}{
+		{in: `{"id":"v-1","to":"+4526227921"}`},
+		{in: `{"id":"v-1","to":"+4526227921","digits":8,"new":true,"ttl":"5m","template":"login","origin":"example.com"}`},
+		{in: `{"to":"+4526227921"}`, reason: ReasonMissingField, field: "id"},
+		{in: `{"id":"v-1"}`, reason: ReasonMissingField, field: "to"},
+		{in: `{"id":"v-1","to":"+4526227921","code":"123456"}`, reason: ReasonUnknownField, field: "code"},
+		{in: `{"id":"v-1","to":"+4526227921","text":"hi"}`, reason: ReasonUnknownField, field: "text"},
+		{in: `{"id":"v-1","to":"+4526227921","digits":5}`, reason: ReasonInvalidCode, field: "digits"},
+		{in: `{"id":"v-1","to":"+4526227921","digits":11}`, reason: ReasonInvalidCode, field: "digits"},
+		{in: `{"id":"v-1","to":"+4526227921","ttl":"soon"}`, reason: ReasonInvalidTTL, field: "ttl"},
+		{in: `{"id":"v-1","to":"+4526227921","region":"DNK"}`, reason: ReasonMalformed, field: "region"},
+		{in: `{"id":"v-1","to":"+4526227921","app_hash":"short"}`, reason: ReasonInvalidAppHash, field: "app_hash"},
+		{in: `{"id":"v-1","to":"+4526227921"} x`, reason: ReasonMalformed},
+	} {
+		r, err := DecodeVerify([]byte(tc.in))
+		if tc.reason == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tc.in, err)
+			}
+			continue
+		}
+		re, ok := AsReject(err)
+		if !ok || re.Reason != tc.reason || re.Field != tc.field {
+			t.Errorf("%.60s: %+v (%v), want %s on %q", tc.in, r, err, tc.reason, tc.field)
+		}
+	}
+}
+
+// FuzzDecodeVerify: any input is a request whose job (with any code of
+// its length) is a valid job, or a typed rejection.
+func FuzzDecodeVerify(f *testing.F) {
+	for _, s := range []string{`{"id":"v-1","to":"+4526227921"}`, `{"id":"v-1","to":"+4526227921","digits":10,"new":true,"origin":"a.example"}`,
+		`{"id":"v","to":"1","ttl":30}`, `{}`, `{"id":"v-1","to":"+4526227921","digits":-1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := DecodeVerify(data)
+		if err != nil {
+			if re, ok := AsReject(err); !ok || re.Reason == "" {
+				t.Fatalf("error %v (%T) is not a *RejectError with a reason", err, err)
+			}
+			return
+		}
+		digits := max(r.Digits, 6)
+		j := r.Job(strings.Repeat("9", digits))
+		if err := j.validate(); err != nil || (r.Digits != 0 && (r.Digits < 6 || r.Digits > 10)) {
+			t.Fatalf("accepted %+v: its job %v", r, err)
+		}
+	})
+}

@@ -26,6 +26,7 @@ func TestSchemasMatchTypes(t *testing.T) {
 		{"schema/reply.schema.json", Reply{}},
 		{"schema/check.schema.json", CheckRequest{}},
 		{"schema/check-reply.schema.json", CheckReply{}},
+		{"schema/verify.schema.json", VerifyRequest{}},
 	} {
 		b, err := os.ReadFile(tc.file)
 		if err != nil {

@@ -1,0 +1,70 @@
+package otp
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"unicode/utf8"
+)
+
+// SubjectVerify is the subject on which an auth service asks simgate to
+// make a code, send it and keep it for otp.check (managed codes, package
+// verify; not yet served: issue #13).
+const SubjectVerify = "otp.verify"
+
+// VerifyRequest starts a managed verification: a job without its code,
+// which simgate makes. Digits is the code's length (6-10; 6 when zero);
+// New asks for a new code even when the number has a valid one (which is
+// otherwise sent again, as a resend).
+type VerifyRequest struct {
+	ID       string   `json:"id"`
+	To       string   `json:"to"`
+	Region   string   `json:"region,omitempty"`
+	TTL      Duration `json:"ttl,omitzero"`
+	Template string   `json:"template,omitempty"`
+	Locale   string   `json:"locale,omitempty"`
+	Origin   string   `json:"origin,omitempty"`
+	AppHash  string   `json:"app_hash,omitempty"`
+	Digits   int      `json:"digits,omitempty"`
+	New      bool     `json:"new,omitempty"`
+}
+
+// Job returns the job that sends code for r.
+func (r VerifyRequest) Job(code string) Job {
+	return Job{ID: r.ID, To: r.To, Region: r.Region, Code: code, TTL: r.TTL, Template: r.Template,
+		Locale: r.Locale, Origin: r.Origin, AppHash: r.AppHash}
+}
+
+// DecodeVerify reads a verification request strictly, as DecodeJob reads
+// a job, with the same rejections for the fields they share.
+func DecodeVerify(data []byte) (VerifyRequest, error) {
+	var r VerifyRequest
+	if len(data) > MaxJobSize {
+		return r, reject(ReasonMalformed, "", "request is larger than %d bytes", MaxJobSize)
+	}
+	if !utf8.Valid(data) {
+		return r, reject(ReasonMalformed, "", "request is not valid UTF-8")
+	}
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return r, reject(ReasonMalformed, "", "request is not a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		if re := decodeError(err); re.Reason != ReasonMalformed || re.Field != "" {
+			return r, re
+		}
+		return r, reject(ReasonMalformed, "", "request is not a JSON object")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return r, reject(ReasonMalformed, "", "trailing data after the request object")
+	}
+	if r.Digits != 0 && (r.Digits < 6 || r.Digits > 10) {
+		return r, reject(ReasonInvalidCode, "digits", "digits must be 6 to 10")
+	}
+	// The fields a job has are a job's: checked as one, a code standing
+	// in for the one simgate makes.
+	j := r.Job("000000")
+	return r, j.validate()
+}
