@@ -1,12 +1,7 @@
 package otp
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"io"
 	"strings"
-	"unicode/utf8"
 )
 
 // SubjectCheck is the subject on which an auth service asks whether a
@@ -70,25 +65,8 @@ func verifyCode(code string) bool {
 // bad input is a *RejectError with a reason and the field at fault.
 func DecodeCheck(data []byte) (CheckRequest, error) {
 	var c CheckRequest
-	if len(data) > MaxCheckSize {
-		return c, reject(ReasonMalformed, "", "check is larger than %d bytes", MaxCheckSize)
-	}
-	if !utf8.Valid(data) {
-		return c, reject(ReasonMalformed, "", "check is not valid UTF-8")
-	}
-	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-		return c, reject(ReasonMalformed, "", "check is not a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		if re := decodeError(err); re.Reason != ReasonMalformed || re.Field != "" {
-			return c, re
-		}
-		return c, reject(ReasonMalformed, "", "check is not a JSON object")
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return c, reject(ReasonMalformed, "", "trailing data after the check object")
+	if err := decodeObject(data, MaxCheckSize, "check", &c); err != nil {
+		return c, err
 	}
 	switch {
 	case c.ID == "" && c.To == "":

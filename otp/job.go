@@ -105,30 +105,41 @@ func ValidID(id string) bool { return idPattern.MatchString(id) }
 // the caller can name the job in its answer.
 func DecodeJob(data []byte) (Job, error) {
 	var j Job
-	if len(data) > MaxJobSize {
-		return j, reject(ReasonMalformed, "", "job is larger than %d bytes", MaxJobSize)
-	}
-	// encoding/json silently turns invalid UTF-8 into U+FFFD, and decodes a
-	// top-level null into the zero Job: refuse both before decoding.
-	if !utf8.Valid(data) {
-		return j, reject(ReasonMalformed, "", "job is not valid UTF-8")
-	}
-	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-		return j, reject(ReasonMalformed, "", "job is not a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&j); err != nil {
-		return j, decodeError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return j, reject(ReasonMalformed, "", "trailing data after the job object")
+	if err := decodeObject(data, MaxJobSize, "job", &j); err != nil {
+		return j, err
 	}
 	return j, j.validate()
 }
 
-// decodeError turns an encoding/json error into a typed rejection.
-func decodeError(err error) *RejectError {
+// decodeObject reads data, at most limit bytes of one JSON object, into v
+// strictly: valid UTF-8, no unknown field, nothing after it. what names
+// the object in rejections.
+func decodeObject(data []byte, limit int, what string, v any) error {
+	if len(data) > limit {
+		return reject(ReasonMalformed, "", "%s is larger than %d bytes", what, limit)
+	}
+	// encoding/json silently turns invalid UTF-8 into U+FFFD, and decodes a
+	// top-level null into the zero value: refuse both before decoding.
+	if !utf8.Valid(data) {
+		return reject(ReasonMalformed, "", "%s is not valid UTF-8", what)
+	}
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return reject(ReasonMalformed, "", "%s is not a JSON object", what)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(what, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return reject(ReasonMalformed, "", "trailing data after the %s object", what)
+	}
+	return nil
+}
+
+// decodeError turns an encoding/json error decoding what into a typed
+// rejection.
+func decodeError(what string, err error) *RejectError {
 	var typeErr *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &typeErr):
@@ -139,7 +150,7 @@ func decodeError(err error) *RejectError {
 	case errors.Is(err, errBadDuration):
 		return reject(ReasonInvalidTTL, "ttl", "ttl must be a duration string such as \"5m\" or a number of seconds")
 	default:
-		return reject(ReasonMalformed, "", "job is not a JSON object: %v", err)
+		return reject(ReasonMalformed, "", "%s is not a JSON object: %v", what, err)
 	}
 }
 

@@ -1,13 +1,5 @@
 package otp
 
-import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"io"
-	"unicode/utf8"
-)
-
 // SubjectVerify is the subject on which an auth service asks simgate to
 // make a code, send it and keep it for otp.check (managed codes, package
 // verify; not yet served: issue #13).
@@ -40,25 +32,8 @@ func (r VerifyRequest) Job(code string) Job {
 // a job, with the same rejections for the fields they share.
 func DecodeVerify(data []byte) (VerifyRequest, error) {
 	var r VerifyRequest
-	if len(data) > MaxJobSize {
-		return r, reject(ReasonMalformed, "", "request is larger than %d bytes", MaxJobSize)
-	}
-	if !utf8.Valid(data) {
-		return r, reject(ReasonMalformed, "", "request is not valid UTF-8")
-	}
-	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-		return r, reject(ReasonMalformed, "", "request is not a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		if re := decodeError(err); re.Reason != ReasonMalformed || re.Field != "" {
-			return r, re
-		}
-		return r, reject(ReasonMalformed, "", "request is not a JSON object")
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return r, reject(ReasonMalformed, "", "trailing data after the request object")
+	if err := decodeObject(data, MaxJobSize, "request", &r); err != nil {
+		return r, err
 	}
 	if r.Digits != 0 && (r.Digits < 6 || r.Digits > 10) {
 		return r, reject(ReasonInvalidCode, "digits", "digits must be 6 to 10")
