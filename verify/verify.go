@@ -23,6 +23,7 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/policy"
 )
 
@@ -44,21 +45,13 @@ const (
 // DefaultMaxChecks is how many wrong codes lock a verification.
 const DefaultMaxChecks = 5
 
-// Status is the answer to a check.
-type Status string
-
-// Statuses of a check.
-const (
-	Approved Status = "approved" // the right code, checked for the first time
-	Denied   Status = "denied"   // a wrong code; AttemptsLeft tells how many more may be tried
-	Expired  Status = "expired"  // the code's time ran out
-	Locked   Status = "locked"   // too many wrong codes
-	NotFound Status = "not_found"
-)
+// replaced is the end of a verification a newer code replaced: checks of
+// it are not_found.
+const replaced otp.CheckStatus = "replaced"
 
 // Result is the answer to a check.
 type Result struct {
-	Status       Status
+	Status       otp.CheckStatus
 	AttemptsLeft int
 	// Ended is true when this check ended the verification (approved,
 	// locked, expired): its event is to be told.
@@ -115,10 +108,10 @@ type record struct {
 	// Sealed is the code, sealed (nonce and ciphertext), while pending.
 	Sealed []byte `json:"s,omitempty"`
 	// Hash is a keyed hash of the id and the code, while pending.
-	Hash    []byte `json:"h,omitempty"`
-	Expires int64  `json:"e"` // unix ms
-	Wrong   int    `json:"w,omitempty"`
-	Ended   Status `json:"x,omitempty"` // approved, locked or expired
+	Hash    []byte          `json:"h,omitempty"`
+	Expires int64           `json:"e"` // unix ms
+	Wrong   int             `json:"w,omitempty"`
+	Ended   otp.CheckStatus `json:"x,omitempty"` // approved, locked, expired or replaced
 }
 
 func recordKey(id string) string { return "ver." + id }
@@ -210,7 +203,7 @@ func (v *Verifier) Start(ctx context.Context, id, number string, ttl time.Durati
 		return Started{}, err
 	}
 	live := prev != nil && prev.Expires > now.UnixMilli()
-	if live && prev.Ended == Locked {
+	if live && prev.Ended == otp.CheckLocked {
 		return Started{}, &LockedError{RetryAfter: time.UnixMilli(prev.Expires).Sub(now)}
 	}
 	live = live && prev.Ended == ""
@@ -263,7 +256,7 @@ func (v *Verifier) Start(ctx context.Context, id, number string, ttl time.Durati
 		}
 	}
 	if started.Replaced != "" {
-		v.end(ctx, started.Replaced, "")
+		v.end(ctx, started.Replaced, replaced)
 	}
 	return started, nil
 }
@@ -298,9 +291,9 @@ func (v *Verifier) read(ctx context.Context, id string) (*record, uint64, error)
 	return &rec, e.Rev, nil
 }
 
-// end ends verification id with status (replaced when ""), deleting its
+// end ends verification id with status, deleting its
 // secrets.
-func (v *Verifier) end(ctx context.Context, id string, status Status) {
+func (v *Verifier) end(ctx context.Context, id string, status otp.CheckStatus) {
 	for range 10 {
 		rec, rev, err := v.read(ctx, id)
 		if err != nil || rec == nil || rec.Ended != "" {
@@ -308,9 +301,6 @@ func (v *Verifier) end(ctx context.Context, id string, status Status) {
 		}
 		rec.Sealed, rec.Hash = nil, nil
 		rec.Ended = status
-		if status == "" {
-			rec.Ended = "replaced"
-		}
 		b, _ := json.Marshal(rec)
 		if _, err := v.store.Update(ctx, recordKey(id), b, rev); !errors.Is(err, policy.ErrConflict) {
 			return
@@ -340,8 +330,8 @@ func (v *Verifier) Check(ctx context.Context, id, code string) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		if rec == nil || rec.Ended == Approved || rec.Ended == "replaced" {
-			return Result{Status: NotFound}, nil
+		if rec == nil || rec.Ended == otp.CheckApproved || rec.Ended == replaced {
+			return Result{Status: otp.CheckNotFound}, nil
 		}
 		if rec.Ended == "" {
 			// Only the number's newest verification is checkable: one
@@ -349,30 +339,30 @@ func (v *Verifier) Check(ctx context.Context, id, code string) (Result, error) {
 			if cur, err := v.PendingOf(ctx, rec.Number); err != nil {
 				return Result{}, err
 			} else if cur != id {
-				return Result{Status: NotFound}, nil
+				return Result{Status: otp.CheckNotFound}, nil
 			}
 		}
 		switch rec.Ended {
-		case Locked:
-			return Result{Status: Locked}, nil
-		case Expired:
-			return Result{Status: Expired}, nil
+		case otp.CheckLocked:
+			return Result{Status: otp.CheckLocked}, nil
+		case otp.CheckExpired:
+			return Result{Status: otp.CheckExpired}, nil
 		}
 		now := v.now().UnixMilli()
 		var res Result
 		switch {
 		case rec.Expires <= now:
-			res = Result{Status: Expired, Ended: true}
-			rec.Ended = Expired
+			res = Result{Status: otp.CheckExpired, Ended: true}
+			rec.Ended = otp.CheckExpired
 		case hmac.Equal(v.hash(id, code), rec.Hash):
-			res = Result{Status: Approved, Ended: true}
-			rec.Ended = Approved
+			res = Result{Status: otp.CheckApproved, Ended: true}
+			rec.Ended = otp.CheckApproved
 		default:
 			rec.Wrong++
-			res = Result{Status: Denied, AttemptsLeft: v.maxChecks - rec.Wrong}
+			res = Result{Status: otp.CheckDenied, AttemptsLeft: v.maxChecks - rec.Wrong}
 			if rec.Wrong >= v.maxChecks {
-				res = Result{Status: Locked, Ended: true}
-				rec.Ended = Locked
+				res = Result{Status: otp.CheckLocked, Ended: true}
+				rec.Ended = otp.CheckLocked
 			}
 		}
 		if rec.Ended != "" {

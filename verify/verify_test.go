@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/policy"
 )
 
@@ -130,20 +131,20 @@ func TestCheck(t *testing.T) {
 	}
 	for left := 4; left >= 1; left-- {
 		r, err := v.Check(ctx, "v1", wrong(st.Code, left))
-		if err != nil || r.Status != Denied || r.AttemptsLeft != left {
+		if err != nil || r.Status != otp.CheckDenied || r.AttemptsLeft != left {
 			t.Fatalf("wrong code: %+v %v, want denied with %d left", r, err, left)
 		}
 	}
-	if r, err := v.Check(ctx, "v1", st.Code); err != nil || r.Status != Approved || !r.Ended {
+	if r, err := v.Check(ctx, "v1", st.Code); err != nil || r.Status != otp.CheckApproved || !r.Ended {
 		t.Fatalf("right code: %+v %v", r, err)
 	}
-	if r, _ := v.Check(ctx, "v1", st.Code); r.Status == Approved {
+	if r, _ := v.Check(ctx, "v1", st.Code); r.Status == otp.CheckApproved {
 		t.Errorf("the right code again: %+v, want it not approved a second time", r)
 	}
 	if strings.Contains(store.dump(), `"s":`) || strings.Contains(store.dump(), `"h":`) {
 		t.Errorf("secrets kept after approval:\n%s", store.dump())
 	}
-	if r, _ := v.Check(ctx, "nope", st.Code); r.Status != NotFound {
+	if r, _ := v.Check(ctx, "nope", st.Code); r.Status != otp.CheckNotFound {
 		t.Errorf("an unknown verification: %+v", r)
 	}
 }
@@ -156,15 +157,15 @@ func TestLockAndGuess(t *testing.T) {
 	st, _ := v.Start(ctx, "v1", "num.a", 10*time.Minute, 0, false)
 	for i := range DefaultMaxChecks {
 		r, err := v.Check(ctx, "v1", wrong(st.Code, i))
-		want := Denied
+		want := otp.CheckDenied
 		if i == DefaultMaxChecks-1 {
-			want = Locked
+			want = otp.CheckLocked
 		}
 		if err != nil || r.Status != want {
 			t.Fatalf("wrong code %d: %+v %v, want %s", i, r, err, want)
 		}
 	}
-	if r, _ := v.Check(ctx, "v1", st.Code); r.Status != Locked {
+	if r, _ := v.Check(ctx, "v1", st.Code); r.Status != otp.CheckLocked {
 		t.Errorf("the right code after the lock: %+v, want locked", r)
 	}
 	if strings.Contains(store.dump(), `"s":`) {
@@ -177,7 +178,7 @@ func TestExpiry(t *testing.T) {
 	v, store, c := newVerifier(t)
 	st, _ := v.Start(ctx, "v1", "num.a", time.Minute, 0, false)
 	c.add(time.Minute)
-	if r, _ := v.Check(ctx, "v1", st.Code); r.Status != Expired || !r.Ended {
+	if r, _ := v.Check(ctx, "v1", st.Code); r.Status != otp.CheckExpired || !r.Ended {
 		t.Errorf("after the ttl: %+v, want expired", r)
 	}
 	if strings.Contains(store.dump(), `"s":`) {
@@ -204,13 +205,13 @@ func TestResend(t *testing.T) {
 	if err != nil || fresh.Resend || fresh.Replaced != "v1" || len(fresh.Code) != 8 {
 		t.Fatalf("new code: %+v %v", fresh, err)
 	}
-	if r, _ := v.Check(ctx, "v1", st.Code); r.Status != NotFound {
+	if r, _ := v.Check(ctx, "v1", st.Code); r.Status != otp.CheckNotFound {
 		t.Errorf("the replaced verification: %+v, want not_found", r)
 	}
 	if id, _ := v.PendingOf(ctx, "num.a"); id != "v3" {
 		t.Errorf("pending of the number: %q, want v3", id)
 	}
-	if r, _ := v.Check(ctx, "v3", fresh.Code); r.Status != Approved {
+	if r, _ := v.Check(ctx, "v3", fresh.Code); r.Status != otp.CheckApproved {
 		t.Errorf("the new code: %+v", r)
 	}
 }
@@ -236,9 +237,9 @@ func TestRacingChecks(t *testing.T) {
 			switch {
 			case err != nil:
 				t.Error(err)
-			case r.Status == Denied:
+			case r.Status == otp.CheckDenied:
 				denied.Add(1)
-			case r.Status == Locked:
+			case r.Status == otp.CheckLocked:
 				locked.Add(1)
 			default:
 				other.Add(1)
@@ -249,7 +250,7 @@ func TestRacingChecks(t *testing.T) {
 	if denied.Load() != DefaultMaxChecks-1 || other.Load() != 0 || locked.Load() != 64-DefaultMaxChecks+1 {
 		t.Errorf("denied %d, locked %d, other %d; want %d denied and the rest locked", denied.Load(), locked.Load(), other.Load(), DefaultMaxChecks-1)
 	}
-	if r, _ := b.Check(ctx, "v1", st.Code); r.Status != Locked {
+	if r, _ := b.Check(ctx, "v1", st.Code); r.Status != otp.CheckLocked {
 		t.Errorf("the right code after the race: %+v", r)
 	}
 }
@@ -286,7 +287,7 @@ func TestOtherKeyCannotOpen(t *testing.T) {
 	if _, err := b.Start(ctx, "v2", "num.a", 10*time.Minute, 0, false); err == nil {
 		t.Error("a resend under another key opened the sealed code")
 	}
-	if r, _ := b.Check(ctx, "v1", st.Code); r.Status == Approved {
+	if r, _ := b.Check(ctx, "v1", st.Code); r.Status == otp.CheckApproved {
 		t.Error("the right code approved under another key")
 	}
 }
@@ -305,7 +306,7 @@ func TestLockHoldsAcrossCodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := v.Check(ctx, "v2", wrong(st2.Code, 7)); r.Status != Denied || r.AttemptsLeft != 1 {
+	if r, _ := v.Check(ctx, "v2", wrong(st2.Code, 7)); r.Status != otp.CheckDenied || r.AttemptsLeft != 1 {
 		t.Errorf("a wrong code for the new one: %+v, want 1 attempt left (3 spent on the old)", r)
 	}
 	v.Check(ctx, "v2", wrong(st2.Code, 8)) // locked
@@ -337,7 +338,7 @@ func TestReplacedIsNotCheckable(t *testing.T) {
 	e.Value = before.Value // as if its end had been lost
 	store.m[recordKey("v1")] = e
 	store.mu.Unlock()
-	if r, _ := v.Check(ctx, "v1", st.Code); r.Status != NotFound {
+	if r, _ := v.Check(ctx, "v1", st.Code); r.Status != otp.CheckNotFound {
 		t.Errorf("the replaced code: %+v, want not_found", r)
 	}
 }
@@ -361,7 +362,7 @@ func TestSwappedSecrets(t *testing.T) {
 		t.Error("a sealed code moved to another verification opened")
 	}
 	if a.Code != b.Code {
-		if r, _ := v.Check(ctx, "vb", a.Code); r.Status == Approved {
+		if r, _ := v.Check(ctx, "vb", a.Code); r.Status == otp.CheckApproved {
 			t.Error("a hash moved to another verification approved its code")
 		}
 	}
