@@ -54,8 +54,8 @@ func (g *Gateway) StopRequests() error {
 		return nil
 	}
 	err := svc.Stop()
-	// Requests the stopped service still hands over are not answered;
-	// wait for the answers in progress.
+	// Requests the stopped service still hands over are told it is
+	// stopping (handleRequest); wait for the answers in progress.
 	g.mu.Lock()
 	g.stopped = true
 	g.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -112,4 +113,43 @@ func BenchmarkMemoryPerNumber(b *testing.B) {
 		b.ReportMetric(float64(all-before)/n, "B/number+job")
 		b.ReportMetric(float64(entries)/n, "entries/number")
 	}
+}
+
+// withoutJobs returns a copy of s without its job records, sized to what
+// it holds (benchmarks: what the records of numbers cost).
+func (s *MemoryStore) withoutJobs() *MemoryStore {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := &MemoryStore{ttl: s.ttl, now: s.now, seed: s.seed, seed2: s.seed2, rev: s.rev}
+	n := 0
+	for _, e := range s.table {
+		if e.rev != 0 && e.n&jobFlag == 0 {
+			n++
+		}
+	}
+	size := 64
+	for size/4*3 < n {
+		size *= 2
+	}
+	c.table = make([]memEntry, size)
+	for _, e := range s.table {
+		if e.rev == 0 || e.n&jobFlag != 0 {
+			continue
+		}
+		v := s.value(&e)
+		e.off = c.store(v)
+		c.live += len(v)
+		i := int(e.key[0]) & (size - 1)
+		for c.table[i].key != (memKey{}) {
+			i = (i + 1) & (size - 1)
+		}
+		c.table[i] = e
+		c.n++
+		c.used++
+	}
+	// The last chunk holds only what it was given.
+	if n := len(c.arena); n > 0 {
+		c.arena[n-1] = slices.Clone(c.arena[n-1])
+	}
+	return c
 }

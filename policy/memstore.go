@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"hash/maphash"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,7 +52,8 @@ type memEntry struct {
 // policy bucket) never spans two, and 4096 chunks make 4 GiB of offsets.
 const chunkSize = 1 << 20
 
-// jobFlag marks in memEntry.n the entry of a job record (withoutJobs).
+// jobFlag marks in memEntry.n the entry of a job record (so that a
+// benchmark can tell them apart).
 const jobFlag = 1 << 31
 
 // NewMemoryStore returns a MemoryStore whose entries expire ttl after their
@@ -297,43 +297,4 @@ func (s *MemoryStore) compact() {
 		c, off := e.off/chunkSize, e.off%chunkSize
 		e.off = s.store(old[c][off : off+e.n&^jobFlag])
 	}
-}
-
-// withoutJobs returns a copy of s without its job records, sized to what
-// it holds (benchmarks: what the records of numbers cost).
-func (s *MemoryStore) withoutJobs() *MemoryStore {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := &MemoryStore{ttl: s.ttl, now: s.now, seed: s.seed, seed2: s.seed2, rev: s.rev}
-	n := 0
-	for _, e := range s.table {
-		if e.rev != 0 && e.n&jobFlag == 0 {
-			n++
-		}
-	}
-	size := 64
-	for size/4*3 < n {
-		size *= 2
-	}
-	c.table = make([]memEntry, size)
-	for _, e := range s.table {
-		if e.rev == 0 || e.n&jobFlag != 0 {
-			continue
-		}
-		v := s.value(&e)
-		e.off = c.store(v)
-		c.live += len(v)
-		i := int(e.key[0]) & (size - 1)
-		for c.table[i].key != (memKey{}) {
-			i = (i + 1) & (size - 1)
-		}
-		c.table[i] = e
-		c.n++
-		c.used++
-	}
-	// The last chunk holds only what it was given.
-	if n := len(c.arena); n > 0 {
-		c.arena[n-1] = slices.Clone(c.arena[n-1])
-	}
-	return c
 }
