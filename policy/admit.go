@@ -149,6 +149,23 @@ func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verd
 // other submission's).
 var ErrInFlight = errors.New("the job is being admitted by another submission; try again")
 
+// countryLimit is the sends per hour allowed to region (0: no limit).
+func (p *Policy) countryLimit(region string) int {
+	if n, ok := p.cfg.Countries[region]; ok {
+		return n
+	}
+	return p.cfg.CountryPerHour
+}
+
+// decodeEntry decodes entry e into r; an absent entry is the empty
+// record.
+func decodeEntry(r record, e Entry, what string) error {
+	if err := r.unmarshal(e.Value); err != nil && e.Value != nil {
+		return fmt.Errorf("decode %s: %w", what, err)
+	}
+	return nil
+}
+
 // sleep waits for d or for ctx to end.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -169,8 +186,8 @@ func (p *Policy) decide(d *decision, k jobKeys, j otp.Prepared, seq uint64, now 
 	var v Verdict
 	nowMs := now.UnixMilli()
 	d.nw, d.added, d.buf = 0, false, d.buf[:0]
-	if err := d.number.unmarshal(d.entries[recNumber].Value); err != nil && d.entries[recNumber].Value != nil {
-		return v, fmt.Errorf("decode number: %w", err)
+	if err := decodeEntry(&d.number, d.entries[recNumber], "number"); err != nil {
+		return v, err
 	}
 	resend, err := p.takeNumber(&d.number, j, nowMs)
 	if err != nil {
@@ -183,8 +200,8 @@ func (p *Policy) decide(d *decision, k jobKeys, j otp.Prepared, seq uint64, now 
 
 	var blockValue []byte
 	if p.cfg.PrefixDistinct > 0 {
-		if err := d.block.unmarshal(d.entries[recBlock].Value); err != nil && d.entries[recBlock].Value != nil {
-			return v, fmt.Errorf("decode number block: %w", err)
+		if err := decodeEntry(&d.block, d.entries[recBlock], "number block"); err != nil {
+			return v, err
 		}
 		added, err := p.takePrefix(&d.block, k.block, k.tag, now)
 		if be := (*blockingError)(nil); errors.As(err, &be) {
@@ -204,14 +221,10 @@ func (p *Policy) decide(d *decision, k jobKeys, j otp.Prepared, seq uint64, now 
 	}
 
 	var countryValue, globalValue []byte
-	limit := p.cfg.CountryPerHour
-	if n, ok := p.cfg.Countries[j.Number.Region]; ok {
-		limit = n
-	}
-	if limit > 0 {
+	if limit := p.countryLimit(j.Number.Region); limit > 0 {
 		start := len(d.buf)
-		if err := d.counter.unmarshal(d.entries[recCountry].Value); err != nil && d.entries[recCountry].Value != nil {
-			return v, fmt.Errorf("decode country: %w", err)
+		if err := decodeEntry(&d.counter, d.entries[recCountry], "country"); err != nil {
+			return v, err
 		}
 		if err := p.take(&d.counter, k.country, otp.ScopeCountry, limit, time.Hour, now, sends(j)); err != nil {
 			return v, err
@@ -221,8 +234,8 @@ func (p *Policy) decide(d *decision, k jobKeys, j otp.Prepared, seq uint64, now 
 	}
 	if p.cfg.GlobalPerMinute > 0 {
 		start := len(d.buf)
-		if err := d.counter.unmarshal(d.entries[recGlobal].Value); err != nil && d.entries[recGlobal].Value != nil {
-			return v, fmt.Errorf("decode global: %w", err)
+		if err := decodeEntry(&d.counter, d.entries[recGlobal], "global"); err != nil {
+			return v, err
 		}
 		if err := p.take(&d.counter, globalKey, otp.ScopeGlobal, p.cfg.GlobalPerMinute, time.Minute, now, sends(j)); err != nil {
 			return v, err
@@ -272,10 +285,7 @@ func (p *Policy) commit(ctx context.Context, d *decision, k jobKeys, j otp.Prepa
 			// A hot record: count again against what is there now.
 			scope, limit, window := otp.ScopeGlobal, p.cfg.GlobalPerMinute, time.Minute
 			if kind == recCountry {
-				scope, limit, window = otp.ScopeCountry, p.cfg.CountryPerHour, time.Hour
-				if n, ok := p.cfg.Countries[j.Number.Region]; ok {
-					limit = n
-				}
+				scope, limit, window = otp.ScopeCountry, p.countryLimit(j.Number.Region), time.Hour
 			}
 			if cerr := p.count(ctx, w.Key, scope, limit, window, now, sends(j)); cerr != nil {
 				err = cerr

@@ -19,6 +19,13 @@ import (
 // '{') are still read.
 const recordV1 = 1
 
+// record is what every stored record is: it encodes itself after b, and
+// decodes itself (an absent value, nil, resets it and is an error).
+type record interface {
+	marshal(b []byte) []byte
+	unmarshal(b []byte) error
+}
+
 // errRecord is the error of a record that cannot be decoded.
 var errRecord = errors.New("malformed policy record")
 

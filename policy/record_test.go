@@ -23,11 +23,6 @@ var recordCases = []any{
 	&counterRecord{},
 }
 
-type record interface {
-	marshal([]byte) []byte
-	unmarshal([]byte) error
-}
-
 // TestRecordsRoundTrip: every record reads back as it was written.
 func TestRecordsRoundTrip(t *testing.T) {
 	for _, c := range recordCases {
