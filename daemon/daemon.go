@@ -358,6 +358,9 @@ func (d *Daemon) policy(ctx context.Context, js jetstream.JetStream) (*policy.Po
 	if err != nil {
 		return nil, transient(err)
 	}
+	if old, ok := d.polStore.(*queue.KVStore); ok {
+		old.Close() // an earlier attempt's: its reader goes with it
+	}
 	d.polStore = store
 	return d.newPolicy(d.cfg)
 }
