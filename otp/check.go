@@ -5,8 +5,7 @@ import (
 )
 
 // SubjectCheck is the subject on which an auth service asks whether a
-// code is right for a managed verification (package verify; not yet
-// served: issue #13).
+// code is right for a managed verification (package verify).
 const SubjectCheck = "otp.check"
 
 // MaxCheckSize bounds a check request, in bytes of JSON.
@@ -46,6 +45,9 @@ type CheckReply struct {
 	Reason       Reason      `json:"reason,omitempty"`
 	Field        string      `json:"field,omitempty"`
 	Detail       string      `json:"detail,omitempty"`
+	// RetryAfter (seconds) tells, for a check refused because the
+	// number's checks ran out (reason rate_limited), when to try again.
+	RetryAfter float64 `json:"retry_after,omitempty"`
 }
 
 // verifyCode is the form of a managed code: 6-10 ASCII digits.

@@ -41,12 +41,22 @@ const (
 	// StateDeliveryUnknown: no final status report came within
 	// otp.delivery_timeout. Final.
 	StateDeliveryUnknown State = "delivery_unknown"
+
+	// A managed verification (otp.verify) ends with one of these, told
+	// on the subject of the verification's id, beside its job's events.
+
+	// StateApproved: the right code was checked. Final for the
+	// verification.
+	StateApproved State = "approved"
+	// StateLocked: too many wrong codes were checked. Final for the
+	// verification.
+	StateLocked State = "locked"
 )
 
 // States lists every State, in the order above.
 var States = []State{StateAccepted, StateRejected, StateRetrying, StateSent, StateFailed,
 	StateExpired, StateDuplicate, StateSuperseded, StateDelivered, StateDeliveryPending,
-	StateDeliveryFailed, StateDeliveryExpired, StateDeliveryUnknown}
+	StateDeliveryFailed, StateDeliveryExpired, StateDeliveryUnknown, StateApproved, StateLocked}
 
 // Final reports whether no further sending event follows t.
 func (t State) Final() bool {

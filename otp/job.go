@@ -51,6 +51,12 @@ type Job struct {
 	// with the SMS Retriever API. It goes on a line of its own after the
 	// template text (see Render). Only with Code.
 	AppHash string `json:"app_hash,omitempty"`
+	// Sealed is the code of a managed verification, sealed with the
+	// cluster's key (verify.Verifier.SealJob), in place of Code: simgate
+	// queues such jobs for otp.verify, so that the code crosses NATS only
+	// sealed. A publisher cannot make one (otp.request refuses the field;
+	// on otp.send one that does not open is rejected).
+	Sealed string `json:"sealed,omitempty"`
 }
 
 // Duration is a time.Duration that reads from JSON either as a Go duration
@@ -169,10 +175,12 @@ func (j *Job) validate() error {
 		return reject(ReasonInvalidID, "id", "id must be 1-64 characters of A-Z a-z 0-9 _ -")
 	case j.To == "":
 		return reject(ReasonMissingField, "to", "to is required")
-	case j.Code == "" && j.Text == "":
+	case j.Code == "" && j.Text == "" && j.Sealed == "":
 		return reject(ReasonMissingField, "code", "one of code or text is required")
 	case j.Code != "" && j.Text != "":
 		return reject(ReasonMalformed, "text", "code and text are mutually exclusive")
+	case j.Sealed != "" && (j.Code != "" || j.Text != ""):
+		return reject(ReasonMalformed, "sealed", "a sealed code goes without code and text")
 	case j.Code != "" && !codePattern.MatchString(j.Code):
 		return reject(ReasonInvalidCode, "code", "code must be 4-10 digits")
 	case j.Text != "" && !utf8.ValidString(j.Text):
@@ -200,7 +208,7 @@ var appHashPattern = regexp.MustCompile(`^[A-Za-z0-9+/]{11}$`)
 
 // checkCodeOptions checks Origin and AppHash, which only a code job may have.
 func (j *Job) checkCodeOptions() *RejectError {
-	if j.Code == "" {
+	if j.Code == "" && j.Sealed == "" {
 		switch {
 		case j.Origin != "":
 			return reject(ReasonMalformed, "origin", "origin is only for code jobs")

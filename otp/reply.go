@@ -32,6 +32,10 @@ type Reply struct {
 	Field      string  `json:"field,omitempty"`
 	Detail     string  `json:"detail,omitempty"`
 	RetryAfter float64 `json:"retry_after,omitempty"`
+	// Verification names, in the answer to otp.verify, the verification
+	// whose code the SMS carries: the request's id, or for a resend the
+	// number's pending verification. A check may name either.
+	Verification string `json:"verification,omitempty"`
 }
 
 // RejectReply returns the reply for a rejected job.

@@ -2,7 +2,7 @@ package otp
 
 // SubjectVerify is the subject on which an auth service asks simgate to
 // make a code, send it and keep it for otp.check (managed codes, package
-// verify; not yet served: issue #13).
+// verify).
 const SubjectVerify = "otp.verify"
 
 // VerifyRequest starts a managed verification: a job without its code,

@@ -126,8 +126,14 @@ func jobKey(id string) string { return jobPrefix + id }
 // [number, code, text, ttl in ns, template, locale, origin, app hash], as
 // json.Marshal writes it (so that hashes stay those of earlier versions).
 func appendBody(b []byte, j otp.Prepared) []byte {
+	code := j.Code
+	if j.Sealed != "" {
+		// A managed code: the job is the same whatever code it carries
+		// (a retried otp.verify may bring a new one).
+		code = ""
+	}
 	b = append(b, '[')
-	for i, s := range []string{j.Number.E164, j.Code, j.Text} {
+	for i, s := range []string{j.Number.E164, code, j.Text} {
 		if i > 0 {
 			b = append(b, ',')
 		}

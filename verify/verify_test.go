@@ -3,7 +3,6 @@ package verify
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -77,16 +76,6 @@ func (s *mapStore) Update(_ context.Context, key string, value []byte, rev uint6
 	return s.rev, nil
 }
 
-func (s *mapStore) Delete(_ context.Context, key string, rev uint64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e, ok := s.m[key]; !ok || e.Rev != rev {
-		return policy.ErrConflict
-	}
-	delete(s.m, key)
-	return nil
-}
-
 // dump returns every key and value of the store.
 func (s *mapStore) dump() string {
 	s.mu.Lock()
@@ -98,16 +87,91 @@ func (s *mapStore) dump() string {
 	return b.String()
 }
 
-func newVerifier(t *testing.T) (*Verifier, *mapStore, *clock) {
+// mapSecrets is a Secrets whose keys expire by a test clock.
+type mapSecrets struct {
+	mu  sync.Mutex
+	now func() time.Time
+	m   map[string]secretEntry
+}
+
+type secretEntry struct {
+	value   []byte
+	expires time.Time
+}
+
+func (s *mapSecrets) Create(_ context.Context, id string, value []byte, ttl time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.m[id]; ok && s.now().Before(e.expires) {
+		return policy.ErrExists
+	}
+	s.m[id] = secretEntry{bytes.Clone(value), s.now().Add(ttl)}
+	return nil
+}
+
+func (s *mapSecrets) Get(_ context.Context, id string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.m[id]
+	if !ok || !s.now().Before(e.expires) {
+		return nil, policy.ErrNotFound
+	}
+	return e.value, nil
+}
+
+func (s *mapSecrets) Delete(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, id)
+	return nil
+}
+
+// live returns how many secrets are kept and not expired.
+func (s *mapSecrets) live() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, e := range s.m {
+		if s.now().Before(e.expires) {
+			n++
+		}
+	}
+	return n
+}
+
+// fixture is a Verifier over stores a test reads, with a settable clock.
+type fixture struct {
+	*Verifier
+	store   *mapStore
+	secrets *mapSecrets
+	clock   *clock
+}
+
+func newFixture(t *testing.T, cfg Config) fixture {
 	t.Helper()
-	s := newMapStore()
-	v, err := New(s, testKey, 0)
+	c := &clock{t: time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)}
+	f := fixture{store: newMapStore(), secrets: &mapSecrets{now: c.now, m: map[string]secretEntry{}}, clock: c}
+	if cfg.Key == nil {
+		cfg.Key = testKey
+	}
+	v, err := New(f.store, f.secrets, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{t: time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)}
 	v.SetClock(c.now)
-	return v, s, c
+	f.Verifier = v
+	return f
+}
+
+// start starts verification id for number, valid 10 min, or fails the
+// test.
+func (f fixture) start(t *testing.T, id, number string, fresh bool) Started {
+	t.Helper()
+	st, err := f.Start(context.Background(), Request{ID: id, Number: number, Region: "DK", TTL: 10 * time.Minute, New: fresh})
+	if err != nil {
+		t.Fatalf("start %s: %v", id, err)
+	}
+	return st
 }
 
 // wrong returns a code of the same length that is not code.
@@ -119,100 +183,124 @@ func wrong(code string, i int) string {
 	return w
 }
 
-func TestCheck(t *testing.T) {
-	ctx := context.Background()
-	v, store, _ := newVerifier(t)
-	st, err := v.Start(ctx, "v1", "num.a", 10*time.Minute, 0, false)
-	if err != nil || st.ID != "v1" || st.Resend || len(st.Code) != DefaultDigits {
-		t.Fatalf("start: %+v %v", st, err)
+// check checks code for id and fails the test unless the answer is want
+// with left attempts left.
+func (f fixture) check(t *testing.T, id, code string, want otp.CheckStatus, left int) Result {
+	t.Helper()
+	r, err := f.Check(context.Background(), id, code)
+	if err != nil || r.Status != want || r.AttemptsLeft != left {
+		t.Fatalf("check %s: %+v %v, want %s with %d attempts left", id, r, err, want, left)
 	}
-	if strings.Contains(store.dump(), st.Code) {
-		t.Errorf("the store holds the code in clear:\n%s", store.dump())
+	return r
+}
+
+func TestCheck(t *testing.T) {
+	f := newFixture(t, Config{})
+	st := f.start(t, "v1", "num.a", false)
+	if st.ID != "v1" || st.Resend || len(st.Code) != DefaultDigits {
+		t.Fatalf("start: %+v", st)
+	}
+	if strings.Contains(f.store.dump(), st.Code) {
+		t.Errorf("the store holds the code in clear:\n%s", f.store.dump())
 	}
 	for left := 4; left >= 1; left-- {
-		r, err := v.Check(ctx, "v1", wrong(st.Code, left))
-		if err != nil || r.Status != otp.CheckDenied || r.AttemptsLeft != left {
-			t.Fatalf("wrong code: %+v %v, want denied with %d left", r, err, left)
-		}
+		f.check(t, "v1", wrong(st.Code, left), otp.CheckDenied, left)
 	}
-	if r, err := v.Check(ctx, "v1", st.Code); err != nil || r.Status != otp.CheckApproved || !r.Ended {
-		t.Fatalf("right code: %+v %v", r, err)
+	if r := f.check(t, "v1", st.Code, otp.CheckApproved, 0); !r.Ended || r.ID != "v1" || r.Region != "DK" {
+		t.Errorf("right code: %+v, want the end of v1 (DK)", r)
 	}
-	if r, _ := v.Check(ctx, "v1", st.Code); r.Status == otp.CheckApproved {
-		t.Errorf("the right code again: %+v, want it not approved a second time", r)
+	f.check(t, "v1", st.Code, otp.CheckNotFound, 0) // single use
+	if n := f.secrets.live(); n != 0 {
+		t.Errorf("%d secrets kept after approval", n)
 	}
-	if strings.Contains(store.dump(), `"s":`) || strings.Contains(store.dump(), `"h":`) {
-		t.Errorf("secrets kept after approval:\n%s", store.dump())
-	}
-	if r, _ := v.Check(ctx, "nope", st.Code); r.Status != otp.CheckNotFound {
-		t.Errorf("an unknown verification: %+v", r)
-	}
+	f.check(t, "nope", st.Code, otp.CheckNotFound, 0)
 }
 
 // TestLockAndGuess: wrong codes lock the verification at the maximum;
 // the right code no longer helps then.
 func TestLockAndGuess(t *testing.T) {
-	ctx := context.Background()
-	v, store, _ := newVerifier(t)
-	st, _ := v.Start(ctx, "v1", "num.a", 10*time.Minute, 0, false)
-	for i := range DefaultMaxChecks {
-		r, err := v.Check(ctx, "v1", wrong(st.Code, i))
-		want := otp.CheckDenied
-		if i == DefaultMaxChecks-1 {
-			want = otp.CheckLocked
-		}
-		if err != nil || r.Status != want {
-			t.Fatalf("wrong code %d: %+v %v, want %s", i, r, err, want)
-		}
+	f := newFixture(t, Config{})
+	st := f.start(t, "v1", "num.a", false)
+	for i := range DefaultMaxChecks - 1 {
+		f.check(t, "v1", wrong(st.Code, i), otp.CheckDenied, DefaultMaxChecks-1-i)
 	}
-	if r, _ := v.Check(ctx, "v1", st.Code); r.Status != otp.CheckLocked {
-		t.Errorf("the right code after the lock: %+v, want locked", r)
+	if r := f.check(t, "v1", wrong(st.Code, 9), otp.CheckLocked, 0); !r.Ended {
+		t.Errorf("the locking check: %+v, want the end", r)
 	}
-	if strings.Contains(store.dump(), `"s":`) {
-		t.Errorf("secrets kept after the lock:\n%s", store.dump())
+	f.check(t, "v1", st.Code, otp.CheckLocked, 0)
+	if n := f.secrets.live(); n != 0 {
+		t.Errorf("%d secrets kept after the lock", n)
 	}
 }
 
+// TestExpiry: at its ttl a verification's secrets are gone from the
+// secrets store whether or not anyone checks; a check then answers
+// expired, once as its end.
 func TestExpiry(t *testing.T) {
-	ctx := context.Background()
-	v, store, c := newVerifier(t)
-	st, _ := v.Start(ctx, "v1", "num.a", time.Minute, 0, false)
-	c.add(time.Minute)
-	if r, _ := v.Check(ctx, "v1", st.Code); r.Status != otp.CheckExpired || !r.Ended {
-		t.Errorf("after the ttl: %+v, want expired", r)
+	f := newFixture(t, Config{})
+	st, _ := f.Start(context.Background(), Request{ID: "v1", Number: "num.a", TTL: time.Minute})
+	f.clock.add(time.Minute)
+	if n := f.secrets.live(); n != 0 {
+		t.Errorf("%d secrets kept after the ttl", n)
 	}
-	if strings.Contains(store.dump(), `"s":`) {
-		t.Errorf("secrets kept after expiry:\n%s", store.dump())
+	if r := f.check(t, "v1", st.Code, otp.CheckExpired, 0); !r.Ended {
+		t.Errorf("after the ttl: %+v, want the end", r)
+	}
+	if r := f.check(t, "v1", st.Code, otp.CheckExpired, 0); r.Ended {
+		t.Errorf("again: %+v, the end is told once", r)
 	}
 	// An expired verification's code is not sent again: a new one is made.
-	st2, _ := v.Start(ctx, "v2", "num.a", time.Minute, 0, false)
-	if st2.Resend || st2.ID != "v2" {
+	if st2 := f.start(t, "v2", "num.a", false); st2.Resend || st2.ID != "v2" {
 		t.Errorf("start after expiry: %+v, want a new code", st2)
 	}
 }
 
 // TestResend: a second start for the number while its code is valid sends
-// the same code again, unless a new one is asked for, which ends the old.
+// the same code again, checkable by either request's id, unless a new one
+// is asked for, which ends the old.
 func TestResend(t *testing.T) {
 	ctx := context.Background()
-	v, _, _ := newVerifier(t)
-	st, _ := v.Start(ctx, "v1", "num.a", 10*time.Minute, 8, false)
-	again, err := v.Start(ctx, "v2", "num.a", 10*time.Minute, 8, false)
+	f := newFixture(t, Config{})
+	st, _ := f.Start(ctx, Request{ID: "v1", Number: "num.a", TTL: 10 * time.Minute, Digits: 8})
+	again, err := f.Start(ctx, Request{ID: "v2", Number: "num.a", TTL: 10 * time.Minute, Digits: 8})
 	if err != nil || !again.Resend || again.ID != "v1" || again.Code != st.Code {
 		t.Fatalf("resend: %+v %v, want v1's code again", again, err)
 	}
-	fresh, err := v.Start(ctx, "v3", "num.a", 10*time.Minute, 8, true)
+	if r := f.check(t, "v2", wrong(st.Code, 1), otp.CheckDenied, 4); r.ID != "v1" {
+		t.Errorf("a check by the resend's id checked %q, want v1", r.ID)
+	}
+	fresh, err := f.Start(ctx, Request{ID: "v3", Number: "num.a", TTL: 10 * time.Minute, Digits: 8, New: true})
 	if err != nil || fresh.Resend || fresh.Replaced != "v1" || len(fresh.Code) != 8 {
 		t.Fatalf("new code: %+v %v", fresh, err)
 	}
-	if r, _ := v.Check(ctx, "v1", st.Code); r.Status != otp.CheckNotFound {
-		t.Errorf("the replaced verification: %+v, want not_found", r)
+	f.check(t, "v1", st.Code, otp.CheckNotFound, 0)
+	f.check(t, "v2", st.Code, otp.CheckNotFound, 0)
+	if f.secrets.m["v1"].value != nil {
+		t.Error("the replaced verification's secrets are kept")
 	}
-	if id, _ := v.PendingOf(ctx, "num.a"); id != "v3" {
+	if id, _ := f.PendingOf(ctx, "num.a"); id != "v3" {
 		t.Errorf("pending of the number: %q, want v3", id)
 	}
-	if r, _ := v.Check(ctx, "v3", fresh.Code); r.Status != otp.CheckApproved {
-		t.Errorf("the new code: %+v", r)
+	f.check(t, "v3", wrong(fresh.Code, 2), otp.CheckDenied, 3) // v1's wrong code carried over
+	f.check(t, "v3", fresh.Code, otp.CheckApproved, 0)
+	if _, err := f.Start(ctx, Request{ID: "v3", Number: "num.a", TTL: time.Minute}); !errors.Is(err, ErrExists) {
+		t.Errorf("an id used again: %v, want ErrExists", err)
+	}
+}
+
+// TestPlanWritesNothing: a planned verification its caller then refuses
+// leaves no trace.
+func TestPlanWritesNothing(t *testing.T) {
+	f := newFixture(t, Config{})
+	f.start(t, "v1", "num.a", false)
+	before := f.store.dump()
+	for _, fresh := range []bool{false, true} {
+		if _, err := f.Plan(context.Background(), Request{ID: "v2", Number: "num.a", TTL: time.Minute, New: fresh}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := f.store.dump(); after != before || len(f.secrets.m) != 1 {
+		t.Errorf("plan wrote: %s -> %s (%d secrets)", before, after, len(f.secrets.m))
 	}
 }
 
@@ -221,10 +309,14 @@ func TestResend(t *testing.T) {
 // approve a guess.
 func TestRacingChecks(t *testing.T) {
 	ctx := context.Background()
+	f := newFixture(t, Config{ChecksPerMinute: 1000})
 	store := policy.NewMemoryStore(time.Hour)
-	a, _ := New(store, testKey, 0)
-	b, _ := New(store, testKey, 0)
-	st, _ := a.Start(ctx, "v1", "num.a", 10*time.Minute, 0, false)
+	cfg := Config{Key: testKey, ChecksPerMinute: 1000}
+	a, _ := New(store, f.secrets, cfg)
+	b, _ := New(store, f.secrets, cfg)
+	a.SetClock(f.clock.now)
+	b.SetClock(f.clock.now)
+	st, _ := a.Start(ctx, Request{ID: "v1", Number: "num.a", TTL: 10 * time.Minute})
 	var denied, locked, other atomic.Int64
 	var wg sync.WaitGroup
 	for i := range 64 {
@@ -255,6 +347,26 @@ func TestRacingChecks(t *testing.T) {
 	}
 }
 
+// TestChecksPerNumber: checks of one number's verifications are limited,
+// new codes or not; the allowance comes back with time.
+func TestChecksPerNumber(t *testing.T) {
+	f := newFixture(t, Config{MaxChecks: 100, ChecksPerMinute: 3})
+	st := f.start(t, "v1", "num.a", false)
+	for i := range 3 {
+		f.check(t, "v1", wrong(st.Code, i), otp.CheckDenied, 100-1-i)
+	}
+	r := f.check(t, "v1", st.Code, otp.CheckRejected, 0)
+	if r.RetryAfter != 20*time.Second {
+		t.Errorf("retry after %v, want 20s", r.RetryAfter)
+	}
+	st2 := f.start(t, "v2", "num.a", true)
+	f.check(t, "v2", st2.Code, otp.CheckRejected, 0) // a new code brings no new checks
+	other := f.start(t, "w1", "num.b", false)
+	f.check(t, "w1", other.Code, otp.CheckApproved, 0) // another number's are its own
+	f.clock.add(20 * time.Second)
+	f.check(t, "v2", st2.Code, otp.CheckApproved, 0)
+}
+
 func TestGenerateCode(t *testing.T) {
 	for _, d := range []int{MinDigits - 1, MaxDigits + 1} {
 		if _, err := GenerateCode(d); err == nil {
@@ -280,15 +392,43 @@ func TestGenerateCode(t *testing.T) {
 // opened, nor checked, under another's.
 func TestOtherKeyCannotOpen(t *testing.T) {
 	ctx := context.Background()
-	store := newMapStore()
-	a, _ := New(store, testKey, 0)
-	st, _ := a.Start(ctx, "v1", "num.a", 10*time.Minute, 0, false)
-	b, _ := New(store, []byte("another key, another cluster...."), 0)
-	if _, err := b.Start(ctx, "v2", "num.a", 10*time.Minute, 0, false); err == nil {
+	f := newFixture(t, Config{})
+	st := f.start(t, "v1", "num.a", false)
+	b, _ := New(f.store, f.secrets, Config{Key: []byte("another key, another cluster....")})
+	b.SetClock(f.clock.now)
+	if _, err := b.Plan(ctx, Request{ID: "v2", Number: "num.a", TTL: 10 * time.Minute}); err == nil {
 		t.Error("a resend under another key opened the sealed code")
 	}
 	if r, _ := b.Check(ctx, "v1", st.Code); r.Status == otp.CheckApproved {
 		t.Error("the right code approved under another key")
+	}
+	sealed, _ := f.SealJob("j1", "+4520000000", st.Code)
+	if _, err := b.OpenJob("j1", "+4520000000", sealed); err == nil {
+		t.Error("a job's code opened under another key")
+	}
+}
+
+// TestSealJob: a job's sealed code opens for that job and destination
+// only.
+func TestSealJob(t *testing.T) {
+	f := newFixture(t, Config{})
+	sealed, err := f.SealJob("j1", "+4520000000", "123456")
+	if err != nil || strings.Contains(sealed, "123456") {
+		t.Fatalf("seal: %q %v", sealed, err)
+	}
+	if code, err := f.OpenJob("j1", "+4520000000", sealed); err != nil || code != "123456" {
+		t.Errorf("open: %q %v", code, err)
+	}
+	for _, c := range []struct{ id, to, sealed string }{
+		{"j2", "+4520000000", sealed},
+		{"j1", "+4520000001", sealed},
+		{"j1", "+4520000000", sealed[:len(sealed)-2] + "AA"},
+		{"j1", "+4520000000", "not base64!"},
+		{"j1", "+4520000000", ""},
+	} {
+		if code, err := f.OpenJob(c.id, c.to, c.sealed); err == nil {
+			t.Errorf("OpenJob(%q, %q, %q) = %q, want an error", c.id, c.to, c.sealed, code)
+		}
 	}
 }
 
@@ -297,72 +437,57 @@ func TestOtherKeyCannotOpen(t *testing.T) {
 // new guesses with it.
 func TestLockHoldsAcrossCodes(t *testing.T) {
 	ctx := context.Background()
-	v, _, c := newVerifier(t)
-	st, _ := v.Start(ctx, "v1", "num.a", 10*time.Minute, 0, false)
+	f := newFixture(t, Config{})
+	st := f.start(t, "v1", "num.a", false)
 	for i := range 3 {
-		v.Check(ctx, "v1", wrong(st.Code, i))
+		f.check(t, "v1", wrong(st.Code, i), otp.CheckDenied, 4-i)
 	}
-	st2, err := v.Start(ctx, "v2", "num.a", 10*time.Minute, 0, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r, _ := v.Check(ctx, "v2", wrong(st2.Code, 7)); r.Status != otp.CheckDenied || r.AttemptsLeft != 1 {
-		t.Errorf("a wrong code for the new one: %+v, want 1 attempt left (3 spent on the old)", r)
-	}
-	v.Check(ctx, "v2", wrong(st2.Code, 8)) // locked
-	c.add(time.Minute)
+	st2 := f.start(t, "v2", "num.a", true)
+	f.check(t, "v2", wrong(st2.Code, 7), otp.CheckDenied, 1) // 3 spent on the old
+	f.check(t, "v2", wrong(st2.Code, 8), otp.CheckLocked, 0)
+	f.clock.add(time.Minute)
 	for _, fresh := range []bool{false, true} {
-		_, err := v.Start(ctx, "v3", "num.a", 10*time.Minute, 0, fresh)
+		_, err := f.Start(ctx, Request{ID: "v3", Number: "num.a", TTL: 10 * time.Minute, New: fresh})
 		if le := (*LockedError)(nil); !errors.As(err, &le) || le.RetryAfter != 9*time.Minute {
 			t.Errorf("start (new code %v) after the lock: %v, want LockedError for 9m", fresh, err)
 		}
 	}
-	c.add(9 * time.Minute)
-	if st3, err := v.Start(ctx, "v3", "num.a", 10*time.Minute, 0, false); err != nil || st3.Resend {
-		t.Errorf("start after the locked code expired: %+v %v", st3, err)
+	f.clock.add(9 * time.Minute)
+	if st3 := f.start(t, "v3", "num.a", false); st3.Resend {
+		t.Errorf("start after the locked code expired: %+v", st3)
 	}
 }
 
 // TestReplacedIsNotCheckable: a verification a new code replaced answers
 // not_found, even when its end was never recorded.
 func TestReplacedIsNotCheckable(t *testing.T) {
-	ctx := context.Background()
-	v, store, _ := newVerifier(t)
-	st, _ := v.Start(ctx, "v1", "num.a", 10*time.Minute, 0, false)
-	before := store.m[recordKey("v1")]
-	if _, err := v.Start(ctx, "v2", "num.a", 10*time.Minute, 0, true); err != nil {
-		t.Fatal(err)
-	}
-	store.mu.Lock()
-	e := store.m[recordKey("v1")]
+	f := newFixture(t, Config{})
+	st := f.start(t, "v1", "num.a", false)
+	before := f.store.m[recordKey("v1")]
+	saved := f.secrets.m["v1"]
+	f.start(t, "v2", "num.a", true)
+	f.store.mu.Lock()
+	e := f.store.m[recordKey("v1")]
 	e.Value = before.Value // as if its end had been lost
-	store.m[recordKey("v1")] = e
-	store.mu.Unlock()
-	if r, _ := v.Check(ctx, "v1", st.Code); r.Status != otp.CheckNotFound {
-		t.Errorf("the replaced code: %+v, want not_found", r)
-	}
+	f.store.m[recordKey("v1")] = e
+	f.store.mu.Unlock()
+	f.secrets.m["v1"] = saved // and the delete of its secrets
+	f.check(t, "v1", st.Code, otp.CheckNotFound, 0)
 }
 
-// TestSwappedSecrets: a record's sealed code and hash are bound to its id:
-// moved into another verification's record, they neither open nor check.
+// TestSwappedSecrets: a verification's sealed code and hash are bound to
+// its id: moved to another verification, they neither open nor check.
 func TestSwappedSecrets(t *testing.T) {
 	ctx := context.Background()
-	v, store, _ := newVerifier(t)
-	a, _ := v.Start(ctx, "va", "num.a", 10*time.Minute, 0, false)
-	b, _ := v.Start(ctx, "vb", "num.b", 10*time.Minute, 0, false)
-	var ra, rb record
-	json.Unmarshal(store.m[recordKey("va")].Value, &ra)
-	json.Unmarshal(store.m[recordKey("vb")].Value, &rb)
-	rb.Sealed, rb.Hash = ra.Sealed, ra.Hash
-	nb, _ := json.Marshal(rb)
-	e := store.m[recordKey("vb")]
-	e.Value = nb
-	store.m[recordKey("vb")] = e
-	if _, err := v.Start(ctx, "vb2", "num.b", 10*time.Minute, 0, false); err == nil {
+	f := newFixture(t, Config{})
+	a := f.start(t, "va", "num.a", false)
+	b := f.start(t, "vb", "num.b", false)
+	f.secrets.m["vb"] = f.secrets.m["va"]
+	if _, err := f.Plan(ctx, Request{ID: "vb2", Number: "num.b", TTL: 10 * time.Minute}); err == nil {
 		t.Error("a sealed code moved to another verification opened")
 	}
 	if a.Code != b.Code {
-		if r, _ := v.Check(ctx, "vb", a.Code); r.Status == otp.CheckApproved {
+		if r, _ := f.Check(ctx, "vb", a.Code); r.Status == otp.CheckApproved {
 			t.Error("a hash moved to another verification approved its code")
 		}
 	}
