@@ -24,6 +24,7 @@ import (
 	"github.com/simgate/simgate/hashkey"
 	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/policy"
+	"github.com/simgate/simgate/verify"
 )
 
 // Limits returns the policy's limits with the hash key key.
@@ -290,6 +291,17 @@ type OTP struct {
 	// MaxParts is the most SMS one message may take; each counts as a
 	// send in the rate limits.
 	MaxParts int `mapstructure:"max_parts"`
+	// Verify configures managed codes (otp.verify, otp.check).
+	Verify Verify `mapstructure:"verify"`
+}
+
+// Verify configures managed codes: verifications whose code simgate
+// makes and checks.
+type Verify struct {
+	// MaxChecks is how many wrong codes lock a verification.
+	MaxChecks int `mapstructure:"max_checks"`
+	// ChecksPerMinute bounds the checks of one number's verifications.
+	ChecksPerMinute int `mapstructure:"checks_per_minute"`
 }
 
 // Limits returns the bounds a job is checked against, with the number
@@ -429,33 +441,35 @@ func (m Modem) PIN() (string, error) {
 // defaults holds every scalar key with its default: viper reads environment
 // variables only for keys it knows.
 var defaults = map[string]any{
-	"node":                       "",
-	"state_dir":                  "",
-	"simulate":                   0,
-	"log.level":                  "info",
-	"log.format":                 "text",
-	"nats.url":                   "",
-	"nats.listen":                "127.0.0.1:4222",
-	"nats.replicas":              1,
-	"nats.ack_wait":              "6s",
-	"nats.events_max_age":        "24h",
-	"nats.limits.jobs_bytes":     "256MiB",
-	"nats.limits.events_bytes":   "1GiB",
-	"nats.limits.events_per_job": 32,
-	"nats.limits.policy_bytes":   "1GiB",
-	"nats.limits.journal_bytes":  "256MiB",
-	"metrics.listen":             "127.0.0.1:9464",
-	"otp.default_ttl":            "10m",
-	"otp.max_ttl":                "10m",
-	"otp.region":                 "",
-	"otp.brand":                  "simgate",
-	"otp.locale":                 "en",
-	"otp.max_attempts":           5,
-	"otp.retry_delay":            "2s",
-	"otp.delivery_timeout":       "90m",
-	"otp.min_code_digits":        otp.DefaultMinCodeDigits,
-	"otp.allow_text":             false,
-	"otp.max_parts":              otp.DefaultMaxParts,
+	"node":                         "",
+	"state_dir":                    "",
+	"simulate":                     0,
+	"log.level":                    "info",
+	"log.format":                   "text",
+	"nats.url":                     "",
+	"nats.listen":                  "127.0.0.1:4222",
+	"nats.replicas":                1,
+	"nats.ack_wait":                "6s",
+	"nats.events_max_age":          "24h",
+	"nats.limits.jobs_bytes":       "256MiB",
+	"nats.limits.events_bytes":     "1GiB",
+	"nats.limits.events_per_job":   32,
+	"nats.limits.policy_bytes":     "1GiB",
+	"nats.limits.journal_bytes":    "256MiB",
+	"metrics.listen":               "127.0.0.1:9464",
+	"otp.default_ttl":              "10m",
+	"otp.max_ttl":                  "10m",
+	"otp.region":                   "",
+	"otp.brand":                    "simgate",
+	"otp.locale":                   "en",
+	"otp.max_attempts":             5,
+	"otp.retry_delay":              "2s",
+	"otp.delivery_timeout":         "90m",
+	"otp.min_code_digits":          otp.DefaultMinCodeDigits,
+	"otp.allow_text":               false,
+	"otp.max_parts":                otp.DefaultMaxParts,
+	"otp.verify.max_checks":        verify.DefaultMaxChecks,
+	"otp.verify.checks_per_minute": verify.DefaultChecksPerMinute,
 
 	"otp.numbers.blocked_types":   otp.DefaultBlockedTypes(),
 	"otp.numbers.allowed_regions": []string{},
@@ -939,6 +953,12 @@ func (c Config) Validate() error {
 	}
 	if c.OTP.MaxParts < 1 || c.OTP.MaxParts > otp.MaxSMSParts {
 		bad("otp.max_parts %d: want 1 to %d", c.OTP.MaxParts, otp.MaxSMSParts)
+	}
+	if c.OTP.Verify.MaxChecks < 1 || c.OTP.Verify.MaxChecks > 20 {
+		bad("otp.verify.max_checks %d: want 1 to 20", c.OTP.Verify.MaxChecks)
+	}
+	if c.OTP.Verify.ChecksPerMinute < 1 {
+		bad("otp.verify.checks_per_minute %d: want at least 1", c.OTP.Verify.ChecksPerMinute)
 	}
 	if c.OTP.MaxAttempts < 1 {
 		bad("otp.max_attempts %d: want at least 1", c.OTP.MaxAttempts)

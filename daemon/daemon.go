@@ -28,6 +28,7 @@ import (
 	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/policy"
 	"github.com/simgate/simgate/queue"
+	"github.com/simgate/simgate/verify"
 )
 
 // Daemon is a running simgate: NATS (embedded or external), the streams, the
@@ -260,8 +261,20 @@ func (d *Daemon) bringUp(ctx context.Context, settings gateway.Live, m *metrics.
 	if err != nil {
 		return transient(err)
 	}
+	// Managed codes: their state beside the policy's, their secrets in a
+	// bucket of their own.
+	secrets, err := queue.OpenSecrets(ctx, d.js, cfg.NATS.Replicas)
+	if err != nil {
+		return transient(err)
+	}
+	verifier, err := verify.New(d.polStore, secrets, verify.Config{Key: d.polKey,
+		MaxChecks: cfg.OTP.Verify.MaxChecks, ChecksPerMinute: cfg.OTP.Verify.ChecksPerMinute})
+	if err != nil {
+		return err
+	}
 	opts := gatewayOptions(cfg, version)
 	opts.NC, opts.JS, opts.Jobs, opts.Fleet = d.nc, d.js, queue.NewPuller(d.nc), fleet
+	opts.Verifier = verifier
 	opts.StoreFull = d.storeFull.Load
 	opts.Limits, opts.Renderer, opts.Policy = settings.Limits, settings.Renderer, settings.Policy
 	opts.Metrics, opts.Logger, opts.Journal = m, log, journal
@@ -298,7 +311,7 @@ func (d *Daemon) bringUp(ctx context.Context, settings gateway.Live, m *metrics.
 // stores are the streams of simgate's data: the queue, the events and
 // the buckets.
 var stores = []string{otp.StreamJobs, otp.StreamEvents, "KV_" + queue.BucketPolicy,
-	"KV_" + queue.BucketDelivery, "KV_" + queue.BucketConfig}
+	"KV_" + queue.BucketDelivery, "KV_" + queue.BucketConfig, "KV_" + queue.BucketSecrets}
 
 // storeUsage reads how full each of stores is.
 func storeUsage(ctx context.Context, js jetstream.JetStream) ([]metrics.StoreUsage, error) {

@@ -23,6 +23,7 @@ import (
 	"github.com/simgate/simgate/metrics"
 	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/policy"
+	"github.com/simgate/simgate/verify"
 )
 
 // Jobs hands out queued jobs one at a time.
@@ -73,6 +74,10 @@ type Options struct {
 	// Routes maps a modem name to the destinations it is preferred for:
 	// ISO regions ("DK") and E.164 prefixes ("+4530"); see otp.Route.
 	Routes map[string][]otp.Route
+	// Verifier, when set, keeps managed codes: the daemon serves
+	// otp.verify and otp.check, and sends the jobs it queues for them
+	// (their codes sealed, see otp.Job.Sealed).
+	Verifier *verify.Verifier
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
 }

@@ -16,31 +16,50 @@ import (
 	"github.com/simgate/simgate/policy"
 )
 
-// prepare decodes, checks and renders a job, and counts its SMS parts
-// (refusing a message of more than the configured maximum). It serves
-// otp.request and the queue worker alike. On error the returned job
-// carries whatever was decoded, and the error is a *otp.RejectError.
+// prepare decodes a queued job, opens its sealed code if it has one (a
+// managed verification's), and checks and renders it (prepareJob). On
+// error the returned job carries whatever was decoded, and the error is a
+// *otp.RejectError.
 func (g *Gateway) prepare(data []byte) (otp.Job, otp.Prepared, string, error) {
 	job, err := otp.DecodeJob(data)
 	if err != nil {
 		return job, otp.Prepared{}, "", err
 	}
+	if job.Sealed != "" {
+		if g.opts.Verifier == nil {
+			return job, otp.Prepared{}, "", &otp.RejectError{Reason: otp.ReasonInvalidCode, Field: "sealed", Detail: "this daemon keeps no managed codes"}
+		}
+		code, err := g.opts.Verifier.OpenJob(job.ID, job.To, job.Sealed)
+		if err != nil {
+			return job, otp.Prepared{}, "", &otp.RejectError{Reason: otp.ReasonInvalidCode, Field: "sealed", Detail: err.Error()}
+		}
+		job.Code = code
+	}
+	p, text, err := g.prepareJob(job)
+	return job, p, text, err
+}
+
+// prepareJob checks and renders a decoded job, and counts its SMS parts
+// (refusing a message of more than the configured maximum). It serves
+// otp.request, otp.verify and the queue worker alike. The error is a
+// *otp.RejectError.
+func (g *Gateway) prepareJob(job otp.Job) (otp.Prepared, string, error) {
 	limits := g.limits()
 	p, err := limits.Prepare(job)
 	if err != nil {
-		return job, p, "", err
+		return p, "", err
 	}
 	text, err := g.renderer().Render(p)
 	if err != nil {
 		if _, ok := otp.AsReject(err); !ok {
 			err = &otp.RejectError{Reason: otp.ReasonUnknownTemplate, Field: "template", Detail: err.Error()}
 		}
-		return job, p, "", err
+		return p, "", err
 	}
 	if p, err = limits.Fit(p, text); err != nil {
-		return job, p, "", err
+		return p, "", err
 	}
-	return job, p, text, nil
+	return p, text, nil
 }
 
 // sender is what a worker needs of its modem to send a job: *modem.Modem,
@@ -414,6 +433,9 @@ func (g *Gateway) sent(ctx context.Context, j sentJob) {
 		g.stopProgress(j.task)
 		g.unjournal(ctx, p.ID, log)
 		return
+	}
+	if p.Sealed != "" {
+		g.opts.Metrics.Verified(p.Number.Region, metrics.VerificationSent)
 	}
 	if err := g.tell(ctx, ev, eventID(p.ID, j.seq, otp.StateSent, 0)); err != nil {
 		// The record holds the end: the next delivery tells it.

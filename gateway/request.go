@@ -18,8 +18,9 @@ import (
 	"github.com/simgate/simgate/policy"
 )
 
-// StartRequests serves otp.request (as a NATS micro service, so every
-// daemon answers in one queue group) until StopRequests.
+// StartRequests serves otp.request, and with Options.Verifier otp.verify
+// and otp.check (as endpoints of a NATS micro service, so every daemon
+// answers in one queue group), until StopRequests.
 func (g *Gateway) StartRequests() error {
 	svc, err := micro.AddService(g.opts.NC, micro.Config{
 		Name:        "simgate",
@@ -27,15 +28,30 @@ func (g *Gateway) StartRequests() error {
 		Description: "OTP over SMS: validates a job, queues it and answers at once",
 		Endpoint: &micro.EndpointConfig{
 			Subject: otp.SubjectRequest,
-			Handler: micro.HandlerFunc(g.handleRequest),
+			Handler: g.handler(g.answerRequest, stoppingReply),
 		},
 	})
 	if err != nil {
 		return fmt.Errorf("serve %s: %w", otp.SubjectRequest, err)
 	}
-	// Make sure the server knows the subscription before callers are told
+	if g.opts.Verifier != nil {
+		for _, e := range []struct {
+			name, subject string
+			h             micro.Handler
+		}{
+			{"verify", otp.SubjectVerify, g.handler(g.answerVerify, stoppingReply)},
+			{"check", otp.SubjectCheck, g.handler(g.answerCheck, stoppingCheck)},
+		} {
+			if err := svc.AddEndpoint(e.name, e.h, micro.WithEndpointSubject(e.subject)); err != nil {
+				svc.Stop()
+				return fmt.Errorf("serve %s: %w", e.subject, err)
+			}
+		}
+	}
+	// Make sure the server knows the subscriptions before callers are told
 	// the daemon is up.
 	if err := g.opts.NC.Flush(); err != nil {
+		svc.Stop()
 		return fmt.Errorf("serve %s: %w", otp.SubjectRequest, err)
 	}
 	g.mu.Lock()
@@ -89,51 +105,67 @@ func serviceVersion(version string) string {
 	return "0.0.0-dev"
 }
 
-// handleRequest answers req in a goroutine of its own, at most
-// maxAnswering at once.
-func (g *Gateway) handleRequest(req micro.Request) {
-	g.mu.Lock()
-	if g.stopped {
-		g.mu.Unlock()
-		// Handed over by a service that is stopping: say so at once,
-		// rather than leave the caller to its timeout.
-		if replySubject(req.Reply()) {
-			b, _ := json.Marshal(otp.Reply{Status: otp.ReplyError, Detail: "the daemon is stopping; try again"})
-			_ = g.opts.NC.Publish(req.Reply(), b)
+// answerFunc answers a request's data: the reply, and what is left to do
+// once it is out (nil when nothing).
+type answerFunc func(ctx context.Context, data []byte) (reply any, after func(context.Context))
+
+// stoppingReply and stoppingCheck are the answers of a stopping daemon.
+var (
+	stoppingReply = otp.Reply{Status: otp.ReplyError, Detail: "the daemon is stopping; try again"}
+	stoppingCheck = otp.CheckReply{Status: otp.CheckError, Detail: "the daemon is stopping; try again"}
+)
+
+// handler returns the handler of an endpoint whose requests answer
+// answers, each in a goroutine of its own, at most maxAnswering at once
+// over every endpoint; stopping is the answer once StopRequests began.
+func (g *Gateway) handler(answer answerFunc, stopping any) micro.HandlerFunc {
+	return func(req micro.Request) {
+		g.mu.Lock()
+		if g.stopped {
+			g.mu.Unlock()
+			// Handed over by a service that is stopping: say so at
+			// once, rather than leave the caller to its timeout.
+			if replySubject(req.Reply()) {
+				b, _ := json.Marshal(stopping)
+				_ = g.opts.NC.Publish(req.Reply(), b)
+			}
+			return
 		}
-		return
+		g.answers.Add(1)
+		g.mu.Unlock()
+		g.answering <- struct{}{}
+		// The answer is published on the request's reply subject, not
+		// through req, which the micro service reads once this handler
+		// returns.
+		replyTo, subject, data := req.Reply(), req.Subject(), req.Data()
+		go func() {
+			defer func() { <-g.answering; g.answers.Done() }()
+			if !replySubject(replyTo) {
+				// The daemon may publish anywhere in its account: an
+				// answer to a reply subject the caller chose (an event
+				// subject, a key) would write there with the daemon's
+				// rights.
+				g.log.Warn("request with a reply subject outside _INBOX and _R_; not answered", "subject", subject)
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			reply, after := answer(ctx, data)
+			b, _ := json.Marshal(reply)
+			if err := g.opts.NC.Publish(replyTo, b); err != nil {
+				g.log.Warn("answer request", "subject", subject, "err", err)
+			}
+			if after != nil {
+				after(ctx)
+			}
+		}()
 	}
-	g.answers.Add(1)
-	g.mu.Unlock()
-	g.answering <- struct{}{}
-	// The answer is published on the request's reply subject, not through
-	// req, which the micro service reads once this handler returns.
-	reply, data := req.Reply(), req.Data()
-	go func() {
-		defer func() { <-g.answering; g.answers.Done() }()
-		g.answer(reply, data)
-	}()
 }
 
-func (g *Gateway) answer(replyTo string, data []byte) {
-	if !replySubject(replyTo) {
-		// The daemon may publish anywhere in its account: an answer to a
-		// reply subject the caller chose (an event subject, a key) would
-		// write there with the daemon's rights.
-		g.log.Warn("otp.request with a reply subject outside _INBOX and _R_; not answered")
-		return
-	}
+// answerRequest answers otp.request.
+func (g *Gateway) answerRequest(ctx context.Context, data []byte) (any, func(context.Context)) {
 	g.opts.Metrics.Received(metrics.SourceRequest)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	reply, queued := g.request(ctx, data)
-	b, _ := json.Marshal(reply)
-	if err := g.opts.NC.Publish(replyTo, b); err != nil {
-		g.log.Warn("answer otp.request", "id", reply.ID, "err", err)
-	}
-	if queued != nil {
-		queued(ctx)
-	}
+	return g.request(ctx, data)
 }
 
 // replySubject reports whether an otp.request may be answered on reply:
@@ -150,7 +182,14 @@ func replySubject(reply string) bool {
 // queued, what is left to do once the reply is out: recording that the
 // job is queued (policy.Queued) is not on the caller's path.
 func (g *Gateway) request(ctx context.Context, data []byte) (otp.Reply, func(context.Context)) {
-	job, p, _, err := g.prepare(data)
+	job, err := otp.DecodeJob(data)
+	if err == nil && job.Sealed != "" {
+		err = &otp.RejectError{Reason: otp.ReasonUnknownField, Field: "sealed", Detail: "sealed is simgate's own field (use otp.verify for a code simgate makes)"}
+	}
+	var p otp.Prepared
+	if err == nil {
+		p, _, err = g.prepareJob(job)
+	}
 	if err == nil && g.opts.StoreFull != nil && g.opts.StoreFull() {
 		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "the store's disk is full; try again later"}, nil
 	}
@@ -159,6 +198,15 @@ func (g *Gateway) request(ctx context.Context, data []byte) (otp.Reply, func(con
 		g.refused(re)
 		return otp.RejectReply(job.ID, re), nil
 	}
+	return g.queue(ctx, p, data, metrics.SourceRequest, nil)
+}
+
+// queue admits p (the job data) by the policy and, when admitted, runs
+// commit (if any) and queues it, and returns the reply; for a job queued,
+// also what is left to do once the reply is out: recording that the job is
+// queued (policy.Queued) is not on the caller's path.
+func (g *Gateway) queue(ctx context.Context, p otp.Prepared, data []byte, source metrics.Source, commit func(context.Context) error) (otp.Reply, func(context.Context)) {
+	job := p.Job
 	masked := p.Number.Masked()
 	if g.policy().Blocked(p) {
 		// A flood's refusals wait their turn, a few at a time: they
@@ -185,6 +233,13 @@ func (g *Gateway) request(ctx context.Context, data []byte) (otp.Reply, func(con
 	if v.Duplicate {
 		return g.duplicate(p, v), nil
 	}
+	if commit != nil {
+		if err := commit(ctx); err != nil {
+			g.log.Error("record verification", "id", job.ID, "err", err)
+			g.withdraw(ctx, p)
+			return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "could not record the verification; try again"}, nil
+		}
+	}
 	// The message id names this admission, not just the job id: an id
 	// whose earlier admission was refused, withdrawn or never queued must
 	// not be taken for a duplicate by the stream. Double submits are the
@@ -205,7 +260,7 @@ func (g *Gateway) request(ctx context.Context, data []byte) (otp.Reply, func(con
 		}
 		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: detail}, nil
 	}
-	g.accepted(p, v, metrics.SourceRequest)
+	g.accepted(p, v, source)
 	queued := func(ctx context.Context) {
 		// Its own time, whatever is left of the request's: until it is
 		// recorded, a retry waits, and past 30 s one is taken for new.

@@ -22,7 +22,30 @@ func TestMethods(t *testing.T) {
 	}{
 		{"received", func(m *Metrics) { m.Received(SourceRequest) }, "simgate_jobs_received_total",
 			`simgate_jobs_received_total{source="queue"} 0
-simgate_jobs_received_total{source="request"} 1`},
+simgate_jobs_received_total{source="request"} 1
+simgate_jobs_received_total{source="verify"} 0`},
+		{"verified", func(m *Metrics) {
+			m.Verified("DK", VerificationStarted)
+			m.Verified("DK", VerificationSent)
+			m.Verified("DK", VerificationApproved)
+			m.Verified("SE", VerificationSent)
+		}, "simgate_verifications_total",
+			`simgate_verifications_total{region="DK",result="approved"} 1
+simgate_verifications_total{region="DK",result="sent"} 1
+simgate_verifications_total{region="DK",result="started"} 1
+simgate_verifications_total{region="SE",result="sent"} 1`},
+		{"checked", func(m *Metrics) {
+			m.Checked(string(otp.CheckDenied))
+			m.Checked(CheckRateLimited)
+		}, "simgate_verify_checks_total",
+			`simgate_verify_checks_total{result="approved"} 0
+simgate_verify_checks_total{result="denied"} 1
+simgate_verify_checks_total{result="error"} 0
+simgate_verify_checks_total{result="expired"} 0
+simgate_verify_checks_total{result="locked"} 0
+simgate_verify_checks_total{result="not_found"} 0
+simgate_verify_checks_total{result="rate_limited"} 1
+simgate_verify_checks_total{result="rejected"} 0`},
 		{"rejected with scope", func(m *Metrics) {
 			m.Rejected(&otp.RejectError{Reason: otp.ReasonRateLimited, Scope: otp.ScopeCountry})
 		}, "simgate_rate_limited_total",

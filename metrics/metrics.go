@@ -30,6 +30,7 @@ type Source string
 const (
 	SourceQueue   Source = "queue"   // taken from the job stream (otp.send)
 	SourceRequest Source = "request" // answered on otp.request
+	SourceVerify  Source = "verify"  // a managed verification's job, answered on otp.verify
 )
 
 // Duplicate is the kind of a suppressed duplicate: the value of the kind
@@ -74,6 +75,30 @@ const (
 	ReportUnmatched Report = "unmatched" // no message waits for it
 	ReportMalformed Report = "malformed" // it could not be decoded
 )
+
+// Verification is a step of a managed verification (otp.verify): the
+// value of the result label of simgate_verifications_total.
+type Verification string
+
+// Verification steps. Conversion, approved / sent per region, is what
+// SMS pumping drives down.
+const (
+	VerificationStarted  Verification = "started"  // a new code was made and queued
+	VerificationResent   Verification = "resent"   // a pending code was queued again
+	VerificationSent     Verification = "sent"     // a modem confirmed the SMS of a code (new or resent)
+	VerificationApproved Verification = "approved" // the right code was checked
+	VerificationLocked   Verification = "locked"   // too many wrong codes
+	VerificationExpired  Verification = "expired"  // a check found the code's time run out
+)
+
+// CheckRateLimited is the result label of a check refused because the
+// number's checks ran out; the others are the otp.CheckStatus answered.
+const CheckRateLimited = "rate_limited"
+
+// checkResults lists the result label's values of
+// simgate_verify_checks_total.
+var checkResults = []string{string(otp.CheckApproved), string(otp.CheckDenied), string(otp.CheckExpired),
+	string(otp.CheckLocked), string(otp.CheckNotFound), string(otp.CheckRejected), CheckRateLimited, string(otp.CheckError)}
 
 // jobOutcomes are the states counted by simgate_jobs_total: how a job ends
 // before delivery tracking.
@@ -121,6 +146,8 @@ type Metrics struct {
 	deadLettered        *prometheus.CounterVec
 	eventRetries        prometheus.Counter
 	eventsLost          prometheus.Counter
+	verifications       *prometheus.CounterVec
+	verifyChecks        *prometheus.CounterVec
 }
 
 // New creates the metrics and registers them, with a build-info gauge, on
@@ -179,6 +206,8 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 			Help: "Publishes of a job's event the stream did not confirm at once, tried again (a node lost, a leader election)."}),
 		eventsLost: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "events_lost_total",
 			Help: "Events of admitted jobs the stream did not confirm within a minute of trying; a redelivered job tells its final event again."}),
+		verifications: counter("verifications_total", "Managed verifications (otp.verify) by ISO region of the number and step (started, resent, sent, approved, locked, expired). approved / sent per region is the conversion SMS pumping drives down.", "region", "result"),
+		verifyChecks:  counter("verify_checks_total", "Answers to otp.check, by result (approved, denied, expired, locked, not_found, rejected, rate_limited, error).", "result"),
 	}
 	bi := gauge("build_info", "Build information; always 1.", "version", "goversion")
 	goVersion := "unknown"
@@ -192,7 +221,7 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 		m.modemUp, m.modemBusy, m.modemReady, m.modemSIMReady, m.modemRegistration,
 		m.modemSignal, m.modemHealthFailures, m.modemFailuresInRow, m.modemReports, m.modemPINTries,
 		m.deliveries, m.deliveryLatency, m.deliveryPending, m.reports, m.deadLettered,
-		m.eventRetries, m.eventsLost, bi)
+		m.eventRetries, m.eventsLost, m.verifications, m.verifyChecks, bi)
 
 	for _, s := range jobOutcomes {
 		m.jobs.WithLabelValues(string(s))
@@ -206,11 +235,14 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 	for _, k := range []Duplicate{DuplicateID, DuplicateCode} {
 		m.duplicates.WithLabelValues(string(k))
 	}
-	for _, s := range []Source{SourceQueue, SourceRequest} {
+	for _, s := range []Source{SourceQueue, SourceRequest, SourceVerify} {
 		m.jobsReceived.WithLabelValues(string(s))
 	}
 	for _, r := range []otp.Reason{otp.ReasonAttemptsExhausted, otp.ReasonUnknownOutcome} {
 		m.deadLettered.WithLabelValues(string(r))
+	}
+	for _, r := range checkResults {
+		m.verifyChecks.WithLabelValues(r)
 	}
 	for _, name := range modems {
 		for _, st := range deliveryFinal {
@@ -358,3 +390,13 @@ func boolValue(b bool) float64 {
 	}
 	return 0
 }
+
+// Verified counts a step of a managed verification of a number of region
+// (its ISO region: never the number).
+func (m *Metrics) Verified(region string, step Verification) {
+	m.verifications.WithLabelValues(region, string(step)).Inc()
+}
+
+// Checked counts an answer to otp.check: an otp.CheckStatus, or
+// CheckRateLimited.
+func (m *Metrics) Checked(result string) { m.verifyChecks.WithLabelValues(result).Inc() }

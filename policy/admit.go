@@ -424,7 +424,7 @@ func (p *Policy) Withdraw(ctx context.Context, j otp.Prepared) error {
 		}
 		return fmt.Errorf("delete job: %w", err)
 	}
-	p.undoNumber(ctx, p.numberKey(j.Number.E164), j.ID, time.UnixMilli(rec.At), sends(j))
+	p.undoNumber(ctx, p.NumberKey(j.Number.E164), j.ID, time.UnixMilli(rec.At), sends(j))
 	return nil
 }
 
@@ -438,7 +438,7 @@ func (p *Policy) Queued(ctx context.Context, j otp.Prepared, v Verdict, seq uint
 	body := p.bodyHash(j)
 	if v.rev != 0 {
 		rec := jobRecord{State: otp.StateAccepted, At: v.At.UnixMilli(), Body: body, Seq: seq,
-			Number: p.numberKey(j.Number.E164), Resend: v.Resend}
+			Number: p.NumberKey(j.Number.E164), Resend: v.Resend}
 		_, err := p.store.Update(ctx, jobKey(j.ID), rec.marshal(nil), v.rev)
 		if !errors.Is(err, ErrConflict) {
 			return err

@@ -95,8 +95,9 @@ func (p *Policy) keysOf(j otp.Prepared) jobKeys {
 	return k
 }
 
-// numberKey returns the store key of number e164.
-func (p *Policy) numberKey(e164 string) string {
+// NumberKey returns the store key of number e164: a keyed hash, the
+// name by which every record of the number knows it.
+func (p *Policy) NumberKey(e164 string) string {
 	m := p.macs.pool.Get().(*mac)
 	defer p.macs.pool.Put(m)
 	m.in = append(m.in[:0], e164...)

@@ -516,7 +516,7 @@ func (p *Policy) Superseded(ctx context.Context, j otp.Prepared) (string, error)
 	if j.Code == "" {
 		return "", nil
 	}
-	e, err := p.store.Get(ctx, p.numberKey(j.Number.E164))
+	e, err := p.store.Get(ctx, p.NumberKey(j.Number.E164))
 	if errors.Is(err, ErrNotFound) {
 		return "", nil
 	}

@@ -230,7 +230,7 @@ func TestJobIdentity(t *testing.T) {
 			t.Errorf("admitted %d, duplicates %d; want 1 and 15", admitted.Load(), dup.Load())
 		}
 		// The losers took their sends back: the one admitted counts once.
-		e, _ := p.store.Get(ctx, p.numberKey(n))
+		e, _ := p.store.Get(ctx, p.NumberKey(n))
 		var rec numberRecord
 		if err := rec.unmarshal(e.Value); err != nil {
 			t.Fatal(err)

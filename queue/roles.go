@@ -70,6 +70,8 @@ func PublisherExports() []Export {
 	return []Export{
 		{Subject: otp.SubjectSend},
 		{Subject: otp.SubjectRequest},
+		{Subject: otp.SubjectVerify},
+		{Subject: otp.SubjectCheck},
 		{Subject: "$JS.API.INFO"},
 		{Subject: "$JS.API.STREAM.INFO." + ev},
 		{Subject: "$JS.API.STREAM.MSG.GET." + ev},

@@ -92,8 +92,9 @@ type Result struct {
 	// ID is the verification checked (a resend's id names the
 	// verification whose code it sent).
 	ID string
-	// Region is the checked number's ISO region, for metrics.
-	Region string
+	// Region is the checked number's ISO region, for metrics; To the
+	// number masked, for events.
+	Region, To string
 	// Ended is true when this check ended the verification (approved,
 	// locked, expired): its event is to be told.
 	Ended bool
@@ -154,8 +155,10 @@ func derive(key []byte, purpose string) []byte {
 type record struct {
 	// Number is the number's key in the policy store (a keyed hash).
 	Number string `json:"n"`
-	// Region is the number's ISO region (for metrics).
+	// Region is the number's ISO region (for metrics), To the number
+	// masked (for events).
 	Region  string          `json:"r,omitempty"`
+	To      string          `json:"to,omitempty"`
 	Expires int64           `json:"e"` // unix ms
 	Wrong   int             `json:"w,omitempty"`
 	Ended   otp.CheckStatus `json:"x,omitempty"` // approved, locked, expired or replaced
@@ -252,8 +255,8 @@ type Request struct {
 	// ID names the verification; it is the request's (and its job's) id.
 	ID string
 	// Number is the number's key in the policy store; Region its ISO
-	// region.
-	Number, Region string
+	// region; To the number masked ("+45******21").
+	Number, Region, To string
 	// TTL is how long the code is valid.
 	TTL time.Duration
 	// Digits is the code's length (DefaultDigits when 0).
@@ -332,7 +335,7 @@ func (v *Verifier) Plan(ctx context.Context, r Request) (Started, error) {
 			if err != nil {
 				return Started{}, fmt.Errorf("verification %s: %w", prevID, err)
 			}
-			rec := record{Number: r.Number, Region: r.Region, Expires: prev.Expires, Of: prevID}
+			rec := record{Number: r.Number, Region: r.Region, To: r.To, Expires: prev.Expires, Of: prevID}
 			return Started{ID: prevID, Code: code, Resend: true, req: r, rec: rec}, nil
 		}
 		// Its secrets are gone: its time ran out by the store's clock.
@@ -345,7 +348,7 @@ func (v *Verifier) Plan(ctx context.Context, r Request) (Started, error) {
 	if err != nil {
 		return Started{}, err
 	}
-	rec := record{Number: r.Number, Region: r.Region, Expires: now.Add(r.TTL).UnixMilli()}
+	rec := record{Number: r.Number, Region: r.Region, To: r.To, Expires: now.Add(r.TTL).UnixMilli()}
 	if live {
 		rec.Wrong = prev.Wrong // a new code does not give new guesses
 	}
@@ -490,7 +493,7 @@ func (v *Verifier) Check(ctx context.Context, id, code string) (Result, error) {
 		if rec == nil || rec.Ended == otp.CheckApproved || rec.Ended == replaced || rec.Of != "" {
 			return Result{Status: otp.CheckNotFound}, nil
 		}
-		res := Result{ID: id, Region: rec.Region}
+		res := Result{ID: id, Region: rec.Region, To: rec.To}
 		if rec.Ended == "" {
 			// Only the number's newest verification is checkable: one
 			// replaced is so even if its end was never recorded.
