@@ -359,6 +359,11 @@ func (v *Verifier) Plan(ctx context.Context, r Request) (Started, error) {
 // (ending the one it replaces), a resend is recorded under its request's
 // id so that a check by that id checks the verification it sent.
 func (v *Verifier) Commit(ctx context.Context, s *Started) error {
+	if s.Resend && s.ID == s.req.ID {
+		// Its own code again: a request retried after its job could not
+		// be queued. Everything is recorded already.
+		return nil
+	}
 	b, _ := json.Marshal(s.rec)
 	if _, err := v.store.Create(ctx, recordKey(s.req.ID), b); err != nil {
 		if errors.Is(err, policy.ErrExists) {

@@ -288,6 +288,18 @@ func TestResend(t *testing.T) {
 	}
 }
 
+// TestRetryAfterCommit: a request committed whose job then could not be
+// queued is retried under its id: the same code, nothing recorded twice.
+func TestRetryAfterCommit(t *testing.T) {
+	f := newFixture(t, Config{})
+	st := f.start(t, "v1", "num.a", false)
+	again, err := f.Start(context.Background(), Request{ID: "v1", Number: "num.a", TTL: 10 * time.Minute})
+	if err != nil || again.Code != st.Code || again.ID != "v1" {
+		t.Fatalf("retry: %+v %v, want v1's code", again, err)
+	}
+	f.check(t, "v1", st.Code, otp.CheckApproved, 0)
+}
+
 // TestPlanWritesNothing: a planned verification its caller then refuses
 // leaves no trace.
 func TestPlanWritesNothing(t *testing.T) {
