@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,8 +83,8 @@ func (s *mapStore) dump() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var b strings.Builder
-	for k, e := range s.m {
-		fmt.Fprintf(&b, "%s=%s\n", k, e.Value)
+	for _, k := range slices.Sorted(maps.Keys(s.m)) {
+		fmt.Fprintf(&b, "%s=%s\n", k, s.m[k].Value)
 	}
 	return b.String()
 }
