@@ -177,6 +177,9 @@ func TestManagedCodeResendAndLock(t *testing.T) {
 	if c := h.check(map[string]any{"id": "v1", "code": code}); c.Status != otp.CheckLocked {
 		t.Errorf("the right code after the lock: %+v", c)
 	}
+	if r := h.verify(map[string]any{"id": "v1", "to": to}); !r.Duplicate || r.Verification != "v1" {
+		t.Errorf("the first request again after the lock: %+v, want a duplicate", r)
+	}
 	r = h.verify(map[string]any{"id": "v3", "to": to, "new": true})
 	if r.Status != otp.ReplyRejected || r.Reason != otp.ReasonRateLimited || r.RetryAfter <= 0 {
 		t.Errorf("a new code while locked: %+v", r)

@@ -114,7 +114,7 @@ type Gateway struct {
 	workers  map[string]*worker
 	svc      micro.Service
 	// answering holds a token for each otp.request answer in progress
-	// (see handleRequest); answers waits for them, and stopped refuses
+	// (see handler); answers waits for them, and stopped refuses
 	// new ones, at StopRequests.
 	answering chan struct{}
 	// refusing holds a token for each answer of a request a cached

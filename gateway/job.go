@@ -16,38 +16,41 @@ import (
 	"github.com/simgate/simgate/policy"
 )
 
-// prepare decodes a queued job, opens its sealed code if it has one (a
-// managed verification's), and checks and renders it (prepareJob). On
-// error the returned job carries whatever was decoded, and the error is a
-// *otp.RejectError.
+// prepare decodes a queued job and checks and renders it (prepareJob).
+// On error the returned job carries whatever was decoded, and the error
+// is a *otp.RejectError.
 func (g *Gateway) prepare(data []byte) (otp.Job, otp.Prepared, string, error) {
 	job, err := otp.DecodeJob(data)
 	if err != nil {
 		return job, otp.Prepared{}, "", err
 	}
-	if job.Sealed != "" {
-		if g.opts.Verifier == nil {
-			return job, otp.Prepared{}, "", &otp.RejectError{Reason: otp.ReasonInvalidCode, Field: "sealed", Detail: "this daemon keeps no managed codes"}
-		}
-		code, err := g.opts.Verifier.OpenJob(job.ID, job.To, job.Sealed)
-		if err != nil {
-			return job, otp.Prepared{}, "", &otp.RejectError{Reason: otp.ReasonInvalidCode, Field: "sealed", Detail: err.Error()}
-		}
-		job.Code = code
-	}
 	p, text, err := g.prepareJob(job)
 	return job, p, text, err
 }
 
-// prepareJob checks and renders a decoded job, and counts its SMS parts
-// (refusing a message of more than the configured maximum). It serves
-// otp.request, otp.verify and the queue worker alike. The error is a
-// *otp.RejectError.
+// prepareJob checks a decoded job, opens its sealed code if it has one (a
+// managed verification's, sealed for its id and number), renders it and
+// counts its SMS parts (refusing a message of more than the configured
+// maximum). It serves otp.request, otp.verify and the queue worker alike.
+// The error is a *otp.RejectError.
 func (g *Gateway) prepareJob(job otp.Job) (otp.Prepared, string, error) {
 	limits := g.limits()
 	p, err := limits.Prepare(job)
 	if err != nil {
 		return p, "", err
+	}
+	if p.Sealed != "" && p.Code == "" {
+		if g.opts.Verifier == nil {
+			return p, "", &otp.RejectError{Reason: otp.ReasonInvalidCode, Field: "sealed", Detail: "this daemon keeps no managed codes"}
+		}
+		code, err := g.opts.Verifier.OpenJob(p.ID, p.Number.E164, p.Sealed)
+		if err != nil {
+			// Not the publisher's doing when simgate queued it: a
+			// daemon of the cluster with another key.
+			g.log.Error("a sealed code does not open (another policy hash key?)", "id", p.ID, "err", err)
+			return p, "", &otp.RejectError{Reason: otp.ReasonInvalidCode, Field: "sealed", Detail: err.Error()}
+		}
+		p.Code = code
 	}
 	text, err := g.renderer().Render(p)
 	if err != nil {

@@ -71,7 +71,7 @@ func (g *Gateway) StopRequests() error {
 	}
 	err := svc.Stop()
 	// Requests the stopped service still hands over are told it is
-	// stopping (handleRequest); wait for the answers in progress.
+	// stopping (handler); wait for the answers in progress.
 	g.mu.Lock()
 	g.stopped = true
 	g.mu.Unlock()
@@ -198,16 +198,18 @@ func (g *Gateway) request(ctx context.Context, data []byte) (otp.Reply, func(con
 		g.refused(re)
 		return otp.RejectReply(job.ID, re), nil
 	}
-	return g.queue(ctx, p, data, metrics.SourceRequest, nil)
+	v, stop := g.admit(ctx, p)
+	if stop != nil {
+		return *stop, nil
+	}
+	return g.enqueue(ctx, p, v, data, metrics.SourceRequest)
 }
 
-// queue admits p (the job data) by the policy and, when admitted, runs
-// commit (if any) and queues it, and returns the reply; for a job queued,
-// also what is left to do once the reply is out: recording that the job is
-// queued (policy.Queued) is not on the caller's path.
-func (g *Gateway) queue(ctx context.Context, p otp.Prepared, data []byte, source metrics.Source, commit func(context.Context) error) (otp.Reply, func(context.Context)) {
+// admit decides p by the policy: its verdict, or the reply that ends the
+// request (a refusal, a duplicate, an error).
+func (g *Gateway) admit(ctx context.Context, p otp.Prepared) (policy.Verdict, *otp.Reply) {
 	job := p.Job
-	masked := p.Number.Masked()
+	stop := func(r otp.Reply) (policy.Verdict, *otp.Reply) { return policy.Verdict{}, &r }
 	if g.policy().Blocked(p) {
 		// A flood's refusals wait their turn, a few at a time: they
 		// need no hurry, and each one waiting is a goroutine fewer
@@ -218,28 +220,30 @@ func (g *Gateway) queue(ctx context.Context, p otp.Prepared, data []byte, source
 	v, err := g.policy().Admit(ctx, p)
 	if re, ok := otp.AsReject(err); ok {
 		g.refused(re)
-		return otp.RejectReply(job.ID, re), nil
+		return stop(otp.RejectReply(job.ID, re))
 	}
 	if errors.Is(err, policy.ErrInFlight) {
-		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "the job is being admitted by another request; try again"}, nil
+		return stop(otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "the job is being admitted by another request; try again"})
 	}
 	if err != nil {
 		g.log.Error("policy", "id", job.ID, "err", err)
 		// What the decision may have written is taken back: a record
 		// left would make a retry a duplicate of a job never queued.
 		g.withdraw(ctx, p)
-		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "policy store unavailable; try again"}, nil
+		return stop(otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "policy store unavailable; try again"})
 	}
 	if v.Duplicate {
-		return g.duplicate(p, v), nil
+		return stop(g.duplicate(p, v))
 	}
-	if commit != nil {
-		if err := commit(ctx); err != nil {
-			g.log.Error("record verification", "id", job.ID, "err", err)
-			g.withdraw(ctx, p)
-			return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "could not record the verification; try again"}, nil
-		}
-	}
+	return v, nil
+}
+
+// enqueue queues p, admitted with verdict v, as data on otp.send, and
+// returns the reply; for a job queued, also what is left to do once the
+// reply is out: recording that the job is queued (policy.Queued) is not on
+// the caller's path. A job that cannot be queued is withdrawn.
+func (g *Gateway) enqueue(ctx context.Context, p otp.Prepared, v policy.Verdict, data []byte, source metrics.Source) (otp.Reply, func(context.Context)) {
+	job := p.Job
 	// The message id names this admission, not just the job id: an id
 	// whose earlier admission was refused, withdrawn or never queued must
 	// not be taken for a duplicate by the stream. Double submits are the
@@ -275,7 +279,7 @@ func (g *Gateway) queue(ctx context.Context, p otp.Prepared, data []byte, source
 			g.log.Warn("record queued job", "id", job.ID, "err", err)
 		}
 	}
-	return otp.Reply{Status: otp.ReplyAccepted, ID: job.ID, To: masked, Resend: v.Resend}, queued
+	return otp.Reply{Status: otp.ReplyAccepted, ID: job.ID, To: p.Number.Masked(), Resend: v.Resend}, queued
 }
 
 // withdraw takes back what Admit recorded of p, whatever is left of ctx.

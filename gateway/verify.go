@@ -19,12 +19,13 @@ func (g *Gateway) answerVerify(ctx context.Context, data []byte) (any, func(cont
 }
 
 // verify starts a managed verification: a job whose code simgate makes,
-// admitted and queued as otp.request admits and queues a job, its code
-// sealed in the queued job (so that it crosses NATS only sealed) and kept
-// by the Verifier for checks.
+// admitted by the policy as otp.request admits a job, then given its code
+// (verify.Verifier.Plan and Commit) and queued with the code sealed, so
+// that the code crosses NATS only sealed.
 func (g *Gateway) verify(ctx context.Context, data []byte) (otp.Reply, func(context.Context)) {
 	r, err := otp.DecodeVerify(data)
-	digits := cmp.Or(r.Digits, verify.DefaultDigits)
+	limits := g.limits()
+	digits := cmp.Or(r.Digits, max(verify.DefaultDigits, limits.MinCodeDigits))
 	var p otp.Prepared
 	if err == nil {
 		// Checked and rendered with a stand-in code of the same length:
@@ -36,62 +37,75 @@ func (g *Gateway) verify(ctx context.Context, data []byte) (otp.Reply, func(cont
 	}
 	if err != nil {
 		re, _ := otp.AsReject(err)
+		if re.Field == "code" {
+			re.Field = "digits" // the request's only say in the code
+		}
 		g.refused(re)
 		return otp.RejectReply(r.ID, re), nil
 	}
 	// The policy tells a managed job by its sealed code, whatever the
-	// code (policy's body hash): a request refused by a cached block
-	// needs no code made.
+	// code (its body hash leaves the code out): a retry is a duplicate,
+	// and the policy decides before any code is made.
 	p.Sealed = "-"
-	if g.policy().Blocked(p) {
-		// Refused with no code made, as a flood's requests are. Should
-		// the block have lifted meanwhile, the admission is taken back
-		// and the caller asked to try again.
-		return g.queue(ctx, p, nil, metrics.SourceVerify, func(context.Context) error { return errBlockLifted })
+	v, stop := g.admit(ctx, p)
+	if stop != nil {
+		if stop.Duplicate {
+			stop.Verification, _ = g.opts.Verifier.Verification(ctx, r.ID)
+		}
+		return *stop, nil
 	}
-	st, err := g.opts.Verifier.Plan(ctx, verify.Request{ID: r.ID, Number: g.policy().NumberKey(p.Number.E164),
-		Region: p.Number.Region, To: p.Number.Masked(), TTL: p.TTL, Digits: digits, New: r.New})
-	if le := (*verify.LockedError)(nil); errors.As(err, &le) {
-		re := &otp.RejectError{Reason: otp.ReasonRateLimited, Scope: otp.ScopeNumber, Field: "to",
-			Detail: le.Error(), RetryAfter: le.RetryAfter}
-		g.refused(re)
-		return otp.RejectReply(r.ID, re), nil
+	vr := verify.Request{ID: r.ID, Number: g.policy().NumberKey(p.Number.E164), Region: p.Number.Region,
+		To: p.Number.Masked(), TTL: p.TTL, Digits: digits, New: r.New}
+	var st verify.Started
+	for try := 0; ; try++ {
+		if st, err = g.opts.Verifier.Plan(ctx, vr); err == nil {
+			err = g.opts.Verifier.Commit(ctx, &st)
+		}
+		if !errors.Is(err, verify.ErrReplan) || try == 9 {
+			break
+		}
+	}
+	if err == nil {
+		p.Sealed, err = g.opts.Verifier.SealJob(r.ID, p.Number.E164, st.Code)
 	}
 	if err != nil {
+		g.opts.Verifier.Abort(ctx, &st)
+		g.withdraw(ctx, p)
+		var le *verify.LockedError
+		switch {
+		case errors.As(err, &le):
+			re := &otp.RejectError{Reason: otp.ReasonRateLimited, Scope: otp.ScopeNumber, Field: "to",
+				Detail: le.Error(), RetryAfter: le.RetryAfter}
+			g.refused(re)
+			return otp.RejectReply(r.ID, re), nil
+		case errors.Is(err, verify.ErrExists):
+			re := &otp.RejectError{Reason: otp.ReasonIDConflict, Field: "id", Detail: "the id names another verification"}
+			g.refused(re)
+			return otp.RejectReply(r.ID, re), nil
+		}
 		g.log.Error("verification", "id", r.ID, "err", err)
 		return otp.Reply{Status: otp.ReplyError, ID: r.ID, Detail: "verification store unavailable; try again"}, nil
 	}
-	if p.Sealed, err = g.opts.Verifier.SealJob(r.ID, r.To, st.Code); err != nil {
-		g.log.Error("verification", "id", r.ID, "err", err)
-		return otp.Reply{Status: otp.ReplyError, ID: r.ID, Detail: "could not seal the code; try again"}, nil
-	}
 	job := p.Job
 	job.Code = ""
-	data, err = json.Marshal(job)
-	if err != nil {
-		return otp.Reply{Status: otp.ReplyError, ID: r.ID, Detail: "could not encode the job"}, nil
-	}
-	reply, after := g.queue(ctx, p, data, metrics.SourceVerify, func(ctx context.Context) error {
-		return g.opts.Verifier.Commit(ctx, &st)
-	})
+	data, _ = json.Marshal(job)
+	reply, queued := g.enqueue(ctx, p, v, data, metrics.SourceVerify)
 	if reply.Status != otp.ReplyAccepted {
-		return reply, after
+		g.opts.Verifier.Abort(ctx, &st)
+		return reply, nil
 	}
 	reply.Verification = st.ID
-	if !reply.Duplicate {
-		step := metrics.VerificationStarted
-		if st.Resend {
-			step = metrics.VerificationResent
-		}
-		g.opts.Metrics.Verified(p.Number.Region, step)
-		reply.Resend = reply.Resend || st.Resend
+	step := metrics.VerificationStarted
+	if st.Resend && st.ID != r.ID {
+		step = metrics.VerificationResent
+		reply.Resend = true
 	}
-	return reply, after
+	g.opts.Metrics.Verified(p.Number.Region, step)
+	return reply, func(ctx context.Context) {
+		queued(ctx)
+		g.opts.Verifier.Finish(context.WithoutCancel(ctx), &st)
+	}
 }
-
-// errBlockLifted is the error of a verification admitted although a
-// cached block refused it a moment before.
-var errBlockLifted = errors.New("the number's block lifted while deciding; try again")
 
 // answerCheck answers otp.check; the end of a verification is told as its
 // event once the answer is out.

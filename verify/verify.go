@@ -13,6 +13,7 @@
 package verify
 
 import (
+	"cmp"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -36,6 +37,7 @@ type Store interface {
 	Get(ctx context.Context, key string) (policy.Entry, error)
 	Create(ctx context.Context, key string, value []byte) (uint64, error)
 	Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error)
+	Delete(ctx context.Context, key string, rev uint64) error
 }
 
 // Secrets keeps each verification's sealed code and code hash, named by
@@ -226,28 +228,28 @@ func (v *Verifier) open(ad string, sealed []byte) (string, error) {
 	return string(code), nil
 }
 
-// jobAD binds a code sealed into a job to the job's id and destination.
-func jobAD(id, to string) string { return "job:" + id + "\x00" + to }
+// jobAD binds a code sealed into a job to the job's id and number.
+func jobAD(id, e164 string) string { return "job:" + id + "\x00" + e164 }
 
-// SealJob returns code sealed for job id to destination to (as the job
-// gives it): what a queued job of a verification carries in place of its
-// code (otp.Job.Sealed). Only a daemon with the cluster's key opens it,
-// and only for that job.
-func (v *Verifier) SealJob(id, to, code string) (string, error) {
-	b, err := v.seal(jobAD(id, to), code)
+// SealJob returns code sealed for job id to number e164 (E.164): what a
+// queued job of a verification carries in place of its code
+// (otp.Job.Sealed). Only a daemon with the cluster's key opens it, and only
+// for that job and number.
+func (v *Verifier) SealJob(id, e164, code string) (string, error) {
+	b, err := v.seal(jobAD(id, e164), code)
 	if err != nil {
 		return "", err
 	}
 	return base64.RawStdEncoding.EncodeToString(b), nil
 }
 
-// OpenJob returns the code SealJob sealed for job id to to.
-func (v *Verifier) OpenJob(id, to, sealed string) (string, error) {
+// OpenJob returns the code SealJob sealed for job id to e164.
+func (v *Verifier) OpenJob(id, e164, sealed string) (string, error) {
 	b, err := base64.RawStdEncoding.DecodeString(sealed)
 	if err != nil {
 		return "", errors.New("the sealed code is not base64")
 	}
-	return v.open(jobAD(id, to), b)
+	return v.open(jobAD(id, e164), b)
 }
 
 // Request starts a verification (see Plan).
@@ -282,6 +284,17 @@ type Started struct {
 	req    Request
 	rec    record // what Commit records under req.ID
 	secret secret // for a new code
+	// recorded is true when the request's id is recorded already (a
+	// request retried): Commit has nothing to do.
+	recorded bool
+	// pendingRev is the revision of the number's pending verification's
+	// name as Plan read it (0: none); prevID that verification.
+	pendingRev uint64
+	prevID     string
+	// What Commit changed, for Abort.
+	committed bool
+	prevRev   uint64 // the replaced verification's record, as Commit left it
+	newRev    uint64 // the pending name (a resend: its record), as Commit left it
 }
 
 // LockedError is Plan's answer for a number whose pending verification
@@ -293,50 +306,80 @@ func (e *LockedError) Error() string {
 	return fmt.Sprintf("too many wrong codes for this number; try again in %s", e.RetryAfter.Round(time.Second))
 }
 
-// ErrExists is Commit's answer for an id that names a verification already.
-var ErrExists = errors.New("the verification exists")
+// ErrExists is Plan's and Commit's answer for an id that names another
+// verification (of another number, or one whose code is gone).
+var ErrExists = errors.New("the id names another verification")
 
-// Start plans and commits verification r at once (see Plan and Commit).
+// ErrReplan is Commit's answer when the number's verifications changed
+// since Plan (another start, a check): plan again.
+var ErrReplan = errors.New("the number's verification changed; plan again")
+
+// Start plans, commits and finishes verification r at once (see Plan,
+// Commit and Finish), planning again when another start for the number
+// came first: for a caller with nothing to do between.
 func (v *Verifier) Start(ctx context.Context, r Request) (Started, error) {
-	s, err := v.Plan(ctx, r)
-	if err != nil {
-		return s, err
+	for range 10 {
+		s, err := v.Plan(ctx, r)
+		if err != nil {
+			return s, err
+		}
+		err = v.Commit(ctx, &s)
+		if err == nil {
+			v.Finish(ctx, &s)
+		}
+		if !errors.Is(err, ErrReplan) {
+			return s, err
+		}
 	}
-	return s, v.Commit(ctx, &s)
+	return Started{}, fmt.Errorf("start %s: too much contention", r.ID)
 }
 
 // Plan decides the code of verification r, writing nothing: a new code,
 // or, when the number has a pending verification and r.New is false, that
-// one's code again (Resend). While a locked verification of the number
-// would still be valid, there is no code (*LockedError). Between Plan and
-// Commit a caller may still refuse the request (its limits): nothing is
-// recorded of it then.
+// one's code again (Resend), unless less than half of r.TTL is left of it.
+// While a locked verification of the number would still be valid, there is
+// no code (*LockedError). A request retried under an id that is recorded
+// already gets the code it sent. Between Plan and Commit a caller may
+// still refuse the request: nothing is recorded of it then.
 func (v *Verifier) Plan(ctx context.Context, r Request) (Started, error) {
 	if r.Digits == 0 {
 		r.Digits = DefaultDigits
 	}
-	now := v.now()
-	prevID, prev, err := v.current(ctx, r.Number)
-	if err != nil {
+	if own, _, err := v.read(ctx, r.ID); err != nil {
 		return Started{}, err
+	} else if own != nil {
+		return v.planRetry(ctx, r, own)
 	}
-	live := prev != nil && prev.Expires > now.UnixMilli()
+	now := v.now()
+	pending, err := v.store.Get(ctx, pendingKey(r.Number))
+	if err != nil && !errors.Is(err, policy.ErrNotFound) {
+		return Started{}, fmt.Errorf("read pending verification: %w", err)
+	}
+	s := Started{req: r, pendingRev: pending.Rev, prevID: string(pending.Value)}
+	var prev *record
+	if s.prevID != "" {
+		if prev, _, err = v.read(ctx, s.prevID); err != nil {
+			return Started{}, err
+		}
+	}
+	// One replaced by a start not done yet still counts.
+	live := prev != nil && prev.Expires > now.UnixMilli() && prev.Ended != otp.CheckApproved && prev.Ended != otp.CheckExpired
 	if live && prev.Ended == otp.CheckLocked {
 		return Started{}, &LockedError{RetryAfter: time.UnixMilli(prev.Expires).Sub(now)}
 	}
-	live = live && prev.Ended == ""
-	if live && !r.New {
-		sec, err := v.secret(ctx, prevID)
+	if live && prev.Ended == "" && !r.New && time.UnixMilli(prev.Expires).Sub(now) >= r.TTL/2 {
+		sec, err := v.secret(ctx, s.prevID)
 		if err != nil {
 			return Started{}, err
 		}
 		if sec != nil {
-			code, err := v.open("ver:"+prevID, sec.Sealed)
+			code, err := v.open("ver:"+s.prevID, sec.Sealed)
 			if err != nil {
-				return Started{}, fmt.Errorf("verification %s: %w", prevID, err)
+				return Started{}, fmt.Errorf("verification %s: %w", s.prevID, err)
 			}
-			rec := record{Number: r.Number, Region: r.Region, To: r.To, Expires: prev.Expires, Of: prevID}
-			return Started{ID: prevID, Code: code, Resend: true, req: r, rec: rec}, nil
+			s.ID, s.Code, s.Resend = s.prevID, code, true
+			s.rec = record{Number: r.Number, Region: r.Region, To: r.To, Expires: prev.Expires, Of: s.prevID}
+			return s, nil
 		}
 		// Its secrets are gone: its time ran out by the store's clock.
 	}
@@ -348,72 +391,195 @@ func (v *Verifier) Plan(ctx context.Context, r Request) (Started, error) {
 	if err != nil {
 		return Started{}, err
 	}
-	rec := record{Number: r.Number, Region: r.Region, To: r.To, Expires: now.Add(r.TTL).UnixMilli()}
-	if live {
-		rec.Wrong = prev.Wrong // a new code does not give new guesses
-	}
-	return Started{ID: r.ID, Code: code, req: r, rec: rec, secret: secret{Sealed: sealed, Hash: v.hash(r.ID, code)}}, nil
+	s.ID, s.Code = r.ID, code
+	s.rec = record{Number: r.Number, Region: r.Region, To: r.To, Expires: now.Add(r.TTL).UnixMilli()}
+	s.secret = secret{Sealed: sealed, Hash: v.hash(r.ID, code)}
+	return s, nil
 }
 
-// Commit records s: a new code becomes the number's pending verification
-// (ending the one it replaces), a resend is recorded under its request's
-// id so that a check by that id checks the verification it sent.
+// planRetry plans a request whose id is recorded as own: the code it sent,
+// nothing to commit.
+func (v *Verifier) planRetry(ctx context.Context, r Request, own *record) (Started, error) {
+	if own.Number != r.Number {
+		return Started{}, ErrExists
+	}
+	id := cmp.Or(own.Of, r.ID)
+	sec, err := v.secret(ctx, id)
+	if err != nil {
+		return Started{}, err
+	}
+	if sec == nil {
+		return Started{}, ErrExists // its code is gone: the id is spent
+	}
+	code, err := v.open("ver:"+id, sec.Sealed)
+	if err != nil {
+		return Started{}, fmt.Errorf("verification %s: %w", id, err)
+	}
+	return Started{ID: id, Code: code, Resend: true, req: r, recorded: true}, nil
+}
+
+// Commit records s. A resend is recorded under its request's id, so that a
+// check by that id checks the verification it sent. A new code ends the
+// number's pending verification at the revision it has now (wrong codes
+// checked since Plan carry over; a lock since Plan refuses it,
+// *LockedError) and becomes the pending one, if that is still the one Plan
+// read (ErrReplan otherwise). Until Finish, Abort takes it all back.
 func (v *Verifier) Commit(ctx context.Context, s *Started) error {
-	if s.Resend && s.ID == s.req.ID {
-		// Its own code again: a request retried after its job could not
-		// be queued. Everything is recorded already.
+	if s.recorded {
 		return nil
 	}
+	if s.Resend {
+		b, _ := json.Marshal(s.rec)
+		rev, err := v.store.Create(ctx, recordKey(s.req.ID), b)
+		if errors.Is(err, policy.ErrExists) {
+			return ErrExists
+		}
+		if err != nil {
+			return fmt.Errorf("record verification: %w", err)
+		}
+		s.committed, s.newRev = true, rev
+		return nil
+	}
+	if err := v.replace(ctx, s); err != nil {
+		return err
+	}
+	undo := func() {
+		ctx := context.WithoutCancel(ctx)
+		v.restore(ctx, s)
+		_ = v.secrets.Delete(ctx, s.ID)
+	}
+	sb, _ := json.Marshal(s.secret)
+	if err := v.secrets.Create(ctx, s.ID, sb, s.req.TTL); err != nil {
+		v.restore(context.WithoutCancel(ctx), s)
+		if errors.Is(err, policy.ErrExists) {
+			return ErrExists
+		}
+		return fmt.Errorf("keep the code sealed: %w", err)
+	}
 	b, _ := json.Marshal(s.rec)
-	if _, err := v.store.Create(ctx, recordKey(s.req.ID), b); err != nil {
+	if _, err := v.store.Create(ctx, recordKey(s.ID), b); err != nil {
+		undo()
 		if errors.Is(err, policy.ErrExists) {
 			return ErrExists
 		}
 		return fmt.Errorf("record verification: %w", err)
 	}
-	if s.Resend {
-		return nil
+	var rev uint64
+	var err error
+	if s.pendingRev == 0 {
+		rev, err = v.store.Create(ctx, pendingKey(s.req.Number), []byte(s.ID))
+	} else {
+		rev, err = v.store.Update(ctx, pendingKey(s.req.Number), []byte(s.ID), s.pendingRev)
 	}
-	sb, _ := json.Marshal(s.secret)
-	if err := v.secrets.Create(ctx, s.ID, sb, s.req.TTL); err != nil {
-		return fmt.Errorf("keep the code sealed: %w", err)
-	}
-	// The number's pending verification is this one from now on: checks
-	// of any other are not_found, whether or not its end is recorded.
-	ctx = context.WithoutCancel(ctx)
-	for try := 0; ; try++ {
-		e, err := v.store.Get(ctx, pendingKey(s.req.Number))
-		switch {
-		case errors.Is(err, policy.ErrNotFound):
-			_, err = v.store.Create(ctx, pendingKey(s.req.Number), []byte(s.ID))
-		case err == nil:
-			if prev := string(e.Value); prev != s.ID {
-				s.Replaced = prev
-			}
-			_, err = v.store.Update(ctx, pendingKey(s.req.Number), []byte(s.ID), e.Rev)
+	if err != nil {
+		undo()
+		v.deleteRecord(context.WithoutCancel(ctx), s.ID)
+		if errors.Is(err, policy.ErrConflict) || errors.Is(err, policy.ErrExists) {
+			return ErrReplan
 		}
-		if err == nil {
-			break
-		}
-		if try == 9 || !errors.Is(err, policy.ErrExists) && !errors.Is(err, policy.ErrConflict) {
-			return fmt.Errorf("record pending verification: %w", err)
-		}
+		return fmt.Errorf("record pending verification: %w", err)
 	}
-	if s.Replaced != "" {
-		v.end(ctx, s.Replaced, replaced)
-	}
+	s.committed, s.newRev = true, rev
 	return nil
 }
 
-// current returns the number's pending verification and its record (nil
-// when it has none).
-func (v *Verifier) current(ctx context.Context, number string) (string, *record, error) {
-	id, err := v.PendingOf(ctx, number)
-	if err != nil || id == "" {
-		return "", nil, err
+// replace ends the verification s replaces (Plan's prevID), at the
+// revision it has now, and carries its wrong codes over to s.
+func (v *Verifier) replace(ctx context.Context, s *Started) error {
+	if s.prevID == "" {
+		return nil
 	}
+	prev, rev, err := v.read(ctx, s.prevID)
+	if err != nil {
+		return err
+	}
+	now := v.now().UnixMilli()
+	if prev == nil || prev.Expires <= now || prev.Ended == otp.CheckApproved || prev.Ended == otp.CheckExpired {
+		return nil
+	}
+	if prev.Ended == otp.CheckLocked {
+		return &LockedError{RetryAfter: time.Duration(prev.Expires-now) * time.Millisecond}
+	}
+	s.rec.Wrong = prev.Wrong // a new code does not give new guesses
+	s.Replaced = s.prevID
+	if prev.Ended == replaced {
+		return nil // by a start not done yet: that one or this one wins
+	}
+	prev.Ended = replaced
+	b, _ := json.Marshal(prev)
+	nrev, err := v.store.Update(ctx, recordKey(s.prevID), b, rev)
+	if errors.Is(err, policy.ErrConflict) {
+		return ErrReplan // a check came first
+	}
+	if err != nil {
+		return fmt.Errorf("end verification %s: %w", s.prevID, err)
+	}
+	s.prevRev = nrev
+	return nil
+}
+
+// Finish completes a committed verification whose SMS is queued: the
+// secrets of the one it replaced go.
+func (v *Verifier) Finish(ctx context.Context, s *Started) {
+	if s.committed && s.Replaced != "" {
+		_ = v.secrets.Delete(ctx, s.Replaced) // else gone at its ttl
+	}
+}
+
+// Abort takes back a committed verification whose SMS could not be
+// queued: the one it replaced is pending again, and a retry of the request
+// starts afresh.
+func (v *Verifier) Abort(ctx context.Context, s *Started) {
+	if !s.committed {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	s.committed = false
+	if s.Resend {
+		_ = v.store.Delete(ctx, recordKey(s.req.ID), s.newRev)
+		return
+	}
+	// The pending name back, if nothing changed it since.
+	if s.pendingRev == 0 {
+		_ = v.store.Delete(ctx, pendingKey(s.req.Number), s.newRev)
+	} else {
+		_, _ = v.store.Update(ctx, pendingKey(s.req.Number), []byte(s.prevID), s.newRev)
+	}
+	v.restore(ctx, s)
+	v.deleteRecord(ctx, s.ID)
+	_ = v.secrets.Delete(ctx, s.ID)
+}
+
+// restore makes the verification Commit replaced pending again, if nothing
+// changed it since.
+func (v *Verifier) restore(ctx context.Context, s *Started) {
+	if s.prevRev == 0 {
+		return
+	}
+	prev, _, err := v.read(ctx, s.prevID)
+	if err == nil && prev != nil && prev.Ended == replaced {
+		prev.Ended = ""
+		b, _ := json.Marshal(prev)
+		_, _ = v.store.Update(ctx, recordKey(s.prevID), b, s.prevRev)
+	}
+	s.prevRev = 0
+}
+
+// deleteRecord deletes verification id's record.
+func (v *Verifier) deleteRecord(ctx context.Context, id string) {
+	if e, err := v.store.Get(ctx, recordKey(id)); err == nil {
+		_ = v.store.Delete(ctx, recordKey(id), e.Rev)
+	}
+}
+
+// Verification returns the verification whose code request id sent: id,
+// or for a resend the one it sent again ("" when id names none).
+func (v *Verifier) Verification(ctx context.Context, id string) (string, error) {
 	rec, _, err := v.read(ctx, id)
-	return id, rec, err
+	if err != nil || rec == nil {
+		return "", err
+	}
+	return cmp.Or(rec.Of, id), nil
 }
 
 func (v *Verifier) read(ctx context.Context, id string) (*record, uint64, error) {
@@ -445,22 +611,6 @@ func (v *Verifier) secret(ctx context.Context, id string) (*secret, error) {
 		return nil, fmt.Errorf("decode sealed code: %w", err)
 	}
 	return &s, nil
-}
-
-// end ends verification id with status and deletes its secrets.
-func (v *Verifier) end(ctx context.Context, id string, status otp.CheckStatus) {
-	for range 10 {
-		rec, rev, err := v.read(ctx, id)
-		if err != nil || rec == nil || rec.Ended != "" {
-			break
-		}
-		rec.Ended = status
-		b, _ := json.Marshal(rec)
-		if _, err := v.store.Update(ctx, recordKey(id), b, rev); !errors.Is(err, policy.ErrConflict) {
-			break
-		}
-	}
-	_ = v.secrets.Delete(ctx, id) // else gone at its ttl
 }
 
 // PendingOf returns the id of the number's newest pending verification

@@ -78,6 +78,16 @@ func (s *mapStore) Update(_ context.Context, key string, value []byte, rev uint6
 	return s.rev, nil
 }
 
+func (s *mapStore) Delete(_ context.Context, key string, rev uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.m[key]; !ok || e.Rev != rev {
+		return policy.ErrConflict
+	}
+	delete(s.m, key)
+	return nil
+}
+
 // dump returns every key and value of the store.
 func (s *mapStore) dump() string {
 	s.mu.Lock()
@@ -290,16 +300,130 @@ func TestResend(t *testing.T) {
 	}
 }
 
-// TestRetryAfterCommit: a request committed whose job then could not be
-// queued is retried under its id: the same code, nothing recorded twice.
-func TestRetryAfterCommit(t *testing.T) {
+// TestResendNearExpiry: a code with less than half of the new request's
+// ttl left is not sent again: a new one replaces it, with its wrong codes.
+func TestResendNearExpiry(t *testing.T) {
 	f := newFixture(t, Config{})
 	st := f.start(t, "v1", "num.a", false)
-	again, err := f.Start(context.Background(), Request{ID: "v1", Number: "num.a", TTL: 10 * time.Minute})
-	if err != nil || again.Code != st.Code || again.ID != "v1" {
-		t.Fatalf("retry: %+v %v, want v1's code", again, err)
+	f.check(t, "v1", wrong(st.Code, 1), otp.CheckDenied, 4)
+	f.clock.add(6 * time.Minute)
+	st2 := f.start(t, "v2", "num.a", false)
+	if st2.Resend || st2.ID != "v2" || st2.Replaced != "v1" {
+		t.Fatalf("start with 4 of 10 minutes left: %+v, want a new code", st2)
+	}
+	f.check(t, "v1", st.Code, otp.CheckNotFound, 0)
+	f.check(t, "v2", wrong(st2.Code, 2), otp.CheckDenied, 3)
+}
+
+// TestCommitSeesChecksSincePlan: wrong codes checked between a new
+// code's Plan and its Commit carry over, and a lock refuses it.
+func TestCommitSeesChecksSincePlan(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Config{})
+	st := f.start(t, "v1", "num.a", false)
+	s2, err := f.Plan(ctx, Request{ID: "v2", Number: "num.a", TTL: 10 * time.Minute, New: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.check(t, "v1", wrong(st.Code, 1), otp.CheckDenied, 4)
+	f.check(t, "v1", wrong(st.Code, 2), otp.CheckDenied, 3)
+	if err := f.Commit(ctx, &s2); err != nil {
+		t.Fatal(err)
+	}
+	f.check(t, "v2", wrong(s2.Code, 3), otp.CheckDenied, 2) // 2 on v1, carried
+
+	s3, err := f.Plan(ctx, Request{ID: "v3", Number: "num.a", TTL: 10 * time.Minute, New: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.check(t, "v2", wrong(s2.Code, 4), otp.CheckDenied, 1)
+	f.check(t, "v2", wrong(s2.Code, 5), otp.CheckLocked, 0)
+	if err := f.Commit(ctx, &s3); !errors.As(err, new(*LockedError)) {
+		t.Errorf("commit of a new code after a lock since its plan: %v, want LockedError", err)
+	}
+	if id, _ := f.PendingOf(ctx, "num.a"); id != "v2" {
+		t.Errorf("pending %q, want v2 (locked)", id)
+	}
+}
+
+// TestConcurrentStarts: starts for one number at once make one code; the
+// others send it again.
+func TestConcurrentStarts(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Config{})
+	store := policy.NewMemoryStore(time.Hour)
+	v, _ := New(store, f.secrets, Config{Key: testKey})
+	v.SetClock(f.clock.now)
+	const n = 16
+	codes := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			st, err := v.Start(ctx, Request{ID: fmt.Sprint("v", i), Number: "num.a", TTL: 10 * time.Minute})
+			if err != nil {
+				t.Error(err)
+			}
+			codes[i] = st.Code
+		})
+	}
+	wg.Wait()
+	slices.Sort(codes)
+	if codes = slices.Compact(codes); len(codes) != 1 {
+		t.Errorf("%d codes made for one number, want 1", len(codes))
+	}
+}
+
+// TestAbort: a new code whose SMS could not be queued is taken back: the
+// code it replaced is good again, and a retry starts afresh.
+func TestAbort(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Config{})
+	st := f.start(t, "v1", "num.a", false)
+	f.check(t, "v1", wrong(st.Code, 1), otp.CheckDenied, 4)
+	before := f.store.dump()
+	s2, _ := f.Plan(ctx, Request{ID: "v2", Number: "num.a", TTL: 10 * time.Minute, New: true})
+	if err := f.Commit(ctx, &s2); err != nil {
+		t.Fatal(err)
+	}
+	f.Abort(ctx, &s2)
+	if after := f.store.dump(); after != before {
+		t.Errorf("after abort:\n%s\nwant as before:\n%s", after, before)
+	}
+	if _, ok := f.secrets.m["v2"]; ok {
+		t.Error("the aborted code's secrets are kept")
+	}
+	// A resend aborted leaves nothing either.
+	s3, _ := f.Plan(ctx, Request{ID: "v3", Number: "num.a", TTL: 10 * time.Minute})
+	if err := f.Commit(ctx, &s3); err != nil || !s3.Resend {
+		t.Fatalf("resend: %+v %v", s3, err)
+	}
+	f.Abort(ctx, &s3)
+	if after := f.store.dump(); after != before {
+		t.Errorf("after the resend's abort:\n%s", after)
 	}
 	f.check(t, "v1", st.Code, otp.CheckApproved, 0)
+}
+
+// TestRetriedRequest: a request retried under its id gets the code it
+// sent and records nothing twice; an id of another number's verification
+// is refused.
+func TestRetriedRequest(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Config{})
+	st := f.start(t, "v1", "num.a", false)
+	f.start(t, "v2", "num.a", false) // a resend
+	for _, id := range []string{"v1", "v2"} {
+		again, err := f.Start(ctx, Request{ID: id, Number: "num.a", TTL: 10 * time.Minute, New: true})
+		if err != nil || again.Code != st.Code || again.ID != "v1" {
+			t.Errorf("%s again: %+v %v, want v1's code", id, again, err)
+		}
+	}
+	if _, err := f.Plan(ctx, Request{ID: "v1", Number: "num.b", TTL: time.Minute}); !errors.Is(err, ErrExists) {
+		t.Errorf("v1 for another number: %v, want ErrExists", err)
+	}
+	if id, _ := f.Verification(ctx, "v2"); id != "v1" {
+		t.Errorf("Verification(v2) = %q, want v1", id)
+	}
 }
 
 // TestPlanWritesNothing: a planned verification its caller then refuses
