@@ -1,11 +1,16 @@
 // Package client is a small Go client for simgate, for auth services: it
 // sends OTP jobs (with an immediate, typed decision, or durably queued) and
-// follows their events.
+// follows their events, or has simgate make, send and check the codes
+// (managed codes: Verify and Check).
 //
 //	c, _ := client.New(nc)
 //	reply, err := c.Request(ctx, otp.Job{ID: loginID, To: "+4526227921", Code: code})
 //	if reply.Status == otp.ReplyRejected { ... reply.Reason, reply.RetryAfter ... }
 //	final, err := c.Wait(ctx, reply.Follow())
+//
+//	reply, err = c.Verify(ctx, otp.VerifyRequest{ID: loginID, To: "+4526227921"})
+//	answer, err := c.Check(ctx, otp.CheckRequest{ID: reply.Verification, Code: typed})
+//	if answer.Status == otp.CheckApproved { ... }
 package client
 
 import (
@@ -24,7 +29,16 @@ import (
 )
 
 // ErrNoDaemon is returned by Request when no simgate daemon answers.
+// Verify and Check return an error that matches it (errors.Is) and names
+// their own subject: a daemon older than managed codes answers
+// otp.request only.
 var ErrNoDaemon = errors.New("no simgate daemon answers " + otp.SubjectRequest)
+
+// noDaemon is ErrNoDaemon for a subject other than otp.request.
+type noDaemon struct{ subject string }
+
+func (e noDaemon) Error() string        { return "no simgate daemon answers " + e.subject }
+func (e noDaemon) Is(target error) bool { return target == ErrNoDaemon }
 
 // Client talks to simgate over a NATS connection it does not own.
 type Client struct {
@@ -46,22 +60,65 @@ func New(nc *nats.Conn) (*Client, error) {
 // Reason (and RetryAfter for rate limits), or error (try again). ctx bounds
 // the wait; give it a deadline.
 func (c *Client) Request(ctx context.Context, job otp.Job) (otp.Reply, error) {
-	body, err := json.Marshal(job)
-	if err != nil {
+	var r otp.Reply
+	if err := c.call(ctx, otp.SubjectRequest, "request", job, &r); err != nil {
 		return otp.Reply{}, err
 	}
-	msg, err := c.nc.RequestWithContext(ctx, otp.SubjectRequest, body)
-	if errors.Is(err, nats.ErrNoResponders) {
-		return otp.Reply{}, ErrNoDaemon
-	}
-	if err != nil {
-		return otp.Reply{}, fmt.Errorf("request: %w", err)
-	}
+	return r, nil
+}
+
+// Verify sends req to otp.verify: simgate makes the code, sends it and
+// keeps it for Check. The decision is a Request's: accepted (queued; the
+// job's events follow under req.ID), accepted with Duplicate set (a retry
+// of req.ID: nothing new queued), rejected with a Reason (and RetryAfter
+// for rate limits), or error (try again). An accepted reply names in
+// Verification the verification whose code the SMS carries: req.ID, or
+// for a resend of a code still valid (Resend set) the number's pending
+// verification; Check takes either id. The code itself is never in the
+// reply. ctx bounds the wait; give it a deadline.
+func (c *Client) Verify(ctx context.Context, req otp.VerifyRequest) (otp.Reply, error) {
 	var r otp.Reply
-	if err := json.Unmarshal(msg.Data, &r); err != nil {
-		return otp.Reply{}, fmt.Errorf("decode reply: %w", err)
+	if err := c.call(ctx, otp.SubjectVerify, "verify", req, &r); err != nil {
+		return otp.Reply{}, err
 	}
 	return r, nil
+}
+
+// Check sends req to otp.check and returns simgate's answer: approved (the
+// right code, checked for the first time), denied (AttemptsLeft tells how
+// many more may be tried), expired, locked, not_found, rejected with a
+// Reason (a malformed request, or rate_limited with RetryAfter), or error
+// (try again). Only approved lets the user in. ctx bounds the wait; give it
+// a deadline.
+func (c *Client) Check(ctx context.Context, req otp.CheckRequest) (otp.CheckReply, error) {
+	var r otp.CheckReply
+	if err := c.call(ctx, otp.SubjectCheck, "check", req, &r); err != nil {
+		return otp.CheckReply{}, err
+	}
+	return r, nil
+}
+
+// call sends v as JSON to subject and decodes the answer into answer; op
+// names the call in errors.
+func (c *Client) call(ctx context.Context, subject, op string, v, answer any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	msg, err := c.nc.RequestWithContext(ctx, subject, body)
+	if errors.Is(err, nats.ErrNoResponders) {
+		if subject == otp.SubjectRequest {
+			return ErrNoDaemon
+		}
+		return noDaemon{subject}
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := json.Unmarshal(msg.Data, answer); err != nil {
+		return fmt.Errorf("decode reply: %w", err)
+	}
+	return nil
 }
 
 // Publish queues job durably on otp.send. Validation and limits apply when

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,6 +122,102 @@ func TestClient(t *testing.T) {
 	}
 }
 
+// codeIn is the code of a text rendered from the default template.
+var codeIn = regexp.MustCompile(`code is (\d{6,10})\.`)
+
+// codeSentTo waits for the SMS the modem took for the masked number to
+// (the only one to it) and returns the code in it.
+func codeSentTo(t *testing.T, ctx context.Context, sim *modemsim.Modem, to string) string {
+	t.Helper()
+	for {
+		for _, m := range sim.Messages() {
+			if m.To == to {
+				c := codeIn.FindStringSubmatch(m.Text)
+				if c == nil {
+					t.Fatalf("no code in the SMS to %s (%d characters)", to, len(m.Text))
+				}
+				return c[1]
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no SMS to %s", to)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// TestVerifyAndCheck: managed codes through the client, on a real daemon:
+// simgate makes and sends the code, a wrong one is denied, the right one
+// approved once, by id or by number.
+func TestVerifyAndCheck(t *testing.T) {
+	nc, sim := startDaemon(t)
+	c, err := client.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	r, err := c.Verify(ctx, otp.VerifyRequest{ID: "v1", To: "+45 26 22 79 21"})
+	if err != nil || r.Status != otp.ReplyAccepted || r.ID != "v1" || r.Verification != "v1" || r.To != "+45******21" {
+		t.Fatalf("verify: %+v %v", r, err)
+	}
+	// A verification is a job: its events follow under its id.
+	if ev, err := c.Wait(ctx, r.Follow()); err != nil || ev.Type != otp.StateSent {
+		t.Fatalf("wait: %+v %v", ev, err)
+	}
+	code := codeSentTo(t, ctx, sim, "+4526227921")
+	if len(code) != 6 {
+		t.Fatalf("a %d-digit code, want 6", len(code))
+	}
+	wrong := strings.Repeat("0", 6)
+	if wrong == code {
+		wrong = strings.Repeat("1", 6)
+	}
+	a, err := c.Check(ctx, otp.CheckRequest{ID: r.Verification, Code: wrong})
+	if err != nil || a.Status != otp.CheckDenied || a.ID != "v1" || a.AttemptsLeft != 4 {
+		t.Fatalf("a wrong code: %+v %v", a, err)
+	}
+	a, err = c.Check(ctx, otp.CheckRequest{ID: "v1", Code: code})
+	if err != nil || a.Status != otp.CheckApproved || a.ID != "v1" {
+		t.Fatalf("the right code: %+v %v", a, err)
+	}
+	if a, err := c.Check(ctx, otp.CheckRequest{ID: "v1", Code: code}); err != nil || a.Status == otp.CheckApproved {
+		t.Errorf("the right code again: %+v %v", a, err)
+	}
+
+	// By number, with a longer code.
+	r, err = c.Verify(ctx, otp.VerifyRequest{ID: "v2", To: "26227922", Region: "DK", Digits: 8, TTL: otp.Duration(5 * time.Minute)})
+	if err != nil || r.Status != otp.ReplyAccepted || r.Verification != "v2" {
+		t.Fatalf("verify v2: %+v %v", r, err)
+	}
+	code = codeSentTo(t, ctx, sim, "+4526227922")
+	if len(code) != 8 {
+		t.Fatalf("a %d-digit code, want 8", len(code))
+	}
+	if a, err := c.Check(ctx, otp.CheckRequest{To: "26227922", Region: "DK", Code: code}); err != nil || a.Status != otp.CheckApproved || a.ID != "v2" {
+		t.Errorf("check by number: %+v %v", a, err)
+	}
+	if a, err := c.Check(ctx, otp.CheckRequest{To: "+4526227923", Code: code}); err != nil || a.Status != otp.CheckNotFound || a.ID != "" {
+		t.Errorf("check of a number with none: %+v %v", a, err)
+	}
+
+	// Refusals are answers, not errors.
+	if a, err := c.Check(ctx, otp.CheckRequest{ID: "v1", Code: "12ab56"}); err != nil || a.Status != otp.CheckRejected || a.Reason != otp.ReasonInvalidCode {
+		t.Errorf("a malformed check: %+v %v", a, err)
+	}
+	if r, err := c.Verify(ctx, otp.VerifyRequest{ID: "v3", To: "1-800-FLOWERS"}); err != nil || r.Status != otp.ReplyRejected || r.Reason != otp.ReasonInvalidNumber {
+		t.Errorf("verify of a bad number: %+v %v", r, err)
+	}
+	if r, err := c.Verify(ctx, otp.VerifyRequest{ID: "v4", To: "+4526227924", Digits: 4}); err != nil || r.Status != otp.ReplyRejected || r.Reason != otp.ReasonInvalidCode || r.Field != "digits" {
+		t.Errorf("verify with 4 digits: %+v %v", r, err)
+	}
+	if n := len(sim.Submissions()); n != 2 {
+		t.Errorf("%d SMS, want 2", n)
+	}
+}
+
 // startServer starts a NATS server with JetStream and no daemon, and
 // returns a connection to it.
 func startServer(t *testing.T) *nats.Conn {
@@ -144,6 +242,47 @@ func TestNoDaemon(t *testing.T) {
 	defer cancel()
 	if _, err := c.Request(ctx, otp.Job{ID: "x", To: "+4526227921", Code: "123456"}); !errors.Is(err, client.ErrNoDaemon) {
 		t.Errorf("request without a daemon: %v", err)
+	}
+	// Verify and Check name their subject: a daemon older than managed
+	// codes answers otp.request only.
+	_, err := c.Verify(ctx, otp.VerifyRequest{ID: "x", To: "+4526227921"})
+	if !errors.Is(err, client.ErrNoDaemon) || err.Error() != "no simgate daemon answers otp.verify" {
+		t.Errorf("verify without a daemon: %v", err)
+	}
+	_, err = c.Check(ctx, otp.CheckRequest{ID: "x", Code: "123456"})
+	if !errors.Is(err, client.ErrNoDaemon) || err.Error() != "no simgate daemon answers otp.check" {
+		t.Errorf("check without a daemon: %v", err)
+	}
+}
+
+// TestCheckWire: Check sends the request as otp.check's JSON and decodes
+// the answer; an answer that is not JSON is an error, not a zero reply.
+func TestCheckWire(t *testing.T) {
+	nc := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := make(chan string, 2)
+	answers := make(chan string, 2)
+	sub, err := nc.Subscribe(otp.SubjectCheck, func(m *nats.Msg) {
+		got <- string(m.Data)
+		m.Respond([]byte(<-answers))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	c, _ := client.New(nc)
+	answers <- `{"status":"denied","id":"v1","attempts_left":3}`
+	a, err := c.Check(ctx, otp.CheckRequest{To: "26227921", Region: "DK", Code: "123456"})
+	if err != nil || a != (otp.CheckReply{Status: otp.CheckDenied, ID: "v1", AttemptsLeft: 3}) {
+		t.Errorf("check: %+v %v", a, err)
+	}
+	if body := <-got; body != `{"to":"26227921","region":"DK","code":"123456"}` {
+		t.Errorf("request body %s", body)
+	}
+	answers <- "not json"
+	if a, err := c.Check(ctx, otp.CheckRequest{ID: "v1", Code: "123456"}); err == nil || a != (otp.CheckReply{}) {
+		t.Errorf("an answer that is not JSON: %+v %v", a, err)
 	}
 }
 

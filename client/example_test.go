@@ -55,3 +55,55 @@ func Example() {
 	}
 	fmt.Println("final state:", final.Type, final.Reason)
 }
+
+// An auth service lets simgate make, send and check the code: it never
+// sees the code, only whether the one the user typed is right.
+func ExampleClient_Verify() {
+	nc, err := nats.Connect("nats://127.0.0.1:4222")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+	c, err := client.New(nc)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	reply, err := c.Verify(ctx, otp.VerifyRequest{
+		ID:     "login-7f3a", // the idempotency key, and the verification's id
+		To:     "+45 26 22 79 21",
+		Origin: "example.com",
+	})
+	if err != nil {
+		log.Fatal(err) // simgate unreachable: fall back or retry
+	}
+	switch reply.Status {
+	case otp.ReplyRejected:
+		fmt.Printf("refused: %s, try again in %.0f s\n", reply.Reason, reply.RetryAfter)
+		return
+	case otp.ReplyError:
+		fmt.Println("try again")
+		return
+	}
+	fmt.Println("code sent to", reply.To)
+
+	// Later, when the user has typed the code in: check it by the
+	// verification the SMS belongs to (a resend names an earlier one).
+	typed := "034812"
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	answer, err := c.Check(ctx, otp.CheckRequest{ID: reply.Verification, Code: typed})
+	if err != nil {
+		log.Fatal(err)
+	}
+	switch answer.Status {
+	case otp.CheckApproved:
+		fmt.Println("logged in")
+	case otp.CheckDenied:
+		fmt.Println("wrong code,", answer.AttemptsLeft, "more tries")
+	default: // expired, locked, not_found, rejected, error
+		fmt.Println("not logged in:", answer.Status, answer.Reason)
+	}
+}

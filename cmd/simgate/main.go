@@ -2,6 +2,8 @@
 //
 //	simgate serve --simulate 2     # embedded NATS, two simulated modems
 //	simgate send --to +4526227921 --code 034812 --wait
+//	simgate verify --to +4526227921 --id login-77   # simgate makes the code
+//	simgate check --id login-77 --code 123456       # exit status 0 only when approved
 //	simgate modemsim               # a simulated modem on a pseudo-terminal
 package main
 
@@ -64,7 +66,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(), newSendCmd(), newModemsimCmd(), newCheckConfigCmd(), newModemsCmd(), newNkeyCmd(), &cobra.Command{
+	root.AddCommand(newServeCmd(), newSendCmd(), newVerifyCmd(), newCheckCmd(), newModemsimCmd(), newCheckConfigCmd(), newModemsCmd(), newNkeyCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  cobra.NoArgs,

@@ -31,6 +31,13 @@ func freeAddr(t *testing.T) string {
 // simulated modem is ready.
 func serve(t *testing.T) (natsURL string) {
 	t.Helper()
+	return serveWith(t, "--simulate", "1")
+}
+
+// serveWith runs "simgate serve" with args in-process and returns once a
+// modem is ready.
+func serveWith(t *testing.T, args ...string) (natsURL string) {
+	t.Helper()
 	addr := freeAddr(t)
 	// The default state directory, where send finds the publisher's
 	// credentials by itself.
@@ -41,8 +48,7 @@ func serve(t *testing.T) (natsURL string) {
 	done := make(chan error, 1)
 	go func() {
 		cmd := newRootCmd(io.Discard, pw)
-		cmd.SetArgs([]string{"serve", "--simulate", "1",
-			"--nats-listen", addr, "--metrics-listen", "127.0.0.1:0"})
+		cmd.SetArgs(append([]string{"serve", "--nats-listen", addr, "--metrics-listen", "127.0.0.1:0"}, args...))
 		done <- cmd.ExecuteContext(ctx)
 		pw.Close()
 	}()

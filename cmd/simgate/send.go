@@ -46,15 +46,9 @@ Exit status: 0 sent (delivered with --wait-delivery; accepted without
 				job.ID = rand.Text()
 			}
 			job.TTL = otp.Duration(ttl)
-			if err := conn.Complete(); err != nil {
-				return err
-			}
-			opts, err := natsauth.ClientOptions(conn.Auth)
+			opts, err := clientOptions(cmd, &conn)
 			if err != nil {
 				return err
-			}
-			if hosts := natsauth.ClearTextHosts(conn.URL, conn.Auth); len(hosts) > 0 {
-				fmt.Fprintln(cmd.ErrOrStderr(), "warning: nats credentials go in clear over plain nats:// to", strings.Join(hosts, ", ")+": use tls:// or --tls-ca")
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
@@ -78,20 +72,54 @@ Exit status: 0 sent (delivered with --wait-delivery; accepted without
 	return cmd
 }
 
-func send(ctx context.Context, cmd *cobra.Command, url string, opts []nats.Option, job otp.Job, wait, delivery bool) error {
+// clientOptions completes conn (the URL and secrets from the environment,
+// else a simgate on this host's publisher seed), returns its NATS options,
+// and warns on cmd's stderr when credentials would go in clear.
+func clientOptions(cmd *cobra.Command, conn *config.Client) ([]nats.Option, error) {
+	if err := conn.Complete(); err != nil {
+		return nil, err
+	}
+	opts, err := natsauth.ClientOptions(conn.Auth)
+	if err != nil {
+		return nil, err
+	}
+	if hosts := natsauth.ClearTextHosts(conn.URL, conn.Auth); len(hosts) > 0 {
+		fmt.Fprintln(cmd.ErrOrStderr(), "warning: nats credentials go in clear over plain nats:// to", strings.Join(hosts, ", ")+": use tls:// or --tls-ca")
+	}
+	return opts, nil
+}
+
+// connect connects to url and returns a client on the connection, and a
+// function that closes it. Errors never show a secret of url.
+func connect(url string, opts []nats.Option) (*client.Client, func(), error) {
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		// A parse error quotes the URL, password and all.
-		return fmt.Errorf("connect to %s: %w", natsauth.RedactURL(url), natsauth.RedactError(err, url))
+		return nil, nil, fmt.Errorf("connect to %s: %w", natsauth.RedactURL(url), natsauth.RedactError(err, url))
 	}
-	defer nc.Close()
 	c, err := client.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return c, nc.Close, nil
+}
+
+// callError is the error of a call to simgate over url, without a secret
+// of url.
+func callError(url string, err error) error {
+	return fmt.Errorf("%s: %w", natsauth.RedactURL(url), natsauth.RedactError(err, url))
+}
+
+func send(ctx context.Context, cmd *cobra.Command, url string, opts []nats.Option, job otp.Job, wait, delivery bool) error {
+	c, closeConn, err := connect(url, opts)
 	if err != nil {
 		return err
 	}
+	defer closeConn()
 	reply, err := c.Request(ctx, job)
 	if err != nil {
-		return fmt.Errorf("%s: %w", natsauth.RedactURL(url), natsauth.RedactError(err, url))
+		return callError(url, err)
 	}
 	out := cmd.OutOrStdout()
 	enc := json.NewEncoder(out)

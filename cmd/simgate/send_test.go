@@ -36,6 +36,16 @@ func TestSendAuthRules(t *testing.T) {
 	if err != nil && strings.Contains(err.Error(), secret) {
 		t.Errorf("send: a secret in %q", err)
 	}
+	// verify and check connect as send does.
+	for _, args := range [][]string{
+		{"verify", "--to", "+4526227921"},
+		{"check", "--id", "v1", "--code", "123456"},
+	} {
+		_, err := run(append(args, "--nats-url", url, "--timeout", "5s", "--user", "gw", "--password-file", pwFile)...)
+		if err == nil || err.Error() != want {
+			t.Errorf("%s: %v, want %q", args[0], err, want)
+		}
+	}
 
 	file := filepath.Join(dir, "simgate.yaml")
 	body := "simulate: 1\nnats: {url: " + url + ", user: gw, password_file: " + pwFile + "}\n"
@@ -61,7 +71,8 @@ func TestSendAuthRules(t *testing.T) {
 	}
 }
 
-// TestSendURLFromEnvironment: without --nats-url, $SIMGATE_NATS_URL is used.
+// TestSendURLFromEnvironment: without --nats-url, $SIMGATE_NATS_URL is
+// used (by verify and check too).
 func TestSendURLFromEnvironment(t *testing.T) {
 	addr := freeAddr(t)
 	t.Setenv(config.EnvNATSURL, "nats://"+addr)
@@ -69,10 +80,19 @@ func TestSendURLFromEnvironment(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), addr) {
 		t.Errorf("send: %v, want a connection error naming %s", err, addr)
 	}
+	_, err = run("verify", "--to", "+4526227921", "--timeout", "5s")
+	if err == nil || !strings.Contains(err.Error(), addr) {
+		t.Errorf("verify: %v, want a connection error naming %s", err, addr)
+	}
+	_, err = run("check", "--id", "v1", "--code", "123456", "--timeout", "5s")
+	if err == nil || !strings.Contains(err.Error(), addr) {
+		t.Errorf("check: %v, want a connection error naming %s", err, addr)
+	}
 }
 
 // TestNATSURLSecretsNeverPrinted: a password or token in --nats-url shows
-// nowhere in what serve, send and check-config print or return, whether the
+// nowhere in what serve, send, verify, check and check-config print or
+// return, whether the
 // server is down or the URL does not parse.
 func TestNATSURLSecretsNeverPrinted(t *testing.T) {
 	closed := freeAddr(t)
@@ -87,6 +107,8 @@ func TestNATSURLSecretsNeverPrinted(t *testing.T) {
 		for _, args := range [][]string{
 			{"serve", "--simulate", "1", "--state-dir", t.TempDir(), "--metrics-listen", "127.0.0.1:0", "--nats-url", url},
 			{"send", "--nats-url", url, "--to", "+4526227921", "--code", "1234", "--timeout", "5s"},
+			{"verify", "--nats-url", url, "--to", "+4526227921", "--timeout", "5s"},
+			{"check", "--nats-url", url, "--id", "v1", "--code", "123456", "--timeout", "5s"},
 			{"check-config", "--simulate", "1", "--state-dir", t.TempDir(), "--nats-url", url},
 		} {
 			var stdout, stderr bytes.Buffer
