@@ -202,7 +202,8 @@ func (g *Gateway) request(ctx context.Context, data []byte) (otp.Reply, func(con
 	if stop != nil {
 		return *stop, nil
 	}
-	return g.enqueue(ctx, p, v, data, metrics.SourceRequest)
+	reply, queued, _ := g.enqueue(ctx, p, v, data, metrics.SourceRequest)
+	return reply, queued
 }
 
 // admit decides p by the policy: its verdict, or the reply that ends the
@@ -241,8 +242,10 @@ func (g *Gateway) admit(ctx context.Context, p otp.Prepared) (policy.Verdict, *o
 // enqueue queues p, admitted with verdict v, as data on otp.send, and
 // returns the reply; for a job queued, also what is left to do once the
 // reply is out: recording that the job is queued (policy.Queued) is not on
-// the caller's path. A job that cannot be queued is withdrawn.
-func (g *Gateway) enqueue(ctx context.Context, p otp.Prepared, v policy.Verdict, data []byte, source metrics.Source) (otp.Reply, func(context.Context)) {
+// the caller's path. A job that cannot be queued is withdrawn; refused is
+// true when the stream surely did not store it (it answered so), false when
+// it may have (no answer in time).
+func (g *Gateway) enqueue(ctx context.Context, p otp.Prepared, v policy.Verdict, data []byte, source metrics.Source) (reply otp.Reply, queued func(context.Context), refused bool) {
 	job := p.Job
 	// The message id names this admission, not just the job id: an id
 	// whose earlier admission was refused, withdrawn or never queued must
@@ -252,20 +255,22 @@ func (g *Gateway) enqueue(ctx context.Context, p otp.Prepared, v policy.Verdict,
 	// drop this publish as a duplicate of theirs.
 	msgID := job.ID + "." + rand.Text()
 	ack, err := g.opts.JS.Publish(ctx, otp.SubjectSend, data, jetstream.WithMsgID(msgID))
+	apiErr := (*jetstream.APIError)(nil)
+	refused = errors.As(err, &apiErr)
 	if err == nil && ack.Duplicate {
-		err = errors.New("the stream took the message for a duplicate")
+		err, refused = errors.New("the stream took the message for a duplicate"), true
 	}
 	if err != nil {
 		g.log.Error("queue job", "id", job.ID, "err", err)
 		g.withdraw(ctx, p)
 		detail := "could not queue the job; try again"
-		if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeMaxBytes {
+		if refused && apiErr != nil && apiErr.ErrorCode == errCodeMaxBytes {
 			detail = "the job queue is full; try again later"
 		}
-		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: detail}, nil
+		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: detail}, nil, refused
 	}
 	g.accepted(p, v, source)
-	queued := func(ctx context.Context) {
+	queued = func(ctx context.Context) {
 		// Its own time, whatever is left of the request's: until it is
 		// recorded, a retry waits, and past 30 s one is taken for new.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -279,7 +284,7 @@ func (g *Gateway) enqueue(ctx context.Context, p otp.Prepared, v policy.Verdict,
 			g.log.Warn("record queued job", "id", job.ID, "err", err)
 		}
 	}
-	return otp.Reply{Status: otp.ReplyAccepted, ID: job.ID, To: p.Number.Masked(), Resend: v.Resend}, queued
+	return otp.Reply{Status: otp.ReplyAccepted, ID: job.ID, To: p.Number.Masked(), Resend: v.Resend}, queued, false
 }
 
 // withdraw takes back what Admit recorded of p, whatever is left of ctx.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/simgate/simgate/metrics"
 	"github.com/simgate/simgate/otp"
@@ -57,13 +58,16 @@ func (g *Gateway) verify(ctx context.Context, data []byte) (otp.Reply, func(cont
 	vr := verify.Request{ID: r.ID, Number: g.policy().NumberKey(p.Number.E164), Region: p.Number.Region,
 		To: p.Number.Masked(), TTL: p.TTL, Digits: digits, New: r.New}
 	var st verify.Started
-	for try := 0; ; try++ {
+	for pause := time.Millisecond; ; pause *= 2 {
 		if st, err = g.opts.Verifier.Plan(ctx, vr); err == nil {
 			err = g.opts.Verifier.Commit(ctx, &st)
 		}
-		if !errors.Is(err, verify.ErrReplan) || try == 9 {
+		// Another start of the number is under way (its job being
+		// queued: milliseconds), or a check came between: again.
+		if !errors.Is(err, verify.ErrReplan) || pause > time.Second {
 			break
 		}
+		sleep(ctx, pause)
 	}
 	if err == nil {
 		p.Sealed, err = g.opts.Verifier.SealJob(r.ID, p.Number.E164, st.Code)
@@ -89,9 +93,15 @@ func (g *Gateway) verify(ctx context.Context, data []byte) (otp.Reply, func(cont
 	job := p.Job
 	job.Code = ""
 	data, _ = json.Marshal(job)
-	reply, queued := g.enqueue(ctx, p, v, data, metrics.SourceVerify)
+	reply, queued, refused := g.enqueue(ctx, p, v, data, metrics.SourceVerify)
 	if reply.Status != otp.ReplyAccepted {
-		g.opts.Verifier.Abort(ctx, &st)
+		if refused {
+			g.opts.Verifier.Abort(ctx, &st)
+		} else {
+			// It may be queued and sent: its code stays the number's
+			// (a retry, or a start after it, sends it again).
+			g.opts.Verifier.Finish(context.WithoutCancel(ctx), &st)
+		}
 		return reply, nil
 	}
 	reply.Verification = st.ID
@@ -140,25 +150,23 @@ func (g *Gateway) checkCode(ctx context.Context, data []byte) (otp.CheckReply, v
 		re, _ := otp.AsReject(err)
 		return otp.CheckReply{Status: otp.CheckRejected, Reason: re.Reason, Field: re.Field, Detail: re.Detail}, verify.Result{}
 	}
-	id := c.ID
+	var res verify.Result
 	if c.To != "" {
 		n, err := otp.ParseNumber(c.To, cmp.Or(c.Region, g.limits().Region))
 		if err != nil {
 			re, _ := otp.AsReject(err)
 			return otp.CheckReply{Status: otp.CheckRejected, Reason: re.Reason, Field: re.Field, Detail: re.Detail}, verify.Result{}
 		}
-		if id, err = g.opts.Verifier.PendingOf(ctx, g.policy().NumberKey(n.E164)); err != nil {
-			g.log.Error("check", "to", n.Masked(), "err", err)
-			return otp.CheckReply{Status: otp.CheckError, Detail: "verification store unavailable; try again"}, verify.Result{}
-		}
-		if id == "" {
-			return otp.CheckReply{Status: otp.CheckNotFound}, verify.Result{}
-		}
+		res, err = g.opts.Verifier.CheckNumber(ctx, g.policy().NumberKey(n.E164), c.Code)
+	} else {
+		res, err = g.opts.Verifier.Check(ctx, c.ID, c.Code)
 	}
-	res, err := g.opts.Verifier.Check(ctx, id, c.Code)
 	if err != nil {
-		g.log.Error("check", "id", id, "err", err)
+		g.log.Error("check", "id", c.ID, "err", err)
 		return otp.CheckReply{Status: otp.CheckError, Detail: "verification store unavailable; try again"}, verify.Result{}
+	}
+	if res.Busy {
+		return otp.CheckReply{Status: otp.CheckError, Detail: "a new code is being sent for this number; try again"}, verify.Result{}
 	}
 	reply := otp.CheckReply{Status: res.Status, ID: res.ID, AttemptsLeft: res.AttemptsLeft}
 	if res.Status == otp.CheckRejected {

@@ -3,13 +3,14 @@
 // check it), and answers checks of it, so that an auth service never
 // handles a code.
 //
-// A verification's state lives in a Store shared by every daemon of a
-// cluster (the policy bucket), updated with compare-and-swap: two daemons
-// answering checks of one verification never allow more wrong codes than
-// the maximum between them. Its secrets live apart (Secrets), for no
-// longer than the verification: they are deleted when it ends (approved,
-// locked, replaced), and the store deletes them itself when its time runs
-// out, whether or not anyone checks.
+// The state of a number's verification is one record in a Store shared by
+// every daemon of a cluster (the policy bucket), which every start and
+// check of the number changes with compare-and-swap: two daemons answering
+// checks never allow more wrong codes than the maximum between them, and a
+// new code, or a start taken back, never loses one. The secrets live apart
+// (Secrets), for no longer than the verification: they are deleted when it
+// ends (approved, locked, replaced), and the store deletes them itself when
+// its time runs out, whether or not anyone checks.
 package verify
 
 import (
@@ -80,10 +81,6 @@ type Config struct {
 	ChecksPerMinute int
 }
 
-// replaced is the end of a verification a newer code replaced: checks of
-// it are not_found.
-const replaced otp.CheckStatus = "replaced"
-
 // Result is the answer to a check.
 type Result struct {
 	Status       otp.CheckStatus
@@ -100,6 +97,9 @@ type Result struct {
 	// Ended is true when this check ended the verification (approved,
 	// locked, expired): its event is to be told.
 	Ended bool
+	// Busy is true (Status error) when the checked verification's code
+	// is being replaced by a start not done yet: try again.
+	Busy bool
 }
 
 // ErrDigits is the error of a number of digits out of bounds.
@@ -153,20 +153,52 @@ func derive(key []byte, purpose string) []byte {
 	return m.Sum(nil)
 }
 
-// record is a verification's state as stored: never its code.
-type record struct {
-	// Number is the number's key in the policy store (a keyed hash).
+// state is a number's verification as stored under its number: the one
+// key every start and check of the number changes, with compare-and-swap,
+// so that wrong codes are never lost when codes are replaced or taken
+// back. Never its code.
+type state struct {
+	// ID is the number's current verification.
+	ID      string `json:"id"`
+	Region  string `json:"r,omitempty"`  // ISO region, for metrics
+	To      string `json:"to,omitempty"` // the number masked, for events
+	Expires int64  `json:"e"`            // unix ms
+	// Wrong counts the wrong codes checked against the number's codes
+	// since its last approval (a new code carries it over).
+	Wrong int             `json:"w,omitempty"`
+	Ended otp.CheckStatus `json:"x,omitempty"` // approved, locked or expired
+	// Tentative is when (unix ms) a start whose job is not queued yet
+	// made ID current; Prev is what was current before, which Abort
+	// restores. Finish clears both.
+	Tentative int64  `json:"t,omitempty"`
+	Prev      *state `json:"p,omitempty"`
+}
+
+// pending reports whether s's code may still be approved at nowMs.
+func (s *state) pending(nowMs int64) bool {
+	return s != nil && s.Ended == "" && s.Expires > nowMs
+}
+
+// carries reports whether s's wrong codes still count at nowMs: until its
+// code would have expired, unless it was approved.
+func (s *state) carries(nowMs int64) bool {
+	return s != nil && s.Expires > nowMs && s.Ended != otp.CheckApproved
+}
+
+// tentativeFor is how long a start's code stays tentative at most: a start
+// that did not finish within it (its daemon stopped) is taken as done.
+const tentativeFor = 30 * time.Second
+
+// tentative reports whether s was made current by a start not done yet.
+func (s *state) tentative(nowMs int64) bool {
+	return s.Tentative != 0 && nowMs-s.Tentative < tentativeFor.Milliseconds()
+}
+
+// idRecord names, for a request's id, the number it verifies and, for a
+// resend, the verification whose code it sent again.
+type idRecord struct {
 	Number string `json:"n"`
-	// Region is the number's ISO region (for metrics), To the number
-	// masked (for events).
-	Region  string          `json:"r,omitempty"`
-	To      string          `json:"to,omitempty"`
-	Expires int64           `json:"e"` // unix ms
-	Wrong   int             `json:"w,omitempty"`
-	Ended   otp.CheckStatus `json:"x,omitempty"` // approved, locked, expired or replaced
-	// Of names, for the id of a request that sent another
-	// verification's code again, that verification.
-	Of string `json:"of,omitempty"`
+	Of     string `json:"of,omitempty"`
 }
 
 // secret is what Secrets keeps of a verification.
@@ -179,8 +211,8 @@ type secret struct {
 
 func recordKey(id string) string { return "ver." + id }
 
-// pendingKey names the newest pending verification of a number.
-func pendingKey(number string) string { return "vnum." + number }
+// numberKey names a number's state.
+func numberKey(number string) string { return "vnum." + number }
 
 // checksKey names the bucket of checks of a number.
 func checksKey(number string) string { return "vchk." + number }
@@ -270,36 +302,26 @@ type Request struct {
 // Started is a verification's code decided by Plan, recorded by Commit.
 type Started struct {
 	// ID is the verification whose code is to be sent: the one asked
-	// for, or, for a resend, the number's pending one.
+	// for, or, for a resend, the number's current one.
 	ID string
 	// Code is the code to render into the SMS. It must go nowhere else.
 	Code string
 	// Resend is true when the code is that of a verification still
 	// pending for the number.
 	Resend bool
-	// Replaced names, once committed, the pending verification a new code
-	// ended.
-	Replaced string
 
-	req    Request
-	rec    record // what Commit records under req.ID
-	secret secret // for a new code
-	// recorded is true when the request's id is recorded already (a
-	// request retried): Commit has nothing to do.
-	recorded bool
-	// pendingRev is the revision of the number's pending verification's
-	// name as Plan read it (0: none); prevID that verification.
-	pendingRev uint64
-	prevID     string
-	// What Commit changed, for Abort.
+	req      Request
+	recorded bool   // the request's id is recorded already: a retry
+	rev      uint64 // the number's state as Plan read it (0: none)
+	next     state  // the number's state Commit writes
+	secret   secret // a new code's
+	// committed is true from Commit to Finish or Abort.
 	committed bool
-	prevRev   uint64 // the replaced verification's record, as Commit left it
-	newRev    uint64 // the pending name (a resend: its record), as Commit left it
 }
 
-// LockedError is Plan's answer for a number whose pending verification
-// was locked by wrong codes: no new code until that one would have
-// expired, so that guesses cannot go on with a fresh code.
+// LockedError is Plan's answer for a number whose verification was locked
+// by wrong codes: no new code until that one would have expired, so that
+// guesses cannot go on with a fresh code.
 type LockedError struct{ RetryAfter time.Duration }
 
 func (e *LockedError) Error() string {
@@ -310,78 +332,66 @@ func (e *LockedError) Error() string {
 // verification (of another number, or one whose code is gone).
 var ErrExists = errors.New("the id names another verification")
 
-// ErrReplan is Commit's answer when the number's verifications changed
-// since Plan (another start, a check): plan again.
-var ErrReplan = errors.New("the number's verification changed; plan again")
+// ErrReplan is Plan's and Commit's answer when the number's verification
+// changed since Plan, or is being started by another request: plan again
+// (after a short pause).
+var ErrReplan = errors.New("the number's verification is changing; plan again")
 
 // Start plans, commits and finishes verification r at once (see Plan,
-// Commit and Finish), planning again when another start for the number
-// came first: for a caller with nothing to do between.
+// Commit and Finish), planning again while another start for the number
+// is under way: for a caller with nothing to do between.
 func (v *Verifier) Start(ctx context.Context, r Request) (Started, error) {
-	for range 10 {
+	for try := 0; ; try++ {
 		s, err := v.Plan(ctx, r)
-		if err != nil {
-			return s, err
+		if err == nil {
+			err = v.Commit(ctx, &s)
 		}
-		err = v.Commit(ctx, &s)
 		if err == nil {
 			v.Finish(ctx, &s)
 		}
-		if !errors.Is(err, ErrReplan) {
+		if !errors.Is(err, ErrReplan) || try == 50 {
 			return s, err
 		}
+		time.Sleep(time.Millisecond)
 	}
-	return Started{}, fmt.Errorf("start %s: too much contention", r.ID)
 }
 
 // Plan decides the code of verification r, writing nothing: a new code,
-// or, when the number has a pending verification and r.New is false, that
-// one's code again (Resend), unless less than half of r.TTL is left of it.
-// While a locked verification of the number would still be valid, there is
-// no code (*LockedError). A request retried under an id that is recorded
-// already gets the code it sent. Between Plan and Commit a caller may
-// still refuse the request: nothing is recorded of it then.
+// or, when the number's code is pending and r.New is false, that code
+// again (Resend), unless less than half of r.TTL is left of it or it does
+// not open (another key). While the number's code is locked and would
+// still be valid, there is no code (*LockedError); while another start of
+// the number is under way, ErrReplan. A request retried under an id
+// recorded already gets the code it sent, if that is still the number's.
 func (v *Verifier) Plan(ctx context.Context, r Request) (Started, error) {
 	if r.Digits == 0 {
 		r.Digits = DefaultDigits
 	}
-	if own, _, err := v.read(ctx, r.ID); err != nil {
+	own, err := v.idRecord(ctx, r.ID)
+	if err != nil {
 		return Started{}, err
-	} else if own != nil {
-		return v.planRetry(ctx, r, own)
 	}
-	now := v.now()
-	pending, err := v.store.Get(ctx, pendingKey(r.Number))
-	if err != nil && !errors.Is(err, policy.ErrNotFound) {
-		return Started{}, fmt.Errorf("read pending verification: %w", err)
+	cur, rev, err := v.state(ctx, r.Number)
+	if err != nil {
+		return Started{}, err
 	}
-	s := Started{req: r, pendingRev: pending.Rev, prevID: string(pending.Value)}
-	var prev *record
-	if s.prevID != "" {
-		if prev, _, err = v.read(ctx, s.prevID); err != nil {
-			return Started{}, err
-		}
+	now := v.now().UnixMilli()
+	s := Started{req: r, rev: rev}
+	if own != nil {
+		return v.planRetry(ctx, s, own, cur)
 	}
-	// One replaced by a start not done yet still counts.
-	live := prev != nil && prev.Expires > now.UnixMilli() && prev.Ended != otp.CheckApproved && prev.Ended != otp.CheckExpired
-	if live && prev.Ended == otp.CheckLocked {
-		return Started{}, &LockedError{RetryAfter: time.UnixMilli(prev.Expires).Sub(now)}
+	if cur != nil && cur.tentative(now) {
+		return Started{}, ErrReplan
 	}
-	if live && prev.Ended == "" && !r.New && time.UnixMilli(prev.Expires).Sub(now) >= r.TTL/2 {
-		sec, err := v.secret(ctx, s.prevID)
-		if err != nil {
-			return Started{}, err
-		}
-		if sec != nil {
-			code, err := v.open("ver:"+s.prevID, sec.Sealed)
-			if err != nil {
-				return Started{}, fmt.Errorf("verification %s: %w", s.prevID, err)
-			}
-			s.ID, s.Code, s.Resend = s.prevID, code, true
-			s.rec = record{Number: r.Number, Region: r.Region, To: r.To, Expires: prev.Expires, Of: s.prevID}
+	if cur.carries(now) && cur.Ended == otp.CheckLocked {
+		return Started{}, &LockedError{RetryAfter: time.Duration(cur.Expires-now) * time.Millisecond}
+	}
+	if cur.pending(now) && !r.New && time.Duration(cur.Expires-now)*time.Millisecond >= r.TTL/2 {
+		if code, ok := v.code(ctx, cur.ID); ok {
+			s.ID, s.Code, s.Resend = cur.ID, code, true
+			s.next = *cur
 			return s, nil
 		}
-		// Its secrets are gone: its time ran out by the store's clock.
 	}
 	code, err := GenerateCode(r.Digits)
 	if err != nil {
@@ -392,209 +402,242 @@ func (v *Verifier) Plan(ctx context.Context, r Request) (Started, error) {
 		return Started{}, err
 	}
 	s.ID, s.Code = r.ID, code
-	s.rec = record{Number: r.Number, Region: r.Region, To: r.To, Expires: now.Add(r.TTL).UnixMilli()}
 	s.secret = secret{Sealed: sealed, Hash: v.hash(r.ID, code)}
+	s.next = state{ID: r.ID, Region: r.Region, To: r.To, Expires: now + r.TTL.Milliseconds(), Tentative: now}
+	if cur.carries(now) {
+		s.next.Wrong = cur.Wrong // a new code does not give new guesses
+	}
+	if cur != nil {
+		prev := *cur
+		prev.Prev, prev.Tentative = nil, 0
+		s.next.Prev = &prev
+	}
 	return s, nil
 }
 
-// planRetry plans a request whose id is recorded as own: the code it sent,
-// nothing to commit.
-func (v *Verifier) planRetry(ctx context.Context, r Request, own *record) (Started, error) {
-	if own.Number != r.Number {
+// planRetry plans s, a request whose id is recorded as own: the code it
+// sent, if that is still the number's and pending; nothing to commit.
+func (v *Verifier) planRetry(ctx context.Context, s Started, own *idRecord, cur *state) (Started, error) {
+	id := cmp.Or(own.Of, s.req.ID)
+	if own.Number != s.req.Number || !cur.pending(v.now().UnixMilli()) || cur.ID != id {
+		return Started{}, ErrExists // another number's, or spent
+	}
+	code, ok := v.code(ctx, id)
+	if !ok {
 		return Started{}, ErrExists
 	}
-	id := cmp.Or(own.Of, r.ID)
-	sec, err := v.secret(ctx, id)
-	if err != nil {
-		return Started{}, err
-	}
-	if sec == nil {
-		return Started{}, ErrExists // its code is gone: the id is spent
-	}
-	code, err := v.open("ver:"+id, sec.Sealed)
-	if err != nil {
-		return Started{}, fmt.Errorf("verification %s: %w", id, err)
-	}
-	return Started{ID: id, Code: code, Resend: true, req: r, recorded: true}, nil
+	s.ID, s.Code, s.Resend, s.recorded = id, code, true, true
+	return s, nil
 }
 
-// Commit records s. A resend is recorded under its request's id, so that a
-// check by that id checks the verification it sent. A new code ends the
-// number's pending verification at the revision it has now (wrong codes
-// checked since Plan carry over; a lock since Plan refuses it,
-// *LockedError) and becomes the pending one, if that is still the one Plan
-// read (ErrReplan otherwise). Until Finish, Abort takes it all back.
+// code returns verification id's code, if its secrets are kept and open.
+func (v *Verifier) code(ctx context.Context, id string) (string, bool) {
+	sec, err := v.secret(ctx, id)
+	if err != nil || sec == nil {
+		return "", false
+	}
+	code, err := v.open("ver:"+id, sec.Sealed)
+	return code, err == nil
+}
+
+// Commit records s: the request's id, and for a new code its secrets and
+// the number's state, at the revision Plan read (ErrReplan when a start or
+// a check changed it since). Until Finish, Abort takes it back.
 func (v *Verifier) Commit(ctx context.Context, s *Started) error {
 	if s.recorded {
 		return nil
 	}
+	of := ""
 	if s.Resend {
-		b, _ := json.Marshal(s.rec)
-		rev, err := v.store.Create(ctx, recordKey(s.req.ID), b)
-		if errors.Is(err, policy.ErrExists) {
-			return ErrExists
+		of = s.ID
+	} else {
+		sb, _ := json.Marshal(s.secret)
+		if err := v.secrets.Create(ctx, s.ID, sb, s.req.TTL); err != nil {
+			if errors.Is(err, policy.ErrExists) {
+				return ErrExists
+			}
+			return fmt.Errorf("keep the code sealed: %w", err)
 		}
-		if err != nil {
-			return fmt.Errorf("record verification: %w", err)
-		}
-		s.committed, s.newRev = true, rev
-		return nil
-	}
-	if err := v.replace(ctx, s); err != nil {
-		return err
 	}
 	undo := func() {
 		ctx := context.WithoutCancel(ctx)
-		v.restore(ctx, s)
-		_ = v.secrets.Delete(ctx, s.ID)
-	}
-	sb, _ := json.Marshal(s.secret)
-	if err := v.secrets.Create(ctx, s.ID, sb, s.req.TTL); err != nil {
-		v.restore(context.WithoutCancel(ctx), s)
-		if errors.Is(err, policy.ErrExists) {
-			return ErrExists
+		v.deleteRecord(ctx, s.req.ID)
+		if !s.Resend {
+			_ = v.secrets.Delete(ctx, s.ID)
 		}
-		return fmt.Errorf("keep the code sealed: %w", err)
 	}
-	b, _ := json.Marshal(s.rec)
-	if _, err := v.store.Create(ctx, recordKey(s.ID), b); err != nil {
-		undo()
+	b, _ := json.Marshal(idRecord{Number: s.req.Number, Of: of})
+	if _, err := v.store.Create(ctx, recordKey(s.req.ID), b); err != nil {
+		if !s.Resend {
+			_ = v.secrets.Delete(context.WithoutCancel(ctx), s.ID)
+		}
 		if errors.Is(err, policy.ErrExists) {
 			return ErrExists
 		}
 		return fmt.Errorf("record verification: %w", err)
 	}
-	var rev uint64
-	var err error
-	if s.pendingRev == 0 {
-		rev, err = v.store.Create(ctx, pendingKey(s.req.Number), []byte(s.ID))
-	} else {
-		rev, err = v.store.Update(ctx, pendingKey(s.req.Number), []byte(s.ID), s.pendingRev)
-	}
-	if err != nil {
+	// A resend writes the state unchanged: that it is still what Plan
+	// read is what matters.
+	if err := v.putState(ctx, s.req.Number, &s.next, s.rev); err != nil {
 		undo()
-		v.deleteRecord(context.WithoutCancel(ctx), s.ID)
-		if errors.Is(err, policy.ErrConflict) || errors.Is(err, policy.ErrExists) {
-			return ErrReplan
-		}
-		return fmt.Errorf("record pending verification: %w", err)
-	}
-	s.committed, s.newRev = true, rev
-	return nil
-}
-
-// replace ends the verification s replaces (Plan's prevID), at the
-// revision it has now, and carries its wrong codes over to s.
-func (v *Verifier) replace(ctx context.Context, s *Started) error {
-	if s.prevID == "" {
-		return nil
-	}
-	prev, rev, err := v.read(ctx, s.prevID)
-	if err != nil {
 		return err
 	}
-	now := v.now().UnixMilli()
-	if prev == nil || prev.Expires <= now || prev.Ended == otp.CheckApproved || prev.Ended == otp.CheckExpired {
-		return nil
-	}
-	if prev.Ended == otp.CheckLocked {
-		return &LockedError{RetryAfter: time.Duration(prev.Expires-now) * time.Millisecond}
-	}
-	s.rec.Wrong = prev.Wrong // a new code does not give new guesses
-	s.Replaced = s.prevID
-	if prev.Ended == replaced {
-		return nil // by a start not done yet: that one or this one wins
-	}
-	prev.Ended = replaced
-	b, _ := json.Marshal(prev)
-	nrev, err := v.store.Update(ctx, recordKey(s.prevID), b, rev)
-	if errors.Is(err, policy.ErrConflict) {
-		return ErrReplan // a check came first
-	}
-	if err != nil {
-		return fmt.Errorf("end verification %s: %w", s.prevID, err)
-	}
-	s.prevRev = nrev
+	s.committed = true
 	return nil
 }
 
-// Finish completes a committed verification whose SMS is queued: the
-// secrets of the one it replaced go.
+// Finish completes a committed start whose SMS is queued: its code is
+// no longer tentative, and the secrets of the code it replaced go.
 func (v *Verifier) Finish(ctx context.Context, s *Started) {
-	if s.committed && s.Replaced != "" {
-		_ = v.secrets.Delete(ctx, s.Replaced) // else gone at its ttl
+	if !s.committed || s.Resend {
+		return
+	}
+	s.committed = false
+	var replaced string
+	_ = v.update(ctx, s.req.Number, func(cur *state) bool {
+		if cur == nil || cur.ID != s.ID || cur.Tentative == 0 {
+			return false
+		}
+		if cur.Prev != nil {
+			replaced = cur.Prev.ID
+		}
+		cur.Tentative, cur.Prev = 0, nil
+		return true
+	})
+	if replaced != "" && replaced != s.ID {
+		_ = v.secrets.Delete(ctx, replaced) // else gone at its ttl
 	}
 }
 
-// Abort takes back a committed verification whose SMS could not be
-// queued: the one it replaced is pending again, and a retry of the request
-// starts afresh.
+// Abort takes back a committed start whose SMS was not queued: the code it
+// replaced is the number's again, with every wrong code checked meanwhile
+// (a lock meanwhile stays), and a retry of the request starts afresh.
 func (v *Verifier) Abort(ctx context.Context, s *Started) {
 	if !s.committed {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
 	s.committed = false
-	if s.Resend {
-		_ = v.store.Delete(ctx, recordKey(s.req.ID), s.newRev)
-		return
+	ctx = context.WithoutCancel(ctx)
+	if !s.Resend {
+		_ = v.update(ctx, s.req.Number, func(cur *state) bool {
+			if cur == nil || cur.ID != s.ID {
+				return false // replaced since: the newer start's now
+			}
+			if cur.Ended != "" {
+				// Locked (or guessed) meanwhile: it stays, done.
+				cur.Tentative, cur.Prev = 0, nil
+				return true
+			}
+			if cur.Prev == nil {
+				*cur = state{ID: s.ID, Expires: cur.Expires, Wrong: cur.Wrong, Ended: replaced}
+				return true
+			}
+			prev := *cur.Prev
+			prev.Wrong = max(prev.Wrong, cur.Wrong)
+			if prev.Wrong >= v.maxChecks && prev.carries(v.now().UnixMilli()) {
+				prev.Ended = otp.CheckLocked
+			}
+			*cur = prev
+			return true
+		})
+		_ = v.secrets.Delete(ctx, s.ID)
 	}
-	// The pending name back, if nothing changed it since.
-	if s.pendingRev == 0 {
-		_ = v.store.Delete(ctx, pendingKey(s.req.Number), s.newRev)
+	v.deleteRecord(ctx, s.req.ID)
+}
+
+// replaced marks a number's state whose only code was taken back: its
+// wrong codes still count until it would have expired.
+const replaced otp.CheckStatus = "replaced"
+
+// state returns the number's state and its revision (nil, 0 when none).
+func (v *Verifier) state(ctx context.Context, number string) (*state, uint64, error) {
+	e, err := v.store.Get(ctx, numberKey(number))
+	if errors.Is(err, policy.ErrNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read the number's verification: %w", err)
+	}
+	var s state
+	if err := json.Unmarshal(e.Value, &s); err != nil {
+		return nil, 0, fmt.Errorf("decode the number's verification: %w", err)
+	}
+	return &s, e.Rev, nil
+}
+
+// putState writes the number's state s at revision rev (0: none yet);
+// ErrReplan when it is not at rev any more.
+func (v *Verifier) putState(ctx context.Context, number string, s *state, rev uint64) error {
+	b, _ := json.Marshal(s)
+	var err error
+	if rev == 0 {
+		_, err = v.store.Create(ctx, numberKey(number), b)
 	} else {
-		_, _ = v.store.Update(ctx, pendingKey(s.req.Number), []byte(s.prevID), s.newRev)
+		_, err = v.store.Update(ctx, numberKey(number), b, rev)
 	}
-	v.restore(ctx, s)
-	v.deleteRecord(ctx, s.ID)
-	_ = v.secrets.Delete(ctx, s.ID)
+	switch {
+	case errors.Is(err, policy.ErrConflict), errors.Is(err, policy.ErrExists):
+		return ErrReplan
+	case err != nil:
+		return fmt.Errorf("record the number's verification: %w", err)
+	}
+	return nil
 }
 
-// restore makes the verification Commit replaced pending again, if nothing
-// changed it since.
-func (v *Verifier) restore(ctx context.Context, s *Started) {
-	if s.prevRev == 0 {
-		return
+// update changes the number's state with change (which reports whether
+// it changed anything), again as long as others change it first.
+func (v *Verifier) update(ctx context.Context, number string, change func(*state) bool) error {
+	for range 50 {
+		cur, rev, err := v.state(ctx, number)
+		if err != nil {
+			return err
+		}
+		if cur == nil {
+			cur = &state{}
+			if !change(cur) {
+				return nil
+			}
+		} else if !change(cur) {
+			return nil
+		}
+		if err := v.putState(ctx, number, cur, rev); !errors.Is(err, ErrReplan) {
+			return err
+		}
 	}
-	prev, _, err := v.read(ctx, s.prevID)
-	if err == nil && prev != nil && prev.Ended == replaced {
-		prev.Ended = ""
-		b, _ := json.Marshal(prev)
-		_, _ = v.store.Update(ctx, recordKey(s.prevID), b, s.prevRev)
-	}
-	s.prevRev = 0
+	return errors.New("the number's verification: too much contention")
 }
 
-// deleteRecord deletes verification id's record.
+// deleteRecord deletes request id's record.
 func (v *Verifier) deleteRecord(ctx context.Context, id string) {
 	if e, err := v.store.Get(ctx, recordKey(id)); err == nil {
 		_ = v.store.Delete(ctx, recordKey(id), e.Rev)
 	}
 }
 
+// idRecord returns request id's record (nil when none).
+func (v *Verifier) idRecord(ctx context.Context, id string) (*idRecord, error) {
+	e, err := v.store.Get(ctx, recordKey(id))
+	if errors.Is(err, policy.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read verification: %w", err)
+	}
+	var r idRecord
+	if err := json.Unmarshal(e.Value, &r); err != nil {
+		return nil, fmt.Errorf("decode verification: %w", err)
+	}
+	return &r, nil
+}
+
 // Verification returns the verification whose code request id sent: id,
 // or for a resend the one it sent again ("" when id names none).
 func (v *Verifier) Verification(ctx context.Context, id string) (string, error) {
-	rec, _, err := v.read(ctx, id)
-	if err != nil || rec == nil {
+	r, err := v.idRecord(ctx, id)
+	if err != nil || r == nil {
 		return "", err
 	}
-	return cmp.Or(rec.Of, id), nil
-}
-
-func (v *Verifier) read(ctx context.Context, id string) (*record, uint64, error) {
-	e, err := v.store.Get(ctx, recordKey(id))
-	if errors.Is(err, policy.ErrNotFound) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("read verification: %w", err)
-	}
-	var rec record
-	if err := json.Unmarshal(e.Value, &rec); err != nil {
-		return nil, 0, fmt.Errorf("decode verification: %w", err)
-	}
-	return &rec, e.Rev, nil
+	return cmp.Or(r.Of, id), nil
 }
 
 // secret returns verification id's secrets, nil when they are gone.
@@ -613,102 +656,116 @@ func (v *Verifier) secret(ctx context.Context, id string) (*secret, error) {
 	return &s, nil
 }
 
-// PendingOf returns the id of the number's newest pending verification
-// ("" when none), for a check by number.
+// PendingOf returns the number's verification whose code may be approved
+// ("" when none).
 func (v *Verifier) PendingOf(ctx context.Context, number string) (string, error) {
-	e, err := v.store.Get(ctx, pendingKey(number))
-	if errors.Is(err, policy.ErrNotFound) {
-		return "", nil
+	cur, _, err := v.state(ctx, number)
+	if err != nil || !cur.pending(v.now().UnixMilli()) {
+		return "", err
 	}
-	if err != nil {
-		return "", fmt.Errorf("read pending verification: %w", err)
-	}
-	return string(e.Value), nil
+	return cur.ID, nil
 }
 
 // Check checks code against verification id (or the verification whose
-// code request id sent again). The comparison takes the same time whatever
-// the code; a right code is approved once; wrong ones count, across every
-// daemon, until the verification locks; and the checks of one number's
-// verifications are limited (Config.ChecksPerMinute).
+// code request id sent again); see CheckNumber.
 func (v *Verifier) Check(ctx context.Context, id, code string) (Result, error) {
-	rec, _, err := v.read(ctx, id)
+	r, err := v.idRecord(ctx, id)
 	if err != nil {
 		return Result{}, err
 	}
-	if rec != nil && rec.Of != "" {
-		id = rec.Of
+	if r == nil {
+		return Result{Status: otp.CheckNotFound}, nil
 	}
+	return v.check(ctx, r.Number, cmp.Or(r.Of, id), code)
+}
+
+// CheckNumber checks code against the current verification of the number
+// whose policy key is number. The comparison takes the same time whatever
+// the code; a right code is approved once; wrong ones count, across every
+// daemon and every code of the number, until the verification locks; and
+// the checks of one number are limited (Config.ChecksPerMinute). Only the
+// number's current verification is checked: one a newer code replaced is
+// not_found, or, while the newer one's start is under way, Busy.
+func (v *Verifier) CheckNumber(ctx context.Context, number, code string) (Result, error) {
+	return v.check(ctx, number, "", code)
+}
+
+// check checks code against the number's current verification, which must
+// be id unless id is "".
+func (v *Verifier) check(ctx context.Context, number, id, code string) (Result, error) {
 	limited := false
 	for range 50 {
-		rec, rev, err := v.read(ctx, id)
+		cur, rev, err := v.state(ctx, number)
 		if err != nil {
 			return Result{}, err
-		}
-		if rec == nil || rec.Ended == otp.CheckApproved || rec.Ended == replaced || rec.Of != "" {
-			return Result{Status: otp.CheckNotFound}, nil
-		}
-		res := Result{ID: id, Region: rec.Region, To: rec.To}
-		if rec.Ended == "" {
-			// Only the number's newest verification is checkable: one
-			// replaced is so even if its end was never recorded.
-			if cur, err := v.PendingOf(ctx, rec.Number); err != nil {
-				return Result{}, err
-			} else if cur != id {
-				return Result{Status: otp.CheckNotFound}, nil
-			}
-		}
-		switch rec.Ended {
-		case otp.CheckLocked, otp.CheckExpired:
-			res.Status = rec.Ended
-			return res, nil
-		}
-		if !limited {
-			wait, err := v.takeCheck(ctx, rec.Number)
-			if err != nil {
-				return Result{}, err
-			}
-			if wait > 0 {
-				res.Status, res.RetryAfter = otp.CheckRejected, wait
-				return res, nil
-			}
-			limited = true // taken once, whatever the retries below
 		}
 		now := v.now().UnixMilli()
-		sec, err := v.secret(ctx, id)
-		if err != nil {
-			return Result{}, err
+		if cur == nil || cur.Ended == replaced {
+			return Result{Status: otp.CheckNotFound}, nil
+		}
+		if id != "" && cur.ID != id {
+			if cur.tentative(now) && cur.Prev != nil && cur.Prev.ID == id {
+				return Result{Status: otp.CheckError, Busy: true}, nil
+			}
+			return Result{Status: otp.CheckNotFound}, nil
+		}
+		res := Result{ID: cur.ID, Region: cur.Region, To: cur.To}
+		switch cur.Ended {
+		case otp.CheckApproved:
+			return Result{Status: otp.CheckNotFound}, nil
+		case otp.CheckLocked, otp.CheckExpired:
+			res.Status = cur.Ended
+			return res, nil
+		}
+		var sec *secret
+		if cur.Expires > now {
+			if !limited {
+				wait, err := v.takeCheck(ctx, number)
+				if err != nil {
+					return Result{}, err
+				}
+				if wait > 0 {
+					res.Status, res.RetryAfter = otp.CheckRejected, wait
+					return res, nil
+				}
+				limited = true // taken once, whatever the retries below
+			}
+			if sec, err = v.secret(ctx, cur.ID); err != nil {
+				return Result{}, err
+			}
 		}
 		switch {
-		case rec.Expires <= now || sec == nil:
+		case sec == nil: // its time ran out (by the store's clock too)
 			res.Status, res.Ended = otp.CheckExpired, true
-		case hmac.Equal(v.hash(id, code), sec.Hash):
+		case hmac.Equal(v.hash(cur.ID, code), sec.Hash):
 			res.Status, res.Ended = otp.CheckApproved, true
 		default:
-			rec.Wrong++
-			res.Status, res.AttemptsLeft = otp.CheckDenied, v.maxChecks-rec.Wrong
-			if rec.Wrong >= v.maxChecks {
+			cur.Wrong++
+			res.Status, res.AttemptsLeft = otp.CheckDenied, v.maxChecks-cur.Wrong
+			if cur.Wrong >= v.maxChecks {
 				res.Status, res.AttemptsLeft, res.Ended = otp.CheckLocked, 0, true
 			}
 		}
 		if res.Ended {
-			rec.Ended = res.Status
+			cur.Ended = res.Status
+			if res.Status == otp.CheckApproved {
+				cur.Wrong = 0
+			}
 		}
-		b, _ := json.Marshal(rec)
-		if _, err := v.store.Update(ctx, recordKey(id), b, rev); err != nil {
-			if errors.Is(err, policy.ErrConflict) {
-				continue // another check came first: judge again
+		if err := v.putState(ctx, number, cur, rev); err != nil {
+			if errors.Is(err, ErrReplan) {
+				continue // another check or start came first: judge again
 			}
 			return Result{}, fmt.Errorf("record check: %w", err)
 		}
 		if res.Ended {
 			// The secrets go with the verification (and at their ttl if
 			// this delete fails).
-			_ = v.secrets.Delete(context.WithoutCancel(ctx), id)
+			_ = v.secrets.Delete(context.WithoutCancel(ctx), cur.ID)
 		}
 		return res, nil
 	}
-	return Result{}, fmt.Errorf("check %s: too much contention", id)
+	return Result{}, errors.New("check: too much contention")
 }
 
 // bucket is a number's allowance of checks: a token bucket of

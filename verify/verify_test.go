@@ -282,7 +282,7 @@ func TestResend(t *testing.T) {
 		t.Errorf("a check by the resend's id checked %q, want v1", r.ID)
 	}
 	fresh, err := f.Start(ctx, Request{ID: "v3", Number: "num.a", TTL: 10 * time.Minute, Digits: 8, New: true})
-	if err != nil || fresh.Resend || fresh.Replaced != "v1" || len(fresh.Code) != 8 {
+	if err != nil || fresh.Resend || fresh.ID != "v3" || len(fresh.Code) != 8 {
 		t.Fatalf("new code: %+v %v", fresh, err)
 	}
 	f.check(t, "v1", st.Code, otp.CheckNotFound, 0)
@@ -308,41 +308,43 @@ func TestResendNearExpiry(t *testing.T) {
 	f.check(t, "v1", wrong(st.Code, 1), otp.CheckDenied, 4)
 	f.clock.add(6 * time.Minute)
 	st2 := f.start(t, "v2", "num.a", false)
-	if st2.Resend || st2.ID != "v2" || st2.Replaced != "v1" {
+	if st2.Resend || st2.ID != "v2" {
 		t.Fatalf("start with 4 of 10 minutes left: %+v, want a new code", st2)
 	}
 	f.check(t, "v1", st.Code, otp.CheckNotFound, 0)
 	f.check(t, "v2", wrong(st2.Code, 2), otp.CheckDenied, 3)
 }
 
-// TestCommitSeesChecksSincePlan: wrong codes checked between a new
-// code's Plan and its Commit carry over, and a lock refuses it.
+// TestCommitSeesChecksSincePlan: a check between a new code's Plan and
+// its Commit makes it plan again: the wrong codes carry over, and a lock
+// refuses it.
 func TestCommitSeesChecksSincePlan(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, Config{})
 	st := f.start(t, "v1", "num.a", false)
-	s2, err := f.Plan(ctx, Request{ID: "v2", Number: "num.a", TTL: 10 * time.Minute, New: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r2 := Request{ID: "v2", Number: "num.a", TTL: 10 * time.Minute, New: true}
+	s2, _ := f.Plan(ctx, r2)
 	f.check(t, "v1", wrong(st.Code, 1), otp.CheckDenied, 4)
 	f.check(t, "v1", wrong(st.Code, 2), otp.CheckDenied, 3)
+	if err := f.Commit(ctx, &s2); !errors.Is(err, ErrReplan) {
+		t.Fatalf("commit after checks: %v, want ErrReplan", err)
+	}
+	s2, _ = f.Plan(ctx, r2)
 	if err := f.Commit(ctx, &s2); err != nil {
 		t.Fatal(err)
 	}
+	f.Finish(ctx, &s2)
 	f.check(t, "v2", wrong(s2.Code, 3), otp.CheckDenied, 2) // 2 on v1, carried
 
-	s3, err := f.Plan(ctx, Request{ID: "v3", Number: "num.a", TTL: 10 * time.Minute, New: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r3 := Request{ID: "v3", Number: "num.a", TTL: 10 * time.Minute, New: true}
+	s3, _ := f.Plan(ctx, r3)
 	f.check(t, "v2", wrong(s2.Code, 4), otp.CheckDenied, 1)
 	f.check(t, "v2", wrong(s2.Code, 5), otp.CheckLocked, 0)
-	if err := f.Commit(ctx, &s3); !errors.As(err, new(*LockedError)) {
-		t.Errorf("commit of a new code after a lock since its plan: %v, want LockedError", err)
+	if err := f.Commit(ctx, &s3); !errors.Is(err, ErrReplan) {
+		t.Errorf("commit after a lock: %v, want ErrReplan", err)
 	}
-	if id, _ := f.PendingOf(ctx, "num.a"); id != "v2" {
-		t.Errorf("pending %q, want v2 (locked)", id)
+	if _, err := f.Plan(ctx, r3); !errors.As(err, new(*LockedError)) {
+		t.Errorf("plan after a lock: %v, want LockedError", err)
 	}
 }
 
@@ -402,6 +404,41 @@ func TestAbort(t *testing.T) {
 		t.Errorf("after the resend's abort:\n%s", after)
 	}
 	f.check(t, "v1", st.Code, otp.CheckApproved, 0)
+}
+
+// TestAbortKeepsGuesses: wrong codes checked against a new code before
+// its start is taken back count for the code it restores, and a lock
+// meanwhile stays.
+func TestAbortKeepsGuesses(t *testing.T) {
+	ctx := context.Background()
+	for _, lock := range []bool{false, true} {
+		f := newFixture(t, Config{})
+		st := f.start(t, "v1", "num.a", false)
+		f.check(t, "v1", wrong(st.Code, 1), otp.CheckDenied, 4)
+		f.check(t, "v1", wrong(st.Code, 2), otp.CheckDenied, 3)
+		a, _ := f.Plan(ctx, Request{ID: "a", Number: "num.a", TTL: 10 * time.Minute, New: true})
+		if err := f.Commit(ctx, &a); err != nil {
+			t.Fatal(err)
+		}
+		r, _ := f.CheckNumber(ctx, "num.a", wrong(a.Code, 3)) // the new code is the number's
+		if r.Status != otp.CheckDenied || r.AttemptsLeft != 2 {
+			t.Fatalf("a wrong code by number: %+v", r)
+		}
+		if lock {
+			f.CheckNumber(ctx, "num.a", wrong(a.Code, 4))
+			f.CheckNumber(ctx, "num.a", wrong(a.Code, 5))
+		}
+		f.Abort(ctx, &a)
+		if lock {
+			f.check(t, "v1", st.Code, otp.CheckNotFound, 0)
+			if _, err := f.Plan(ctx, Request{ID: "b", Number: "num.a", TTL: time.Minute}); !errors.As(err, new(*LockedError)) {
+				t.Errorf("start after a lock taken back: %v, want LockedError", err)
+			}
+			continue
+		}
+		f.check(t, "v1", wrong(st.Code, 6), otp.CheckDenied, 1) // 2 + 1 + this one
+		f.check(t, "v1", st.Code, otp.CheckApproved, 0)
+	}
 }
 
 // TestRetriedRequest: a request retried under its id gets the code it
@@ -534,8 +571,8 @@ func TestOtherKeyCannotOpen(t *testing.T) {
 	st := f.start(t, "v1", "num.a", false)
 	b, _ := New(f.store, f.secrets, Config{Key: []byte("another key, another cluster....")})
 	b.SetClock(f.clock.now)
-	if _, err := b.Plan(ctx, Request{ID: "v2", Number: "num.a", TTL: 10 * time.Minute}); err == nil {
-		t.Error("a resend under another key opened the sealed code")
+	if s, err := b.Plan(ctx, Request{ID: "v2", Number: "num.a", TTL: 10 * time.Minute}); err != nil || s.Resend {
+		t.Errorf("a start under another key: %+v %v, want a new code (the sealed one does not open)", s, err)
 	}
 	if r, _ := b.Check(ctx, "v1", st.Code); r.Status == otp.CheckApproved {
 		t.Error("the right code approved under another key")
@@ -596,21 +633,31 @@ func TestLockHoldsAcrossCodes(t *testing.T) {
 	}
 }
 
-// TestReplacedIsNotCheckable: a verification a new code replaced answers
-// not_found, even when its end was never recorded.
-func TestReplacedIsNotCheckable(t *testing.T) {
+// TestBusyWhileReplaced: a check of the code a start not done yet is
+// replacing is told to try again; once the start is taken back, the code
+// is good, and once it is done, not_found.
+func TestBusyWhileReplaced(t *testing.T) {
+	ctx := context.Background()
 	f := newFixture(t, Config{})
 	st := f.start(t, "v1", "num.a", false)
-	before := f.store.m[recordKey("v1")]
-	saved := f.secrets.m["v1"]
-	f.start(t, "v2", "num.a", true)
-	f.store.mu.Lock()
-	e := f.store.m[recordKey("v1")]
-	e.Value = before.Value // as if its end had been lost
-	f.store.m[recordKey("v1")] = e
-	f.store.mu.Unlock()
-	f.secrets.m["v1"] = saved // and the delete of its secrets
-	f.check(t, "v1", st.Code, otp.CheckNotFound, 0)
+	for _, done := range []bool{false, true} {
+		s2, _ := f.Plan(ctx, Request{ID: fmt.Sprint("v2-", done), Number: "num.a", TTL: 10 * time.Minute, New: true})
+		if err := f.Commit(ctx, &s2); err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := f.Check(ctx, "v1", st.Code); r.Status != otp.CheckError || !r.Busy {
+			t.Errorf("check of the code being replaced: %+v, want busy", r)
+		}
+		if _, err := f.Plan(ctx, Request{ID: "v3", Number: "num.a", TTL: 10 * time.Minute}); !errors.Is(err, ErrReplan) {
+			t.Errorf("a start while another is under way: %v, want ErrReplan", err)
+		}
+		if done {
+			f.Finish(ctx, &s2)
+			f.check(t, "v1", st.Code, otp.CheckNotFound, 0)
+		} else {
+			f.Abort(ctx, &s2)
+		}
+	}
 }
 
 // TestSwappedSecrets: a verification's sealed code and hash are bound to
@@ -621,8 +668,8 @@ func TestSwappedSecrets(t *testing.T) {
 	a := f.start(t, "va", "num.a", false)
 	b := f.start(t, "vb", "num.b", false)
 	f.secrets.m["vb"] = f.secrets.m["va"]
-	if _, err := f.Plan(ctx, Request{ID: "vb2", Number: "num.b", TTL: 10 * time.Minute}); err == nil {
-		t.Error("a sealed code moved to another verification opened")
+	if s, err := f.Plan(ctx, Request{ID: "vb2", Number: "num.b", TTL: 10 * time.Minute}); err != nil || s.Resend {
+		t.Errorf("a sealed code moved to another verification: %+v %v, want a new code (it does not open)", s, err)
 	}
 	if a.Code != b.Code {
 		if r, _ := f.Check(ctx, "vb", a.Code); r.Status == otp.CheckApproved {
