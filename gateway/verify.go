@@ -152,9 +152,9 @@ func (g *Gateway) checkCode(ctx context.Context, data []byte) (otp.CheckReply, v
 	}
 	var res verify.Result
 	if c.To != "" {
-		n, err := otp.ParseNumber(c.To, cmp.Or(c.Region, g.limits().Region))
-		if err != nil {
-			re, _ := otp.AsReject(err)
+		n, perr := otp.ParseNumber(c.To, cmp.Or(c.Region, g.limits().Region))
+		if perr != nil {
+			re, _ := otp.AsReject(perr)
 			return otp.CheckReply{Status: otp.CheckRejected, Reason: re.Reason, Field: re.Field, Detail: re.Detail}, verify.Result{}
 		}
 		res, err = g.opts.Verifier.CheckNumber(ctx, g.policy().NumberKey(n.E164), c.Code)
