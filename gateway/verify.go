@@ -86,6 +86,8 @@ func (g *Gateway) verify(ctx context.Context, data []byte) (otp.Reply, func(cont
 			re := &otp.RejectError{Reason: otp.ReasonIDConflict, Field: "id", Detail: "the id names another verification"}
 			g.refused(re)
 			return otp.RejectReply(r.ID, re), nil
+		case errors.Is(err, verify.ErrReplan):
+			return otp.Reply{Status: otp.ReplyError, ID: r.ID, Detail: "a code is being sent to this number; try again"}, nil
 		}
 		g.log.Error("verification", "id", r.ID, "err", err)
 		return otp.Reply{Status: otp.ReplyError, ID: r.ID, Detail: "verification store unavailable; try again"}, nil
@@ -112,8 +114,9 @@ func (g *Gateway) verify(ctx context.Context, data []byte) (otp.Reply, func(cont
 	}
 	g.opts.Metrics.Verified(p.Number.Region, step)
 	return reply, func(ctx context.Context) {
-		queued(ctx)
+		// First: until it is done, other starts of the number wait.
 		g.opts.Verifier.Finish(context.WithoutCancel(ctx), &st)
+		queued(ctx)
 	}
 }
 

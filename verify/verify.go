@@ -186,12 +186,20 @@ func (s *state) carries(nowMs int64) bool {
 }
 
 // tentativeFor is how long a start's code stays tentative at most: a start
-// that did not finish within it (its daemon stopped) is taken as done.
+// that did not finish within it (its daemon stopped) is taken as done. The
+// daemons' clocks must agree far better (NTP).
 const tentativeFor = 30 * time.Second
 
 // tentative reports whether s was made current by a start not done yet.
 func (s *state) tentative(nowMs int64) bool {
-	return s.Tentative != 0 && nowMs-s.Tentative < tentativeFor.Milliseconds()
+	d := nowMs - s.Tentative
+	return s.Tentative != 0 && d < tentativeFor.Milliseconds() && -d < tentativeFor.Milliseconds()
+}
+
+// locked reports whether s refuses a new code at nowMs: its code was
+// locked, or as many wrong codes were checked, and would still be valid.
+func (s *state) locked(nowMs int64, maxChecks int) bool {
+	return s.carries(nowMs) && (s.Ended == otp.CheckLocked || s.Wrong >= maxChecks)
 }
 
 // idRecord names, for a request's id, the number it verifies and, for a
@@ -376,15 +384,36 @@ func (v *Verifier) Plan(ctx context.Context, r Request) (Started, error) {
 		return Started{}, err
 	}
 	now := v.now().UnixMilli()
-	s := Started{req: r, rev: rev}
-	if own != nil {
-		return v.planRetry(ctx, s, own, cur)
+	if cur != nil && cur.Tentative != 0 && !cur.tentative(now) {
+		// The start that made it current stopped before it was done:
+		// done now (a late Abort of it finds nothing to take back).
+		v.settle(ctx, r.Number, cur.ID, cur.Tentative)
+		if cur, rev, err = v.state(ctx, r.Number); err != nil {
+			return Started{}, err
+		}
 	}
+	s := Started{req: r, rev: rev}
 	if cur != nil && cur.tentative(now) {
 		return Started{}, ErrReplan
 	}
-	if cur.carries(now) && cur.Ended == otp.CheckLocked {
+	if cur.locked(now, v.maxChecks) {
 		return Started{}, &LockedError{RetryAfter: time.Duration(cur.Expires-now) * time.Millisecond}
+	}
+	if own != nil {
+		if own.Number != r.Number {
+			return Started{}, ErrExists
+		}
+		if id := cmp.Or(own.Of, r.ID); cur.pending(now) && cur.ID == id {
+			// A request retried: the code it sent.
+			if code, ok := v.code(ctx, id); ok {
+				s.ID, s.Code, s.Resend, s.recorded = id, code, true, true
+				return s, nil
+			}
+		}
+		// Spent, or left by a start that never made it current (its
+		// daemon stopped within Commit; the policy took its job for
+		// never queued): the id starts afresh.
+		v.deleteRecord(ctx, r.ID)
 	}
 	if cur.pending(now) && !r.New && time.Duration(cur.Expires-now)*time.Millisecond >= r.TTL/2 {
 		if code, ok := v.code(ctx, cur.ID); ok {
@@ -412,21 +441,6 @@ func (v *Verifier) Plan(ctx context.Context, r Request) (Started, error) {
 		prev.Prev, prev.Tentative = nil, 0
 		s.next.Prev = &prev
 	}
-	return s, nil
-}
-
-// planRetry plans s, a request whose id is recorded as own: the code it
-// sent, if that is still the number's and pending; nothing to commit.
-func (v *Verifier) planRetry(ctx context.Context, s Started, own *idRecord, cur *state) (Started, error) {
-	id := cmp.Or(own.Of, s.req.ID)
-	if own.Number != s.req.Number || !cur.pending(v.now().UnixMilli()) || cur.ID != id {
-		return Started{}, ErrExists // another number's, or spent
-	}
-	code, ok := v.code(ctx, id)
-	if !ok {
-		return Started{}, ErrExists
-	}
-	s.ID, s.Code, s.Resend, s.recorded = id, code, true, true
 	return s, nil
 }
 
@@ -493,9 +507,15 @@ func (v *Verifier) Finish(ctx context.Context, s *Started) {
 		return
 	}
 	s.committed = false
+	v.settle(ctx, s.req.Number, s.ID, s.next.Tentative)
+}
+
+// settle clears the tentative mark tentative of verification id, the
+// number's current one, and deletes the secrets of the code it replaced.
+func (v *Verifier) settle(ctx context.Context, number, id string, tentative int64) {
 	var replaced string
-	_ = v.update(ctx, s.req.Number, func(cur *state) bool {
-		if cur == nil || cur.ID != s.ID || cur.Tentative == 0 {
+	_ = v.update(ctx, number, func(cur *state) bool {
+		if cur.ID != id || cur.Tentative != tentative {
 			return false
 		}
 		if cur.Prev != nil {
@@ -504,7 +524,7 @@ func (v *Verifier) Finish(ctx context.Context, s *Started) {
 		cur.Tentative, cur.Prev = 0, nil
 		return true
 	})
-	if replaced != "" && replaced != s.ID {
+	if replaced != "" && replaced != id {
 		_ = v.secrets.Delete(ctx, replaced) // else gone at its ttl
 	}
 }
@@ -519,15 +539,17 @@ func (v *Verifier) Abort(ctx context.Context, s *Started) {
 	s.committed = false
 	ctx = context.WithoutCancel(ctx)
 	if !s.Resend {
-		_ = v.update(ctx, s.req.Number, func(cur *state) bool {
-			if cur == nil || cur.ID != s.ID {
-				return false // replaced since: the newer start's now
+		restored := false
+		err := v.update(ctx, s.req.Number, func(cur *state) bool {
+			if cur.ID != s.ID || cur.Tentative != s.next.Tentative {
+				return false // settled or replaced since: not to take back
 			}
 			if cur.Ended != "" {
 				// Locked (or guessed) meanwhile: it stays, done.
 				cur.Tentative, cur.Prev = 0, nil
 				return true
 			}
+			restored = true
 			if cur.Prev == nil {
 				*cur = state{ID: s.ID, Expires: cur.Expires, Wrong: cur.Wrong, Ended: replaced}
 				return true
@@ -540,6 +562,9 @@ func (v *Verifier) Abort(ctx context.Context, s *Started) {
 			*cur = prev
 			return true
 		})
+		if err != nil || !restored {
+			return // its code stays (its secrets go at their ttl)
+		}
 		_ = v.secrets.Delete(ctx, s.ID)
 	}
 	v.deleteRecord(ctx, s.req.ID)
@@ -592,12 +617,7 @@ func (v *Verifier) update(ctx context.Context, number string, change func(*state
 		if err != nil {
 			return err
 		}
-		if cur == nil {
-			cur = &state{}
-			if !change(cur) {
-				return nil
-			}
-		} else if !change(cur) {
+		if cur == nil || !change(cur) {
 			return nil
 		}
 		if err := v.putState(ctx, number, cur, rev); !errors.Is(err, ErrReplan) {
@@ -703,10 +723,12 @@ func (v *Verifier) check(ctx context.Context, number, id, code string) (Result, 
 		if cur == nil || cur.Ended == replaced {
 			return Result{Status: otp.CheckNotFound}, nil
 		}
+		if cur.tentative(now) && cur.Prev != nil && cur.Prev.pending(now) && (id == "" || cur.Prev.ID == id) {
+			// Its code is being replaced; or, checked by number, the
+			// user may be typing either.
+			return Result{Status: otp.CheckError, Busy: true}, nil
+		}
 		if id != "" && cur.ID != id {
-			if cur.tentative(now) && cur.Prev != nil && cur.Prev.ID == id {
-				return Result{Status: otp.CheckError, Busy: true}, nil
-			}
 			return Result{Status: otp.CheckNotFound}, nil
 		}
 		res := Result{ID: cur.ID, Region: cur.Region, To: cur.To}

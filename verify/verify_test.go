@@ -295,8 +295,10 @@ func TestResend(t *testing.T) {
 	}
 	f.check(t, "v3", wrong(fresh.Code, 2), otp.CheckDenied, 3) // v1's wrong code carried over
 	f.check(t, "v3", fresh.Code, otp.CheckApproved, 0)
-	if _, err := f.Start(ctx, Request{ID: "v3", Number: "num.a", TTL: time.Minute}); !errors.Is(err, ErrExists) {
-		t.Errorf("an id used again: %v, want ErrExists", err)
+	// The id of an approved verification (whose job the policy forgot):
+	// afresh.
+	if st, err := f.Start(ctx, Request{ID: "v3", Number: "num.a", TTL: time.Minute}); err != nil || st.Resend || st.Code == fresh.Code {
+		t.Errorf("an approved id used again: %+v %v, want a new code", st, err)
 	}
 }
 
@@ -420,13 +422,13 @@ func TestAbortKeepsGuesses(t *testing.T) {
 		if err := f.Commit(ctx, &a); err != nil {
 			t.Fatal(err)
 		}
-		r, _ := f.CheckNumber(ctx, "num.a", wrong(a.Code, 3)) // the new code is the number's
-		if r.Status != otp.CheckDenied || r.AttemptsLeft != 2 {
-			t.Fatalf("a wrong code by number: %+v", r)
+		if r, _ := f.CheckNumber(ctx, "num.a", wrong(a.Code, 3)); !r.Busy {
+			t.Errorf("a check by number while its code is replaced: %+v, want busy", r)
 		}
+		f.check(t, "a", wrong(a.Code, 3), otp.CheckDenied, 2) // by the new id
 		if lock {
-			f.CheckNumber(ctx, "num.a", wrong(a.Code, 4))
-			f.CheckNumber(ctx, "num.a", wrong(a.Code, 5))
+			f.Check(ctx, "a", wrong(a.Code, 4))
+			f.Check(ctx, "a", wrong(a.Code, 5))
 		}
 		f.Abort(ctx, &a)
 		if lock {
@@ -438,6 +440,48 @@ func TestAbortKeepsGuesses(t *testing.T) {
 		}
 		f.check(t, "v1", wrong(st.Code, 6), otp.CheckDenied, 1) // 2 + 1 + this one
 		f.check(t, "v1", st.Code, otp.CheckApproved, 0)
+	}
+}
+
+// TestStaleStart: a start that did not finish within 30 s (its daemon
+// stopped, or it stalled) is taken as done by the next one, on either side
+// of the clock; a late Abort of it then takes nothing back.
+func TestStaleStart(t *testing.T) {
+	ctx := context.Background()
+	for _, skew := range []time.Duration{31 * time.Second, -5 * time.Minute} {
+		f := newFixture(t, Config{})
+		f.start(t, "v1", "num.a", false)
+		v2, _ := f.Plan(ctx, Request{ID: "v2", Number: "num.a", TTL: 10 * time.Minute, New: true})
+		if err := f.Commit(ctx, &v2); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Plan(ctx, Request{ID: "v3", Number: "num.a", TTL: 10 * time.Minute}); !errors.Is(err, ErrReplan) {
+			t.Fatalf("while v2 is under way: %v, want ErrReplan", err)
+		}
+		f.clock.add(skew)
+		v3 := f.start(t, "v3", "num.a", false)
+		if !v3.Resend || v3.ID != "v2" || v3.Code != v2.Code {
+			t.Fatalf("skew %v: start after a stale one: %+v, want v2's code again", skew, v3)
+		}
+		f.Abort(ctx, &v2) // late: v3 sent its code already
+		f.check(t, "v3", v2.Code, otp.CheckApproved, 0)
+		if _, ok := f.secrets.m["v1"]; ok {
+			t.Errorf("skew %v: the replaced code's secrets are kept", skew)
+		}
+	}
+}
+
+// TestOrphanRecord: an id recorded by a start that never made its code
+// current (its daemon stopped within Commit) starts afresh.
+func TestOrphanRecord(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Config{})
+	f.store.Create(ctx, recordKey("v1"), []byte(`{"n":"num.a"}`))
+	if st, err := f.Start(ctx, Request{ID: "v1", Number: "num.a", TTL: 10 * time.Minute}); err != nil || st.Resend {
+		t.Fatalf("start of an orphan id: %+v %v, want a new code", st, err)
+	}
+	if _, err := f.Start(ctx, Request{ID: "v1", Number: "num.b", TTL: 10 * time.Minute}); !errors.Is(err, ErrExists) {
+		t.Errorf("the id for another number: %v, want ErrExists", err)
 	}
 }
 
