@@ -26,10 +26,12 @@ type Report struct {
 	// when the service centre gives it in international format, otherwise
 	// its digits as given.
 	Recipient string
-	// SCTS is when the service centre received the message (its clock).
+	// SCTS is when the service centre received the message (its clock);
+	// zero when its time stamp could not be read.
 	SCTS time.Time
 	// Discharge is TP-DT: when the message was delivered, or when the
-	// service centre last tried or gave up.
+	// service centre last tried or gave up; zero when its time stamp could
+	// not be read.
 	Discharge time.Time
 	// TPStatus is TP-ST (§9.2.3.15).
 	TPStatus byte
@@ -125,6 +127,12 @@ func ParseStatusReport(pdu string, length int) (Report, error) {
 	}
 	tp, err := sms.Unmarshal(t, sms.AsMT)
 	if err != nil {
+		// Service centres in the wild send time stamps that are not BCD
+		// (a time-zone octet 0xA0, say): the report is still the
+		// message's fate.
+		if r, lerr := parseStatusReportLoose(t); lerr == nil {
+			return r, nil
+		}
 		return Report{}, fmt.Errorf("status report: %w", err)
 	}
 	return Report{
@@ -134,6 +142,58 @@ func ParseStatusReport(pdu string, length int) (Report, error) {
 		Discharge: tp.DT.Time,
 		TPStatus:  tp.ST,
 	}, nil
+}
+
+// parseStatusReportLoose decodes an SMS-STATUS-REPORT TPDU field by field
+// (23.040 §9.2.2.3: first octet, TP-MR, TP-RA, TP-SCTS, TP-DT, TP-ST, and
+// optional parameters it ignores), reading a time stamp that is not valid
+// as unknown (zero) rather than failing.
+func parseStatusReportLoose(t []byte) (Report, error) {
+	if len(t) < 2 {
+		return Report{}, errors.New("status report: too short")
+	}
+	var ra tpdu.Address
+	n, err := ra.UnmarshalBinary(t[2:])
+	if err != nil {
+		return Report{}, fmt.Errorf("status report: recipient: %w", err)
+	}
+	rest := t[2+n:]
+	if len(rest) < 15 {
+		return Report{}, errors.New("status report: too short for its time stamps and status")
+	}
+	return Report{
+		MR:        int(t[1]),
+		Recipient: ra.Number(),
+		SCTS:      looseTimestamp(rest[:7]),
+		Discharge: looseTimestamp(rest[7:14]),
+		TPStatus:  rest[14],
+	}, nil
+}
+
+// looseTimestamp decodes a TP-SCTS/TP-DT time stamp (7 octets of swapped
+// BCD semi-octets, the last the time zone in quarter hours, its bit 3 the
+// sign), or returns the zero time when any of it is not valid.
+func looseTimestamp(b []byte) time.Time {
+	var f [7]int
+	for i, o := range b {
+		lo, hi := int(o&0x0f), int(o>>4)
+		if i == 6 {
+			lo &^= 0x08 // the sign
+		}
+		if lo > 9 || hi > 9 {
+			return time.Time{}
+		}
+		f[i] = lo*10 + hi
+	}
+	quarters := f[6]
+	if b[6]&0x08 != 0 {
+		quarters = -quarters
+	}
+	if f[1] < 1 || f[1] > 12 || f[2] < 1 || f[2] > 31 || f[3] > 23 || f[4] > 59 || f[5] > 59 || quarters > 56 || quarters < -48 {
+		return time.Time{}
+	}
+	loc := time.FixedZone("", quarters*15*60)
+	return time.Date(2000+f[0], time.Month(f[1]), f[2], f[3], f[4], f[5], 0, loc)
 }
 
 // parseCDS parses the two lines of a routed status report:

@@ -195,6 +195,52 @@ func TestCSMSService(t *testing.T) {
 
 // FuzzParseStatusReport feeds the report decoder what a modem might say:
 // it must never panic, and what it accepts must be a status report.
+// TestParseStatusReportBadTimeStamp: a report whose time stamps a service
+// centre wrote wrong (a time-zone octet 0xA0, seen in the wild; a digit
+// that is not BCD) is still read: reference, recipient and status, its
+// times unknown.
+func TestParseStatusReportBadTimeStamp(t *testing.T) {
+	loc := time.FixedZone("", 3600)
+	scts := time.Date(2026, 11, 23, 10, 0, 5, 0, loc)
+	tp := statusReportTPDU(t, 0x17, "+4526227921", 0x00, scts, scts.Add(4*time.Second))
+	tsAt := len(tp) - 15 // SCTS, DT, ST end the TPDU
+	for _, tc := range []struct {
+		name       string
+		at         int // octet of the TPDU to set
+		to         byte
+		sctsKnown  bool
+		dischKnown bool
+	}{
+		{"DT time zone 0xA0", tsAt + 13, 0xa0, true, false},
+		{"SCTS time zone 0xA0", tsAt + 6, 0xa0, false, true},
+		{"SCTS hour not BCD", tsAt + 3, 0x0b, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := append([]byte(nil), tp...)
+			bad[tc.at] = tc.to
+			r, err := ParseStatusReport(withSCA(t, bad, "+4540390999"), len(bad))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.MR != 0x17 || r.Recipient != "+4526227921" || r.TPStatus != 0 || r.Delivery() != Delivered {
+				t.Errorf("got %+v", r)
+			}
+			if r.SCTS.IsZero() == tc.sctsKnown || r.Discharge.IsZero() == tc.dischKnown {
+				t.Errorf("SCTS %v, discharge %v: want known %v, %v", r.SCTS, r.Discharge, tc.sctsKnown, tc.dischKnown)
+			}
+			if tc.sctsKnown && !r.SCTS.Equal(scts) {
+				t.Errorf("SCTS %v, want %v", r.SCTS, scts)
+			}
+		})
+	}
+	// The loose reading agrees with the library's on a clean report.
+	r, _ := ParseStatusReport(hex.EncodeToString(tp), len(tp))
+	l, err := parseStatusReportLoose(tp)
+	if err != nil || l != r && !(l.MR == r.MR && l.Recipient == r.Recipient && l.TPStatus == r.TPStatus && l.SCTS.Equal(r.SCTS) && l.Discharge.Equal(r.Discharge)) {
+		t.Errorf("loose %+v %v, library %+v", l, err, r)
+	}
+}
+
 func FuzzParseStatusReport(f *testing.F) {
 	tp := statusReportTPDU(f, 200, "+4526227921", 0x41, time.Now(), time.Now())
 	f.Add(withSCA(f, tp, "+4540390999"), len(tp))
