@@ -125,6 +125,7 @@ type interpreter struct {
 	missedAcks  int
 	reports     []SentReport
 	sr          [memCapacity]*storedReport // the "SR" memory; index i+1
+	sm          [memCapacity]*storedReport // the "SM" (and "MT") memory: incoming messages (inbound.go)
 	reportWake  chan struct{}
 	reportsDone chan struct{} // closed when reportLoop returns
 }

@@ -278,7 +278,7 @@ func (ip *interpreter) route(p *pendingReport, now time.Time) {
 			ip.ackDeadline = now.Add(ip.cfg.AckTimeout)
 		}
 	case ip.set.cnmi[3] == 2:
-		i := ip.storeReport(&storedReport{tp: t, n: len(b), hex: hexs})
+		i := ip.store(ip.sr[:], &storedReport{tp: t, n: len(b), hex: hexs})
 		if i == 0 {
 			ip.log.Warn("modemsim: SR memory full: status report lost", "modem", ip.cfg.Name, "mr", p.sub.MR)
 			rec.Route = RouteLost
@@ -296,18 +296,6 @@ func (ip *interpreter) route(p *pendingReport, now time.Time) {
 	if f := ip.cfg.OnReport; f != nil {
 		ip.post(func() { f(rec) })
 	}
-}
-
-// storeReport puts a report in the first free slot of the "SR" memory and
-// returns its index (from 1), or 0 when the memory is full.
-func (ip *interpreter) storeReport(r *storedReport) int {
-	for i, s := range ip.sr {
-		if s == nil {
-			ip.sr[i] = r
-			return i + 1
-		}
-	}
-	return 0
 }
 
 // srText formats a status report for text mode (AT+CMGF=1), as +CDS,

@@ -6,21 +6,25 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/warthog618/sms/encoding/tpdu"
 	"github.com/warthog618/sms/encoding/ucs2"
 )
 
-// Message storage (3GPP TS 27.005 §3.1, §3.4.2, §3.5.4). Only the "SR"
-// memory ever holds anything: the status reports stored with AT+CNMI <ds>=2.
-// "SM", "ME" and "MT" are empty memories of the same capacity. Indexes
-// start at 1.
+// Message storage (3GPP TS 27.005 §3.1, §3.4.2, §3.5.4). "SR" holds the
+// status reports stored with AT+CNMI <ds>=2, "SM" (also read as "MT") the
+// incoming messages (Modem.Receive); "ME" is an empty memory of the same
+// capacity. Indexes start at 1.
 
 // textStats are the <stat> values of text mode, by their PDU mode number.
 var textStats = [...]string{"REC UNREAD", "REC READ", "STO UNSENT", "STO SENT", "ALL"}
 
 // memSlots returns the slots of a memory: nil for the empty ones.
 func (ip *interpreter) memSlots(mem string) []*storedReport {
-	if mem == "SR" {
+	switch mem {
+	case "SR":
 		return ip.sr[:]
+	case "SM", "MT":
+		return ip.sm[:]
 	}
 	return nil
 }
@@ -49,6 +53,9 @@ func (r *storedReport) stat() int {
 // "<stat>,,<length>" and the PDU.
 func (ip *interpreter) storedLines(prefix string, r *storedReport) []string {
 	if ip.set.cmgf == 1 {
+		if r.tp.SmsType() == tpdu.SmsDeliver {
+			return []string{prefix + strconv.Quote(textStats[r.stat()]) + "," + deliverHeader(r.tp, ip.set.cscs), deliverText(r.tp)}
+		}
 		return []string{prefix + strconv.Quote(textStats[r.stat()]) + "," + srText(r.tp, ip.set.cscs)}
 	}
 	return []string{fmt.Sprintf("%s%d,,%d", prefix, r.stat(), r.n), r.hex}
