@@ -1,7 +1,6 @@
 package modem
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -11,7 +10,6 @@ import (
 	"github.com/warthog618/modem/at"
 	"github.com/warthog618/modem/info"
 	"github.com/warthog618/sms"
-	"github.com/warthog618/sms/encoding/pdumode"
 	"github.com/warthog618/sms/encoding/tpdu"
 )
 
@@ -99,28 +97,9 @@ var ErrNotStatusReport = errors.New("not an SMS-STATUS-REPORT")
 // centre address, which 27.005 puts there but some modems leave out. With
 // length < 0 the address is assumed present.
 func ParseStatusReport(pdu string, length int) (Report, error) {
-	b, err := hex.DecodeString(strings.TrimSpace(pdu))
+	t, err := tpduOf(pdu, length)
 	if err != nil {
 		return Report{}, fmt.Errorf("status report: %w", err)
-	}
-	var t []byte
-	switch {
-	case length >= 0 && len(b) == length:
-		t = b // no service centre address
-	case length >= 0 && len(b) > length:
-		// <SCA length><SCA>: check it agrees with the announced length.
-		if int(b[0])+1 != len(b)-length {
-			return Report{}, fmt.Errorf("status report: %d octets with length %d and a service centre address of %d", len(b), length, int(b[0])+1)
-		}
-		t = b[len(b)-length:]
-	case length >= 0:
-		return Report{}, fmt.Errorf("status report: %d octets, shorter than its length %d", len(b), length)
-	default:
-		p, err := pdumode.UnmarshalBinary(b)
-		if err != nil {
-			return Report{}, fmt.Errorf("status report: %w", err)
-		}
-		t = p.TPDU
 	}
 	if len(t) == 0 || tpdu.FirstOctet(t[0]).MTI() != tpdu.MtCommand {
 		return Report{}, ErrNotStatusReport
