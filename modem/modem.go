@@ -45,6 +45,13 @@ type Config struct {
 	// It is called from a goroutine of the modem's, possibly concurrently
 	// with Send and with itself, and must not block for long.
 	OnReport func(Report, error)
+	// OnMessage, when set, receives every part of every message the modem
+	// receives (+CMTI, +CMT, and those stored before, see SweepIncoming);
+	// a stored one is deleted from the modem once OnMessage returns nil
+	// (kept), and left there for the next sweep otherwise. It is called
+	// from a goroutine of the modem's, one message at a time. Nothing of a
+	// message's text is logged.
+	OnMessage func(Incoming) error
 	// Logger receives the modem's logs; nil discards them.
 	Logger *slog.Logger
 	// Trace logs the AT conversation at debug level on Logger: every
@@ -182,6 +189,9 @@ func (m *Modem) init() error {
 	}
 	if m.cfg.OnReport != nil {
 		m.enableReports()
+	}
+	if m.cfg.OnMessage != nil {
+		m.enableIncoming()
 	}
 	m.info = Info{
 		Manufacturer: m.query("+CGMI"),

@@ -188,36 +188,15 @@ func parseCDS(lines []string) (Report, error) {
 	return ParseStatusReport(lines[1], n)
 }
 
-// parseCDSI parses `+CDSI: "SR",<index>`: where the modem stored a report.
-func parseCDSI(line string) (mem string, index int, err error) {
-	mem, idx, ok := strings.Cut(info.TrimPrefix(line, "+CDSI"), ",")
-	if !ok {
-		return "", 0, fmt.Errorf("bad +CDSI %q", line)
-	}
-	mem = strings.Trim(strings.TrimSpace(mem), `"`)
-	index, err = strconv.Atoi(strings.TrimSpace(idx))
-	if err != nil || index < 0 || mem == "" || strings.ContainsAny(mem, `",;`) {
-		return "", 0, fmt.Errorf("bad +CDSI %q", line)
-	}
-	return mem, index, nil
-}
-
 // parseCMGR parses the answer of AT+CMGR in PDU mode:
 // "+CMGR: <stat>,[<alpha>],<length>" and the PDU, with any stray URC lines
 // that leaked into the answer skipped.
 func parseCMGR(lines []string) (Report, error) {
-	for i, l := range lines {
-		if !info.HasPrefix(l, "+CMGR") {
-			continue
-		}
-		fields := strings.Split(info.TrimPrefix(l, "+CMGR"), ",")
-		n, err := strconv.Atoi(strings.TrimSpace(fields[len(fields)-1]))
-		if err != nil || len(fields) < 2 || i+1 >= len(lines) {
-			return Report{}, fmt.Errorf("bad +CMGR %q", l)
-		}
-		return ParseStatusReport(lines[i+1], n)
+	pdu, n, err := parseCMGRPDU(lines)
+	if err != nil {
+		return Report{}, err
 	}
-	return Report{}, fmt.Errorf("no +CMGR line in %d lines", len(lines))
+	return ParseStatusReport(pdu, n)
 }
 
 // ReportMode is how a modem passes status reports on (AT+CNMI <ds>).
@@ -358,7 +337,7 @@ func (m *Modem) onCDS(lines []string) {
 
 // onCDSI reads a stored status report and deletes it.
 func (m *Modem) onCDSI(lines []string) {
-	mem, index, err := parseCDSI(lines[0])
+	mem, index, err := parseStoredIndication("+CDSI", lines[0])
 	if err != nil {
 		m.cfg.OnReport(Report{}, err)
 		return

@@ -154,9 +154,9 @@ func TestParseIndications(t *testing.T) {
 			`+CDSI: "",1`:    {ok: false},
 			`+CDSI: "S;R",1`: {ok: false},
 		} {
-			mem, idx, err := parseCDSI(line)
+			mem, idx, err := parseStoredIndication("+CDSI", line)
 			if (err == nil) != want.ok || want.ok && (mem != want.mem || idx != want.idx) {
-				t.Errorf("parseCDSI(%q) = %q, %d, %v", line, mem, idx, err)
+				t.Errorf("parseStoredIndication(%q) = %q, %d, %v", line, mem, idx, err)
 			}
 		}
 	})
@@ -277,7 +277,7 @@ func FuzzParseCDS(f *testing.F) {
 	f.Add("+CMGR: 0,,"+strconv.Itoa(len(tp)), pdu)
 	f.Fuzz(func(t *testing.T, l1, l2 string) {
 		parseCDS([]string{l1, l2})
-		parseCDSI(l1)
+		parseStoredIndication("+CDSI", l1)
 		parseCMGR([]string{l1, l2})
 		parseCMGL([]string{l1, l2})
 		csmsService([]string{l1})

@@ -178,3 +178,10 @@ func deliverText(t *tpdu.TPDU) string {
 	}
 	return string(msg)
 }
+
+// Stored returns how many messages memory mem ("SM", "SR", ...) holds.
+func (m *Modem) Stored(mem string) int {
+	m.ip.mu.Lock()
+	defer m.ip.mu.Unlock()
+	return m.ip.memUsed(mem)
+}

@@ -1,0 +1,172 @@
+package modem
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/warthog618/modem/at"
+	"github.com/warthog618/modem/info"
+	"github.com/warthog618/sms/encoding/tpdu"
+)
+
+// Incoming is one part of a message the modem received, read from where
+// it stored it.
+type Incoming struct {
+	// TPDU is the SMS-DELIVER (see ParseDeliver).
+	TPDU *tpdu.TPDU
+	// Memory and Index say where the modem kept it ("SM", 3); Index is 0
+	// for a message routed without storing (+CMT).
+	Memory string
+	Index  int
+}
+
+// incomingMemory is where the modem is asked to keep received messages
+// (AT+CNMI <mt>=1 stores them in the preferred memory, <mem3>).
+const incomingMemory = "SM"
+
+// enableIncoming sets up reading received messages: indication handlers,
+// AT+CNMI when reports did not set it, then the messages stored while
+// nobody listened.
+func (m *Modem) enableIncoming() {
+	if err := m.at.AddIndication("+CMTI:", m.onCMTI); err != nil {
+		m.log.Warn("incoming messages off", "err", err)
+		return
+	}
+	if err := m.at.AddIndication("+CMT:", m.onCMT, at.WithTrailingLines(1)); err != nil {
+		m.log.Warn("incoming messages off", "err", err)
+		return
+	}
+	if m.reports == ReportsOff {
+		if _, err := m.at.Command("+CNMI=2,1,0,0,0"); err != nil {
+			m.log.Warn("modem refuses to indicate new messages (AT+CNMI); read at start and health checks only", "err", err)
+		}
+	}
+	m.SweepIncoming()
+}
+
+// onCMTI reads a message the modem stored and says so.
+func (m *Modem) onCMTI(lines []string) {
+	mem, index, err := parseStoredIndication("+CMTI", lines[0])
+	if err != nil {
+		m.log.Warn("incoming message", "err", err)
+		return
+	}
+	m.readMu.Lock()
+	defer m.readMu.Unlock()
+	if err := m.selectMemory(mem); err != nil {
+		m.log.Warn("incoming message", "err", err)
+		return
+	}
+	lines, err = m.at.Command("+CMGR=" + strconv.Itoa(index))
+	if err != nil {
+		m.log.Warn("read incoming message", "mem", mem, "index", index, "err", err)
+		return
+	}
+	pdu, n, err := parseCMGRPDU(lines)
+	if err != nil {
+		m.log.Warn("read incoming message", "mem", mem, "index", index, "err", err)
+		return
+	}
+	m.handOver(mem, index, pdu, n)
+}
+
+// onCMT hands on a message routed without storing.
+func (m *Modem) onCMT(lines []string) {
+	// +CMT: [<alpha>],<length> and the PDU on the next line.
+	f := strings.Split(info.TrimPrefix(lines[0], "+CMT"), ",")
+	n, err := strconv.Atoi(strings.TrimSpace(f[len(f)-1]))
+	if m.cnma {
+		if _, err := m.at.Command("+CNMA"); err != nil {
+			m.log.Warn("acknowledge incoming message (AT+CNMA)", "err", err)
+		}
+	}
+	if err != nil || len(lines) < 2 {
+		m.log.Warn("incoming message: bad +CMT", "line", lines[0])
+		return
+	}
+	tp, err := ParseDeliver(lines[1], n)
+	if err != nil {
+		m.log.Warn("incoming message", "err", err)
+		return
+	}
+	if err := m.cfg.OnMessage(Incoming{TPDU: tp}); err != nil {
+		m.log.Warn("incoming message not kept", "err", err)
+	}
+}
+
+// handOver decodes a stored message, hands it to Config.OnMessage and
+// deletes it from the modem once that kept it. A message that does not
+// decode is deleted too (it never will); the caller holds readMu with mem
+// selected.
+func (m *Modem) handOver(mem string, index int, pdu string, length int) {
+	tp, err := ParseDeliver(pdu, length)
+	switch {
+	case err != nil:
+		m.log.Warn("incoming message unreadable; deleted", "mem", mem, "index", index, "err", err)
+	default:
+		if err := m.cfg.OnMessage(Incoming{TPDU: tp, Memory: mem, Index: index}); err != nil {
+			m.log.Warn("incoming message not kept; left on the modem", "mem", mem, "index", index, "err", err)
+			return
+		}
+	}
+	if _, err := m.at.Command("+CMGD=" + strconv.Itoa(index)); err != nil {
+		m.log.Warn("delete incoming message", "mem", mem, "index", index, "err", err)
+	}
+}
+
+// SweepIncoming hands on, and deletes once kept, every message stored in
+// the modem's incoming memory: those that came while nobody listened, and
+// any an indication missed. Storage that fills takes no more messages.
+func (m *Modem) SweepIncoming() {
+	if m.cfg.OnMessage == nil {
+		return
+	}
+	m.readMu.Lock()
+	defer m.readMu.Unlock()
+	if err := m.selectMemory(incomingMemory); err != nil {
+		m.log.Warn("sweep incoming messages", "err", err)
+		return
+	}
+	lines, err := m.at.Command("+CMGL=4")
+	if err != nil {
+		m.log.Warn("list incoming messages", "err", err)
+		return
+	}
+	for _, s := range parseCMGL(lines) {
+		m.handOver(incomingMemory, s.index, s.pdu, s.length)
+	}
+}
+
+// parseStoredIndication parses `<prefix>: "<mem>",<index>` (+CMTI, +CDSI):
+// where the modem stored a message.
+func parseStoredIndication(prefix, line string) (mem string, index int, err error) {
+	mem, idx, ok := strings.Cut(info.TrimPrefix(line, prefix), ",")
+	if !ok {
+		return "", 0, fmt.Errorf("bad %s %q", prefix, line)
+	}
+	mem = strings.Trim(strings.TrimSpace(mem), `"`)
+	index, err = strconv.Atoi(strings.TrimSpace(idx))
+	if err != nil || index < 0 || mem == "" || strings.ContainsAny(mem, `",;`) {
+		return "", 0, fmt.Errorf("bad %s %q", prefix, line)
+	}
+	return mem, index, nil
+}
+
+// parseCMGRPDU parses the answer of AT+CMGR in PDU mode:
+// "+CMGR: <stat>,[<alpha>],<length>" and the PDU, with any stray URC lines
+// that leaked into the answer skipped.
+func parseCMGRPDU(lines []string) (pdu string, length int, err error) {
+	for i, l := range lines {
+		if !info.HasPrefix(l, "+CMGR") {
+			continue
+		}
+		fields := strings.Split(info.TrimPrefix(l, "+CMGR"), ",")
+		n, err := strconv.Atoi(strings.TrimSpace(fields[len(fields)-1]))
+		if err != nil || len(fields) < 2 || i+1 >= len(lines) {
+			return "", 0, fmt.Errorf("bad +CMGR %q", l)
+		}
+		return lines[i+1], n, nil
+	}
+	return "", 0, fmt.Errorf("no +CMGR line in %d lines", len(lines))
+}
