@@ -69,7 +69,20 @@ type Config struct {
 	Metrics  Metrics `mapstructure:"metrics"`
 	OTP      OTP     `mapstructure:"otp"`
 	Policy   Policy  `mapstructure:"policy"`
+	Inbound  Inbound `mapstructure:"inbound"`
 	Modems   []Modem `mapstructure:"modems"`
+}
+
+// Inbound configures what becomes of the messages the modems receive.
+type Inbound struct {
+	// Sender is how a received message's sender is published: "masked"
+	// (+45******21) or "full".
+	Sender string `mapstructure:"sender"`
+	// ReassemblyTimeout is how long the parts of a concatenated message
+	// are waited for; those that came are then published as they are.
+	ReassemblyTimeout time.Duration `mapstructure:"reassembly_timeout"`
+	// MaxAge is how long SMS_IN keeps received messages.
+	MaxAge time.Duration `mapstructure:"max_age"`
 }
 
 // Log configures logging.
@@ -94,6 +107,9 @@ type NATSLimits struct {
 	PolicyBytes ByteSize `mapstructure:"policy_bytes"`
 	// JournalBytes bounds the delivery journal (simgate_delivery).
 	JournalBytes ByteSize `mapstructure:"journal_bytes"`
+	// InboundBytes bounds the received messages (SMS_IN); the oldest go
+	// first.
+	InboundBytes ByteSize `mapstructure:"inbound_bytes"`
 }
 
 // ByteSize is a size in bytes, written as a number of bytes or with a unit:
@@ -456,6 +472,10 @@ var defaults = map[string]any{
 	"nats.limits.events_per_job":   32,
 	"nats.limits.policy_bytes":     "1GiB",
 	"nats.limits.journal_bytes":    "256MiB",
+	"nats.limits.inbound_bytes":    "256MiB",
+	"inbound.sender":               "masked",
+	"inbound.reassembly_timeout":   "10m",
+	"inbound.max_age":              "168h",
 	"metrics.listen":               "127.0.0.1:9464",
 	"otp.default_ttl":              "10m",
 	"otp.max_ttl":                  "10m",
@@ -930,7 +950,8 @@ func (c Config) Validate() error {
 		key string
 		v   ByteSize
 	}{{"jobs_bytes", c.NATS.Limits.JobsBytes}, {"events_bytes", c.NATS.Limits.EventsBytes},
-		{"policy_bytes", c.NATS.Limits.PolicyBytes}, {"journal_bytes", c.NATS.Limits.JournalBytes}} {
+		{"policy_bytes", c.NATS.Limits.PolicyBytes}, {"journal_bytes", c.NATS.Limits.JournalBytes},
+		{"inbound_bytes", c.NATS.Limits.InboundBytes}} {
 		if l.v < 1<<20 {
 			bad("nats.limits.%s %s: want at least 1MiB", l.key, l.v)
 		}
@@ -953,6 +974,15 @@ func (c Config) Validate() error {
 	}
 	if c.OTP.MaxParts < 1 || c.OTP.MaxParts > otp.MaxSMSParts {
 		bad("otp.max_parts %d: want 1 to %d", c.OTP.MaxParts, otp.MaxSMSParts)
+	}
+	if c.Inbound.Sender != "masked" && c.Inbound.Sender != "full" {
+		bad("inbound.sender %q: want masked or full", c.Inbound.Sender)
+	}
+	if c.Inbound.ReassemblyTimeout < time.Second || c.Inbound.ReassemblyTimeout > 24*time.Hour {
+		bad("inbound.reassembly_timeout %s: want 1s to 24h", c.Inbound.ReassemblyTimeout)
+	}
+	if c.Inbound.MaxAge < time.Hour {
+		bad("inbound.max_age %s: want at least 1h", c.Inbound.MaxAge)
 	}
 	if c.OTP.Verify.MaxChecks < 1 || c.OTP.Verify.MaxChecks > 20 {
 		bad("otp.verify.max_checks %d: want 1 to 20", c.OTP.Verify.MaxChecks)

@@ -275,6 +275,7 @@ func (d *Daemon) bringUp(ctx context.Context, settings gateway.Live, m *metrics.
 	opts := gatewayOptions(cfg, version)
 	opts.NC, opts.JS, opts.Jobs, opts.Fleet = d.nc, d.js, queue.NewPuller(d.nc), fleet
 	opts.Verifier = verifier
+	opts.Inbound = gateway.Inbound{FullSender: cfg.Inbound.Sender == "full", ReassemblyTimeout: cfg.Inbound.ReassemblyTimeout}
 	opts.StoreFull = d.storeFull.Load
 	opts.Limits, opts.Renderer, opts.Policy = settings.Limits, settings.Renderer, settings.Policy
 	opts.Metrics, opts.Logger, opts.Journal = m, log, journal
@@ -310,7 +311,7 @@ func (d *Daemon) bringUp(ctx context.Context, settings gateway.Live, m *metrics.
 
 // stores are the streams of simgate's data: the queue, the events and
 // the buckets.
-var stores = []string{otp.StreamJobs, otp.StreamEvents, "KV_" + queue.BucketPolicy,
+var stores = []string{otp.StreamJobs, otp.StreamEvents, otp.StreamInbound, "KV_" + queue.BucketPolicy,
 	"KV_" + queue.BucketDelivery, "KV_" + queue.BucketConfig, "KV_" + queue.BucketSecrets}
 
 // storeUsage reads how full each of stores is.

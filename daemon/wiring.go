@@ -21,13 +21,15 @@ import (
 // streamConfig sizes the job and event streams.
 func streamConfig(c config.Config) queue.StreamConfig {
 	return queue.StreamConfig{
-		Replicas:       c.NATS.Replicas,
-		DedupWindow:    c.OTP.MaxTTL,
-		EventsMaxAge:   c.NATS.EventsMaxAge,
-		AckWait:        c.NATS.AckWait,
-		JobsMaxBytes:   int64(c.NATS.Limits.JobsBytes),
-		EventsMaxBytes: int64(c.NATS.Limits.EventsBytes),
-		EventsPerJob:   c.NATS.Limits.EventsPerJob,
+		Replicas:        c.NATS.Replicas,
+		DedupWindow:     c.OTP.MaxTTL,
+		EventsMaxAge:    c.NATS.EventsMaxAge,
+		AckWait:         c.NATS.AckWait,
+		JobsMaxBytes:    int64(c.NATS.Limits.JobsBytes),
+		EventsMaxBytes:  int64(c.NATS.Limits.EventsBytes),
+		EventsPerJob:    c.NATS.Limits.EventsPerJob,
+		InboundMaxAge:   c.Inbound.MaxAge,
+		InboundMaxBytes: int64(c.NATS.Limits.InboundBytes),
 	}
 }
 

@@ -74,6 +74,9 @@ type Options struct {
 	// Routes maps a modem name to the destinations it is preferred for:
 	// ISO regions ("DK") and E.164 prefixes ("+4530"); see otp.Route.
 	Routes map[string][]otp.Route
+	// Inbound configures what becomes of the messages the modems
+	// receive (published on sms.received.<modem>).
+	Inbound Inbound
 	// Verifier, when set, keeps managed codes: the daemon serves
 	// otp.verify and otp.check, and sends the jobs it queues for them
 	// (their codes sealed, see otp.Job.Sealed).

@@ -38,6 +38,7 @@ func (g *Gateway) RunModem(ctx context.Context, wc Worker) {
 	w := g.registerWorker(cfg.Name, g.opts.Routes[cfg.Name])
 	defer g.serveOffers(w)()
 	cfg.OnReport = func(r modem.Report, err error) { g.report(cfg.Name, r, err) }
+	cfg.OnMessage = g.newInbox(cfg.Name).receive
 	backoff := newBackoff(time.Second, time.Minute)
 	for ctx.Err() == nil {
 		m, err := modem.Open(ctx, cfg)

@@ -146,6 +146,7 @@ type Metrics struct {
 	deadLettered        *prometheus.CounterVec
 	eventRetries        prometheus.Counter
 	eventsLost          prometheus.Counter
+	smsReceived         *prometheus.CounterVec
 	verifications       *prometheus.CounterVec
 	verifyChecks        *prometheus.CounterVec
 }
@@ -206,6 +207,7 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 			Help: "Publishes of a job's event the stream did not confirm at once, tried again (a node lost, a leader election)."}),
 		eventsLost: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "events_lost_total",
 			Help: "Events of admitted jobs the stream did not confirm within a minute of trying; a redelivered job tells its final event again."}),
+		smsReceived:   counter("sms_received_total", "Messages the modem received, published on sms.received.<modem> (their parts reassembled), per modem.", "modem"),
 		verifications: counter("verifications_total", "Managed verifications (otp.verify) by ISO region of the number and step (started, resent, sent, approved, locked, expired). approved / sent per region is the conversion SMS pumping drives down.", "region", "result"),
 		verifyChecks:  counter("verify_checks_total", "Answers to otp.check, by result (approved, denied, expired, locked, not_found, rejected, rate_limited, error).", "result"),
 	}
@@ -221,7 +223,7 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 		m.modemUp, m.modemBusy, m.modemReady, m.modemSIMReady, m.modemRegistration,
 		m.modemSignal, m.modemHealthFailures, m.modemFailuresInRow, m.modemReports, m.modemPINTries,
 		m.deliveries, m.deliveryLatency, m.deliveryPending, m.reports, m.deadLettered,
-		m.eventRetries, m.eventsLost, m.verifications, m.verifyChecks, bi)
+		m.eventRetries, m.eventsLost, m.smsReceived, m.verifications, m.verifyChecks, bi)
 
 	for _, s := range jobOutcomes {
 		m.jobs.WithLabelValues(string(s))
@@ -253,6 +255,7 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 		}
 		m.modemFailuresInRow.WithLabelValues(name)
 		m.smsSent.WithLabelValues(name)
+		m.smsReceived.WithLabelValues(name)
 		m.smsParts.WithLabelValues(name)
 		m.modemUp.WithLabelValues(name)
 		m.modemBusy.WithLabelValues(name)
@@ -400,3 +403,6 @@ func (m *Metrics) Verified(region string, step Verification) {
 // Checked counts an answer to otp.check: an otp.CheckStatus, or
 // CheckRateLimited.
 func (m *Metrics) Checked(result string) { m.verifyChecks.WithLabelValues(result).Inc() }
+
+// SMSReceived counts a message modem received and simgate published.
+func (m *Metrics) SMSReceived(modem string) { m.smsReceived.WithLabelValues(modem).Inc() }

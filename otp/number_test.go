@@ -367,3 +367,19 @@ func BenchmarkParseNumber(b *testing.B) {
 		}
 	}
 }
+
+func TestMaskSender(t *testing.T) {
+	for in, want := range map[string]string{
+		"+4526227921": "+45******21",
+		"26227921":    "******21",
+		"Telco":       "Telco",
+		"My Bank":     "My Bank",
+		"":            "",
+		"+":           "+",
+		"12":          "**",
+	} {
+		if got := MaskSender(in); got != want {
+			t.Errorf("MaskSender(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -27,6 +27,7 @@ func TestSchemasMatchTypes(t *testing.T) {
 		{"schema/check.schema.json", CheckRequest{}},
 		{"schema/check-reply.schema.json", CheckReply{}},
 		{"schema/verify.schema.json", VerifyRequest{}},
+		{"schema/received.schema.json", Received{}},
 	} {
 		b, err := os.ReadFile(tc.file)
 		if err != nil {

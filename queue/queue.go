@@ -205,6 +205,10 @@ type StreamConfig struct {
 	// per job id (the oldest go first). Unbounded when zero.
 	JobsMaxBytes, EventsMaxBytes int64
 	EventsPerJob                 int64
+	// InboundMaxAge is how long received messages are kept in SMS_IN (7
+	// days when zero); InboundMaxBytes bounds it (unbounded when zero).
+	InboundMaxAge   time.Duration
+	InboundMaxBytes int64
 }
 
 // MaxJobSize is the largest job OTP_JOBS takes, in bytes: a job is a few
@@ -277,6 +281,25 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetst
 		AllowDirect: true,
 	}); err != nil {
 		return nil, fmt.Errorf("stream %s: %w", otp.StreamEvents, err)
+	}
+	if cfg.InboundMaxAge == 0 {
+		cfg.InboundMaxAge = 7 * 24 * time.Hour
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        otp.StreamInbound,
+		Description: "simgate: messages the modems received",
+		Subjects:    []string{otp.SubjectReceived + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		MaxAge:      cfg.InboundMaxAge,
+		MaxBytes:    limit(cfg.InboundMaxBytes),
+		Discard:     jetstream.DiscardOld,
+		// A message read again (its daemon died between publishing it
+		// and deleting it from the modem) has the same message id.
+		Duplicates: 24 * time.Hour,
+	}); err != nil {
+		return nil, fmt.Errorf("stream %s: %w", otp.StreamInbound, err)
 	}
 	cons, err := jobs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       Consumer,
