@@ -64,5 +64,6 @@ func TestReceivedMessage(t *testing.T) {
 	if strings.Contains(h.logs.String(), "STOP") || strings.Contains(h.logs.String(), "12,34") {
 		t.Error("a received text is in the log")
 	}
-	waitMetrics(t, h.d.MetricsAddr(), `simgate_sms_received_total{modem="m1"} 2`)
+	waitMetrics(t, h.d.MetricsAddr(), `simgate_sms_received_total{modem="m1"} 2`,
+		`simgate_modem_storage_used{memory="SM",modem="m1"} 0`, `simgate_modem_storage_size{memory="SM",modem="m1"} 30`)
 }

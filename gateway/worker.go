@@ -186,6 +186,14 @@ func (g *Gateway) checkHealth(m *modem.Modem, log *slog.Logger) bool {
 		return false
 	}
 	mt.ModemHealth(name, h.SIM == "READY", int(h.Registration), h.SignalDBm, h.SignalKnown)
+	for _, s := range h.Storage {
+		mt.ModemStorage(name, s.Name, s.Used, s.Size)
+		if s.Name == "SM" && s.Used > 0 {
+			// Messages an indication missed (or not kept when they
+			// came): read them before the SIM fills.
+			m.SweepIncoming()
+		}
+	}
 	err = h.Ready()
 	switch {
 	case errors.Is(err, modem.ErrSIMNotReady):

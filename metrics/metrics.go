@@ -147,6 +147,8 @@ type Metrics struct {
 	eventRetries        prometheus.Counter
 	eventsLost          prometheus.Counter
 	smsReceived         *prometheus.CounterVec
+	storageUsed         *prometheus.GaugeVec
+	storageSize         *prometheus.GaugeVec
 	verifications       *prometheus.CounterVec
 	verifyChecks        *prometheus.CounterVec
 }
@@ -207,6 +209,8 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 			Help: "Publishes of a job's event the stream did not confirm at once, tried again (a node lost, a leader election)."}),
 		eventsLost: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "events_lost_total",
 			Help: "Events of admitted jobs the stream did not confirm within a minute of trying; a redelivered job tells its final event again."}),
+		storageUsed:   gauge("modem_storage_used", "Messages a memory of the modem holds (+CPMS?): SM the SIM, ME, MT, SR status reports.", "modem", "memory"),
+		storageSize:   gauge("modem_storage_size", "Messages a memory of the modem can hold (+CPMS?).", "modem", "memory"),
 		smsReceived:   counter("sms_received_total", "Messages the modem received, published on sms.received.<modem> (their parts reassembled), per modem.", "modem"),
 		verifications: counter("verifications_total", "Managed verifications (otp.verify) by ISO region of the number and step (started, resent, sent, approved, locked, expired). approved / sent per region is the conversion SMS pumping drives down.", "region", "result"),
 		verifyChecks:  counter("verify_checks_total", "Answers to otp.check, by result (approved, denied, expired, locked, not_found, rejected, rate_limited, error).", "result"),
@@ -223,7 +227,7 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 		m.modemUp, m.modemBusy, m.modemReady, m.modemSIMReady, m.modemRegistration,
 		m.modemSignal, m.modemHealthFailures, m.modemFailuresInRow, m.modemReports, m.modemPINTries,
 		m.deliveries, m.deliveryLatency, m.deliveryPending, m.reports, m.deadLettered,
-		m.eventRetries, m.eventsLost, m.smsReceived, m.verifications, m.verifyChecks, bi)
+		m.eventRetries, m.eventsLost, m.smsReceived, m.storageUsed, m.storageSize, m.verifications, m.verifyChecks, bi)
 
 	for _, s := range jobOutcomes {
 		m.jobs.WithLabelValues(string(s))
@@ -406,3 +410,9 @@ func (m *Metrics) Checked(result string) { m.verifyChecks.WithLabelValues(result
 
 // SMSReceived counts a message modem received and simgate published.
 func (m *Metrics) SMSReceived(modem string) { m.smsReceived.WithLabelValues(modem).Inc() }
+
+// ModemStorage records how full a memory of modem is.
+func (m *Metrics) ModemStorage(modem, memory string, used, size int) {
+	m.storageUsed.WithLabelValues(modem, memory).Set(float64(used))
+	m.storageSize.WithLabelValues(modem, memory).Set(float64(size))
+}

@@ -3,6 +3,7 @@ package modem
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -70,6 +71,16 @@ type Health struct {
 	SignalKnown bool
 	// Operator is the network operator's name from +COPS?, if known.
 	Operator string
+	// Storage is how full the modem's message memories are (+CPMS?), one
+	// entry per memory; empty when the modem does not say.
+	Storage []Memory
+}
+
+// Memory is how full one message memory is: "SM" (the SIM), "ME", "MT",
+// "SR" (status reports).
+type Memory struct {
+	Name       string
+	Used, Size int
 }
 
 // Errors of Health.Ready.
@@ -146,6 +157,15 @@ func (m *Modem) Health() (Health, error) {
 	} else if se := classify(err, 0); se.Broken {
 		return h, err
 	}
+	if lines, err := m.at.Command("+CPMS?"); err == nil {
+		for _, l := range lines {
+			if info.HasPrefix(l, "+CPMS") {
+				h.Storage = ParseCPMS(info.TrimPrefix(l, "+CPMS"))
+			}
+		}
+	} else if se := classify(err, 0); se.Broken {
+		return h, err
+	}
 	if err := m.checkReports(); err != nil {
 		if se := classify(err, 0); se.Broken {
 			return h, err
@@ -153,6 +173,25 @@ func (m *Modem) Health() (Health, error) {
 		m.log.Warn("check status report setting", "err", err)
 	}
 	return h, nil
+}
+
+// ParseCPMS reads the memories from the answer to AT+CPMS? (without the
+// prefix): `"<mem1>",<used1>,<total1>,"<mem2>",...`, each memory once.
+func ParseCPMS(s string) []Memory {
+	f := strings.Split(strings.TrimSpace(s), ",")
+	var out []Memory
+	for i := 0; i+2 < len(f); i += 3 {
+		name := strings.Trim(strings.TrimSpace(f[i]), `"`)
+		used, err1 := strconv.Atoi(strings.TrimSpace(f[i+1]))
+		size, err2 := strconv.Atoi(strings.TrimSpace(f[i+2]))
+		if name == "" || err1 != nil || err2 != nil || used < 0 || size < 0 {
+			return out
+		}
+		if !slices.ContainsFunc(out, func(m Memory) bool { return m.Name == name }) {
+			out = append(out, Memory{Name: name, Used: used, Size: size})
+		}
+	}
+	return out
 }
 
 // ParseOperator reads the operator name from the answer to AT+COPS?

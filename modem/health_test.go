@@ -2,6 +2,7 @@ package modem_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/simgate/simgate/modem"
@@ -111,5 +112,19 @@ func TestHealth(t *testing.T) {
 	s.SetHung(true)
 	if _, err := m.Health(); err == nil {
 		t.Error("hung modem answered")
+	}
+}
+
+func TestParseCPMS(t *testing.T) {
+	for in, want := range map[string][]modem.Memory{
+		` "SR",1,30,"SM",0,30,"SM",0,30`:     {{"SR", 1, 30}, {"SM", 0, 30}},
+		` "SM",29,30,"ME",0,255,"MT",29,285`: {{"SM", 29, 30}, {"ME", 0, 255}, {"MT", 29, 285}},
+		` "SM",x,30`:                         nil,
+		``:                                   nil,
+		` "SM",1,30,"ME"`:                    {{"SM", 1, 30}},
+	} {
+		if got := modem.ParseCPMS(in); !slices.Equal(got, want) {
+			t.Errorf("ParseCPMS(%q) = %v, want %v", in, got, want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package modem
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -102,6 +103,8 @@ func (m *Modem) onCMT(lines []string) {
 func (m *Modem) handOver(mem string, index int, pdu string, length int) {
 	tp, err := ParseDeliver(pdu, length)
 	switch {
+	case errors.Is(err, ErrNotDeliver):
+		return // a message of another kind (a draft, a report): not ours
 	case err != nil:
 		m.log.Warn("incoming message unreadable; deleted", "mem", mem, "index", index, "err", err)
 	default:
