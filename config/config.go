@@ -83,6 +83,13 @@ type Inbound struct {
 	ReassemblyTimeout time.Duration `mapstructure:"reassembly_timeout"`
 	// MaxAge is how long SMS_IN keeps received messages.
 	MaxAge time.Duration `mapstructure:"max_age"`
+	// OptOut puts a number that replies one of StopWords on the opt-out
+	// list (jobs to it are refused, opted_out) and takes it off when it
+	// replies one of StartWords. Off where the law or the operator says
+	// codes must still go.
+	OptOut     bool     `mapstructure:"opt_out"`
+	StopWords  []string `mapstructure:"stop_words"`
+	StartWords []string `mapstructure:"start_words"`
 }
 
 // Log configures logging.
@@ -476,6 +483,9 @@ var defaults = map[string]any{
 	"inbound.sender":               "masked",
 	"inbound.reassembly_timeout":   "10m",
 	"inbound.max_age":              "168h",
+	"inbound.opt_out":              true,
+	"inbound.stop_words":           []string{"STOP", "STOPP", "UNSUBSCRIBE"},
+	"inbound.start_words":          []string{"START"},
 	"metrics.listen":               "127.0.0.1:9464",
 	"otp.default_ttl":              "10m",
 	"otp.max_ttl":                  "10m",

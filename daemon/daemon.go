@@ -25,6 +25,7 @@ import (
 	"github.com/simgate/simgate/metrics"
 	"github.com/simgate/simgate/modem/modemsim"
 	"github.com/simgate/simgate/natsauth"
+	"github.com/simgate/simgate/optout"
 	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/policy"
 	"github.com/simgate/simgate/queue"
@@ -49,6 +50,7 @@ type Daemon struct {
 	// builds new limits over them.
 	polKey   []byte
 	polStore policy.Store
+	optOut   *optout.List
 
 	reloadMu sync.Mutex
 	live     config.Config // the configuration last applied (Start or Reload)
@@ -275,7 +277,18 @@ func (d *Daemon) bringUp(ctx context.Context, settings gateway.Live, m *metrics.
 	opts := gatewayOptions(cfg, version)
 	opts.NC, opts.JS, opts.Jobs, opts.Fleet = d.nc, d.js, queue.NewPuller(d.nc), fleet
 	opts.Verifier = verifier
-	opts.Inbound = gateway.Inbound{FullSender: cfg.Inbound.Sender == "full", ReassemblyTimeout: cfg.Inbound.ReassemblyTimeout}
+	opts.Inbound = gateway.Inbound{FullSender: cfg.Inbound.Sender == "full", ReassemblyTimeout: cfg.Inbound.ReassemblyTimeout,
+		StopWords: cfg.Inbound.StopWords, StartWords: cfg.Inbound.StartWords}
+	if cfg.Inbound.OptOut {
+		list, err := optout.Open(ctx, d.js, cfg.NATS.Replicas)
+		if err != nil {
+			return transient(err)
+		}
+		if d.optOut != nil {
+			d.optOut.Close() // an earlier attempt's
+		}
+		d.optOut, opts.Inbound.OptOut = list, list
+	}
 	opts.StoreFull = d.storeFull.Load
 	opts.Limits, opts.Renderer, opts.Policy = settings.Limits, settings.Renderer, settings.Policy
 	opts.Metrics, opts.Logger, opts.Journal = m, log, journal
@@ -604,6 +617,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	}
 	if d.metrics != nil {
 		errs = append(errs, d.metrics.Shutdown(ctx))
+	}
+	if d.optOut != nil {
+		d.optOut.Close()
 	}
 	if d.nc != nil {
 		d.nc.Close()

@@ -67,3 +67,40 @@ func TestReceivedMessage(t *testing.T) {
 	waitMetrics(t, h.d.MetricsAddr(), `simgate_sms_received_total{modem="m1"} 2`,
 		`simgate_modem_storage_used{memory="SM",modem="m1"} 0`, `simgate_modem_storage_size{memory="SM",modem="m1"} 30`)
 }
+
+// TestOptOut: a number that replies STOP gets no more codes (opted_out, on
+// every subject; the list is in NATS, optout's tests hold it across
+// daemons); START undoes it; a STOP from another number changes nothing
+// for this one.
+func TestOptOut(t *testing.T) {
+	s := startSim(t, "m1", 0)
+	h := start(t, testConfig(t.TempDir(), s))
+	to := "+4526227921"
+	if r := h.request(map[string]any{"id": "o1", "to": to, "code": "123456"}); r.Status != otp.ReplyAccepted {
+		t.Fatalf("before STOP: %+v", r)
+	}
+	waitMessage(t, s)
+	s.Receive(modemsim.Incoming{From: "+4526227922", Text: "stop"}) // another number
+	s.Receive(modemsim.Incoming{From: to, Text: " Stop. "})
+	waitMetrics(t, h.d.MetricsAddr(), `simgate_sms_received_total{modem="m1"} 2`)
+	if r := h.request(map[string]any{"id": "o2", "to": to, "code": "123456"}); r.Status != otp.ReplyRejected || r.Reason != otp.ReasonOptedOut {
+		t.Errorf("after STOP: %+v, want opted_out", r)
+	}
+	var v otp.Reply
+	h.call(otp.SubjectVerify, map[string]any{"id": "o3", "to": to}, &v)
+	if v.Reason != otp.ReasonOptedOut {
+		t.Errorf("otp.verify after STOP: %+v", v)
+	}
+	h.publish(map[string]any{"id": "o4", "to": to, "code": "123456"})
+	if ev := h.waitEvent("o4"); ev.Type != otp.StateRejected || ev.Reason != otp.ReasonOptedOut {
+		t.Errorf("otp.send after STOP: %+v", ev)
+	}
+	if r := h.request(map[string]any{"id": "o5", "to": "+4526227923", "code": "123456"}); r.Status != otp.ReplyAccepted {
+		t.Errorf("another number: %+v", r)
+	}
+	s.Receive(modemsim.Incoming{From: to, Text: "START"})
+	waitMetrics(t, h.d.MetricsAddr(), `simgate_sms_received_total{modem="m1"} 3`)
+	if r := h.request(map[string]any{"id": "o6", "to": to, "code": "123456"}); r.Status != otp.ReplyAccepted {
+		t.Errorf("after START: %+v", r)
+	}
+}

@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/warthog618/sms"
@@ -29,6 +31,19 @@ type Inbound struct {
 	// are waited for (10 min when zero); those that came are then
 	// published as they are.
 	ReassemblyTimeout time.Duration
+	// OptOut, when set, is the opt-out list: a received message that is
+	// one of StopWords puts its sender on it, one of StartWords takes
+	// it off (case and surrounding punctuation aside), and jobs to a
+	// number on it are refused (opted_out).
+	OptOut                OptOut
+	StopWords, StartWords []string
+}
+
+// OptOut is the opt-out list (optout.List), by numbers' policy keys.
+type OptOut interface {
+	Has(number string) bool
+	Add(ctx context.Context, number string) error
+	Remove(ctx context.Context, number string) error
 }
 
 // inbox reassembles and publishes the messages one modem receives.
@@ -92,9 +107,41 @@ func (in *inbox) publish(parts []*tpdu.TPDU) error {
 	if _, err := in.g.opts.JS.Publish(ctx, otp.ReceivedSubject(in.modem), b, jetstream.WithMsgID(id)); err != nil {
 		return fmt.Errorf("publish received message: %w", err)
 	}
-	in.g.opts.Metrics.SMSReceived(in.modem)
 	in.g.log.Info("sms received", "modem", in.modem, "from", otp.MaskSender(r.From), "parts", r.Parts, "missing", r.Missing)
+	in.optOut(ctx, parts, r.Text)
+	in.g.opts.Metrics.SMSReceived(in.modem) // last: the message has done all it does
 	return nil
+}
+
+// optOut puts the sender of text on the opt-out list, or takes it off,
+// when text is a stop or start word.
+func (in *inbox) optOut(ctx context.Context, parts []*tpdu.TPDU, text string) {
+	o := in.g.opts.Inbound
+	if o.OptOut == nil || parts[0] == nil {
+		return
+	}
+	word := strings.TrimFunc(text, func(r rune) bool { return !unicode.IsLetter(r) })
+	stop := slices.ContainsFunc(o.StopWords, func(w string) bool { return strings.EqualFold(w, word) })
+	start := slices.ContainsFunc(o.StartWords, func(w string) bool { return strings.EqualFold(w, word) })
+	if !stop && !start {
+		return
+	}
+	n, err := otp.ParseNumber(parts[0].OA.Number(), in.g.limits().Region)
+	if err != nil {
+		in.g.log.Warn("stop or start word from a sender that is no number", "modem", in.modem, "from", otp.MaskSender(parts[0].OA.Number()))
+		return
+	}
+	key := in.g.policy().NumberKey(n.E164)
+	if stop {
+		err = o.OptOut.Add(ctx, key)
+	} else {
+		err = o.OptOut.Remove(ctx, key)
+	}
+	if err != nil {
+		in.g.log.Error("opt-out list", "to", n.Masked(), "err", err)
+		return
+	}
+	in.g.log.Info("opt-out list", "to", n.Masked(), "opted_out", stop)
 }
 
 // received returns the message of parts and its message id: the same for

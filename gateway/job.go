@@ -39,6 +39,9 @@ func (g *Gateway) prepareJob(job otp.Job) (otp.Prepared, string, error) {
 	if err != nil {
 		return p, "", err
 	}
+	if o := g.opts.Inbound.OptOut; o != nil && o.Has(g.policy().NumberKey(p.Number.E164)) {
+		return p, "", &otp.RejectError{Reason: otp.ReasonOptedOut, Field: "to", Detail: "the number replied STOP: it gets no messages until it replies START"}
+	}
 	if p.Sealed != "" && p.Code == "" {
 		if g.opts.Verifier == nil {
 			return p, "", &otp.RejectError{Reason: otp.ReasonInvalidCode, Field: "sealed", Detail: "this daemon keeps no managed codes"}

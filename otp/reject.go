@@ -29,6 +29,7 @@ const (
 	// Refused by the configured NumberPolicy.
 	ReasonNumberTypeBlocked Reason = "number_type_blocked" // the number's type (premium_rate, ...) is not accepted
 	ReasonCountryBlocked    Reason = "country_blocked"     // the number's region is not accepted
+	ReasonOptedOut          Reason = "opted_out"           // the number replied STOP (inbound.opt_out); START undoes it
 
 	// Refused by the duplicate and rate limits (see Scope).
 	ReasonRateLimited   Reason = "rate_limited"   // a limit on sends was reached; retry_after tells when to try again
