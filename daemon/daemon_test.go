@@ -546,6 +546,12 @@ func TestRetryableErrorIsRetriedAndPermanentErrorFails(t *testing.T) {
 		t.Errorf("failed = %+v", f)
 	}
 
+	s.FailNextSends(8) // operator determined barring: the SIM's account
+	h.publish(map[string]any{"id": "barred", "to": "+4526227921", "code": "888888"})
+	if got := types(h.waitFinal("barred")); got != "accepted,failed" {
+		t.Fatalf("events = %s", got)
+	}
+
 	s.FailNextSends(42, 42, 42, 42, 42)
 	h.publish(map[string]any{"id": "exhaust", "to": "+4526227921", "code": "777777"})
 	evs = h.waitFinal("exhaust")
@@ -555,8 +561,9 @@ func TestRetryableErrorIsRetriedAndPermanentErrorFails(t *testing.T) {
 	body := scrape(t, h.d.MetricsAddr())
 	for _, want := range []string{
 		`simgate_sms_failed_total{class="retryable",modem="m1"} 6`,
-		`simgate_sms_failed_total{class="permanent",modem="m1"} 1`,
-		`simgate_jobs_total{outcome="failed"} 2`,
+		`simgate_sms_failed_total{class="permanent",modem="m1"} 2`,
+		`simgate_jobs_total{outcome="failed"} 3`,
+		`simgate_sim_refusals_total{cause="barred",modem="m1"} 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/simgate/simgate/delivery"
 	"github.com/simgate/simgate/metrics"
 	"github.com/simgate/simgate/modem"
+	"github.com/simgate/simgate/modem/cms"
 	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/policy"
 )
@@ -361,6 +363,12 @@ func (g *Gateway) sendFailed(ctx context.Context, modemName string, t task, err 
 	}
 	g.opts.Metrics.SendFailed(modemName, se.Class.String())
 	t.log = t.log.With("class", se.Class, "cms_error", se.Code)
+	if code, err := strconv.Atoi(se.Code); err == nil {
+		if e, ok := cms.Lookup(code); ok && e.Account != "" {
+			g.opts.Metrics.SIMRefused(modemName, e.Account)
+			t.log.Error("the network refuses the SIM's messages: check its credit and subscription", "cause", e.Account)
+		}
+	}
 	attempts, err := g.policy().Attempted(ctx, t.p, t.seq)
 	var ended *policy.EndedError
 	switch {

@@ -147,6 +147,7 @@ type Metrics struct {
 	eventRetries        prometheus.Counter
 	eventsLost          prometheus.Counter
 	smsReceived         *prometheus.CounterVec
+	simRefused          *prometheus.CounterVec
 	storageUsed         *prometheus.GaugeVec
 	storageSize         *prometheus.GaugeVec
 	verifications       *prometheus.CounterVec
@@ -211,6 +212,7 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 			Help: "Events of admitted jobs the stream did not confirm within a minute of trying; a redelivered job tells its final event again."}),
 		storageUsed:   gauge("modem_storage_used", "Messages a memory of the modem holds (+CPMS?): SM the SIM, ME, MT, SR status reports.", "modem", "memory"),
 		storageSize:   gauge("modem_storage_size", "Messages a memory of the modem can hold (+CPMS?).", "modem", "memory"),
+		simRefused:    counter("sim_refusals_total", "Sends the network refused for the SIM's subscription rather than the message (+CMS ERROR 8, 10: barred, often a prepaid SIM out of credit; 50: not_subscribed), per modem and cause.", "modem", "cause"),
 		smsReceived:   counter("sms_received_total", "Messages the modem received, published on sms.received.<modem> (their parts reassembled), per modem.", "modem"),
 		verifications: counter("verifications_total", "Managed verifications (otp.verify) by ISO region of the number and step (started, resent, sent, approved, locked, expired). approved / sent per region is the conversion SMS pumping drives down.", "region", "result"),
 		verifyChecks:  counter("verify_checks_total", "Answers to otp.check, by result (approved, denied, expired, locked, not_found, rejected, rate_limited, error).", "result"),
@@ -227,7 +229,7 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 		m.modemUp, m.modemBusy, m.modemReady, m.modemSIMReady, m.modemRegistration,
 		m.modemSignal, m.modemHealthFailures, m.modemFailuresInRow, m.modemReports, m.modemPINTries,
 		m.deliveries, m.deliveryLatency, m.deliveryPending, m.reports, m.deadLettered,
-		m.eventRetries, m.eventsLost, m.smsReceived, m.storageUsed, m.storageSize, m.verifications, m.verifyChecks, bi)
+		m.eventRetries, m.eventsLost, m.simRefused, m.smsReceived, m.storageUsed, m.storageSize, m.verifications, m.verifyChecks, bi)
 
 	for _, s := range jobOutcomes {
 		m.jobs.WithLabelValues(string(s))
@@ -416,3 +418,7 @@ func (m *Metrics) ModemStorage(modem, memory string, used, size int) {
 	m.storageUsed.WithLabelValues(modem, memory).Set(float64(used))
 	m.storageSize.WithLabelValues(modem, memory).Set(float64(size))
 }
+
+// SIMRefused counts a send the network refused for the SIM's subscription
+// (cause: barred, not_subscribed; see cms.Error.Account).
+func (m *Metrics) SIMRefused(modem, cause string) { m.simRefused.WithLabelValues(modem, cause).Inc() }

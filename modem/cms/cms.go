@@ -21,6 +21,12 @@ type Error struct {
 	// be sent: the destination is invalid or barred, the message is
 	// malformed, or the SIM is unusable. Other values are retryable.
 	Permanent bool
+	// Account names, for values the network gives when it refuses the
+	// SIM's own subscription rather than one message, the cause: "barred"
+	// (operator determined barring, call barred: a prepaid SIM out of
+	// credit is commonly barred so) or "not_subscribed" (no SMS service on
+	// the subscription). Every message of the SIM fails alike.
+	Account string
 }
 
 // table holds the values with a standard text, in increasing order of
@@ -28,8 +34,8 @@ type Error struct {
 var table = [...]Error{
 	// RP causes (TS 24.011 §E.2).
 	{Code: 1, Text: "unassigned (unallocated) number", Permanent: true},
-	{Code: 8, Text: "operator determined barring", Permanent: true},
-	{Code: 10, Text: "call barred", Permanent: true},
+	{Code: 8, Text: "operator determined barring", Permanent: true, Account: "barred"},
+	{Code: 10, Text: "call barred", Permanent: true, Account: "barred"},
 	{Code: 21, Text: "short message transfer rejected", Permanent: true},
 	{Code: 27, Text: "destination out of service"},
 	{Code: 28, Text: "unidentified subscriber"},
@@ -39,7 +45,7 @@ var table = [...]Error{
 	{Code: 41, Text: "temporary failure"},
 	{Code: 42, Text: "congestion"},
 	{Code: 47, Text: "resources unavailable, unspecified"},
-	{Code: 50, Text: "requested facility not subscribed", Permanent: true},
+	{Code: 50, Text: "requested facility not subscribed", Permanent: true, Account: "not_subscribed"},
 	{Code: 69, Text: "requested facility not implemented", Permanent: true},
 	{Code: 81, Text: "invalid short message transfer reference value"},
 	{Code: 95, Text: "invalid message, unspecified"},
