@@ -113,6 +113,9 @@ type Modem struct {
 	// AT+CMGR, AT+CMGD) so that two +CDSI never interleave.
 	readMu sync.Mutex
 	mem1   string
+	// ussdMu orders USSD requests; ussd carries the +CUSD answer.
+	ussdMu sync.Mutex
+	ussd   chan ussdAnswer
 
 	closeOnce sync.Once
 	closeErr  error

@@ -58,6 +58,7 @@ var handlers = map[string]func(*interpreter, command) error{
 	"+CGREG": (*interpreter).cmdCGREG,
 	"+CEREG": (*interpreter).cmdCEREG,
 	"+COPS":  (*interpreter).cmdCOPS,
+	"+CUSD":  (*interpreter).cmdCUSD,
 
 	// SMS (27.005).
 	"+CMGF": (*interpreter).cmdCMGF,

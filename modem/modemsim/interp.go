@@ -109,6 +109,7 @@ type interpreter struct {
 	omitCMGS     int        // sends still to answer with a bare OK
 	rng          *rand.Rand // for FailRate and the other random faults
 	strayIndex   int        // <index> of the last stray +CMTI
+	cusd         int        // AT+CUSD <n>
 	nextMR       int
 	subs         []Submission
 	msgs         []Message

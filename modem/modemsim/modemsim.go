@@ -110,6 +110,11 @@ type Config struct {
 	HangFor  time.Duration
 	URCRate  float64
 
+	// USSD maps the USSD codes the network answers (AT+CUSD) to their
+	// answer: {"*100#": "Your balance is 12.34 EUR"}. Others answer
+	// `+CUSD: 4` (not supported).
+	USSD map[string]string
+
 	// OnSubmit is called for every accepted SMS-SUBMIT (each part of a
 	// concatenated message), once the final result code of the command
 	// line ("+CMGS: <mr>" then OK) has been written. It may be nil.

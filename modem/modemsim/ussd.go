@@ -1,0 +1,72 @@
+package modemsim
+
+import (
+	"encoding/hex"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+
+	"github.com/warthog618/sms/encoding/gsm7"
+)
+
+// cmdCUSD handles AT+CUSD=<n>[,<str>[,<dcs>]]: a USSD request to the
+// network (3GPP TS 27.007 §7.15). The answer comes after OK, as the
+// network's would: `+CUSD: 0,"<text>",15` (GSM 7-bit) or, for a text
+// GSM cannot hold, its UCS-2 in hexadecimal with <dcs> 72; `+CUSD: 4` for
+// a code Config.USSD does not know (operation not supported).
+func (ip *interpreter) cmdCUSD(c command) error {
+	switch c.op {
+	case opRead:
+		ip.info("+CUSD: " + strconv.Itoa(ip.cusd))
+		return nil
+	case opTest:
+		ip.info("+CUSD: (0-2)")
+		return nil
+	case opSet:
+	default:
+		return errSyntax
+	}
+	if err := ip.simErr(false); err != nil {
+		return err
+	}
+	ps, err := parseParams(c.args, 3)
+	if err != nil {
+		return err
+	}
+	n, err := intParam(ps, 0, 0, 0, 2)
+	if err != nil {
+		return err
+	}
+	if n != 2 {
+		ip.cusd = n
+	}
+	code, ok := strParam(ps, 1)
+	if !ok || n == 2 {
+		return nil
+	}
+	if !registered(ip.effReg()) {
+		return cmeError(30) // no network service
+	}
+	answer, known := ip.cfg.USSD[code]
+	line := "+CUSD: 4"
+	if known {
+		line = "+CUSD: 0," + ussdText(answer)
+	}
+	ip.afterFinal = append(ip.afterFinal, func() {
+		ip.out.urc([]byte("\r\n" + line + "\r\n"))
+	})
+	return nil
+}
+
+// ussdText returns `"<str>",<dcs>` for a USSD answer: as it is with dcs 15
+// when GSM 7-bit holds it, else UCS-2 in hexadecimal with dcs 72.
+func ussdText(s string) string {
+	if _, err := gsm7.Encode([]byte(s)); err == nil && !strings.Contains(s, `"`) {
+		return strconv.Quote(s) + ",15"
+	}
+	var b []byte
+	for _, u := range utf16.Encode([]rune(s)) {
+		b = append(b, byte(u>>8), byte(u))
+	}
+	return `"` + strings.ToUpper(hex.EncodeToString(b)) + `",72`
+}
