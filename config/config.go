@@ -4,6 +4,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -431,6 +433,28 @@ type Modem struct {
 	// another modem of the daemon is handed to this one when it is ready;
 	// otherwise any modem sends it.
 	Routes []string `mapstructure:"routes"`
+	// Balance, when its USSD code is set, asks the network for the SIM's
+	// prepaid balance on an interval.
+	Balance Balance `mapstructure:"balance"`
+}
+
+// Balance configures a SIM's balance query.
+type Balance struct {
+	// USSD is the code that asks for the balance ("*100#").
+	USSD string `mapstructure:"ussd"`
+	// Interval is how often; 6 h when zero.
+	Interval time.Duration `mapstructure:"interval"`
+	// Pattern finds the balance in the answer: its first group, or the
+	// whole match; a comma is a decimal point. Default: the first number.
+	Pattern string `mapstructure:"pattern"`
+}
+
+// DefaultBalancePattern finds the first number of a balance answer.
+const DefaultBalancePattern = `(-?[0-9]+(?:[.,][0-9]+)?)`
+
+// Regexp compiles the balance pattern (DefaultBalancePattern when empty).
+func (b Balance) Regexp() (*regexp.Regexp, error) {
+	return regexp.Compile(cmp.Or(b.Pattern, DefaultBalancePattern))
 }
 
 // USB matches a modem's serial port by USB identity (see modem.USBMatch).
@@ -1058,6 +1082,12 @@ func (c Config) Validate() error {
 		}
 		if m.CommandTimeout < 0 || m.SendTimeout < 0 || m.HealthInterval < 0 {
 			bad("%s: timeouts must not be negative", where)
+		}
+		if _, err := m.Balance.Regexp(); err != nil {
+			bad("%s.balance.pattern: %v", where, err)
+		}
+		if m.Balance.Interval < 0 || m.Balance.Interval > 0 && m.Balance.Interval < time.Minute {
+			bad("%s.balance.interval %s: want at least 1m", where, m.Balance.Interval)
 		}
 	}
 	return errors.Join(errs...)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/simgate/simgate/config"
 	"github.com/simgate/simgate/modem/modemsim"
 	"github.com/simgate/simgate/otp"
 )
@@ -103,4 +104,22 @@ func TestOptOut(t *testing.T) {
 	if r := h.request(map[string]any{"id": "o6", "to": to, "code": "123456"}); r.Status != otp.ReplyAccepted {
 		t.Errorf("after START: %+v", r)
 	}
+}
+
+// TestSIMBalance: a modem with a balance query gets its SIM's balance from
+// the network's USSD answer into simgate_sim_balance.
+func TestSIMBalance(t *testing.T) {
+	s := &sim{msgs: make(chan modemsim.Message, 16)}
+	m, err := modemsim.Start(modemsim.Config{Name: "m1",
+		USSD:      map[string]string{"*100#": "Your balance is 12.34 EUR. Valid until 01.02.2027"},
+		OnMessage: func(msg modemsim.Message) { s.msgs <- msg }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	s.Modem = m
+	cfg := testConfig(t.TempDir(), s)
+	cfg.Modems[0].Balance = config.Balance{USSD: "*100#"}
+	h := start(t, cfg)
+	waitMetrics(t, h.d.MetricsAddr(), `simgate_sim_balance{modem="m1"} 12.34`)
 }

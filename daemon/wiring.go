@@ -101,6 +101,10 @@ func worker(m config.Modem) (gateway.Worker, error) {
 	if err != nil {
 		return gateway.Worker{}, err
 	}
+	pattern, err := m.Balance.Regexp()
+	if err != nil {
+		return gateway.Worker{}, fmt.Errorf("modem %s: balance.pattern: %w", m.Name, err)
+	}
 	return gateway.Worker{
 		Modem: modem.Config{
 			Name: m.Name, Device: m.Device, Baud: m.Baud, PIN: pin,
@@ -108,9 +112,12 @@ func worker(m config.Modem) (gateway.Worker, error) {
 			USB:   modem.USBMatch{VID: m.USB.VID, PID: m.USB.PID, Serial: m.USB.Serial, Port: m.USB.Port},
 			Trace: m.Trace,
 		},
-		HealthInterval: m.HealthInterval,
-		PerMinute:      m.PerMinute,
-		PerDay:         m.PerDay,
+		HealthInterval:  m.HealthInterval,
+		PerMinute:       m.PerMinute,
+		PerDay:          m.PerDay,
+		BalanceUSSD:     m.Balance.USSD,
+		BalanceInterval: m.Balance.Interval,
+		BalancePattern:  pattern,
 	}, nil
 }
 

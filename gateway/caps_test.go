@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"regexp"
 	"testing"
 	"time"
 )
@@ -32,5 +33,28 @@ func TestSendCaps(t *testing.T) {
 	free.record(t0, 100)
 	if free.wait(t0) != 0 || len(free.sent) != 0 {
 		t.Error("uncapped modem waits or keeps history")
+	}
+}
+
+func TestBalanceIn(t *testing.T) {
+	first := regexp.MustCompile(`(-?[0-9]+(?:[.,][0-9]+)?)`)
+	for _, tc := range []struct {
+		answer  string
+		pattern *regexp.Regexp
+		want    float64
+		ok      bool
+	}{
+		{"Your balance is 12.34 EUR. Valid until 01.02.2027", first, 12.34, true},
+		{"Saldo: 5,00 kr", first, 5, true},
+		{"Balance -3.50 USD", first, -3.5, true},
+		{"Bonus 100 MB, balance 7.25", regexp.MustCompile(`balance ([0-9.]+)`), 7.25, true},
+		{"Bonus 100 MB", regexp.MustCompile(`balance ([0-9.]+)`), 0, false},
+		{"no number here", first, 0, false},
+		{"12.34", regexp.MustCompile(`[0-9.]+`), 12.34, true},
+	} {
+		got, ok := balanceIn(tc.answer, tc.pattern)
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("balanceIn(%q, %s) = %v, %v; want %v, %v", tc.answer, tc.pattern, got, ok, tc.want, tc.ok)
+		}
 	}
 }

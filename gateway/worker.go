@@ -1,9 +1,13 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,6 +27,13 @@ type Worker struct {
 	// PerMinute and PerDay cap the modem's sends (0: no cap): the worker
 	// takes no job while its modem is at a cap.
 	PerMinute, PerDay int
+	// Balance, when its USSD code is set, asks the network for the SIM's
+	// balance every BalanceInterval (6 h when zero) between jobs, and
+	// reads it with BalancePattern (its first group, or the whole match;
+	// a comma is a decimal point) into simgate_sim_balance.
+	BalanceUSSD     string
+	BalanceInterval time.Duration
+	BalancePattern  *regexp.Regexp
 }
 
 // RunModem runs the worker of one modem until ctx ends: it opens the modem
@@ -97,7 +108,7 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, w *worker, wc 
 	}()
 	interval := wc.HealthInterval
 	caps := &sendCaps{perMinute: wc.PerMinute, perDay: wc.PerDay}
-	var nextCheck time.Time
+	var nextCheck, nextBalance time.Time
 	for {
 		if !time.Now().Before(nextCheck) {
 			if !g.checkHealth(m, log) {
@@ -105,6 +116,10 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, w *worker, wc 
 				return // no answer: reopen
 			}
 			nextCheck = time.Now().Add(interval)
+			if wc.BalanceUSSD != "" && !time.Now().Before(nextBalance) {
+				g.checkBalance(ctx, m, wc, log)
+				nextBalance = time.Now().Add(cmp.Or(wc.BalanceInterval, 6*time.Hour))
+			}
 			if !g.modemReady(m.Name()) {
 				g.drainInbox(w)
 				// Look again soon: a modem comes back by itself.
@@ -172,6 +187,39 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, w *worker, wc 
 			return
 		}
 	}
+}
+
+// checkBalance asks the network for the SIM's balance and records it.
+func (g *Gateway) checkBalance(ctx context.Context, m *modem.Modem, wc Worker, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	answer, err := m.USSD(ctx, wc.BalanceUSSD)
+	if err != nil {
+		log.Warn("balance query", "err", err)
+		return
+	}
+	v, ok := balanceIn(answer, wc.BalancePattern)
+	if !ok {
+		log.Warn("balance query: no balance in the answer; check balance.pattern", "answer_length", len(answer))
+		return
+	}
+	g.opts.Metrics.SIMBalance(m.Name(), v)
+	log.Info("sim balance", "balance", v)
+}
+
+// balanceIn reads the balance in answer with pattern: its first group, or
+// its whole match; a comma is a decimal point.
+func balanceIn(answer string, pattern *regexp.Regexp) (float64, bool) {
+	m := pattern.FindStringSubmatch(answer)
+	if m == nil {
+		return 0, false
+	}
+	s := m[0]
+	if len(m) > 1 {
+		s = m[1]
+	}
+	v, err := strconv.ParseFloat(strings.ReplaceAll(strings.TrimSpace(s), ",", "."), 64)
+	return v, err == nil
 }
 
 // checkHealth queries m, records the result in metrics and readiness, logs

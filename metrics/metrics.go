@@ -148,6 +148,7 @@ type Metrics struct {
 	eventsLost          prometheus.Counter
 	smsReceived         *prometheus.CounterVec
 	simRefused          *prometheus.CounterVec
+	simBalance          *prometheus.GaugeVec
 	storageUsed         *prometheus.GaugeVec
 	storageSize         *prometheus.GaugeVec
 	verifications       *prometheus.CounterVec
@@ -212,6 +213,7 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 			Help: "Events of admitted jobs the stream did not confirm within a minute of trying; a redelivered job tells its final event again."}),
 		storageUsed:   gauge("modem_storage_used", "Messages a memory of the modem holds (+CPMS?): SM the SIM, ME, MT, SR status reports.", "modem", "memory"),
 		storageSize:   gauge("modem_storage_size", "Messages a memory of the modem can hold (+CPMS?).", "modem", "memory"),
+		simBalance:    gauge("sim_balance", "The SIM's prepaid balance as the network last answered the modem's balance query (modems[].balance), in the SIM's currency.", "modem"),
 		simRefused:    counter("sim_refusals_total", "Sends the network refused for the SIM's subscription rather than the message (+CMS ERROR 8, 10: barred, often a prepaid SIM out of credit; 50: not_subscribed), per modem and cause.", "modem", "cause"),
 		smsReceived:   counter("sms_received_total", "Messages the modem received, published on sms.received.<modem> (their parts reassembled), per modem.", "modem"),
 		verifications: counter("verifications_total", "Managed verifications (otp.verify) by ISO region of the number and step (started, resent, sent, approved, locked, expired). approved / sent per region is the conversion SMS pumping drives down.", "region", "result"),
@@ -229,7 +231,7 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 		m.modemUp, m.modemBusy, m.modemReady, m.modemSIMReady, m.modemRegistration,
 		m.modemSignal, m.modemHealthFailures, m.modemFailuresInRow, m.modemReports, m.modemPINTries,
 		m.deliveries, m.deliveryLatency, m.deliveryPending, m.reports, m.deadLettered,
-		m.eventRetries, m.eventsLost, m.simRefused, m.smsReceived, m.storageUsed, m.storageSize, m.verifications, m.verifyChecks, bi)
+		m.eventRetries, m.eventsLost, m.simBalance, m.simRefused, m.smsReceived, m.storageUsed, m.storageSize, m.verifications, m.verifyChecks, bi)
 
 	for _, s := range jobOutcomes {
 		m.jobs.WithLabelValues(string(s))
@@ -422,3 +424,6 @@ func (m *Metrics) ModemStorage(modem, memory string, used, size int) {
 // SIMRefused counts a send the network refused for the SIM's subscription
 // (cause: barred, not_subscribed; see cms.Error.Account).
 func (m *Metrics) SIMRefused(modem, cause string) { m.simRefused.WithLabelValues(modem, cause).Inc() }
+
+// SIMBalance records the SIM balance of modem.
+func (m *Metrics) SIMBalance(modem string, v float64) { m.simBalance.WithLabelValues(modem).Set(v) }
