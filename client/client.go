@@ -20,7 +20,10 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -317,3 +320,54 @@ func (c *Client) Wait(ctx context.Context, id string) (otp.Event, error) {
 }
 
 func badID(id string) error { return fmt.Errorf("job id %q: want 1-64 of A-Z a-z 0-9 _ -", id) }
+
+// Status asks every daemon on the connection's NATS for its status
+// (simgate.status) and returns their answers, sorted by node, once no
+// answer came for quiet (at the latest when ctx ends): each daemon answers
+// once. ErrNoDaemon when none does.
+func (c *Client) Status(ctx context.Context, quiet time.Duration) ([]otp.Status, error) {
+	inbox := c.nc.NewRespInbox()
+	sub, err := c.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	defer sub.Unsubscribe()
+	if err := c.nc.PublishRequest(otp.SubjectStatus, inbox, []byte("{}")); err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	var out []otp.Status
+	for {
+		wait := quiet
+		if len(out) == 0 {
+			wait = time.Until(deadlineOf(ctx, 5*time.Second)) // the first answer
+		}
+		msg, err := sub.NextMsg(max(wait, time.Millisecond))
+		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) || ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("status: %w", err)
+		}
+		if len(msg.Data) == 0 {
+			continue // a status of the server (no responders)
+		}
+		var st otp.Status
+		if err := json.Unmarshal(msg.Data, &st); err != nil {
+			return out, fmt.Errorf("decode status: %w", err)
+		}
+		out = append(out, st)
+	}
+	if len(out) == 0 {
+		return nil, noDaemon{otp.SubjectStatus}
+	}
+	slices.SortFunc(out, func(a, b otp.Status) int { return strings.Compare(a.Node, b.Node) })
+	return out, nil
+}
+
+// deadlineOf returns ctx's deadline, or d from now when it has none.
+func deadlineOf(ctx context.Context, d time.Duration) time.Time {
+	if dl, ok := ctx.Deadline(); ok {
+		return dl
+	}
+	return time.Now().Add(d)
+}

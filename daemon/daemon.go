@@ -292,6 +292,13 @@ func (d *Daemon) bringUp(ctx context.Context, settings gateway.Live, m *metrics.
 	opts.StoreFull = d.storeFull.Load
 	opts.Limits, opts.Renderer, opts.Policy = settings.Limits, settings.Renderer, settings.Policy
 	opts.Metrics, opts.Logger, opts.Journal = m, log, journal
+	opts.QueueDepth = func(ctx context.Context) (int64, error) {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return int64(info.NumPending), nil
+	}
 	gw := gateway.New(opts)
 	if err := gw.Restore(ctx); err != nil {
 		return transient(fmt.Errorf("restore delivery tracking: %w", err))

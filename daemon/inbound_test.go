@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/simgate/simgate/client"
 	"github.com/simgate/simgate/config"
 	"github.com/simgate/simgate/modem/modemsim"
 	"github.com/simgate/simgate/otp"
@@ -122,4 +123,58 @@ func TestSIMBalance(t *testing.T) {
 	cfg.Modems[0].Balance = config.Balance{USSD: "*100#"}
 	h := start(t, cfg)
 	waitMetrics(t, h.d.MetricsAddr(), `simgate_sim_balance{modem="m1"} 12.34`)
+}
+
+// TestStatusAcrossDaemons: every daemon of a cluster answers simgate.status
+// (asked with the publisher's credentials), with its own modems; a modem
+// that failed a send shows it.
+func TestStatusAcrossDaemons(t *testing.T) {
+	s1, s2 := startSim(t, "a1", 0), startSim(t, "b1", 0)
+	cfgA := testConfig(t.TempDir(), s1)
+	cfgA.Node = "a"
+	cfgA.Modems[0].PerDay = 500
+	a := start(t, cfgA)
+	cfgB := testConfig(t.TempDir(), s2)
+	cfgB.Node = "b"
+	cfgB = onServerOf(cfgB, cfgA, a.d)
+	copyKeyFile(t, cfgA.StateDir, cfgB)
+	start(t, cfgB)
+
+	s1.FailNextSends(42) // whichever daemon takes the job
+	s2.FailNextSends(42)
+	a.request(map[string]any{"id": "st1", "to": "+4526227921", "code": "123456"})
+	a.waitFinal("st1")
+	c, err := client.New(a.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := c.Status(t.Context(), 500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[0].Node != "a" || all[1].Node != "b" {
+		t.Fatalf("answers: %+v", all)
+	}
+	for i, name := range []string{"a1", "b1"} {
+		if ms := all[i].Modems; len(ms) != 1 || ms[0].Name != name || ms[0].SIM != "READY" || ms[0].SignalDBm == nil {
+			t.Errorf("daemon %s: %+v", all[i].Node, ms)
+		}
+	}
+	sent := all[0].Modems[0].SentToday + all[1].Modems[0].SentToday
+	if sent != 1 || all[0].Modems[0].PerDay != 500 {
+		t.Errorf("sent today %d (want 1 over both), per day %d", sent, all[0].Modems[0].PerDay)
+	}
+	failed := 0
+	for _, st := range all {
+		switch st.Modems[0].LastError {
+		case "+CMS ERROR: 42":
+			failed++
+		case "":
+		default:
+			t.Errorf("last error of %s: %q", st.Modems[0].Name, st.Modems[0].LastError)
+		}
+	}
+	if failed == 0 {
+		t.Error("the failed send shows on no modem")
+	}
 }

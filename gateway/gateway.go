@@ -81,6 +81,9 @@ type Options struct {
 	// otp.verify and otp.check, and sends the jobs it queues for them
 	// (their codes sealed, see otp.Job.Sealed).
 	Verifier *verify.Verifier
+	// QueueDepth, when set, returns the jobs waiting in the shared queue,
+	// for the status (simgate.status).
+	QueueDepth func(context.Context) (int64, error)
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
 }
@@ -115,7 +118,9 @@ type Gateway struct {
 	// refusals counts refusals for their aggregate log line.
 	refusals refusalLog
 	workers  map[string]*worker
-	svc      micro.Service
+	// modems holds what the status tells of each modem (status.go).
+	modems map[string]*modemState
+	svc    micro.Service
 	// answering holds a token for each otp.request answer in progress
 	// (see handler); answers waits for them, and stopped refuses
 	// new ones, at StopRequests.
@@ -148,7 +153,7 @@ func New(opts Options) *Gateway {
 	if now == nil {
 		now = time.Now
 	}
-	g := &Gateway{opts: opts, log: opts.Logger, now: now, ready: map[string]bool{}, busy: map[string]bool{}, capped: map[string]bool{}, settling: map[string]int{}, workers: map[string]*worker{},
+	g := &Gateway{opts: opts, log: opts.Logger, now: now, ready: map[string]bool{}, busy: map[string]bool{}, capped: map[string]bool{}, settling: map[string]int{}, workers: map[string]*worker{}, modems: map[string]*modemState{},
 		answering: make(chan struct{}, maxAnswering), refusing: make(chan struct{}, maxRefusing)}
 	g.live.Store(&Live{Limits: opts.Limits, Renderer: opts.Renderer, Policy: opts.Policy})
 	g.tracker = delivery.New(delivery.Config{

@@ -362,6 +362,7 @@ func (g *Gateway) sendFailed(ctx context.Context, modemName string, t task, err 
 		se = &modem.SendError{Class: modem.Retryable, Err: err}
 	}
 	g.opts.Metrics.SendFailed(modemName, se.Class.String())
+	g.noteModem(modemName, func(s *modemState) { s.lastError, s.lastAt = modemDetail(se), g.now().UTC() })
 	t.log = t.log.With("class", se.Class, "cms_error", se.Code)
 	if code, err := strconv.Atoi(se.Code); err == nil {
 		if e, ok := cms.Lookup(code); ok && e.Account != "" {
@@ -433,6 +434,7 @@ type sentJob struct {
 func (g *Gateway) sent(ctx context.Context, j sentJob) {
 	p, res, log := j.p, j.res, j.log
 	log.Info("sms sent", "parts", len(res.Refs), "cmgs", res.Duration.Round(time.Millisecond))
+	g.noteSent(j.modem)
 	var dm delivery.Message
 	if res.Report {
 		dm = delivery.Message{ID: p.ID, Modem: j.modem, To: p.Number.E164, Masked: p.Number.Masked(),

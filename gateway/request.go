@@ -34,6 +34,12 @@ func (g *Gateway) StartRequests() error {
 	if err != nil {
 		return fmt.Errorf("serve %s: %w", otp.SubjectRequest, err)
 	}
+	// Every daemon answers the status: no queue group.
+	if err := svc.AddEndpoint("status", g.handler(g.answerStatus, otp.Status{Node: g.opts.Node, QueuePending: -1}),
+		micro.WithEndpointSubject(otp.SubjectStatus), micro.WithEndpointQueueGroupDisabled()); err != nil {
+		svc.Stop()
+		return fmt.Errorf("serve %s: %w", otp.SubjectStatus, err)
+	}
 	if g.opts.Verifier != nil {
 		for _, e := range []struct {
 			name, subject string

@@ -47,6 +47,7 @@ func (g *Gateway) RunModem(ctx context.Context, wc Worker) {
 	log := g.log.With("modem", cfg.Name)
 	cfg.Logger = g.log
 	w := g.registerWorker(cfg.Name, g.opts.Routes[cfg.Name])
+	g.noteModem(cfg.Name, func(s *modemState) { s.perMinute, s.perDay = wc.PerMinute, wc.PerDay })
 	defer g.serveOffers(w)()
 	cfg.OnReport = func(r modem.Report, err error) { g.report(cfg.Name, r, err) }
 	cfg.OnMessage = g.newInbox(cfg.Name).receive
@@ -78,6 +79,7 @@ func (g *Gateway) RunModem(ctx context.Context, wc Worker) {
 		log.Info("modem open", "manufacturer", inf.Manufacturer, "model", inf.Model, "revision", inf.Revision,
 			"status_reports", m.Reports())
 		g.opts.Metrics.ModemOpen(cfg.Name, true, int(m.Reports()))
+		g.noteModem(cfg.Name, func(s *modemState) { s.open = true })
 		g.opts.Metrics.PINTriesLeft(cfg.Name, inf.PINTriesLeft)
 		g.serveModem(ctx, m, w, wc, log)
 		// Not ready first: nothing is handed to a modem whose inbox
@@ -85,6 +87,7 @@ func (g *Gateway) RunModem(ctx context.Context, wc Worker) {
 		g.setReady(cfg.Name, false)
 		g.drainInbox(w)
 		g.opts.Metrics.ModemOpen(cfg.Name, false, 0)
+		g.noteModem(cfg.Name, func(s *modemState) { s.open, s.checked = false, false })
 		m.Close()
 		if ctx.Err() == nil {
 			log.Warn("modem lost; reopening")
@@ -204,6 +207,7 @@ func (g *Gateway) checkBalance(ctx context.Context, m *modem.Modem, wc Worker, l
 		return
 	}
 	g.opts.Metrics.SIMBalance(m.Name(), v)
+	g.noteModem(m.Name(), func(s *modemState) { s.balance = &v })
 	log.Info("sim balance", "balance", v)
 }
 
@@ -234,6 +238,7 @@ func (g *Gateway) checkHealth(m *modem.Modem, log *slog.Logger) bool {
 		return false
 	}
 	mt.ModemHealth(name, h.SIM == "READY", int(h.Registration), h.SignalDBm, h.SignalKnown)
+	g.noteModem(name, func(s *modemState) { s.health, s.checked = h, true })
 	for _, s := range h.Storage {
 		mt.ModemStorage(name, s.Name, s.Used, s.Size)
 		if s.Name == "SM" && s.Used > 0 {

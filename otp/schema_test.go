@@ -28,6 +28,7 @@ func TestSchemasMatchTypes(t *testing.T) {
 		{"schema/check-reply.schema.json", CheckReply{}},
 		{"schema/verify.schema.json", VerifyRequest{}},
 		{"schema/received.schema.json", Received{}},
+		{"schema/status.schema.json", Status{}},
 	} {
 		b, err := os.ReadFile(tc.file)
 		if err != nil {

@@ -72,6 +72,8 @@ func PublisherExports() []Export {
 		{Subject: otp.SubjectRequest},
 		{Subject: otp.SubjectVerify},
 		{Subject: otp.SubjectCheck},
+		// Every daemon answers a status request: several answers.
+		{Subject: otp.SubjectStatus, Streamed: true},
 		{Subject: "$JS.API.INFO"},
 		{Subject: "$JS.API.STREAM.INFO." + ev},
 		{Subject: "$JS.API.STREAM.MSG.GET." + ev},

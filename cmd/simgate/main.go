@@ -66,7 +66,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(), newSendCmd(), newVerifyCmd(), newCheckCmd(), newModemsimCmd(), newCheckConfigCmd(), newModemsCmd(), newNkeyCmd(), &cobra.Command{
+	root.AddCommand(newServeCmd(), newSendCmd(), newVerifyCmd(), newCheckCmd(), newStatusCmd(), newModemsimCmd(), newCheckConfigCmd(), newModemsCmd(), newNkeyCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
