@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +53,13 @@ func text(t *testing.T, parts ...Incoming) string {
 	for _, p := range parts {
 		tps = append(tps, p.TPDU)
 	}
+	// Parts may come in any order (indications are handled one at a
+	// time, not in order): put them in theirs, as sms.Collector does.
+	slices.SortFunc(tps, func(a, b *tpdu.TPDU) int {
+		_, i, _, _ := a.ConcatInfo()
+		_, j, _, _ := b.ConcatInfo()
+		return i - j
+	})
 	msg, err := sms.Decode(tps)
 	if err != nil {
 		t.Fatal(err)
