@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,8 +16,9 @@ import (
 
 func newModemsimCmd() *cobra.Command {
 	var (
-		cfg modemsim.Config
-		out string
+		cfg  modemsim.Config
+		out  string
+		ussd []string
 	)
 	cmd := &cobra.Command{
 		Use:   "modemsim",
@@ -27,7 +31,14 @@ that path. Every SMS it takes is decoded and written as a JSON line to --out
 An SMS that requests a status report gets one after --report-delay, routed as
 AT+CNMI <ds> says: +CDS (acknowledged with AT+CNMA after AT+CSMS=1), or stored
 in "SR" with +CDSI (the only way with --store-reports). The --*-rate flags
-inject faults at random; --seed repeats them.`,
+inject faults at random; --seed repeats them. --ussd answers USSD codes
+(AT+CUSD), as a network's balance query: --ussd '*100#=Your balance is
+12.34 EUR'.
+
+Incoming SMS: each line on standard input "<sender> <text>" (a number or
+an operator's name, then the text) is delivered to the modem as the
+network would ("+4526227921 STOP"); "ucs2 <sender> <text>" forces UCS-2.
+Long texts come in concatenated parts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := cmd.OutOrStdout()
@@ -40,6 +51,14 @@ inject faults at random; --seed repeats them.`,
 				w = f
 			}
 			enc := json.NewEncoder(w)
+			cfg.USSD = map[string]string{}
+			for _, u := range ussd {
+				code, answer, ok := strings.Cut(u, "=")
+				if !ok || code == "" {
+					return fmt.Errorf("--ussd %q: want <code>=<answer>", u)
+				}
+				cfg.USSD[code] = answer
+			}
 			msgs := make(chan modemsim.Message, 64)
 			cfg.OnMessage = func(m modemsim.Message) { msgs <- m }
 			cfg.Logger = newLogger(cmd.ErrOrStderr(), "info", "text")
@@ -48,6 +67,7 @@ inject faults at random; --seed repeats them.`,
 				return err
 			}
 			defer sim.Close()
+			go receiveLines(cmd.InOrStdin(), sim, cmd.ErrOrStderr())
 			fmt.Fprintln(cmd.ErrOrStderr(), "simulated modem on", sim.Path())
 			if cfg.Link != "" {
 				fmt.Fprintln(cmd.ErrOrStderr(), "linked at", cfg.Link)
@@ -64,6 +84,7 @@ inject faults at random; --seed repeats them.`,
 		},
 	}
 	f := cmd.Flags()
+	f.StringArrayVar(&ussd, "ussd", nil, "a USSD code and its answer, <code>=<answer> (repeatable)")
 	f.StringVar(&cfg.Name, "name", "sim1", "modem name")
 	f.StringVar(&cfg.Link, "link", "", "also make this symlink to the device")
 	f.DurationVar(&cfg.SendDelay, "send-delay", 500*time.Millisecond, "network delay of AT+CMGS")
@@ -95,4 +116,40 @@ func closeAndDrain(sim *modemsim.Modem, msgs chan modemsim.Message, enc *json.En
 	for m := range msgs {
 		enc.Encode(m)
 	}
+}
+
+// receiveLines delivers each line of r, "[ucs2] <sender> <text>", to sim
+// as an incoming SMS, until r ends.
+func receiveLines(r io.Reader, sim *modemsim.Modem, errs io.Writer) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		in, ok := parseIncoming(sc.Text())
+		if !ok {
+			fmt.Fprintln(errs, `want "[ucs2] <sender> <text>"`)
+			continue
+		}
+		ds, err := sim.Receive(in)
+		if err != nil {
+			fmt.Fprintln(errs, err)
+			continue
+		}
+		for _, d := range ds {
+			fmt.Fprintf(errs, "incoming part: %s %d\n", d.Route, d.Index)
+		}
+	}
+}
+
+// parseIncoming reads "[ucs2] <sender> <text>".
+func parseIncoming(line string) (modemsim.Incoming, bool) {
+	var in modemsim.Incoming
+	line = strings.TrimSpace(line)
+	if rest, ok := strings.CutPrefix(line, "ucs2 "); ok {
+		in.UCS2, line = true, strings.TrimSpace(rest)
+	}
+	from, text, ok := strings.Cut(line, " ")
+	if !ok || from == "" || text == "" {
+		return in, false
+	}
+	in.From, in.Text = from, text
+	return in, true
 }

@@ -29,11 +29,19 @@ const simTimeout = 5 * time.Second
 // device it prints, and a function that stops it and returns its error.
 func startModemsim(t *testing.T, args ...string) (path string, stop func() error) {
 	t.Helper()
+	return startModemsimIn(t, strings.NewReader(""), args...)
+}
+
+// startModemsimIn is startModemsim with stdin as the command's standard
+// input.
+func startModemsimIn(t *testing.T, stdin io.Reader, args ...string) (path string, stop func() error) {
+	t.Helper()
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		cmd := newRootCmd(io.Discard, pw)
+		cmd.SetIn(stdin)
 		cmd.SetArgs(append([]string{"modemsim"}, args...))
 		done <- cmd.ExecuteContext(ctx)
 		pw.Close()
@@ -324,5 +332,42 @@ func TestModemsimBadFlags(t *testing.T) {
 			t.Errorf("%v accepted", args)
 		}
 		cancel()
+	}
+}
+
+// TestModemsimIncomingAndUSSD: a line on standard input arrives as an
+// incoming SMS; --ussd answers AT+CUSD.
+func TestModemsimIncomingAndUSSD(t *testing.T) {
+	in, feed := io.Pipe()
+	defer feed.Close()
+	path, _ := startModemsimIn(t, in, "--ussd", "*100#=Your balance is 12.34 EUR")
+	p := openSim(t, path)
+	p.at("ATE0;+CMGF=0;+CNMI=2,1,0,0,0")
+	if _, err := feed.Write([]byte("+4526227921 STOP\n")); err != nil {
+		t.Fatal(err)
+	}
+	p.until(regexp.MustCompile(`\+CMTI: "SM",1\r\n`))
+	if got := p.at("AT+CPMS=\"SM\";+CMGL=4"); !strings.Contains(got, "+CMGL: 1,0,,") {
+		t.Errorf("stored: %q", got)
+	}
+	p.at(`AT+CUSD=1,"*100#",15`)
+	p.until(regexp.MustCompile(`\+CUSD: 0,"Your balance is 12.34 EUR",15\r\n`))
+}
+
+func TestParseIncoming(t *testing.T) {
+	for line, want := range map[string]modemsim.Incoming{
+		"+4526227921 STOP":         {From: "+4526227921", Text: "STOP"},
+		"Telco Your balance is 5":  {From: "Telco", Text: "Your balance is 5"},
+		"ucs2 +4526227921 Привет":  {From: "+4526227921", Text: "Привет", UCS2: true},
+		"  +4526227921   spaced  ": {From: "+4526227921", Text: "  spaced"},
+	} {
+		if got, ok := parseIncoming(line); !ok || got != want {
+			t.Errorf("parseIncoming(%q) = %+v, %v", line, got, ok)
+		}
+	}
+	for _, bad := range []string{"", "+4526227921", "ucs2 ", "   "} {
+		if got, ok := parseIncoming(bad); ok {
+			t.Errorf("parseIncoming(%q) = %+v", bad, got)
+		}
 	}
 }
