@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +177,54 @@ func TestStatusAcrossDaemons(t *testing.T) {
 	}
 	if failed == 0 {
 		t.Error("the failed send shows on no modem")
+	}
+}
+
+// TestStorageNeverFillsEndToEnd: 200 messages come in, one after another,
+// through a modem with 30 slots that refuses to send when they are full:
+// each is published and deleted, none is lost, and codes still go out.
+func TestStorageNeverFillsEndToEnd(t *testing.T) {
+	s := &sim{msgs: make(chan modemsim.Message, 16)}
+	m, err := modemsim.Start(modemsim.Config{Name: "m1", FullStorageRefuses: true,
+		OnMessage: func(msg modemsim.Message) { s.msgs <- msg }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	s.Modem = m
+	h := start(t, testConfig(t.TempDir(), s))
+	waitMetrics(t, h.d.MetricsAddr(), `simgate_modem_ready{modem="m1"} 1`)
+	stream, err := h.daemonJS().Stream(t.Context(), otp.StreamInbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := stream.OrderedConsumer(t.Context(), jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	most := 0
+	for i := range 200 {
+		ds, err := s.Receive(modemsim.Incoming{From: "+4526227921", Text: fmt.Sprint("reply ", i)})
+		if err != nil || ds[0].Route != modemsim.RouteCMTI {
+			t.Fatalf("message %d: %+v %v", i, ds, err)
+		}
+		most = max(most, s.Stored("SM"))
+		msg, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+		if err != nil {
+			t.Fatalf("message %d not published: %v", i, err)
+		}
+		var r otp.Received
+		if json.Unmarshal(msg.Data(), &r); r.Text != fmt.Sprint("reply ", i) {
+			t.Fatalf("message %d published as %q", i, r.Text)
+		}
+	}
+	if most > 2 {
+		t.Errorf("up to %d messages stored at once", most)
+	}
+	if r := h.request(map[string]any{"id": "after", "to": "+4526227922", "code": "123456"}); r.Status != otp.ReplyAccepted {
+		t.Fatalf("a code after 200 replies: %+v", r)
+	}
+	if evs := h.waitFinal("after"); types(evs) != "accepted,sent" {
+		t.Errorf("a code after 200 replies: %s", types(evs))
 	}
 }

@@ -85,6 +85,7 @@ Long texts come in concatenated parts.`,
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&ussd, "ussd", nil, "a USSD code and its answer, <code>=<answer> (repeatable)")
+	f.BoolVar(&cfg.FullStorageRefuses, "full-storage-refuses", false, "answer AT+CMGS with +CMS ERROR: 322 while the SIM's 30 message slots are full, as some modems do")
 	f.StringVar(&cfg.Name, "name", "sim1", "modem name")
 	f.StringVar(&cfg.Link, "link", "", "also make this symlink to the device")
 	f.DurationVar(&cfg.SendDelay, "send-delay", 500*time.Millisecond, "network delay of AT+CMGS")

@@ -53,6 +53,7 @@ const (
 	cmsSIMFailure            cmsError = 313
 	cmsSIMPUKRequired        cmsError = 316
 	cmsInvalidMemIndex       cmsError = 321
+	cmsMemoryFull            cmsError = 322
 	cmsSMSCUnknown           cmsError = 330
 	cmsNoNetworkService      cmsError = 331
 	cmsNoCNMAExpected        cmsError = 340

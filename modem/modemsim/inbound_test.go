@@ -99,3 +99,23 @@ func TestReceive(t *testing.T) {
 		t.Errorf("routed %q", msg)
 	}
 }
+
+// TestFullStorageRefuses: with FullStorageRefuses, a full SIM makes
+// AT+CMGS answer 322 until a message is deleted.
+func TestFullStorageRefuses(t *testing.T) {
+	l := newLocal(t, Config{FullStorageRefuses: true})
+	m := l.modem()
+	l.exchange("ATE0;+CMEE=1;+CMGF=0;+CNMI=2,1,0,0,0;+CPMS=\"SM\"\r")
+	p := srrPDU(t, "x", "+4526227921")
+	for i := range memCapacity {
+		m.Receive(Incoming{From: "+4520000000", Text: fmt.Sprint("m", i)})
+	}
+	l.out.take()
+	if got := l.exchange(fmt.Sprintf("AT+CMGS=%d\r%s\x1a", p.len, p.hex)); !strings.Contains(got, "+CMS ERROR: 322") {
+		t.Errorf("send with a full SIM: %q", got)
+	}
+	l.exchange("AT+CMGD=1\r")
+	if got := l.exchange(fmt.Sprintf("AT+CMGS=%d\r%s\x1a", p.len, p.hex)); !strings.Contains(got, "+CMGS:") {
+		t.Errorf("send after a delete: %q", got)
+	}
+}

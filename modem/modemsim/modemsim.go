@@ -110,6 +110,11 @@ type Config struct {
 	HangFor  time.Duration
 	URCRate  float64
 
+	// FullStorageRefuses makes AT+CMGS answer +CMS ERROR: 322 (memory
+	// full) while the "SM" memory is full, as some modems do: incoming
+	// messages left unread stop the sending.
+	FullStorageRefuses bool
+
 	// USSD maps the USSD codes the network answers (AT+CUSD) to their
 	// answer: {"*100#": "Your balance is 12.34 EUR"}. Others answer
 	// `+CUSD: 4` (not supported).

@@ -26,6 +26,9 @@ func (ip *interpreter) cmdCMGS(c command) error {
 	if err := ip.simErr(true); err != nil {
 		return err
 	}
+	if ip.cfg.FullStorageRefuses && ip.memUsed("SM") >= memCapacity {
+		return cmsMemoryFull // as some modems do with a full SIM
+	}
 	ps, err := parseParams(c.args, 2)
 	if ip.set.cmgf == 0 {
 		if err != nil || len(ps) != 1 || ps[0].empty() {
