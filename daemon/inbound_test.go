@@ -58,6 +58,14 @@ func TestReceivedMessage(t *testing.T) {
 	if r.Text != long || r.Parts != 2 || r.Encoding != "ucs2" || r.Missing != 0 || r.Sent.IsZero() || r.Modem != "m1" {
 		t.Errorf("two parts: %+v", r)
 	}
+	// A 16-bit reference, GSM 7-bit, three parts.
+	longer := strings.Repeat("Your subscription renews on 01.02.2027. ", 9)
+	if _, err := s.Receive(modemsim.Incoming{From: "Telco", Text: longer, Ref16: true}); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := next(); r.Text != longer || r.Parts != 3 || r.Encoding != "gsm7" || r.From != "Telco" {
+		t.Errorf("16-bit reference: %+v", r)
+	}
 	if m, err := cons.Next(jetstream.FetchMaxWait(time.Second)); err == nil {
 		t.Errorf("published twice: %s", m.Data())
 	}
@@ -67,7 +75,7 @@ func TestReceivedMessage(t *testing.T) {
 	if strings.Contains(h.logs.String(), "STOP") || strings.Contains(h.logs.String(), "12,34") {
 		t.Error("a received text is in the log")
 	}
-	waitMetrics(t, h.d.MetricsAddr(), `simgate_sms_received_total{modem="m1"} 2`,
+	waitMetrics(t, h.d.MetricsAddr(), `simgate_sms_received_total{modem="m1"} 3`,
 		`simgate_modem_storage_used{memory="SM",modem="m1"} 0`, `simgate_modem_storage_size{memory="SM",modem="m1"} 30`)
 }
 

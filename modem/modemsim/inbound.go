@@ -22,6 +22,9 @@ type Incoming struct {
 	Text string
 	// UCS2 encodes it as UCS-2 even when GSM 7-bit would do.
 	UCS2 bool
+	// Ref16 numbers a long message's parts with a 16-bit reference (the
+	// concatenation element 0x08) instead of an 8-bit one.
+	Ref16 bool
 	// At is the service centre's time stamp; now when zero.
 	At time.Time
 }
@@ -67,6 +70,17 @@ func (m *Modem) Receive(in Incoming) ([]Delivery, error) {
 	tps, err := sms.Encode(msg, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrIncoming, err)
+	}
+	if in.Ref16 && len(tps) > 1 {
+		// The same parts, cut again with a 16-bit reference.
+		t := tps[0]
+		t.UDH = nil
+		var ud []byte
+		for _, p := range tps {
+			ud = append(ud, p.UD...)
+		}
+		ref := tpdu.Counter(refCounter{0x1234})
+		tps = t.Segment(ud, tpdu.With16BitConcatRef, tpdu.WithConcatRef(ref))
 	}
 	at := in.At
 	if at.IsZero() {
@@ -185,3 +199,9 @@ func (m *Modem) Stored(mem string) int {
 	defer m.ip.mu.Unlock()
 	return m.ip.memUsed(mem)
 }
+
+// refCounter is a tpdu.Counter that always gives its reference.
+type refCounter struct{ ref int }
+
+// Count implements tpdu.Counter.
+func (c refCounter) Count() int { return c.ref }

@@ -119,3 +119,27 @@ func TestFullStorageRefuses(t *testing.T) {
 		t.Errorf("send after a delete: %q", got)
 	}
 }
+
+// TestReceiveRef16: Ref16 numbers the parts with a 16-bit reference.
+func TestReceiveRef16(t *testing.T) {
+	l := newLocal(t, Config{})
+	m := l.modem()
+	l.exchange("ATE0;+CMGF=0;+CNMI=2,1,0,0,0;+CPMS=\"SM\"\r")
+	long := strings.Repeat("Your subscription renews on 01.02.2027. ", 9)
+	ds, err := m.Receive(Incoming{From: "Telco", Text: long, Ref16: true})
+	if err != nil || len(ds) != 3 {
+		t.Fatalf("receive: %+v %v", ds, err)
+	}
+	l.out.take()
+	var parts []*tpdu.TPDU
+	for _, d := range ds {
+		tp := readPDU(t, l.exchange(fmt.Sprintf("AT+CMGR=%d\r", d.Index)))
+		if _, _, _, ok := tp.UDH.ConcatInfo16(); !ok {
+			t.Errorf("part %d without a 16-bit reference: %+v", d.Index, tp.UDH)
+		}
+		parts = append(parts, tp)
+	}
+	if msg, err := sms.Decode(parts); err != nil || string(msg) != long {
+		t.Errorf("reassembled %q %v", msg, err)
+	}
+}
