@@ -278,7 +278,7 @@ func (d *Daemon) bringUp(ctx context.Context, settings gateway.Live, m *metrics.
 	opts.NC, opts.JS, opts.Jobs, opts.Fleet = d.nc, d.js, queue.NewPuller(d.nc), fleet
 	opts.Verifier = verifier
 	opts.Inbound = gateway.Inbound{FullSender: cfg.Inbound.Sender == "full", ReassemblyTimeout: cfg.Inbound.ReassemblyTimeout,
-		StopWords: cfg.Inbound.StopWords, StartWords: cfg.Inbound.StartWords}
+		StopWords: cfg.Inbound.StopWords, StartWords: cfg.Inbound.StartWords, Key: d.polKey}
 	if cfg.Inbound.OptOut {
 		list, err := optout.Open(ctx, d.js, cfg.NATS.Replicas)
 		if err != nil {

@@ -69,8 +69,12 @@ func TestReceivedMessage(t *testing.T) {
 	if m, err := cons.Next(jetstream.FetchMaxWait(time.Second)); err == nil {
 		t.Errorf("published twice: %s", m.Data())
 	}
-	if n := s.Stored("SM"); n != 0 {
-		t.Errorf("%d messages left on the modem", n)
+	// The first parts of a long message stay on the SIM until it is
+	// whole and published; the next health check's sweep deletes them.
+	for deadline := time.Now().Add(5 * time.Second); s.Stored("SM") != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages left on the modem", s.Stored("SM"))
+		}
 	}
 	if strings.Contains(h.logs.String(), "STOP") || strings.Contains(h.logs.String(), "12,34") {
 		t.Error("a received text is in the log")
@@ -234,5 +238,56 @@ func TestStorageNeverFillsEndToEnd(t *testing.T) {
 	}
 	if evs := h.waitFinal("after"); types(evs) != "accepted,sent" {
 		t.Errorf("a code after 200 replies: %s", types(evs))
+	}
+}
+
+// TestLongMessageSurvivesARestart: the first part of a long message stays
+// on the SIM while the second has not come, across a restart of the
+// daemon; when the second comes, the message is published once, whole,
+// and both parts leave the SIM.
+func TestLongMessageSurvivesARestart(t *testing.T) {
+	s := startSim(t, "m1", 0)
+	cfg := testConfig(t.TempDir(), s)
+	h := start(t, cfg)
+	waitMetrics(t, h.d.MetricsAddr(), `simgate_modem_ready{modem="m1"} 1`)
+	long := strings.Repeat("Your new tariff starts on 01.02.2027. ", 6)
+	if ds, err := s.Receive(modemsim.Incoming{From: "Telco", Text: long, Only: []int{1}}); err != nil || len(ds) != 1 {
+		t.Fatalf("first part: %+v %v", ds, err)
+	}
+	// A sweep passes it by (a health check every 100 ms): still there.
+	waitMetrics(t, h.d.MetricsAddr(), `simgate_modem_storage_used{memory="SM",modem="m1"} 1`)
+	h.stop()
+
+	h = start(t, cfg)
+	waitMetrics(t, h.d.MetricsAddr(), `simgate_modem_ready{modem="m1"} 1`)
+	if n := s.Stored("SM"); n != 1 {
+		t.Fatalf("after the restart: %d stored, want the first part", n)
+	}
+	if _, err := s.Receive(modemsim.Incoming{From: "Telco", Text: long, Only: []int{2}}); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := h.daemonJS().Stream(t.Context(), otp.StreamInbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := stream.OrderedConsumer(t.Context(), jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r otp.Received
+	if json.Unmarshal(msg.Data(), &r); r.Text != long || r.Parts != 2 || r.Missing != 0 {
+		t.Errorf("published %+v", r)
+	}
+	if m, err := cons.Next(jetstream.FetchMaxWait(time.Second)); err == nil {
+		t.Errorf("published again: %s", m.Data())
+	}
+	for deadline := time.Now().Add(5 * time.Second); s.Stored("SM") != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d parts left on the SIM", s.Stored("SM"))
+		}
 	}
 }

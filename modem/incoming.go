@@ -16,11 +16,19 @@ import (
 type Incoming struct {
 	// TPDU is the SMS-DELIVER (see ParseDeliver).
 	TPDU *tpdu.TPDU
+	// PDU is the part as the modem gave it (hexadecimal), octet for octet
+	// what the network sent: the same when the part is read again.
+	PDU string
 	// Memory and Index say where the modem kept it ("SM", 3); Index is 0
 	// for a message routed without storing (+CMT).
 	Memory string
 	Index  int
 }
+
+// ErrHeld is what Config.OnMessage returns for a part it holds without
+// having kept it yet (the first parts of a long message, until the last
+// comes): the modem leaves it stored and goes on.
+var ErrHeld = errors.New("part held until its message is whole")
 
 // incomingMemory is where the modem is asked to keep received messages
 // (AT+CNMI <mt>=1 stores them in the preferred memory, <mem3>).
@@ -37,6 +45,12 @@ func (m *Modem) enableIncoming() {
 	if err := m.at.AddIndication("+CMT:", m.onCMT, at.WithTrailingLines(1)); err != nil {
 		m.log.Warn("incoming messages off", "err", err)
 		return
+	}
+	// New messages go to the SIM's memory, which the sweeps read.
+	if _, err := m.at.Command(`+CPMS="SM","SM","SM"`); err != nil {
+		m.log.Warn(`modem refuses to store messages in "SM" (AT+CPMS); messages stored elsewhere are read only as indicated`, "err", err)
+	} else {
+		m.mem1 = "SM"
 	}
 	if m.reports == ReportsOff {
 		if _, err := m.at.Command("+CNMI=2,1,0,0,0"); err != nil {
@@ -91,31 +105,36 @@ func (m *Modem) onCMT(lines []string) {
 		m.log.Warn("incoming message", "err", err)
 		return
 	}
-	if err := m.cfg.OnMessage(Incoming{TPDU: tp}); err != nil {
+	if err := m.cfg.OnMessage(Incoming{TPDU: tp, PDU: strings.ToUpper(strings.TrimSpace(lines[1]))}); err != nil && !errors.Is(err, ErrHeld) {
 		m.log.Warn("incoming message not kept", "err", err)
 	}
 }
 
 // handOver decodes a stored message, hands it to Config.OnMessage and
-// deletes it from the modem once that kept it. A message that does not
-// decode is deleted too (it never will); the caller holds readMu with mem
-// selected.
-func (m *Modem) handOver(mem string, index int, pdu string, length int) {
+// deletes it from the modem once that kept it, and reports whether it did.
+// A message that does not decode is deleted too (it never will); the
+// caller holds readMu with mem selected.
+func (m *Modem) handOver(mem string, index int, pdu string, length int) (kept bool) {
 	tp, err := ParseDeliver(pdu, length)
 	switch {
 	case errors.Is(err, ErrNotDeliver):
-		return // a message of another kind (a draft, a report): not ours
+		return true // a message of another kind (a draft, a report): not ours
 	case err != nil:
 		m.log.Warn("incoming message unreadable; deleted", "mem", mem, "index", index, "err", err)
 	default:
-		if err := m.cfg.OnMessage(Incoming{TPDU: tp, Memory: mem, Index: index}); err != nil {
+		err := m.cfg.OnMessage(Incoming{TPDU: tp, PDU: strings.ToUpper(strings.TrimSpace(pdu)), Memory: mem, Index: index})
+		if errors.Is(err, ErrHeld) {
+			return true // kept there until its message is whole
+		}
+		if err != nil {
 			m.log.Warn("incoming message not kept; left on the modem", "mem", mem, "index", index, "err", err)
-			return
+			return false
 		}
 	}
 	if _, err := m.at.Command("+CMGD=" + strconv.Itoa(index)); err != nil {
 		m.log.Warn("delete incoming message", "mem", mem, "index", index, "err", err)
 	}
+	return true
 }
 
 // SweepIncoming hands on, and deletes once kept, every message stored in
@@ -137,7 +156,9 @@ func (m *Modem) SweepIncoming() {
 		return
 	}
 	for _, s := range parseCMGL(lines) {
-		m.handOver(incomingMemory, s.index, s.pdu, s.length)
+		if !m.handOver(incomingMemory, s.index, s.pdu, s.length) {
+			return // the others would not be kept either (NATS down): next time
+		}
 	}
 }
 

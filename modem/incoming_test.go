@@ -23,11 +23,12 @@ func openReceiving(t *testing.T, s *modemsim.Modem, keep func(Incoming) error) (
 	m, err := Open(context.Background(), Config{Name: "m1", Device: s.Path(), CommandTimeout: 2 * time.Second,
 		OnReport: func(Report, error) {},
 		OnMessage: func(in Incoming) error {
-			got <- in
+			var err error
 			if keep != nil {
-				return keep(in)
+				err = keep(in) // decided before the test sees it
 			}
-			return nil
+			got <- in
+			return err
 		}})
 	if err != nil {
 		t.Fatal(err)

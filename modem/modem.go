@@ -48,8 +48,9 @@ type Config struct {
 	// OnMessage, when set, receives every part of every message the modem
 	// receives (+CMTI, +CMT, and those stored before, see SweepIncoming);
 	// a stored one is deleted from the modem once OnMessage returns nil
-	// (kept), and left there for the next sweep otherwise. It is called
-	// from a goroutine of the modem's, one message at a time. Nothing of a
+	// (kept), and left there otherwise: for the next sweep, or, with
+	// ErrHeld, until its message is whole. It is called from goroutines of
+	// the modem's, possibly concurrently (a routed +CMT). Nothing of a
 	// message's text is logged.
 	OnMessage func(Incoming) error
 	// Logger receives the modem's logs; nil discards them.

@@ -354,6 +354,13 @@ func (m *Modem) onCDSI(lines []string) {
 		return
 	}
 	r, err := parseCMGR(lines)
+	if errors.Is(err, ErrNotStatusReport) {
+		// Not a report (the memory was not the one we thought): an
+		// incoming message, maybe, which only its handler deletes.
+		m.mem1 = ""
+		m.cfg.OnReport(r, err)
+		return
+	}
 	if _, derr := m.at.Command("+CMGD=" + strconv.Itoa(index)); derr != nil {
 		m.log.Warn("delete stored report", "mem", mem, "index", index, "err", derr)
 	}

@@ -6,6 +6,7 @@ package optout
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -23,7 +24,14 @@ type List struct {
 	watcher jetstream.KeyWatcher
 
 	mu  sync.RWMutex
-	set map[string]struct{}
+	out map[string]bool
+}
+
+// entry is a number's last word: out (STOP) or in (START), and when the
+// message that said it was sent.
+type entry struct {
+	Out bool  `json:"out"`
+	At  int64 `json:"at"` // unix ms
 }
 
 // Open creates or binds the list's bucket and returns the list once it
@@ -36,6 +44,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*List, err
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
+		MaxBytes:    64 << 20,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", Bucket, err)
@@ -44,7 +53,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*List, err
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: watch: %w", Bucket, err)
 	}
-	l := &List{kv: kv, watcher: w, set: map[string]struct{}{}}
+	l := &List{kv: kv, watcher: w, out: map[string]bool{}}
 	ready := make(chan struct{})
 	go l.follow(ready)
 	select {
@@ -64,11 +73,12 @@ func (l *List) follow(ready chan struct{}) {
 			close(ready)
 			continue
 		}
+		var en entry
 		l.mu.Lock()
-		if e.Operation() == jetstream.KeyValuePut {
-			l.set[e.Key()] = struct{}{}
+		if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &en) == nil && en.Out {
+			l.out[e.Key()] = true
 		} else {
-			delete(l.set, e.Key())
+			delete(l.out, e.Key())
 		}
 		l.mu.Unlock()
 	}
@@ -81,28 +91,41 @@ func (l *List) Close() error { return l.watcher.Stop() }
 func (l *List) Has(number string) bool {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	_, ok := l.set[number]
-	return ok
+	return l.out[number]
 }
 
-// Add puts the number whose policy key is number on the list.
-func (l *List) Add(ctx context.Context, number string) error {
-	if _, err := l.kv.Put(ctx, number, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
-		return fmt.Errorf("opt out: %w", err)
+// Set records the word of the number whose policy key is number: out
+// (STOP) or in (START), said by a message sent at at. An older message
+// than the one recorded changes nothing: a STOP read again after a later
+// START does not undo it.
+func (l *List) Set(ctx context.Context, number string, out bool, at time.Time) error {
+	b, _ := json.Marshal(entry{Out: out, At: at.UnixMilli()})
+	for range 10 {
+		cur, err := l.kv.Get(ctx, number)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			_, err = l.kv.Create(ctx, number, b)
+		case err != nil:
+			return fmt.Errorf("opt-out list: %w", err)
+		default:
+			var en entry
+			if json.Unmarshal(cur.Value(), &en) == nil && en.At > at.UnixMilli() {
+				return nil // a later word stands
+			}
+			_, err = l.kv.Update(ctx, number, b, cur.Revision())
+		}
+		if err == nil {
+			l.mu.Lock()
+			l.out[number] = out // at once here; the watch brings it to the others
+			if !out {
+				delete(l.out, number)
+			}
+			l.mu.Unlock()
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return fmt.Errorf("opt-out list: %w", err)
+		}
 	}
-	l.mu.Lock()
-	l.set[number] = struct{}{} // at once here; the watch brings it to the others
-	l.mu.Unlock()
-	return nil
-}
-
-// Remove takes the number whose policy key is number off the list.
-func (l *List) Remove(ctx context.Context, number string) error {
-	if err := l.kv.Purge(ctx, number); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("opt in: %w", err)
-	}
-	l.mu.Lock()
-	delete(l.set, number)
-	l.mu.Unlock()
-	return nil
+	return errors.New("opt-out list: too much contention")
 }

@@ -63,7 +63,8 @@ func TestListAcrossDaemons(t *testing.T) {
 	if a.Has("num.x") {
 		t.Fatal("on the list before anything")
 	}
-	if err := a.Add(ctx, "num.x"); err != nil {
+	at := time.Now()
+	if err := a.Set(ctx, "num.x", true, at); err != nil {
 		t.Fatal(err)
 	}
 	if !a.Has("num.x") {
@@ -78,11 +79,18 @@ func TestListAcrossDaemons(t *testing.T) {
 	if !c.Has("num.x") || c.Has("num.y") {
 		t.Error("a daemon started later does not see the list as it is")
 	}
-	if err := b.Remove(ctx, "num.x"); err != nil {
+	// An older STOP read again changes nothing; a later START does.
+	if err := b.Set(ctx, "num.x", false, at.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "still on a daemon's list", func() bool { return !a.Has("num.x") && !c.Has("num.x") })
-	if err := b.Remove(ctx, "num.never"); err != nil {
-		t.Errorf("remove a number not on the list: %v", err)
+	if err := c.Set(ctx, "num.x", true, at); err != nil {
+		t.Fatal(err)
+	}
+	if c.Has("num.x") {
+		t.Error("a STOP older than the START put the number back")
+	}
+	if err := b.Set(ctx, "num.never", false, at); err != nil {
+		t.Errorf("START of a number not on the list: %v", err)
 	}
 }

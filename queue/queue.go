@@ -297,7 +297,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetst
 		Discard:     jetstream.DiscardOld,
 		// A message read again (its daemon died between publishing it
 		// and deleting it from the modem) has the same message id.
-		Duplicates: 24 * time.Hour,
+		Duplicates: min(24*time.Hour, cfg.InboundMaxAge),
 	}); err != nil {
 		return nil, fmt.Errorf("stream %s: %w", otp.StreamInbound, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -361,7 +362,7 @@ func TestParseIncoming(t *testing.T) {
 		"ucs2 +4526227921 Привет":  {From: "+4526227921", Text: "Привет", UCS2: true},
 		"  +4526227921   spaced  ": {From: "+4526227921", Text: "  spaced"},
 	} {
-		if got, ok := parseIncoming(line); !ok || got != want {
+		if got, ok := parseIncoming(line); !ok || !reflect.DeepEqual(got, want) {
 			t.Errorf("parseIncoming(%q) = %+v, %v", line, got, ok)
 		}
 	}

@@ -3,6 +3,7 @@ package modemsim
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,10 @@ type Incoming struct {
 	// Ref16 numbers a long message's parts with a 16-bit reference (the
 	// concatenation element 0x08) instead of an 8-bit one.
 	Ref16 bool
+	// Only, when set, delivers only these parts of a long message (from
+	// 1): the others are lost, or come with another Receive of the same
+	// message (its parts have the same reference).
+	Only []int
 	// At is the service centre's time stamp; now when zero.
 	At time.Time
 }
@@ -91,6 +96,9 @@ func (m *Modem) Receive(in Incoming) ([]Delivery, error) {
 	defer ip.mu.Unlock()
 	out := make([]Delivery, 0, len(tps))
 	for i := range tps {
+		if len(in.Only) > 0 && !slices.Contains(in.Only, i+1) {
+			continue
+		}
 		tps[i].OA = oa
 		tps[i].SCTS = tpdu.Timestamp{Time: at}
 		out = append(out, ip.deliver(&tps[i]))
