@@ -331,7 +331,7 @@ func (d *Daemon) bringUp(ctx context.Context, settings gateway.Live, m *metrics.
 
 // stores are the streams of simgate's data: the queue, the events and
 // the buckets.
-var stores = []string{otp.StreamJobs, otp.StreamEvents, otp.StreamInbound, "KV_" + queue.BucketPolicy,
+var stores = []string{otp.StreamJobs, otp.StreamEvents, otp.StreamInbound, "KV_" + optout.Bucket, "KV_" + queue.BucketPolicy,
 	"KV_" + queue.BucketDelivery, "KV_" + queue.BucketConfig, "KV_" + queue.BucketSecrets}
 
 // storeUsage reads how full each of stores is.

@@ -120,7 +120,11 @@ type Gateway struct {
 	workers  map[string]*worker
 	// modems holds what the status tells of each modem (status.go).
 	modems map[string]*modemState
-	svc    micro.Service
+	// depth is the queue's depth as last read, at depthAt (status.go).
+	depthMu sync.Mutex
+	depth   int64
+	depthAt time.Time
+	svc     micro.Service
 	// answering holds a token for each otp.request answer in progress
 	// (see handler); answers waits for them, and stopped refuses
 	// new ones, at StopRequests.

@@ -61,12 +61,7 @@ func (g *Gateway) answerStatus(ctx context.Context, _ []byte) (any, func(context
 // Status returns the daemon's status: its modems as it sees them, and the
 // queue's depth.
 func (g *Gateway) Status(ctx context.Context) otp.Status {
-	st := otp.Status{Node: g.opts.Node, Version: g.opts.Version, Time: g.now().UTC(), QueuePending: -1}
-	if g.opts.QueueDepth != nil {
-		if n, err := g.opts.QueueDepth(ctx); err == nil {
-			st.QueuePending = n
-		}
-	}
+	st := otp.Status{Node: g.opts.Node, Version: g.opts.Version, Time: g.now().UTC(), QueuePending: g.queueDepth(ctx)}
 	day := g.now().Format(time.DateOnly)
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -103,4 +98,24 @@ func (g *Gateway) Status(ctx context.Context) otp.Status {
 	}
 	slices.SortFunc(st.Modems, func(a, b otp.ModemStatus) int { return strings.Compare(a.Name, b.Name) })
 	return st
+}
+
+// queueDepth returns the jobs waiting in the shared queue, read at most
+// once a second however often the status is asked (-1 when unknown).
+func (g *Gateway) queueDepth(ctx context.Context) int64 {
+	g.depthMu.Lock()
+	defer g.depthMu.Unlock()
+	if g.opts.QueueDepth == nil {
+		return -1
+	}
+	if now := g.now(); now.Sub(g.depthAt) >= time.Second {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		g.depth = -1
+		if n, err := g.opts.QueueDepth(ctx); err == nil {
+			g.depth = n
+		}
+		g.depthAt = now
+	}
+	return g.depth
 }

@@ -97,7 +97,7 @@ func (m *Modem) onCMT(lines []string) {
 		}
 	}
 	if err != nil || len(lines) < 2 {
-		m.log.Warn("incoming message: bad +CMT", "line", lines[0])
+		m.log.Warn("incoming message: bad +CMT header") // its <alpha> may name the sender
 		return
 	}
 	tp, err := ParseDeliver(lines[1], n)
