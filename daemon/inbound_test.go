@@ -291,3 +291,23 @@ func TestLongMessageSurvivesARestart(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusFloodKeepsRequestsAnswered: a publisher flooding
+// simgate.status (which every daemon answers) does not keep otp.request
+// from answering: status answers have slots of their own and are shed
+// when those are taken.
+func TestStatusFloodKeepsRequestsAnswered(t *testing.T) {
+	s := startSim(t, "m1", 0)
+	h := start(t, testConfig(t.TempDir(), s))
+	inbox := h.nc.NewRespInbox()
+	for range 2000 {
+		if err := h.nc.PublishRequest(otp.SubjectStatus, inbox, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	began := time.Now()
+	if r := h.request(map[string]any{"id": "during", "to": "+4526227921", "code": "123456"}); r.Status != otp.ReplyAccepted {
+		t.Fatalf("otp.request during a status flood: %+v", r)
+	}
+	t.Logf("answered in %s during the flood", time.Since(began).Round(time.Millisecond))
+}

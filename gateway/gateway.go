@@ -132,8 +132,10 @@ type Gateway struct {
 	// refusing holds a token for each answer of a request a cached
 	// block refuses (maxRefusing at once).
 	refusing chan struct{}
-	answers  sync.WaitGroup
-	stopped  bool
+	// statusSlots holds a token for each status answer (maxStatus).
+	statusSlots chan struct{}
+	answers     sync.WaitGroup
+	stopped     bool
 }
 
 // New returns a Gateway.
@@ -158,7 +160,8 @@ func New(opts Options) *Gateway {
 		now = time.Now
 	}
 	g := &Gateway{opts: opts, log: opts.Logger, now: now, ready: map[string]bool{}, busy: map[string]bool{}, capped: map[string]bool{}, settling: map[string]int{}, workers: map[string]*worker{}, modems: map[string]*modemState{},
-		answering: make(chan struct{}, maxAnswering), refusing: make(chan struct{}, maxRefusing)}
+		answering: make(chan struct{}, maxAnswering), refusing: make(chan struct{}, maxRefusing),
+		statusSlots: make(chan struct{}, maxStatus)}
 	g.live.Store(&Live{Limits: opts.Limits, Renderer: opts.Renderer, Policy: opts.Policy})
 	g.tracker = delivery.New(delivery.Config{
 		Timeout:  opts.DeliveryTimeout,

@@ -35,7 +35,7 @@ func (g *Gateway) StartRequests() error {
 		return fmt.Errorf("serve %s: %w", otp.SubjectRequest, err)
 	}
 	// Every daemon answers the status: no queue group.
-	if err := svc.AddEndpoint("status", g.handler(g.answerStatus, otp.Status{Node: g.opts.Node, QueuePending: -1}),
+	if err := svc.AddEndpoint("status", g.handlerIn(g.statusSlots, true, g.answerStatus, otp.Status{Node: g.opts.Node, QueuePending: -1}),
 		micro.WithEndpointSubject(otp.SubjectStatus), micro.WithEndpointQueueGroupDisabled()); err != nil {
 		svc.Stop()
 		return fmt.Errorf("serve %s: %w", otp.SubjectStatus, err)
@@ -123,8 +123,20 @@ var (
 
 // handler returns the handler of an endpoint whose requests answer
 // answers, each in a goroutine of its own, at most maxAnswering at once
-// over every endpoint; stopping is the answer once StopRequests began.
+// over otp.request, otp.verify and otp.check; stopping is the answer once
+// StopRequests began.
 func (g *Gateway) handler(answer answerFunc, stopping any) micro.HandlerFunc {
+	return g.handlerIn(g.answering, false, answer, stopping)
+}
+
+// maxStatus is how many status answers one daemon works on at once: every
+// daemon answers every status request, which any publisher may send, so
+// they have slots of their own, and one that finds them taken is dropped.
+const maxStatus = 2
+
+// handlerIn is handler with the answering slots slots; with shed, a
+// request that finds them taken is dropped rather than waited for.
+func (g *Gateway) handlerIn(slots chan struct{}, shed bool, answer answerFunc, stopping any) micro.HandlerFunc {
 	return func(req micro.Request) {
 		g.mu.Lock()
 		if g.stopped {
@@ -137,15 +149,25 @@ func (g *Gateway) handler(answer answerFunc, stopping any) micro.HandlerFunc {
 			}
 			return
 		}
+		if shed {
+			select {
+			case slots <- struct{}{}:
+			default:
+				g.mu.Unlock()
+				return // busy: the caller hears from the other daemons
+			}
+		}
 		g.answers.Add(1)
 		g.mu.Unlock()
-		g.answering <- struct{}{}
+		if !shed {
+			slots <- struct{}{}
+		}
 		// The answer is published on the request's reply subject, not
 		// through req, which the micro service reads once this handler
 		// returns.
 		replyTo, subject, data := req.Reply(), req.Subject(), req.Data()
 		go func() {
-			defer func() { <-g.answering; g.answers.Done() }()
+			defer func() { <-slots; g.answers.Done() }()
 			if !replySubject(replyTo) {
 				// The daemon may publish anywhere in its account: an
 				// answer to a reply subject the caller chose (an event
