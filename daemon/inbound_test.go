@@ -311,3 +311,20 @@ func TestStatusFloodKeepsRequestsAnswered(t *testing.T) {
 	}
 	t.Logf("answered in %s during the flood", time.Since(began).Round(time.Millisecond))
 }
+
+// TestMissedIndicationIsSwept: a message stored without its +CMTI (the
+// line lost it) is read by the next health check's sweep.
+func TestMissedIndicationIsSwept(t *testing.T) {
+	s := startSim(t, "m1", 0)
+	h := start(t, testConfig(t.TempDir(), s))
+	waitMetrics(t, h.d.MetricsAddr(), `simgate_modem_ready{modem="m1"} 1`)
+	if ds, err := s.Receive(modemsim.Incoming{From: "+4526227921", Text: "unannounced", Unannounced: true}); err != nil || ds[0].Route != modemsim.RouteStored {
+		t.Fatalf("receive: %+v %v", ds, err)
+	}
+	waitMetrics(t, h.d.MetricsAddr(), `simgate_sms_received_total{modem="m1"} 1`)
+	for deadline := time.Now().Add(5 * time.Second); s.Stored("SM") != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the swept message is still on the SIM")
+		}
+	}
+}

@@ -30,6 +30,9 @@ type Incoming struct {
 	// 1): the others are lost, or come with another Receive of the same
 	// message (its parts have the same reference).
 	Only []int
+	// Unannounced stores the message with no indication, whatever
+	// AT+CNMI says: a +CMTI the line lost.
+	Unannounced bool
 	// At is the service centre's time stamp; now when zero.
 	At time.Time
 }
@@ -101,7 +104,7 @@ func (m *Modem) Receive(in Incoming) ([]Delivery, error) {
 		}
 		tps[i].OA = oa
 		tps[i].SCTS = tpdu.Timestamp{Time: at}
-		out = append(out, ip.deliver(&tps[i]))
+		out = append(out, ip.deliver(&tps[i], in.Unannounced))
 	}
 	return out, nil
 }
@@ -126,9 +129,9 @@ func surrogates(r rune) (rune, rune) {
 	return 0xd800 + (r>>10)&0x3ff, 0xdc00 + r&0x3ff
 }
 
-// deliver hands one SMS-DELIVER to the client as AT+CNMI <mt> says. The
-// caller holds ip.mu.
-func (ip *interpreter) deliver(t *tpdu.TPDU) Delivery {
+// deliver hands one SMS-DELIVER to the client as AT+CNMI <mt> says, or
+// only stores it when quiet. The caller holds ip.mu.
+func (ip *interpreter) deliver(t *tpdu.TPDU, quiet bool) Delivery {
 	b, err := t.MarshalBinary()
 	if err != nil {
 		return Delivery{Route: RouteLost}
@@ -141,7 +144,11 @@ func (ip *interpreter) deliver(t *tpdu.TPDU) Delivery {
 	}
 	hexs = strings.ToUpper(hexs)
 	var d Delivery
-	switch mt := ip.set.cnmi[1]; {
+	mt := ip.set.cnmi[1]
+	if quiet {
+		mt = 0
+	}
+	switch {
 	case ip.hung.Load():
 		d.Route = RouteLost
 	case mt == 2 || mt == 3:
