@@ -69,21 +69,38 @@ func (m *Modem) onCMTI(lines []string) {
 	}
 	m.readMu.Lock()
 	defer m.readMu.Unlock()
-	if err := m.selectMemory(mem); err != nil {
-		m.log.Warn("incoming message", "err", err)
-		return
-	}
-	lines, err = m.at.Command("+CMGR=" + strconv.Itoa(index))
-	if err != nil {
-		m.log.Warn("read incoming message", "mem", mem, "index", index, "err", err)
-		return
-	}
-	pdu, n, err := parseCMGRPDU(lines)
+	pdu, n, err := m.readStored(mem, index)
 	if err != nil {
 		m.log.Warn("read incoming message", "mem", mem, "index", index, "err", err)
 		return
 	}
 	m.handOver(mem, index, pdu, n)
+}
+
+// readStored reads the PDU at index of memory mem (AT+CPMS, AT+CMGR) and
+// its TPDU length. The caller holds readMu.
+func (m *Modem) readStored(mem string, index int) (pdu string, length int, err error) {
+	if err := m.selectMemory(mem); err != nil {
+		return "", 0, err
+	}
+	lines, err := m.at.Command("+CMGR=" + strconv.Itoa(index))
+	if err != nil {
+		return "", 0, fmt.Errorf("read %s %d: %w", mem, index, err)
+	}
+	return parseCMGRPDU(lines)
+}
+
+// listStored lists the PDUs in memory mem (AT+CPMS, AT+CMGL=4). The caller
+// holds readMu.
+func (m *Modem) listStored(mem string) ([]storedPDU, error) {
+	if err := m.selectMemory(mem); err != nil {
+		return nil, err
+	}
+	lines, err := m.at.Command("+CMGL=4")
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", mem, err)
+	}
+	return parseCMGL(lines), nil
 }
 
 // onCMT hands on a message routed without storing.
@@ -146,16 +163,12 @@ func (m *Modem) SweepIncoming() {
 	}
 	m.readMu.Lock()
 	defer m.readMu.Unlock()
-	if err := m.selectMemory(incomingMemory); err != nil {
+	stored, err := m.listStored(incomingMemory)
+	if err != nil {
 		m.log.Warn("sweep incoming messages", "err", err)
 		return
 	}
-	lines, err := m.at.Command("+CMGL=4")
-	if err != nil {
-		m.log.Warn("list incoming messages", "err", err)
-		return
-	}
-	for _, s := range parseCMGL(lines) {
+	for _, s := range stored {
 		if !m.handOver(incomingMemory, s.index, s.pdu, s.length) {
 			return // the others would not be kept either (NATS down): next time
 		}

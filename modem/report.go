@@ -188,17 +188,6 @@ func parseCDS(lines []string) (Report, error) {
 	return ParseStatusReport(lines[1], n)
 }
 
-// parseCMGR parses the answer of AT+CMGR in PDU mode:
-// "+CMGR: <stat>,[<alpha>],<length>" and the PDU, with any stray URC lines
-// that leaked into the answer skipped.
-func parseCMGR(lines []string) (Report, error) {
-	pdu, n, err := parseCMGRPDU(lines)
-	if err != nil {
-		return Report{}, err
-	}
-	return ParseStatusReport(pdu, n)
-}
-
 // ReportMode is how a modem passes status reports on (AT+CNMI <ds>).
 type ReportMode int
 
@@ -344,16 +333,12 @@ func (m *Modem) onCDSI(lines []string) {
 	}
 	m.readMu.Lock()
 	defer m.readMu.Unlock()
-	if err := m.selectMemory(mem); err != nil {
-		m.cfg.OnReport(Report{}, err)
-		return
-	}
-	lines, err = m.at.Command("+CMGR=" + strconv.Itoa(index))
+	pdu, n, err := m.readStored(mem, index)
 	if err != nil {
-		m.cfg.OnReport(Report{}, fmt.Errorf("read stored report %s %d: %w", mem, index, err))
+		m.cfg.OnReport(Report{}, fmt.Errorf("stored report: %w", err))
 		return
 	}
-	r, err := parseCMGR(lines)
+	r, err := ParseStatusReport(pdu, n)
 	if errors.Is(err, ErrNotStatusReport) {
 		// Not a report (the memory was not the one we thought): an
 		// incoming message, maybe, which only its handler deletes.
@@ -384,16 +369,12 @@ func (m *Modem) selectMemory(mem string) error {
 func (m *Modem) sweepStored() {
 	m.readMu.Lock()
 	defer m.readMu.Unlock()
-	if err := m.selectMemory("SR"); err != nil {
-		m.log.Debug("no SR memory to sweep", "err", err)
-		return
-	}
-	lines, err := m.at.Command("+CMGL=4")
+	stored, err := m.listStored("SR")
 	if err != nil {
-		m.log.Debug("list stored reports", "err", err)
+		m.log.Debug("no stored reports to sweep", "err", err)
 		return
 	}
-	for _, s := range parseCMGL(lines) {
+	for _, s := range stored {
 		r, err := ParseStatusReport(s.pdu, s.length)
 		m.cfg.OnReport(r, err)
 		if _, err := m.at.Command("+CMGD=" + strconv.Itoa(s.index)); err != nil {

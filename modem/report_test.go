@@ -162,13 +162,16 @@ func TestParseIndications(t *testing.T) {
 	})
 	t.Run("CMGR", func(t *testing.T) {
 		// A URC line that leaked into the answer comes first.
-		r, err := parseCMGR([]string{"+CDSI: \"SR\",4", "+CMGR: 0,," + n, pdu})
-		if err != nil || r.MR != 7 {
-			t.Fatalf("got %+v, %v", r, err)
+		got, length, err := parseCMGRPDU([]string{"+CDSI: \"SR\",4", "+CMGR: 0,," + n, pdu})
+		if err != nil || got != pdu || strconv.Itoa(length) != n {
+			t.Fatalf("got %q, %d, %v", got, length, err)
+		}
+		if r, err := ParseStatusReport(got, length); err != nil || r.MR != 7 {
+			t.Fatalf("report %+v, %v", r, err)
 		}
 		for _, bad := range [][]string{{"+CMGR: 0,," + n}, {"+CMGR: x", pdu}, {pdu}} {
-			if _, err := parseCMGR(bad); err == nil {
-				t.Errorf("parseCMGR(%q): no error", bad)
+			if _, _, err := parseCMGRPDU(bad); err == nil {
+				t.Errorf("parseCMGRPDU(%q): no error", bad)
 			}
 		}
 	})
@@ -278,7 +281,7 @@ func FuzzParseCDS(f *testing.F) {
 	f.Fuzz(func(t *testing.T, l1, l2 string) {
 		parseCDS([]string{l1, l2})
 		parseStoredIndication("+CDSI", l1)
-		parseCMGR([]string{l1, l2})
+		parseCMGRPDU([]string{l1, l2})
 		parseCMGL([]string{l1, l2})
 		csmsService([]string{l1})
 	})
