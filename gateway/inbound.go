@@ -101,7 +101,7 @@ func (in *inbox) receive(m modem.Incoming) error {
 		s.timer = time.AfterFunc(in.timeout, func() { in.expire(key, s) })
 		in.sets[key] = s
 	}
-	if p := s.parts[seq-1]; p != nil {
+	if s.parts[seq-1] != nil {
 		return modem.ErrHeld // read again, or another message under its reference: held
 	}
 	s.parts[seq-1] = &m

@@ -26,6 +26,10 @@ const (
 // text (not supported, ended, timed out).
 var ErrUSSD = errors.New("USSD request not answered")
 
+// errBadCUSD is ParseCUSD's error: it quotes nothing of the answer, which
+// may hold the SIM's own number.
+var errBadCUSD = errors.New("bad +CUSD answer")
+
 // ussdAnswer is a parsed +CUSD indication.
 type ussdAnswer struct {
 	status int
@@ -88,32 +92,32 @@ func ParseCUSD(line string) (status int, text string, err error) {
 	head, rest, hasStr := strings.Cut(s, ",")
 	status, err = strconv.Atoi(strings.TrimSpace(head))
 	if err != nil || status < 0 || status > 5 {
-		return 0, "", fmt.Errorf("bad +CUSD %q", line)
+		return 0, "", errBadCUSD
 	}
 	if !hasStr {
 		return status, "", nil
 	}
 	rest = strings.TrimSpace(rest)
 	if !strings.HasPrefix(rest, `"`) {
-		return 0, "", fmt.Errorf("bad +CUSD %q", line)
+		return 0, "", errBadCUSD
 	}
 	end := strings.LastIndex(rest, `"`)
 	if end == 0 {
-		return 0, "", fmt.Errorf("bad +CUSD %q", line)
+		return 0, "", errBadCUSD
 	}
 	text = rest[1:end]
 	dcs := -1
 	if tail := strings.TrimSpace(rest[end+1:]); tail != "" {
 		d, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(tail, ",")))
 		if err != nil || !strings.HasPrefix(tail, ",") {
-			return 0, "", fmt.Errorf("bad +CUSD %q", line)
+			return 0, "", errBadCUSD
 		}
 		dcs = d
 	}
 	if dcs == 72 {
 		b, err := hex.DecodeString(text)
 		if err != nil || len(b)%2 != 0 {
-			return 0, "", fmt.Errorf("bad +CUSD %q: UCS-2 not in hexadecimal", line)
+			return 0, "", fmt.Errorf("%w: UCS-2 not in hexadecimal", errBadCUSD)
 		}
 		u := make([]uint16, len(b)/2)
 		for i := range u {

@@ -143,9 +143,6 @@ func New(store Store, secrets Secrets, cfg Config) (*Verifier, error) {
 // SetClock replaces time.Now (tests).
 func (v *Verifier) SetClock(now func() time.Time) { v.now = now }
 
-// MaxChecks returns how many wrong codes lock a verification.
-func (v *Verifier) MaxChecks() int { return v.maxChecks }
-
 // derive returns a 32-byte key for purpose from key.
 func derive(key []byte, purpose string) []byte {
 	m := hmac.New(sha256.New, key)
@@ -674,16 +671,6 @@ func (v *Verifier) secret(ctx context.Context, id string) (*secret, error) {
 		return nil, fmt.Errorf("decode sealed code: %w", err)
 	}
 	return &s, nil
-}
-
-// PendingOf returns the number's verification whose code may be approved
-// ("" when none).
-func (v *Verifier) PendingOf(ctx context.Context, number string) (string, error) {
-	cur, _, err := v.state(ctx, number)
-	if err != nil || !cur.pending(v.now().UnixMilli()) {
-		return "", err
-	}
-	return cur.ID, nil
 }
 
 // Check checks code against verification id (or the verification whose

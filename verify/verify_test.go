@@ -290,8 +290,8 @@ func TestResend(t *testing.T) {
 	if f.secrets.m["v1"].value != nil {
 		t.Error("the replaced verification's secrets are kept")
 	}
-	if id, _ := f.PendingOf(ctx, "num.a"); id != "v3" {
-		t.Errorf("pending of the number: %q, want v3", id)
+	if cur, _, _ := f.state(ctx, "num.a"); cur == nil || cur.ID != "v3" {
+		t.Errorf("the number's verification: %+v, want v3", cur)
 	}
 	f.check(t, "v3", wrong(fresh.Code, 2), otp.CheckDenied, 3) // v1's wrong code carried over
 	f.check(t, "v3", fresh.Code, otp.CheckApproved, 0)
