@@ -33,12 +33,16 @@ type sim struct {
 
 func startSim(t testing.TB, name string, delay time.Duration) *sim {
 	t.Helper()
+	return startSimWith(t, modemsim.Config{Name: name, SendDelay: delay})
+}
+
+// startSimWith starts a simulated modem configured with cfg, whose
+// complete messages arrive on the sim's msgs.
+func startSimWith(t testing.TB, cfg modemsim.Config) *sim {
+	t.Helper()
 	s := &sim{msgs: make(chan modemsim.Message, 1024)}
-	m, err := modemsim.Start(modemsim.Config{
-		Name:      name,
-		SendDelay: delay,
-		OnMessage: func(m modemsim.Message) { s.msgs <- m },
-	})
+	cfg.OnMessage = func(m modemsim.Message) { s.msgs <- m }
+	m, err := modemsim.Start(cfg)
 	if err != nil {
 		t.Fatalf("start simulated modem: %v", err)
 	}

@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -15,6 +16,59 @@ import (
 	"github.com/simgate/simgate/otp"
 )
 
+// receivedStream reads the messages published on sms.received.>, in order,
+// as the daemon.
+type receivedStream struct {
+	t    testing.TB
+	cons jetstream.Consumer
+}
+
+func readReceived(t testing.TB, h *harness) *receivedStream {
+	t.Helper()
+	stream, err := h.daemonJS().Stream(context.Background(), otp.StreamInbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := stream.OrderedConsumer(context.Background(), jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &receivedStream{t: t, cons: cons}
+}
+
+// next returns the next received message and its subject, failing the
+// test after 20 s.
+func (r *receivedStream) next() (otp.Received, string) {
+	r.t.Helper()
+	m, err := r.cons.Next(jetstream.FetchMaxWait(20 * time.Second))
+	if err != nil {
+		r.t.Fatalf("no received message: %v", err)
+	}
+	var rec otp.Received
+	if err := json.Unmarshal(m.Data(), &rec); err != nil {
+		r.t.Fatal(err)
+	}
+	return rec, m.Subject()
+}
+
+// none fails the test if another message is published within a second.
+func (r *receivedStream) none() {
+	r.t.Helper()
+	if m, err := r.cons.Next(jetstream.FetchMaxWait(time.Second)); err == nil {
+		r.t.Errorf("published again: %s", m.Data())
+	}
+}
+
+// waitSIMEmpty waits up to 5 s for the simulated SIM to hold no message.
+func waitSIMEmpty(t testing.TB, s *sim) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); s.Stored("SM") != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages left on the SIM", s.Stored("SM"))
+		}
+	}
+}
+
 // TestReceivedMessage: a two-part UCS-2 message the modem receives arrives
 // once on sms.received.<modem>, its sender masked, and is gone from the
 // modem's storage; a message stored before the daemon started comes too.
@@ -23,38 +77,16 @@ func TestReceivedMessage(t *testing.T) {
 	if _, err := s.Receive(modemsim.Incoming{From: "+4526227921", Text: "STOP"}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := testConfig(t.TempDir(), s)
-	h := start(t, cfg)
-	js := h.daemonJS()
-	ctx := t.Context()
-	stream, err := js.Stream(ctx, otp.StreamInbound)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	next := func() (otp.Received, string) {
-		t.Helper()
-		m, err := cons.Next(jetstream.FetchMaxWait(20 * time.Second))
-		if err != nil {
-			t.Fatalf("no received message: %v", err)
-		}
-		var r otp.Received
-		if err := json.Unmarshal(m.Data(), &r); err != nil {
-			t.Fatal(err)
-		}
-		return r, m.Subject()
-	}
-	if r, subject := next(); r.Text != "STOP" || subject != "sms.received.m1" || r.From != "+45******21" || r.Parts != 1 {
+	h := start(t, testConfig(t.TempDir(), s))
+	in := readReceived(t, h)
+	if r, subject := in.next(); r.Text != "STOP" || subject != "sms.received.m1" || r.From != "+45******21" || r.Parts != 1 {
 		t.Errorf("stored before start: %+v on %s", r, subject)
 	}
 	long := strings.Repeat("Ваш баланс: 12,34 EUR. ", 4)
 	if _, err := s.Receive(modemsim.Incoming{From: "+4526227921", Text: long, UCS2: true}); err != nil {
 		t.Fatal(err)
 	}
-	r, _ := next()
+	r, _ := in.next()
 	if r.Text != long || r.Parts != 2 || r.Encoding != "ucs2" || r.Missing != 0 || r.Sent.IsZero() || r.Modem != "m1" {
 		t.Errorf("two parts: %+v", r)
 	}
@@ -63,19 +95,13 @@ func TestReceivedMessage(t *testing.T) {
 	if _, err := s.Receive(modemsim.Incoming{From: "Telco", Text: longer, Ref16: true}); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := next(); r.Text != longer || r.Parts != 3 || r.Encoding != "gsm7" || r.From != "Telco" {
+	if r, _ := in.next(); r.Text != longer || r.Parts != 3 || r.Encoding != "gsm7" || r.From != "Telco" {
 		t.Errorf("16-bit reference: %+v", r)
 	}
-	if m, err := cons.Next(jetstream.FetchMaxWait(time.Second)); err == nil {
-		t.Errorf("published twice: %s", m.Data())
-	}
+	in.none()
 	// The first parts of a long message stay on the SIM until it is
 	// whole and published; the next health check's sweep deletes them.
-	for deadline := time.Now().Add(5 * time.Second); s.Stored("SM") != 0; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d messages left on the modem", s.Stored("SM"))
-		}
-	}
+	waitSIMEmpty(t, s)
 	if strings.Contains(h.logs.String(), "STOP") || strings.Contains(h.logs.String(), "12,34") {
 		t.Error("a received text is in the log")
 	}
@@ -123,15 +149,8 @@ func TestOptOut(t *testing.T) {
 // TestSIMBalance: a modem with a balance query gets its SIM's balance from
 // the network's USSD answer into simgate_sim_balance.
 func TestSIMBalance(t *testing.T) {
-	s := &sim{msgs: make(chan modemsim.Message, 16)}
-	m, err := modemsim.Start(modemsim.Config{Name: "m1",
-		USSD:      map[string]string{"*100#": "Your balance is 12.34 EUR. Valid until 01.02.2027"},
-		OnMessage: func(msg modemsim.Message) { s.msgs <- msg }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	s.Modem = m
+	s := startSimWith(t, modemsim.Config{Name: "m1",
+		USSD: map[string]string{"*100#": "Your balance is 12.34 EUR. Valid until 01.02.2027"}})
 	cfg := testConfig(t.TempDir(), s)
 	cfg.Modems[0].Balance = config.Balance{USSD: "*100#"}
 	h := start(t, cfg)
@@ -196,24 +215,10 @@ func TestStatusAcrossDaemons(t *testing.T) {
 // through a modem with 30 slots that refuses to send when they are full:
 // each is published and deleted, none is lost, and codes still go out.
 func TestStorageNeverFillsEndToEnd(t *testing.T) {
-	s := &sim{msgs: make(chan modemsim.Message, 16)}
-	m, err := modemsim.Start(modemsim.Config{Name: "m1", FullStorageRefuses: true,
-		OnMessage: func(msg modemsim.Message) { s.msgs <- msg }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	s.Modem = m
+	s := startSimWith(t, modemsim.Config{Name: "m1", FullStorageRefuses: true})
 	h := start(t, testConfig(t.TempDir(), s))
 	waitMetrics(t, h.d.MetricsAddr(), `simgate_modem_ready{modem="m1"} 1`)
-	stream, err := h.daemonJS().Stream(t.Context(), otp.StreamInbound)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons, err := stream.OrderedConsumer(t.Context(), jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	in := readReceived(t, h)
 	most := 0
 	for i := range 200 {
 		ds, err := s.Receive(modemsim.Incoming{From: "+4526227921", Text: fmt.Sprint("reply ", i)})
@@ -221,12 +226,7 @@ func TestStorageNeverFillsEndToEnd(t *testing.T) {
 			t.Fatalf("message %d: %+v %v", i, ds, err)
 		}
 		most = max(most, s.Stored("SM"))
-		msg, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
-		if err != nil {
-			t.Fatalf("message %d not published: %v", i, err)
-		}
-		var r otp.Received
-		if json.Unmarshal(msg.Data(), &r); r.Text != fmt.Sprint("reply ", i) {
+		if r, _ := in.next(); r.Text != fmt.Sprint("reply ", i) {
 			t.Fatalf("message %d published as %q", i, r.Text)
 		}
 	}
@@ -266,30 +266,12 @@ func TestLongMessageSurvivesARestart(t *testing.T) {
 	if _, err := s.Receive(modemsim.Incoming{From: "Telco", Text: long, Only: []int{2}}); err != nil {
 		t.Fatal(err)
 	}
-	stream, err := h.daemonJS().Stream(t.Context(), otp.StreamInbound)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons, err := stream.OrderedConsumer(t.Context(), jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r otp.Received
-	if json.Unmarshal(msg.Data(), &r); r.Text != long || r.Parts != 2 || r.Missing != 0 {
+	in := readReceived(t, h)
+	if r, _ := in.next(); r.Text != long || r.Parts != 2 || r.Missing != 0 {
 		t.Errorf("published %+v", r)
 	}
-	if m, err := cons.Next(jetstream.FetchMaxWait(time.Second)); err == nil {
-		t.Errorf("published again: %s", m.Data())
-	}
-	for deadline := time.Now().Add(5 * time.Second); s.Stored("SM") != 0; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d parts left on the SIM", s.Stored("SM"))
-		}
-	}
+	in.none()
+	waitSIMEmpty(t, s)
 }
 
 // TestStatusFloodKeepsRequestsAnswered: a publisher flooding
@@ -322,9 +304,5 @@ func TestMissedIndicationIsSwept(t *testing.T) {
 		t.Fatalf("receive: %+v %v", ds, err)
 	}
 	waitMetrics(t, h.d.MetricsAddr(), `simgate_sms_received_total{modem="m1"} 1`)
-	for deadline := time.Now().Add(5 * time.Second); s.Stored("SM") != 0; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the swept message is still on the SIM")
-		}
-	}
+	waitSIMEmpty(t, s)
 }
