@@ -77,9 +77,18 @@ func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verd
 	defer p.decisions.Put(d)
 	d.keys = [nRecords]string{k.job, k.number, k.block, k.country, globalKey}
 	waits := 0
+	// Only the records of limits that are on are read: those of the
+	// country and global limits come last.
+	read := nRecords
+	if p.cfg.GlobalPerMinute == 0 {
+		read = recGlobal
+		if p.countryLimit(j.Number.Region) == 0 {
+			read = recCountry
+		}
+	}
 	for attempt := 0; attempt < 50; attempt++ {
 		now := p.now()
-		n := nRecords
+		n := read
 		blocked := p.cachedBlocks(k.block, k.country, now)
 		if blocked != nil {
 			n = 1 // only the job's own record: its id may be a duplicate

@@ -13,10 +13,14 @@ import (
 //
 // It holds no pointer per entry, so that a million entries cost the
 // garbage collector nothing to scan, and finds an entry in one place of
-// memory: an open-addressing table of 128-bit key hashes holds each
-// entry's revision, expiry and where its value is; values are in an arena
-// that is only ever appended to (a value handed out is never written over)
-// and compacted when a third of it is dead.
+// memory: an open-addressing table (linear probing, deletion by moving
+// back the entries after, so no tombstones) of 128-bit key hashes holds
+// each entry's revision, expiry and where its value is; values are in an
+// arena that is only ever appended to (a value handed out is never written
+// over) and compacted when a third of it is dead. Entries whose time is
+// over go when they are read, and all at once when the table is 3/4 full:
+// it doubles only when what is left takes more than 5/8 of it, so that a
+// store that holds a day of traffic keeps its size.
 type MemoryStore struct {
 	ttl         time.Duration
 	now         func() time.Time
@@ -25,36 +29,50 @@ type MemoryStore struct {
 	mu    sync.Mutex
 	rev   uint64
 	table []memEntry // a power of two long, at most 3/4 used
-	used  int        // entries live or deleted (tombstones)
-	n     int        // entries live
+	n     int        // entries
 	// arena holds the values in chunks: one that fills up is not copied
 	// to grow, a new one follows it.
 	arena [][]byte
 	bytes int // bytes of the arena written
 	live  int // bytes of the arena that entries use
+	// touched keeps what GetMany loads ahead, so that the loads are
+	// made.
+	touched uint64
 }
 
 // memKey is a key's 128-bit hash; its second half is never 0, so that the
 // zero memKey marks an empty entry.
 type memKey [2]uint64
 
-// memEntry is one entry of the table: empty (zero key), deleted (rev 0),
-// or live.
+// memEntry is one entry of the table, 32 bytes: empty (zero key) or
+// live.
 type memEntry struct {
-	key     memKey
-	rev     uint64
-	expires int64  // unix nanoseconds
-	off     uint32 // the value is at offset off%chunkSize of chunk off/chunkSize, n&^jobFlag bytes
-	n       uint32
+	key memKey
+	// meta is the revision (its high 40 bits), jobFlag, and the value's
+	// length (its low 23 bits).
+	meta uint64
+	off  uint32 // the value is at offset off%chunkSize of chunk off/chunkSize
+	exp  uint32 // unix second from which the entry is gone
 }
+
+const (
+	revShift = 24
+	sizeMask = 1<<23 - 1
+)
+
+func (e *memEntry) rev() uint64 { return e.meta >> revShift }
+func (e *memEntry) size() int   { return int(e.meta & sizeMask) }
+
+// expired reports whether the entry is gone at now (unix nanoseconds).
+func (e *memEntry) expired(now int64) bool { return int64(e.exp)*int64(time.Second) <= now }
 
 // chunkSize is the size of an arena chunk: a value (at most 64 KiB in a
 // policy bucket) never spans two, and 4096 chunks make 4 GiB of offsets.
 const chunkSize = 1 << 20
 
-// jobFlag marks in memEntry.n the entry of a job record (so that a
+// jobFlag marks in memEntry.meta the entry of a job record (so that a
 // benchmark can tell them apart).
-const jobFlag = 1 << 31
+const jobFlag = 1 << 23
 
 // NewMemoryStore returns a MemoryStore whose entries expire ttl after their
 // last write.
@@ -73,23 +91,16 @@ func (s *MemoryStore) key(key string) memKey {
 	return memKey{maphash.String(s.seed, key), maphash.String(s.seed2, key) | 1}
 }
 
-// find returns the index of k's live entry, or -1 and the index where k
-// would go.
+// find returns the index of k's entry, or -1 and the index where k would
+// go.
 func (s *MemoryStore) find(k memKey) (at, free int) {
 	mask := len(s.table) - 1
-	free = -1
 	for i := int(k[0]) & mask; ; i = (i + 1) & mask {
-		e := &s.table[i]
-		switch {
-		case e.key == k && e.rev != 0:
+		switch s.table[i].key {
+		case k:
 			return i, -1
-		case e.key == (memKey{}):
-			if free < 0 {
-				free = i
-			}
-			return -1, free
-		case e.rev == 0 && free < 0:
-			free = i // a tombstone to reuse
+		case memKey{}:
+			return -1, i
 		}
 	}
 }
@@ -98,26 +109,38 @@ func (s *MemoryStore) find(k memKey) (at, free int) {
 // would go.
 func (s *MemoryStore) get(k memKey, now int64) (at, free int) {
 	at, free = s.find(k)
-	if at >= 0 && s.table[at].expires <= now {
+	if at >= 0 && s.table[at].expired(now) {
 		s.drop(at)
 		return s.find(k)
 	}
 	return at, free
 }
 
+// drop deletes entry i, moving back into its place the entries after it
+// that a search would no longer find past an empty one (Knuth's
+// algorithm R): entries may move.
 func (s *MemoryStore) drop(i int) {
-	e := &s.table[i]
-	s.live -= int(e.n &^ jobFlag)
-	e.rev = 0 // a tombstone: probes go on past it
+	s.live -= s.table[i].size()
 	s.n--
+	mask := len(s.table) - 1
+	for j := (i + 1) & mask; s.table[j].key != (memKey{}); j = (j + 1) & mask {
+		// The entry at j stays unless its home h is not cyclically in
+		// (i, j]: then a search for it would stop at i.
+		h := int(s.table[j].key[0]) & mask
+		if (i < j && (h <= i || h > j)) || (i > j && h <= i && h > j) {
+			s.table[i] = s.table[j]
+			i = j
+		}
+	}
+	s.table[i] = memEntry{}
 }
 
 func (s *MemoryStore) value(e *memEntry) []byte {
-	if e.n&^jobFlag == 0 {
+	if e.size() == 0 {
 		return []byte{} // present, and empty
 	}
 	c, off := e.off/chunkSize, e.off%chunkSize
-	end := off + e.n&^jobFlag
+	end := off + uint32(e.size())
 	return s.arena[c][off:end:end]
 }
 
@@ -130,7 +153,7 @@ func (s *MemoryStore) lookup(key string, now int64) (memKey, Entry, int, int) {
 		return k, Entry{}, at, free
 	}
 	e := &s.table[at]
-	return k, Entry{Value: s.value(e), Rev: e.rev}, at, free
+	return k, Entry{Value: s.value(e), Rev: e.rev()}, at, free
 }
 
 // Get implements Store.
@@ -149,11 +172,39 @@ func (s *MemoryStore) GetMany(_ context.Context, keys []string, entries []Entry)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now().UnixNano()
+	if len(keys) > maxTouch {
+		for i, key := range keys {
+			_, entries[i], _, _ = s.lookup(key, now)
+		}
+		return nil
+	}
+	// The keys' places are far apart in a large table: load them all
+	// at once, so that the processor waits for memory once rather than
+	// once per key, then look each up.
+	var ks [maxTouch]memKey
 	for i, key := range keys {
-		_, entries[i], _, _ = s.lookup(key, now)
+		ks[i] = s.key(key)
+	}
+	mask := len(s.table) - 1
+	var t uint64
+	for _, k := range ks[:len(keys)] {
+		t += s.table[int(k[0])&mask].meta
+	}
+	s.touched = t
+	for i, k := range ks[:len(keys)] {
+		if at, _ := s.get(k, now); at >= 0 {
+			e := &s.table[at]
+			entries[i] = Entry{Value: s.value(e), Rev: e.rev()}
+		} else {
+			entries[i] = Entry{}
+		}
 	}
 	return nil
 }
+
+// maxTouch is how many keys GetMany loads at once (a decision reads
+// five).
+const maxTouch = 8
 
 // Create implements Store.
 func (s *MemoryStore) Create(_ context.Context, key string, value []byte) (uint64, error) {
@@ -221,42 +272,49 @@ func (s *MemoryStore) Delete(_ context.Context, key string, rev uint64) error {
 func (s *MemoryStore) put(k memKey, at, free int, key string, value []byte, now int64) uint64 {
 	s.rev++
 	if at >= 0 {
-		s.live -= int(s.table[at].n &^ jobFlag)
-		s.table[at].n = 0 // its old value is dead
+		e := &s.table[at]
+		s.live -= e.size()
+		e.meta &^= sizeMask // its old value is dead
 	} else {
-		if s.table[free].key == (memKey{}) {
-			s.used++ // not a tombstone reused
-		}
 		s.n++
 		s.table[free] = memEntry{key: k}
 		at = free
 	}
 	s.compact()
-	n := uint32(len(value))
+	meta := s.rev<<revShift | uint64(len(value))
 	if strings.HasPrefix(key, jobPrefix) {
-		n |= jobFlag
+		meta |= jobFlag
 	}
 	e := &s.table[at]
-	e.rev, e.expires, e.off, e.n = s.rev, now+int64(s.ttl), s.store(value), n
+	e.off = s.store(value)
+	e.meta = meta
+	// Expiry in whole seconds, rounded up.
+	e.exp = uint32((now + int64(s.ttl) + int64(time.Second) - 1) / int64(time.Second))
 	s.live += len(value)
-	if s.used > len(s.table)/4*3 {
-		s.resize()
+	if s.n > len(s.table)/4*3 {
+		s.grow(now)
 	}
 	return s.rev
 }
 
-// resize moves the live entries to a table twice as long, or as long when
-// tombstones take the room.
-func (s *MemoryStore) resize() {
-	size := len(s.table)
-	if s.n > size/2 {
-		size *= 2
+// grow drops the entries whose time is over, and moves the others to a
+// table twice as long if they still take more than 5/8 of it.
+func (s *MemoryStore) grow(now int64) {
+	for i := 0; i < len(s.table); {
+		if e := &s.table[i]; e.key != (memKey{}) && e.expired(now) {
+			s.drop(i) // another entry may have moved to i
+			continue
+		}
+		i++
+	}
+	if s.n <= len(s.table)/8*5 {
+		return
 	}
 	old := s.table
-	s.table, s.used = make([]memEntry, size), s.n
-	mask := size - 1
+	s.table = make([]memEntry, 2*len(old))
+	mask := len(s.table) - 1
 	for _, e := range old {
-		if e.rev == 0 {
+		if e.key == (memKey{}) {
 			continue
 		}
 		i := int(e.key[0]) & mask
@@ -291,10 +349,10 @@ func (s *MemoryStore) compact() {
 	s.arena, s.bytes = nil, 0
 	for i := range s.table {
 		e := &s.table[i]
-		if e.rev == 0 || e.n == 0 {
-			continue // empty, deleted, or being written
+		if e.size() == 0 {
+			continue // empty, deleted, empty value, or being written
 		}
 		c, off := e.off/chunkSize, e.off%chunkSize
-		e.off = s.store(old[c][off : off+e.n&^jobFlag])
+		e.off = s.store(old[c][off : off+uint32(e.size())])
 	}
 }

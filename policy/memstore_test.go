@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -80,5 +81,125 @@ func TestMemoryStore(t *testing.T) {
 	s.Apply(ctx, w)
 	if w[0].Err != nil || w[0].NewRev == 0 || !errors.Is(w[1].Err, ErrConflict) {
 		t.Errorf("apply: %+v", w)
+	}
+}
+
+// TestMemoryStoreModel runs random operations on few keys, with entries
+// expiring, against a map: whatever moves in the table as entries are
+// deleted, expire and the table grows, every read agrees with the map.
+func TestMemoryStoreModel(t *testing.T) {
+	for _, keys := range []int{40, 90, 300} {
+		t.Run(fmt.Sprint(keys, " keys"), func(t *testing.T) { testMemoryStoreModel(t, keys) })
+	}
+}
+
+func testMemoryStoreModel(t *testing.T, nkeys int) {
+	ctx := context.Background()
+	c := newClock()
+	s := NewMemoryStore(time.Minute)
+	s.now = c.now
+	type entry struct {
+		value string
+		rev   uint64
+		exp   time.Time
+	}
+	model := map[string]entry{}
+	live := func(k string) (entry, bool) {
+		e, ok := model[k]
+		if ok && !c.now().Before(e.exp) {
+			delete(model, k)
+			ok = false
+		}
+		return e, ok
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	written := func(k, v string, rev uint64) {
+		// The store rounds expiry up to the second; the clock moves in
+		// whole seconds.
+		model[k] = entry{v, rev, c.now().Add(time.Minute)}
+	}
+	for i := range 200_000 {
+		if i%50 == 0 {
+			c.add(time.Second)
+		}
+		k := fmt.Sprint("k", rng.IntN(nkeys))
+		v := fmt.Sprint(i)
+		want, ok := live(k)
+		switch op := rng.IntN(5); op {
+		case 0:
+			rev, err := s.Create(ctx, k, []byte(v))
+			if ok != errors.Is(err, ErrExists) {
+				t.Fatalf("op %d: create %s: %v, present %v", i, k, err, ok)
+			}
+			if err == nil {
+				written(k, v, rev)
+			}
+		case 1:
+			rev, err := s.Update(ctx, k, []byte(v), want.rev)
+			if ok != (err == nil) {
+				t.Fatalf("op %d: update %s: %v, present %v", i, k, err, ok)
+			}
+			if err == nil {
+				written(k, v, rev)
+			}
+		case 2:
+			err := s.Delete(ctx, k, want.rev)
+			if ok != (err == nil) {
+				t.Fatalf("op %d: delete %s: %v, present %v", i, k, err, ok)
+			}
+			delete(model, k)
+		case 3:
+			rev, _ := s.Put(ctx, k, []byte(v))
+			written(k, v, rev)
+		case 4:
+			e, err := s.Get(ctx, k)
+			if ok != (err == nil) || ok && (string(e.Value) != want.value || e.Rev != want.rev) {
+				t.Fatalf("op %d: get %s = %q at %d, %v; want %q at %d, present %v", i, k, e.Value, e.Rev, err, want.value, want.rev, ok)
+			}
+		}
+		if i%1000 == 0 {
+			checkTable(t, s)
+		}
+	}
+	// Every key at the end, in one read.
+	keys := make([]string, nkeys)
+	for i := range keys {
+		keys[i] = fmt.Sprint("k", i)
+	}
+	entries := make([]Entry, len(keys))
+	if err := s.GetMany(ctx, keys, entries); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for i, k := range keys {
+		want, ok := live(k)
+		if ok {
+			n++
+		}
+		if got := entries[i]; (got.Value != nil) != ok || ok && (string(got.Value) != want.value || got.Rev != want.rev) {
+			t.Errorf("%s = %q at %d, want %q at %d (present %v)", k, got.Value, got.Rev, want.value, want.rev, ok)
+		}
+	}
+	if s.Len() < n {
+		t.Errorf("Len = %d, fewer than the %d live keys", s.Len(), n)
+	}
+}
+
+// checkTable checks that a search finds every entry of s's table where it
+// is, and that s counts them all.
+func checkTable(t *testing.T, s *MemoryStore) {
+	t.Helper()
+	n := 0
+	for i, e := range s.table {
+		if e.key == (memKey{}) {
+			continue
+		}
+		n++
+		if at, _ := s.find(e.key); at != i {
+			t.Fatalf("the entry at %d of %d is found at %d", i, len(s.table), at)
+		}
+	}
+	if n != s.n {
+		t.Fatalf("%d entries in the table, %d counted", n, s.n)
 	}
 }
