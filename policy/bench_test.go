@@ -159,9 +159,7 @@ func (s *MemoryStore) withoutJobs() *MemoryStore {
 		if e.key == (memKey{}) || e.meta&jobFlag != 0 {
 			continue
 		}
-		v := s.value(&e)
-		e.off = c.store(v)
-		c.live += len(v)
+		e.off = c.store(s.value(&e))
 		i := int(e.key[0]) & (size - 1)
 		for c.table[i].key != (memKey{}) {
 			i = (i + 1) & (size - 1)
@@ -170,8 +168,8 @@ func (s *MemoryStore) withoutJobs() *MemoryStore {
 		c.n++
 	}
 	// The last chunk holds only what it was given.
-	if n := len(c.arena); n > 0 {
-		c.arena[n-1] = slices.Clone(c.arena[n-1])
+	if len(c.arena) > 0 {
+		c.arena[c.tail] = slices.Clone(c.arena[c.tail])
 	}
 	return c
 }

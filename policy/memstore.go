@@ -17,7 +17,10 @@ import (
 // back the entries after, so no tombstones) of 128-bit key hashes holds
 // each entry's revision, expiry and where its value is; values are in an
 // arena that is only ever appended to (a value handed out is never written
-// over) and compacted when a third of it is dead. Entries whose time is
+// over): a chunk of it whose values are all dead is given up, and when a
+// third of the arena is dead, the live values of the chunks that are
+// mostly dead move to the end, so that long-lived values are not copied
+// over and over. Entries whose time is
 // over go when they are read, and all at once when the table is 3/4 full:
 // it doubles only when what is left takes more than 5/8 of it, so that a
 // store that holds a day of traffic keeps its size.
@@ -31,10 +34,17 @@ type MemoryStore struct {
 	table []memEntry // a power of two long, at most 3/4 used
 	n     int        // entries
 	// arena holds the values in chunks: one that fills up is not copied
-	// to grow, a new one follows it.
-	arena [][]byte
-	bytes int // bytes of the arena written
-	live  int // bytes of the arena that entries use
+	// to grow, a new one follows it. A chunk given up is nil, and its
+	// number is taken by the next new chunk.
+	arena     [][]byte
+	chunkLive []int // bytes of each chunk that entries use
+	given     []int // numbers of the chunks given up
+	tail      int   // the chunk values are appended to (when arena is not empty)
+	bytes     int   // bytes written in the chunks not given up
+	live      int   // bytes that entries use
+	// compactAt is how large bytes must grow before the next compaction
+	// (which may leave dead values in chunks that are mostly live).
+	compactAt int
 	// touched keeps what GetMany loads ahead, so that the loads are
 	// made.
 	touched uint64
@@ -120,7 +130,7 @@ func (s *MemoryStore) get(k memKey, now int64) (at, free int) {
 // that a search would no longer find past an empty one (Knuth's
 // algorithm R): entries may move.
 func (s *MemoryStore) drop(i int) {
-	s.live -= s.table[i].size()
+	s.kill(&s.table[i])
 	s.n--
 	mask := len(s.table) - 1
 	for j := (i + 1) & mask; s.table[j].key != (memKey{}); j = (j + 1) & mask {
@@ -273,8 +283,8 @@ func (s *MemoryStore) put(k memKey, at, free int, key string, value []byte, now 
 	s.rev++
 	if at >= 0 {
 		e := &s.table[at]
-		s.live -= e.size()
-		e.meta &^= sizeMask // its old value is dead
+		s.kill(e)
+		e.meta &^= sizeMask // being written
 	} else {
 		s.n++
 		s.table[free] = memEntry{key: k}
@@ -290,7 +300,6 @@ func (s *MemoryStore) put(k memKey, at, free int, key string, value []byte, now 
 	e.meta = meta
 	// Expiry in whole seconds, rounded up.
 	e.exp = uint32((now + int64(s.ttl) + int64(time.Second) - 1) / int64(time.Second))
-	s.live += len(value)
 	if s.n > len(s.table)/4*3 {
 		s.grow(now)
 	}
@@ -327,32 +336,75 @@ func (s *MemoryStore) grow(now int64) {
 
 // store appends v to the arena and returns its offset.
 func (s *MemoryStore) store(v []byte) uint32 {
-	n := len(s.arena)
-	if n == 0 || len(s.arena[n-1])+len(v) > chunkSize {
-		s.arena = append(s.arena, make([]byte, 0, chunkSize))
-		n++
+	if len(s.arena) == 0 || len(s.arena[s.tail])+len(v) > chunkSize {
+		if n := len(s.given); n > 0 {
+			s.tail, s.given = s.given[n-1], s.given[:n-1]
+		} else {
+			s.tail = len(s.arena)
+			s.arena = append(s.arena, nil)
+			s.chunkLive = append(s.chunkLive, 0)
+		}
+		s.arena[s.tail] = make([]byte, 0, chunkSize)
 	}
-	c := &s.arena[n-1]
-	off := uint32((n-1)*chunkSize + len(*c))
+	c := &s.arena[s.tail]
+	off := uint32(s.tail*chunkSize + len(*c))
 	*c = append(*c, v...)
 	s.bytes += len(v)
+	s.live += len(v)
+	s.chunkLive[s.tail] += len(v)
 	return off
 }
 
-// compact moves the live values to new chunks when dead ones take a third
-// of the arena. Values handed out stay in the old ones.
-func (s *MemoryStore) compact() {
-	if s.bytes < 4*chunkSize || s.bytes < s.live+s.live/2 {
+// kill counts e's value dead, and gives up its chunk if that was the last
+// live value of a chunk that is not the tail.
+func (s *MemoryStore) kill(e *memEntry) {
+	n := e.size()
+	if n == 0 {
 		return
 	}
-	old := s.arena
-	s.arena, s.bytes = nil, 0
+	c := int(e.off / chunkSize)
+	s.live -= n
+	if s.chunkLive[c] -= n; s.chunkLive[c] == 0 && c != s.tail {
+		s.giveUp(c)
+	}
+}
+
+// giveUp drops chunk c from the arena. Values handed out stay in it.
+func (s *MemoryStore) giveUp(c int) {
+	s.bytes -= len(s.arena[c])
+	s.arena[c] = nil
+	s.chunkLive[c] = 0
+	s.given = append(s.given, c)
+}
+
+// compact moves the live values of the chunks at most 2/3 live to the end
+// of the arena when dead ones take a third of it, and gives those chunks
+// up. It copies at most two bytes for each byte it frees.
+func (s *MemoryStore) compact() {
+	if s.bytes < 4*chunkSize || s.bytes < s.live+s.live/2 || s.bytes < s.compactAt {
+		return
+	}
+	evacuate := make([]bool, len(s.arena))
+	for c, chunk := range s.arena {
+		evacuate[c] = chunk != nil && c != s.tail && s.chunkLive[c] <= 2*len(chunk)/3
+	}
 	for i := range s.table {
 		e := &s.table[i]
 		if e.size() == 0 {
-			continue // empty, deleted, empty value, or being written
+			continue // empty, empty value, or being written
 		}
-		c, off := e.off/chunkSize, e.off%chunkSize
-		e.off = s.store(old[c][off : off+uint32(e.size())])
+		if c := int(e.off / chunkSize); c < len(evacuate) && evacuate[c] {
+			off := e.off % chunkSize
+			s.live -= e.size() // store counts it again
+			e.off = s.store(s.arena[c][off : off+uint32(e.size())])
+		}
 	}
+	for c, ev := range evacuate {
+		if ev && c != s.tail {
+			s.giveUp(c)
+		}
+	}
+	// Dead values may stay in chunks that are mostly live: wait until
+	// the arena has grown by a quarter before looking again.
+	s.compactAt = s.bytes + s.bytes/4
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -88,15 +89,20 @@ func TestMemoryStore(t *testing.T) {
 // expiring, against a map: whatever moves in the table as entries are
 // deleted, expire and the table grows, every read agrees with the map.
 func TestMemoryStoreModel(t *testing.T) {
-	for _, keys := range []int{40, 90, 300} {
-		t.Run(fmt.Sprint(keys, " keys"), func(t *testing.T) { testMemoryStoreModel(t, keys) })
+	for _, c := range []struct {
+		keys, pad int
+		ttl       time.Duration
+	}{{40, 0, time.Minute}, {90, 0, time.Minute}, {300, 0, time.Minute}, {300, 6000, 24 * time.Hour}} {
+		// Values of up to pad bytes more fill chunks of the arena, and
+		// small values that stay make compaction move them.
+		t.Run(fmt.Sprint(c.keys, " keys, ", c.pad, " bytes"), func(t *testing.T) { testMemoryStoreModel(t, c.keys, c.pad, c.ttl) })
 	}
 }
 
-func testMemoryStoreModel(t *testing.T, nkeys int) {
+func testMemoryStoreModel(t *testing.T, nkeys, pad int, ttl time.Duration) {
 	ctx := context.Background()
 	c := newClock()
-	s := NewMemoryStore(time.Minute)
+	s := NewMemoryStore(ttl)
 	s.now = c.now
 	type entry struct {
 		value string
@@ -116,7 +122,7 @@ func testMemoryStoreModel(t *testing.T, nkeys int) {
 	written := func(k, v string, rev uint64) {
 		// The store rounds expiry up to the second; the clock moves in
 		// whole seconds.
-		model[k] = entry{v, rev, c.now().Add(time.Minute)}
+		model[k] = entry{v, rev, c.now().Add(ttl)}
 	}
 	for i := range 200_000 {
 		if i%50 == 0 {
@@ -124,6 +130,15 @@ func testMemoryStoreModel(t *testing.T, nkeys int) {
 		}
 		k := fmt.Sprint("k", rng.IntN(nkeys))
 		v := fmt.Sprint(i)
+		if pad > 0 {
+			v += strings.Repeat("v", rng.IntN(pad))
+			if i%20 == 0 {
+				// A key written once, whose value stays.
+				cold := fmt.Sprint("c", i)
+				rev, _ := s.Put(ctx, cold, []byte(cold))
+				written(cold, cold, rev)
+			}
+		}
 		want, ok := live(k)
 		switch op := rng.IntN(5); op {
 		case 0:
@@ -154,11 +169,12 @@ func testMemoryStoreModel(t *testing.T, nkeys int) {
 		case 4:
 			e, err := s.Get(ctx, k)
 			if ok != (err == nil) || ok && (string(e.Value) != want.value || e.Rev != want.rev) {
-				t.Fatalf("op %d: get %s = %q at %d, %v; want %q at %d, present %v", i, k, e.Value, e.Rev, err, want.value, want.rev, ok)
+				t.Fatalf("op %d: get %s = %.40q at %d, %v; want %.40q at %d, present %v", i, k, e.Value, e.Rev, err, want.value, want.rev, ok)
 			}
 		}
 		if i%1000 == 0 {
 			checkTable(t, s)
+			checkArena(t, s)
 		}
 	}
 	// Every key at the end, in one read.
@@ -177,8 +193,19 @@ func testMemoryStoreModel(t *testing.T, nkeys int) {
 			n++
 		}
 		if got := entries[i]; (got.Value != nil) != ok || ok && (string(got.Value) != want.value || got.Rev != want.rev) {
-			t.Errorf("%s = %q at %d, want %q at %d (present %v)", k, got.Value, got.Rev, want.value, want.rev, ok)
+			t.Errorf("%s = %.40q at %d, want %.40q at %d (present %v)", k, got.Value, got.Rev, want.value, want.rev, ok)
 		}
+	}
+	// And those written once, whose values compaction moved.
+	for k := range model {
+		if !strings.HasPrefix(k, "c") {
+			continue
+		}
+		want, ok := live(k)
+		if e, err := s.Get(ctx, k); ok && (err != nil || string(e.Value) != want.value || e.Rev != want.rev) {
+			t.Fatalf("%s = %.40q at %d, %v; want %.40q at %d", k, e.Value, e.Rev, err, want.value, want.rev)
+		}
+		n++
 	}
 	if s.Len() < n {
 		t.Errorf("Len = %d, fewer than the %d live keys", s.Len(), n)
@@ -201,5 +228,40 @@ func checkTable(t *testing.T, s *MemoryStore) {
 	}
 	if n != s.n {
 		t.Fatalf("%d entries in the table, %d counted", n, s.n)
+	}
+}
+
+// checkArena checks the arena's counts against the entries' values, and
+// that it is compacted.
+func checkArena(t *testing.T, s *MemoryStore) {
+	t.Helper()
+	live := make([]int, len(s.arena))
+	total := 0
+	for _, e := range s.table {
+		if e.size() == 0 {
+			continue
+		}
+		c := int(e.off / chunkSize)
+		if s.arena[c] == nil {
+			t.Fatalf("a value in chunk %d, given up", c)
+		}
+		live[c] += e.size()
+		total += e.size()
+	}
+	bytes := 0
+	for c, chunk := range s.arena {
+		bytes += len(chunk)
+		if live[c] != s.chunkLive[c] {
+			t.Fatalf("chunk %d: %d bytes live, %d counted", c, live[c], s.chunkLive[c])
+		}
+		if chunk != nil && live[c] == 0 && c != s.tail {
+			t.Fatalf("chunk %d: nothing live, kept", c)
+		}
+	}
+	if total != s.live || bytes != s.bytes {
+		t.Fatalf("%d bytes live in %d, counted %d in %d", total, bytes, s.live, s.bytes)
+	}
+	if s.bytes > 2*s.live+6*chunkSize {
+		t.Fatalf("an arena of %d bytes for %d live", s.bytes, s.live)
 	}
 }
