@@ -65,7 +65,7 @@ type decision struct {
 
 func (d *decision) write(kind int, value []byte) {
 	value = value[:len(value):len(value)]
-	d.writes[d.nw] = Write{Key: d.keys[kind], Value: value, Rev: d.entries[kind].Rev}
+	d.writes[d.nw] = Write{Key: d.keys[kind], Value: value, Rev: d.entries[kind].Rev, place: d.entries[kind].place}
 	d.kinds[d.nw] = kind
 	d.nw++
 }

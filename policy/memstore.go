@@ -45,6 +45,9 @@ type MemoryStore struct {
 	// compactAt is how large bytes must grow before the next compaction
 	// (which may leave dead values in chunks that are mostly live).
 	compactAt int
+	// shifts counts the times entries moved or left (drop, grow): a
+	// memPlace from before is stale.
+	shifts uint64
 	// touched keeps what GetMany loads ahead, so that the loads are
 	// made.
 	touched uint64
@@ -53,6 +56,16 @@ type MemoryStore struct {
 // memKey is a key's 128-bit hash; its second half is never 0, so that the
 // zero memKey marks an empty entry.
 type memKey [2]uint64
+
+// memPlace is where GetMany found a key's entry (at), or where it would go
+// (free, at is -1), for a write that follows. Entries added since move
+// none: it holds while no entry moved or left (shifts) and the place is
+// still the key's, or still empty.
+type memPlace struct {
+	key      memKey // zero: no place
+	at, free int32
+	shifts   uint64
+}
 
 // memEntry is one entry of the table, 32 bytes: empty (zero key) or
 // live.
@@ -132,6 +145,7 @@ func (s *MemoryStore) get(k memKey, now int64) (at, free int) {
 func (s *MemoryStore) drop(i int) {
 	s.kill(&s.table[i])
 	s.n--
+	s.shifts++
 	mask := len(s.table) - 1
 	for j := (i + 1) & mask; s.table[j].key != (memKey{}); j = (j + 1) & mask {
 		// The entry at j stays unless its home h is not cyclically in
@@ -202,14 +216,36 @@ func (s *MemoryStore) GetMany(_ context.Context, keys []string, entries []Entry)
 	}
 	s.touched = t
 	for i, k := range ks[:len(keys)] {
-		if at, _ := s.get(k, now); at >= 0 {
+		at, free := s.get(k, now)
+		place := memPlace{key: k, at: int32(at), free: int32(free), shifts: s.shifts}
+		if at >= 0 {
 			e := &s.table[at]
-			entries[i] = Entry{Value: s.value(e), Rev: e.rev()}
+			entries[i] = Entry{Value: s.value(e), Rev: e.rev(), place: place}
 		} else {
-			entries[i] = Entry{}
+			entries[i] = Entry{place: place}
 		}
 	}
 	return nil
+}
+
+// placed returns what lookup does for the write w, from the place where
+// GetMany found its key, if that place still holds.
+func (s *MemoryStore) placed(w *Write, now int64) (k memKey, rev uint64, at, free int, ok bool) {
+	p := w.place
+	if p.key == (memKey{}) || p.shifts != s.shifts || int(max(p.at, p.free)) >= len(s.table) {
+		return k, 0, 0, 0, false
+	}
+	if p.at >= 0 {
+		e := &s.table[p.at]
+		if e.key != p.key || e.expired(now) {
+			return k, 0, 0, 0, false
+		}
+		return p.key, e.rev(), int(p.at), -1, true
+	}
+	if s.table[p.free].key != (memKey{}) {
+		return k, 0, 0, 0, false // taken since
+	}
+	return p.key, 0, -1, int(p.free), true
 }
 
 // maxTouch is how many keys GetMany loads at once (a decision reads
@@ -247,8 +283,13 @@ func (s *MemoryStore) Apply(_ context.Context, writes []Write) {
 	now := s.now().UnixNano()
 	for i := range writes {
 		w := &writes[i]
-		k, e, at, free := s.lookup(w.Key, now)
-		if e.Rev != w.Rev {
+		k, rev, at, free, ok := s.placed(w, now)
+		if !ok {
+			var e Entry
+			k, e, at, free = s.lookup(w.Key, now)
+			rev = e.Rev
+		}
+		if rev != w.Rev {
 			w.NewRev, w.Err = 0, ErrConflict
 			continue
 		}
@@ -319,6 +360,7 @@ func (s *MemoryStore) grow(now int64) {
 	if s.n <= len(s.table)/8*5 {
 		return
 	}
+	s.shifts++
 	old := s.table
 	s.table = make([]memEntry, 2*len(old))
 	mask := len(s.table) - 1

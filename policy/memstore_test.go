@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,7 +141,7 @@ func testMemoryStoreModel(t *testing.T, nkeys, pad int, ttl time.Duration) {
 			}
 		}
 		want, ok := live(k)
-		switch op := rng.IntN(5); op {
+		switch op := rng.IntN(6); op {
 		case 0:
 			rev, err := s.Create(ctx, k, []byte(v))
 			if ok != errors.Is(err, ErrExists) {
@@ -170,6 +171,48 @@ func testMemoryStoreModel(t *testing.T, nkeys, pad int, ttl time.Duration) {
 			e, err := s.Get(ctx, k)
 			if ok != (err == nil) || ok && (string(e.Value) != want.value || e.Rev != want.rev) {
 				t.Fatalf("op %d: get %s = %.40q at %d, %v; want %.40q at %d, present %v", i, k, e.Value, e.Rev, err, want.value, want.rev, ok)
+			}
+		case 5:
+			// A decision: read keys, maybe see another write meanwhile,
+			// write the keys at the revisions read (the places GetMany
+			// found spare Apply a search, while they hold).
+			keys := []string{k, fmt.Sprint("k", rng.IntN(nkeys)), fmt.Sprint("k", rng.IntN(nkeys))}
+			keys = slices.Compact(slices.Sorted(slices.Values(keys)))
+			entries := make([]Entry, len(keys))
+			if err := s.GetMany(ctx, keys, entries); err != nil {
+				t.Fatal(err)
+			}
+			if rng.IntN(2) == 0 {
+				other := fmt.Sprint("k", rng.IntN(nkeys))
+				if rng.IntN(2) == 0 {
+					rev, _ := s.Put(ctx, other, []byte(v))
+					written(other, v, rev)
+				} else if e, err := s.Get(ctx, other); err == nil {
+					if s.Delete(ctx, other, e.Rev) == nil {
+						delete(model, other)
+					}
+				}
+			}
+			if rng.IntN(4) == 0 {
+				c.add(time.Second) // may expire what was read
+			}
+			ws := make([]Write, len(keys))
+			for j, key := range keys {
+				ws[j] = Write{Key: key, Value: []byte(v), Rev: entries[j].Rev, place: entries[j].place}
+			}
+			s.Apply(ctx, ws)
+			for j, w := range ws {
+				cur, ok := live(w.Key)
+				var rev uint64
+				if ok {
+					rev = cur.rev
+				}
+				if (w.Err == nil) != (rev == w.Rev) {
+					t.Fatalf("op %d: apply %s at %d: %v; the key is at %d", i, w.Key, w.Rev, w.Err, rev)
+				}
+				if w.Err == nil {
+					written(keys[j], v, w.NewRev)
+				}
 			}
 		}
 		if i%1000 == 0 {

@@ -18,6 +18,9 @@ var (
 type Entry struct {
 	Value []byte
 	Rev   uint64
+	// place is where a MemoryStore found the entry, for a write that
+	// follows (Write.place).
+	place memPlace
 }
 
 // Write is one write of Store.Apply: Value for Key, only if the key is at
@@ -29,6 +32,9 @@ type Write struct {
 	Rev    uint64
 	NewRev uint64
 	Err    error
+	// place is the place of Key's Entry as read, if a MemoryStore read
+	// it: it spares the write a search.
+	place memPlace
 }
 
 // Store keeps policy state. Every daemon of a cluster must see the same
