@@ -61,6 +61,7 @@ type decision struct {
 	block   prefixRecord
 	counter counterRecord
 	buf     []byte
+	mac     *mac
 }
 
 func (d *decision) write(kind int, value []byte) {
@@ -72,9 +73,9 @@ func (d *decision) write(kind int, value []byte) {
 
 // admitJob is Admit (seq 0) and AdmitQueued.
 func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verdict, error) {
-	k := p.keysOf(j)
 	d := p.decisions.Get().(*decision)
 	defer p.decisions.Put(d)
+	k := p.keysOf(j, d.mac)
 	d.keys = [nRecords]string{k.job, k.number, k.block, k.country, globalKey}
 	waits := 0
 	// Only the records of limits that are on are read: those of the
@@ -213,7 +214,7 @@ func (p *Policy) decide(d *decision, k jobKeys, j otp.Prepared, seq uint64, now 
 			return v, err
 		}
 		added, err := p.takePrefix(&d.block, k.block, k.tag, now)
-		if be := (*blockingError)(nil); errors.As(err, &be) {
+		if be, ok := err.(*blockingError); ok {
 			// This number blocks its block: record that, and refuse.
 			start := len(d.buf)
 			d.buf = d.block.marshal(d.buf)

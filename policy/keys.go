@@ -41,9 +41,11 @@ type macs struct{ pool sync.Pool }
 func newMACs(key []byte) *macs {
 	key = append([]byte(nil), key...)
 	m := &macs{}
-	m.pool.New = func() any { return &mac{h: hmac.New(sha256.New, key), in: make([]byte, 0, 256)} }
+	m.pool.New = func() any { return newMAC(key) }
 	return m
 }
+
+func newMAC(key []byte) *mac { return &mac{h: hmac.New(sha256.New, key), in: make([]byte, 0, 256)} }
 
 // hash hashes m.in (which the caller built) into m.sum.
 func (m *mac) hash() []byte {
@@ -62,10 +64,8 @@ type jobKeys struct {
 	tag [6]byte
 }
 
-// keysOf returns the keys and hashes for job j.
-func (p *Policy) keysOf(j otp.Prepared) jobKeys {
-	m := p.macs.pool.Get().(*mac)
-	defer p.macs.pool.Put(m)
+// keysOf returns the keys and hashes for job j, hashing with m.
+func (p *Policy) keysOf(j otp.Prepared, m *mac) jobKeys {
 	var k jobKeys
 	var buf [256]byte
 	b := append(append(buf[:0], jobPrefix...), j.ID...)

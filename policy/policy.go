@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -145,7 +146,8 @@ func New(cfg Config, store Store) (*Policy, error) {
 		return nil, err
 	}
 	p := &Policy{cfg: cfg, store: store, now: time.Now, blocked: map[string]blockEntry{}, macs: newMACs(cfg.Key)}
-	p.decisions.New = func() any { return new(decision) }
+	key := slices.Clone(cfg.Key)
+	p.decisions.New = func() any { return &decision{mac: newMAC(key)} }
 	return p, nil
 }
 
