@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"hash"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -150,10 +151,20 @@ func appendBody(b []byte, j otp.Prepared) []byte {
 // appendJSONString appends s as json.Marshal quotes it.
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !jsonPlain[s[i]] {
 			q, _ := json.Marshal(s) // escapes: rare in a job
 			return append(b, q...)
 		}
 	}
 	return append(append(append(b, '"'), s...), '"')
 }
+
+// jsonPlain tells the bytes that json.Marshal writes as they are in a
+// string: printable ASCII but for the quote, the backslash and the HTML
+// characters it escapes.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = !strings.ContainsRune(`"\<>&`, rune(c))
+	}
+	return t
+}()
