@@ -514,17 +514,31 @@ func TestStoreKeepsNoNumber(t *testing.T) {
 	}
 }
 
-// recordingStore keeps the last value written to each key.
+// recordingStore keeps the last value written to each key, and counts
+// the writes.
 type recordingStore struct {
 	*MemoryStore
 	mu      sync.Mutex
 	written map[string][]byte
+	writes  int
 }
 
 func (s *recordingStore) record(key string, value []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.written[key] = slices.Clone(value)
+	s.writes++
+}
+
+func (s *recordingStore) Delete(ctx context.Context, key string, rev uint64) error {
+	s.record(key, nil)
+	return s.MemoryStore.Delete(ctx, key, rev)
+}
+
+func (s *recordingStore) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writes
 }
 
 func (s *recordingStore) Create(ctx context.Context, key string, value []byte) (uint64, error) {
@@ -621,6 +635,70 @@ func TestOutbox(t *testing.T) {
 	// Another copy of the job is a duplicate, not the job's message.
 	if v, err := p.AdmitQueued(ctx, j, 8); err != nil || v.Ended || !v.Duplicate {
 		t.Errorf("a copy: %+v %v", v, err)
+	}
+}
+
+// TestRefusalWritesNothing: a refusal by any limit writes nothing to the
+// store, the number's own record included, but the one refusal that
+// blocks a number block, which records the block once; the refusals the
+// cached block answers after it write nothing either.
+func TestRefusalWritesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cfg   func(*Config)
+		scope otp.Scope
+		// number is the number of the i-th job; the first admitted
+		// ones fill the limit.
+		number   func(i int) string
+		admitted int
+		// blocking is the refusal that records its block.
+		blocking int
+	}{
+		{name: "cooldown", cfg: func(c *Config) {}, scope: otp.ScopeNumber,
+			number: func(int) string { return "+4526227921" }, admitted: 1, blocking: -1},
+		{name: "number window", cfg: func(c *Config) { c.Cooldown, c.Number = 0, []Window{{3, time.Hour}} }, scope: otp.ScopeNumber,
+			number: func(int) string { return "+4526227921" }, admitted: 3, blocking: -1},
+		{name: "country", cfg: func(c *Config) { c.CountryPerHour, c.GlobalPerMinute, c.PrefixDistinct = 3, 0, 0 }, scope: otp.ScopeCountry,
+			number: func(i int) string { return fmt.Sprintf("+4526%06d", 220000+i*1000) }, admitted: 3, blocking: -1},
+		{name: "global", cfg: func(c *Config) { c.CountryPerHour, c.GlobalPerMinute, c.PrefixDistinct = 0, 3, 0 }, scope: otp.ScopeGlobal,
+			number: func(i int) string { return fmt.Sprintf("+4626%06d", 220000+i*1000) }, admitted: 3, blocking: -1},
+		{name: "number block", cfg: func(c *Config) { c.CountryPerHour, c.GlobalPerMinute, c.PrefixDistinct = 0, 0, 3 }, scope: otp.ScopePrefix,
+			number: func(i int) string { return fmt.Sprintf("+45262279%02d", i) }, admitted: 3, blocking: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tc.cfg(&cfg)
+			p, c, store := newPolicy(t, cfg)
+			ctx := context.Background()
+			for i := range tc.admitted + 5 {
+				c.add(time.Second)
+				before := store.count()
+				_, err := p.Admit(ctx, job(fmt.Sprint("j", i), tc.number(i), "1234"))
+				wrote := store.count() - before
+				switch {
+				case i < tc.admitted:
+					if err != nil {
+						t.Fatalf("job %d: %v", i, err)
+					}
+					if wrote == 0 {
+						t.Fatalf("job %d admitted without a write", i)
+					}
+				case err == nil:
+					t.Fatalf("job %d admitted past the limit", i)
+				default:
+					if re, _ := otp.AsReject(err); re == nil || re.Scope != tc.scope {
+						t.Fatalf("job %d: %v, want a refusal of scope %s", i, err, tc.scope)
+					}
+					want := 0
+					if i == tc.blocking {
+						want = 1 // the block record
+					}
+					if wrote != want {
+						t.Errorf("refusal %d wrote %d times, want %d", i, wrote, want)
+					}
+				}
+			}
+		})
 	}
 }
 
