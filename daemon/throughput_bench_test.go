@@ -197,6 +197,7 @@ func benchThroughput(b *testing.B, k int) {
 	ideal := float64(k) / d.Seconds()
 	b.ReportMetric(rate, "sms/s")
 	b.ReportMetric(rate/ideal, "ratio")
+	b.Logf("target: ratio at least 0.97 (of the ideal %.0f sms/s)", ideal)
 	if gapN > 0 {
 		b.ReportMetric(float64(gapSum.Microseconds())/float64(gapN)/1000, "gap-ms")
 	}
