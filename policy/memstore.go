@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"hash/maphash"
 	"strings"
 	"sync"
@@ -15,15 +16,16 @@ import (
 // garbage collector nothing to scan, and finds an entry in one place of
 // memory: an open-addressing table (linear probing, deletion by moving
 // back the entries after, so no tombstones) of 128-bit key hashes holds
-// each entry's revision, expiry and where its value is; values are in an
-// arena that is only ever appended to (a value handed out is never written
-// over): a chunk of it whose values are all dead is given up, and when a
-// third of the arena is dead, the live values of the chunks that are
-// mostly dead move to the end, so that long-lived values are not copied
-// over and over. Entries whose time is
-// over go when they are read, and all at once when the table is 3/4 full:
-// it doubles only when what is left takes more than 5/8 of it, so that a
-// store that holds a day of traffic keeps its size.
+// each entry's revision, expiry (in whole seconds, rounded up) and where
+// its value is. Values, of at most 1 MiB, are in an arena of 1 MiB chunks
+// that is only ever appended to (a value handed out is never written
+// over): a chunk whose values are all dead is given up, and when a third
+// of the arena is dead (and an eighth more than the last compaction
+// left), the live values of the chunks at most 2/3 live move to the end,
+// so that long-lived values are not copied over and over. Entries whose
+// time is over go when they are read, and all at once when the table is
+// 3/4 full: it doubles only when what is left takes more than 5/8 of it,
+// so that a store that holds a day of traffic keeps its size.
 type MemoryStore struct {
 	ttl         time.Duration
 	now         func() time.Time
@@ -42,9 +44,10 @@ type MemoryStore struct {
 	tail      int   // the chunk values are appended to (when arena is not empty)
 	bytes     int   // bytes written in the chunks not given up
 	live      int   // bytes that entries use
-	// compactAt is how large bytes must grow before the next compaction
-	// (which may leave dead values in chunks that are mostly live).
-	compactAt int
+	// deadKept is what a compaction left dead in chunks that are mostly
+	// live (less what left with chunks given up since): the next one
+	// waits until an eighth of the arena more is dead.
+	deadKept int
 	// shifts counts the times entries moved or left (drop, grow): a
 	// memPlace from before is stale.
 	shifts uint64
@@ -60,8 +63,11 @@ type memKey [2]uint64
 // memPlace is where GetMany found a key's entry (at), or where it would go
 // (free, at is -1), for a write that follows. Entries added since move
 // none: it holds while no entry moved or left (shifts) and the place is
-// still the key's, or still empty.
+// still the key's, or still empty. A Write carries the place of the
+// Entry read for its own Key, from the same store (store); Apply trusts
+// it to be the place of that key.
 type memPlace struct {
+	store    *MemoryStore
 	key      memKey // zero: no place
 	at, free int32
 	shifts   uint64
@@ -92,6 +98,11 @@ func (e *memEntry) expired(now int64) bool { return int64(e.exp)*int64(time.Seco
 // chunkSize is the size of an arena chunk: a value (at most 64 KiB in a
 // policy bucket) never spans two, and 4096 chunks make 4 GiB of offsets.
 const chunkSize = 1 << 20
+
+// maxValue is the longest value a MemoryStore keeps: a chunk.
+const maxValue = chunkSize
+
+var errTooLarge = errors.New("policy store: value larger than 1 MiB")
 
 // jobFlag marks in memEntry.meta the entry of a job record (so that a
 // benchmark can tell them apart).
@@ -217,7 +228,7 @@ func (s *MemoryStore) GetMany(_ context.Context, keys []string, entries []Entry)
 	s.touched = t
 	for i, k := range ks[:len(keys)] {
 		at, free := s.get(k, now)
-		place := memPlace{key: k, at: int32(at), free: int32(free), shifts: s.shifts}
+		place := memPlace{store: s, key: k, at: int32(at), free: int32(free), shifts: s.shifts}
 		if at >= 0 {
 			e := &s.table[at]
 			entries[i] = Entry{Value: s.value(e), Rev: e.rev(), place: place}
@@ -232,7 +243,7 @@ func (s *MemoryStore) GetMany(_ context.Context, keys []string, entries []Entry)
 // GetMany found its key, if that place still holds.
 func (s *MemoryStore) placed(w *Write, now int64) (k memKey, rev uint64, at, free int, ok bool) {
 	p := w.place
-	if p.key == (memKey{}) || p.shifts != s.shifts || int(max(p.at, p.free)) >= len(s.table) {
+	if p.store != s || p.shifts != s.shifts || int(max(p.at, p.free)) >= len(s.table) {
 		return k, 0, 0, 0, false
 	}
 	if p.at >= 0 {
@@ -254,6 +265,9 @@ const maxTouch = 8
 
 // Create implements Store.
 func (s *MemoryStore) Create(_ context.Context, key string, value []byte) (uint64, error) {
+	if len(value) > maxValue {
+		return 0, errTooLarge
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now().UnixNano()
@@ -266,6 +280,9 @@ func (s *MemoryStore) Create(_ context.Context, key string, value []byte) (uint6
 
 // Update implements Store.
 func (s *MemoryStore) Update(_ context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	if len(value) > maxValue {
+		return 0, errTooLarge
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now().UnixNano()
@@ -283,6 +300,10 @@ func (s *MemoryStore) Apply(_ context.Context, writes []Write) {
 	now := s.now().UnixNano()
 	for i := range writes {
 		w := &writes[i]
+		if len(w.Value) > maxValue {
+			w.NewRev, w.Err = 0, errTooLarge
+			continue
+		}
 		k, rev, at, free, ok := s.placed(w, now)
 		if !ok {
 			var e Entry
@@ -299,6 +320,9 @@ func (s *MemoryStore) Apply(_ context.Context, writes []Write) {
 
 // Put implements Store.
 func (s *MemoryStore) Put(_ context.Context, key string, value []byte) (uint64, error) {
+	if len(value) > maxValue {
+		return 0, errTooLarge
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now().UnixNano()
@@ -379,6 +403,9 @@ func (s *MemoryStore) grow(now int64) {
 // store appends v to the arena and returns its offset.
 func (s *MemoryStore) store(v []byte) uint32 {
 	if len(s.arena) == 0 || len(s.arena[s.tail])+len(v) > chunkSize {
+		if len(s.arena) > 0 && s.chunkLive[s.tail] == 0 {
+			s.giveUp(s.tail) // its values died while it was the tail
+		}
 		if n := len(s.given); n > 0 {
 			s.tail, s.given = s.given[n-1], s.given[:n-1]
 		} else {
@@ -413,6 +440,7 @@ func (s *MemoryStore) kill(e *memEntry) {
 
 // giveUp drops chunk c from the arena. Values handed out stay in it.
 func (s *MemoryStore) giveUp(c int) {
+	s.deadKept = max(0, s.deadKept-(len(s.arena[c])-s.chunkLive[c]))
 	s.bytes -= len(s.arena[c])
 	s.arena[c] = nil
 	s.chunkLive[c] = 0
@@ -423,7 +451,8 @@ func (s *MemoryStore) giveUp(c int) {
 // of the arena when dead ones take a third of it, and gives those chunks
 // up. It copies at most two bytes for each byte it frees.
 func (s *MemoryStore) compact() {
-	if s.bytes < 4*chunkSize || s.bytes < s.live+s.live/2 || s.bytes < s.compactAt {
+	dead := s.bytes - s.live
+	if s.bytes < 4*chunkSize || 3*dead < s.bytes || dead < s.deadKept+s.bytes/8 {
 		return
 	}
 	evacuate := make([]bool, len(s.arena))
@@ -446,7 +475,5 @@ func (s *MemoryStore) compact() {
 			s.giveUp(c)
 		}
 	}
-	// Dead values may stay in chunks that are mostly live: wait until
-	// the arena has grown by a quarter before looking again.
-	s.compactAt = s.bytes + s.bytes/4
+	s.deadKept = s.bytes - s.live
 }

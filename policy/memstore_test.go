@@ -93,7 +93,13 @@ func TestMemoryStoreModel(t *testing.T) {
 	for _, c := range []struct {
 		keys, pad int
 		ttl       time.Duration
-	}{{40, 0, time.Minute}, {90, 0, time.Minute}, {300, 0, time.Minute}, {300, 6000, 24 * time.Hour}} {
+	}{
+		{40, 0, time.Minute}, {90, 0, time.Minute}, {300, 0, time.Minute},
+		// Enough keys to fill the table while some have expired: it drops
+		// them all at once, and grows only when that is not enough.
+		{2000, 0, 10 * time.Second},
+		{300, 6000, 24 * time.Hour},
+	} {
 		// Values of up to pad bytes more fill chunks of the arena, and
 		// small values that stay make compaction move them.
 		t.Run(fmt.Sprint(c.keys, " keys, ", c.pad, " bytes"), func(t *testing.T) { testMemoryStoreModel(t, c.keys, c.pad, c.ttl) })
@@ -307,4 +313,89 @@ func checkArena(t *testing.T, s *MemoryStore) {
 	if s.bytes > 2*s.live+6*chunkSize {
 		t.Fatalf("an arena of %d bytes for %d live", s.bytes, s.live)
 	}
+}
+
+// TestMemoryStoreArena: chunks whose values all died are given up, also
+// one that was being appended to; a store whose live values shrink is
+// compacted to their size; values too large for a chunk are refused; an
+// empty value is a value.
+func TestMemoryStoreArena(t *testing.T) {
+	ctx := context.Background()
+	t.Run("tail died", func(t *testing.T) {
+		s := NewMemoryStore(time.Hour)
+		v := bytes.Repeat([]byte("v"), 100<<10)
+		for range 11 {
+			if _, err := s.Put(ctx, "k", v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkArena(t, s)
+		if len(s.arena)-len(s.given) > 2 {
+			t.Errorf("%d chunks kept for one value", len(s.arena)-len(s.given))
+		}
+	})
+	t.Run("live shrinks", func(t *testing.T) {
+		s := NewMemoryStore(time.Hour)
+		v := bytes.Repeat([]byte("v"), 50<<10)
+		revs := make([]uint64, 2000)
+		for i := range revs {
+			revs[i], _ = s.Put(ctx, fmt.Sprint("k", i), v)
+		}
+		del := func(keep func(i int) bool) {
+			for i, rev := range revs {
+				if rev != 0 && !keep(i) {
+					if err := s.Delete(ctx, fmt.Sprint("k", i), rev); err != nil {
+						t.Fatal(err)
+					}
+					revs[i] = 0
+				}
+			}
+		}
+		del(func(i int) bool { return i%2 == 0 })
+		s.Put(ctx, "compact", nil) // a write compacts
+		// One value left of each chunk's twenty, then small writes.
+		del(func(i int) bool { return i%40 == 0 })
+		for i := range 1000 {
+			s.Put(ctx, fmt.Sprint("small", i), []byte("s"))
+		}
+		checkArena(t, s)
+	})
+	t.Run("too large", func(t *testing.T) {
+		s := NewMemoryStore(time.Hour)
+		big := make([]byte, chunkSize+1)
+		if _, err := s.Put(ctx, "big", big); err == nil {
+			t.Error("Put of more than a chunk")
+		}
+		if _, err := s.Create(ctx, "big", big); err == nil {
+			t.Error("Create of more than a chunk")
+		}
+		w := []Write{{Key: "big", Value: big}, {Key: "ok", Value: []byte("v")}}
+		s.Apply(ctx, w)
+		if w[0].Err == nil || w[1].Err != nil {
+			t.Errorf("apply: %v, %v", w[0].Err, w[1].Err)
+		}
+		if _, err := s.Get(ctx, "big"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a refused value stored: %v", err)
+		}
+		if _, err := s.Put(ctx, "full", big[:chunkSize]); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := s.Get(ctx, "full"); err != nil || len(e.Value) != chunkSize {
+			t.Errorf("a value of a whole chunk: %d bytes, %v", len(e.Value), err)
+		}
+	})
+	t.Run("empty", func(t *testing.T) {
+		s := NewMemoryStore(time.Hour)
+		rev, err := s.Put(ctx, "e", []byte{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, err := s.Get(ctx, "e"); err != nil || e.Value == nil || len(e.Value) != 0 || e.Rev != rev {
+			t.Errorf("empty value: %q (nil %v) at %d, %v", e.Value, e.Value == nil, e.Rev, err)
+		}
+		if err := s.Delete(ctx, "e", rev); err != nil {
+			t.Fatal(err)
+		}
+		checkArena(t, s)
+	})
 }
