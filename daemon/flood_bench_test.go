@@ -110,7 +110,8 @@ func BenchmarkFlood(b *testing.B) {
 
 	for b.Loop() {
 		kvA, evA := stored("KV_"+queue.BucketPolicy), stored(otp.StreamEvents)
-		idle := realUsers(*floodFor / 2)
+		// As long as the flood: the two p99s are of as many users.
+		idle := realUsers(*floodFor)
 		kv0, ev0 := stored("KV_"+queue.BucketPolicy), stored(otp.StreamEvents)
 		// What a real user writes, to tell the flood's writes apart.
 		userKV, userEv := float64(kv0-kvA)/float64(len(idle)), float64(ev0-evA)/float64(len(idle))
