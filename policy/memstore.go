@@ -67,8 +67,8 @@ type memKey [2]uint64
 // Entry read for its own Key, from the same store (store); Apply trusts
 // it to be the place of that key.
 type memPlace struct {
-	store    *MemoryStore
-	key      memKey // zero: no place
+	store    *MemoryStore // nil: no place
+	key      memKey
 	at, free int32
 	shifts   uint64
 }
