@@ -19,7 +19,7 @@ import (
 
 // roleKeys creates the two role seeds in dir and returns their paths and
 // public keys.
-func roleKeys(t *testing.T, dir string) (daemonSeed, publisherSeed, daemonKey, publisherKey string) {
+func roleKeys(t testing.TB, dir string) (daemonSeed, publisherSeed, daemonKey, publisherKey string) {
 	t.Helper()
 	daemonSeed = natsauth.SeedFile(dir, natsauth.RoleDaemon)
 	publisherSeed = natsauth.SeedFile(dir, natsauth.RolePublisher)

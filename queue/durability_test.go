@@ -30,6 +30,9 @@ func TestMain(m *testing.M) {
 	if store := os.Getenv(crashEnv); store != "" {
 		os.Exit(queueUntilKilled(store))
 	}
+	if spec := os.Getenv(requestPathEnv); spec != "" {
+		os.Exit(requestPathCallers(spec))
+	}
 	os.Exit(m.Run())
 }
 
