@@ -163,11 +163,7 @@ func (s *MemoryStore) withoutJobs() *MemoryStore {
 			continue
 		}
 		e.off = c.store(s.value(&e))
-		i := int(e.key[0]) & (size - 1)
-		for c.table[i].key != (memKey{}) {
-			i = (i + 1) & (size - 1)
-		}
-		c.table[i] = e
+		c.insert(e)
 		c.n++
 	}
 	// The last chunk holds only what it was given.

@@ -184,11 +184,17 @@ func (s *MemoryStore) value(e *memEntry) []byte {
 func (s *MemoryStore) lookup(key string, now int64) (memKey, Entry, int, int) {
 	k := s.key(key)
 	at, free := s.get(k, now)
-	if at < 0 {
-		return k, Entry{}, at, free
+	return k, s.entry(k, at, free), at, free
+}
+
+// entry returns the entry of the key whose hash is k, found at at, or
+// absent (at -1) and to go at free; with its place, for Apply.
+func (s *MemoryStore) entry(k memKey, at, free int) Entry {
+	e := Entry{place: memPlace{store: s, key: k, at: int32(at), free: int32(free), shifts: s.shifts}}
+	if at >= 0 {
+		e.Value, e.Rev = s.value(&s.table[at]), s.table[at].rev()
 	}
-	e := &s.table[at]
-	return k, Entry{Value: s.value(e), Rev: e.rev()}, at, free
+	return e
 }
 
 // Get implements Store.
@@ -207,34 +213,28 @@ func (s *MemoryStore) GetMany(_ context.Context, keys []string, entries []Entry)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now().UnixNano()
-	if len(keys) > maxTouch {
-		for i, key := range keys {
-			_, entries[i], _, _ = s.lookup(key, now)
+	// The keys' places are far apart in a large table: load those of
+	// maxTouch keys at once, so that the processor waits for memory once
+	// rather than once per key, then look each up.
+	for len(keys) > 0 {
+		var ks [maxTouch]memKey
+		n := min(len(keys), maxTouch)
+		mask := len(s.table) - 1
+		for i, key := range keys[:n] {
+			ks[i] = s.key(key)
 		}
-		return nil
-	}
-	// The keys' places are far apart in a large table: load them all
-	// at once, so that the processor waits for memory once rather than
-	// once per key, then look each up.
-	var ks [maxTouch]memKey
-	for i, key := range keys {
-		ks[i] = s.key(key)
-	}
-	mask := len(s.table) - 1
-	var t uint64
-	for _, k := range ks[:len(keys)] {
-		t += s.table[int(k[0])&mask].meta
-	}
-	s.touched = t
-	for i, k := range ks[:len(keys)] {
-		at, free := s.get(k, now)
-		place := memPlace{store: s, key: k, at: int32(at), free: int32(free), shifts: s.shifts}
-		if at >= 0 {
-			e := &s.table[at]
-			entries[i] = Entry{Value: s.value(e), Rev: e.rev(), place: place}
-		} else {
-			entries[i] = Entry{place: place}
+		// Apart from the hashing: loads one after another overlap (400 ns
+		// a decision slower when each followed its hash).
+		var t uint64
+		for _, k := range ks[:n] {
+			t += s.table[int(k[0])&mask].meta
 		}
+		s.touched = t
+		for i, k := range ks[:n] {
+			at, free := s.get(k, now)
+			entries[i] = s.entry(k, at, free)
+		}
+		keys, entries = keys[n:], entries[n:]
 	}
 	return nil
 }
@@ -259,8 +259,8 @@ func (s *MemoryStore) placed(w *Write, now int64) (k memKey, rev uint64, at, fre
 	return p.key, 0, -1, int(p.free), true
 }
 
-// maxTouch is how many keys GetMany loads at once (a decision reads
-// five).
+// maxTouch is how many keys' places GetMany loads at once (a decision
+// reads five).
 const maxTouch = 8
 
 // Create implements Store.
@@ -387,17 +387,22 @@ func (s *MemoryStore) grow(now int64) {
 	s.shifts++
 	old := s.table
 	s.table = make([]memEntry, 2*len(old))
-	mask := len(s.table) - 1
 	for _, e := range old {
-		if e.key == (memKey{}) {
-			continue
+		if e.key != (memKey{}) {
+			s.insert(e)
 		}
-		i := int(e.key[0]) & mask
-		for s.table[i].key != (memKey{}) {
-			i = (i + 1) & mask
-		}
-		s.table[i] = e
 	}
+}
+
+// insert puts e, whose key the table does not hold, in the first empty
+// place from its home.
+func (s *MemoryStore) insert(e memEntry) {
+	mask := len(s.table) - 1
+	i := int(e.key[0]) & mask
+	for s.table[i].key != (memKey{}) {
+		i = (i + 1) & mask
+	}
+	s.table[i] = e
 }
 
 // store appends v to the arena and returns its offset.

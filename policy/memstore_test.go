@@ -182,7 +182,11 @@ func testMemoryStoreModel(t *testing.T, nkeys, pad int, ttl time.Duration) {
 			// A decision: read keys, maybe see another write meanwhile,
 			// write the keys at the revisions read (the places GetMany
 			// found spare Apply a search, while they hold).
-			keys := []string{k, fmt.Sprint("k", rng.IntN(nkeys)), fmt.Sprint("k", rng.IntN(nkeys))}
+			// Up to 12 keys: more than GetMany loads at once.
+			keys := []string{k}
+			for range rng.IntN(12) {
+				keys = append(keys, fmt.Sprint("k", rng.IntN(nkeys)))
+			}
 			keys = slices.Compact(slices.Sorted(slices.Values(keys)))
 			entries := make([]Entry, len(keys))
 			if err := s.GetMany(ctx, keys, entries); err != nil {
