@@ -280,7 +280,19 @@ func TestChecksRaceAcrossDaemons(t *testing.T) {
 // TestManagedCodeAttacks: what a publisher must not do with managed codes.
 func TestManagedCodeAttacks(t *testing.T) {
 	s := startSim(t, "m1", 0)
-	h := start(t, testConfig(t.TempDir(), s))
+	cfg := testConfig(t.TempDir(), s)
+	h := start(t, cfg)
+	// The queued job as it crosses NATS, to replay its sealed code.
+	dnc, err := connectAs(cfg, h.d, natsauth.RoleDaemon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dnc.Close()
+	queued, err := dnc.SubscribeSync(otp.SubjectSend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnc.Flush()
 	h.verify(map[string]any{"id": "v1", "to": "+4526227921"})
 	code := codeOf(t, s)
 
@@ -291,6 +303,33 @@ func TestManagedCodeAttacks(t *testing.T) {
 		}
 		if r := h.request(map[string]any{"id": "forged2", "to": "+4526227921", "sealed": "x"}); r.Status != otp.ReplyRejected || r.Field != "sealed" {
 			t.Errorf("otp.request with sealed: %+v", r)
+		}
+	})
+	t.Run("a real sealed code opens for its own job only", func(t *testing.T) {
+		m, err := queued.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var job otp.Job
+		if err := json.Unmarshal(m.Data, &job); err != nil || job.Sealed == "" {
+			t.Fatalf("queued job %v: no sealed code", err)
+		}
+		// Under another id to another number, and to the same number.
+		for id, to := range map[string]string{"replay": "+4526227922", "replay2": "+4526227921"} {
+			h.publish(map[string]any{"id": id, "to": to, "sealed": job.Sealed})
+			if ev := h.waitEvent(id); ev.Type != otp.StateRejected || ev.Reason != otp.ReasonInvalidCode {
+				t.Errorf("%s: %+v, want rejected invalid_code", id, ev)
+			}
+		}
+		select {
+		case msg := <-s.msgs:
+			t.Errorf("a replayed sealed code was sent (%d characters)", len(msg.Text))
+		default:
+		}
+		// Refusals are logged together, not a line each: a publisher
+		// cannot fill the log with forged jobs.
+		if strings.Contains(h.logs.String(), "id=replay") {
+			t.Error("a log line of its own for a forged sealed job")
 		}
 	})
 	t.Run("the secrets bucket is out of reach", func(t *testing.T) {

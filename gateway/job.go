@@ -50,10 +50,13 @@ func (g *Gateway) prepareJob(job otp.Job) (otp.Prepared, string, error) {
 		}
 		code, err := g.opts.Verifier.OpenJob(p.ID, p.Number.E164, p.Sealed)
 		if err != nil {
-			// Not the publisher's doing when simgate queued it: a
-			// daemon of the cluster with another key.
-			g.log.Error("a sealed code does not open (another policy hash key?)", "id", p.ID, "err", err)
-			return p, "", &otp.RejectError{Reason: otp.ReasonInvalidCode, Field: "sealed", Detail: err.Error()}
+			// A publisher's forgery, or, when simgate queued it, a
+			// daemon of the cluster with another policy hash key. No
+			// line of its own: a publisher could write one per job;
+			// refusals are counted (simgate_jobs_rejected_total) and
+			// logged together.
+			return p, "", &otp.RejectError{Reason: otp.ReasonInvalidCode, Field: "sealed",
+				Detail: err.Error() + " (forged, or sealed by a daemon with another policy hash key)"}
 		}
 		p.Code = code
 	}

@@ -201,7 +201,8 @@ func parseCMGRPDU(lines []string) (pdu string, length int, err error) {
 		fields := strings.Split(info.TrimPrefix(l, "+CMGR"), ",")
 		n, err := strconv.Atoi(strings.TrimSpace(fields[len(fields)-1]))
 		if err != nil || len(fields) < 2 || i+1 >= len(lines) {
-			return "", 0, fmt.Errorf("bad +CMGR %q", l)
+			// Not quoted: in text mode the line holds the sender.
+			return "", 0, fmt.Errorf("bad +CMGR line (%d fields)", len(fields))
 		}
 		return lines[i+1], n, nil
 	}

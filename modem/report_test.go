@@ -174,6 +174,12 @@ func TestParseIndications(t *testing.T) {
 				t.Errorf("parseCMGRPDU(%q): no error", bad)
 			}
 		}
+		// A modem back in text mode answers with the sender in the header:
+		// the error, which is logged, does not quote it.
+		textMode := []string{`+CMGR: "REC UNREAD","+4526227921",,"26/11/29,12:00:00+04"`, "Your code"}
+		if _, _, err := parseCMGRPDU(textMode); err == nil || strings.Contains(err.Error(), "4526227921") {
+			t.Errorf("text-mode answer: %v", err)
+		}
 	})
 	t.Run("CMGL", func(t *testing.T) {
 		got := parseCMGL([]string{"+CMGL: 1,0,," + n, pdu, "+CMTI: \"SM\",2", "+CMGL: 4,1,," + n, pdu, "+CMGL: bad", "+CMGL: 5,1,,9"})
