@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/simgate/simgate/delivery"
 	"github.com/simgate/simgate/metrics"
 	"github.com/simgate/simgate/modem"
-	"github.com/simgate/simgate/modem/cms"
 	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/policy"
 )
@@ -367,11 +365,9 @@ func (g *Gateway) sendFailed(ctx context.Context, modemName string, t task, err 
 	g.opts.Metrics.SendFailed(modemName, se.Class.String())
 	g.noteModem(modemName, func(s *modemState) { s.lastError, s.lastAt = modemDetail(se), g.now().UTC() })
 	t.log = t.log.With("class", se.Class, "cms_error", se.Code)
-	if code, err := strconv.Atoi(se.Code); err == nil {
-		if e, ok := cms.Lookup(code); ok && e.Account != "" {
-			g.opts.Metrics.SIMRefused(modemName, e.Account)
-			t.log.Error("the network refuses the SIM's messages: check its credit and subscription", "cause", e.Account)
-		}
+	if se.Account != "" {
+		g.opts.Metrics.SIMRefused(modemName, se.Account)
+		t.log.Error("the network refuses the SIM's messages: check its credit and subscription", "cause", se.Account)
 	}
 	attempts, err := g.policy().Attempted(ctx, t.p, t.seq)
 	var ended *policy.EndedError

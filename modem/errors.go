@@ -80,6 +80,10 @@ type SendError struct {
 	Class Class
 	// Code is the +CMS ERROR / +CME ERROR value, if the modem gave one.
 	Code string
+	// Account is the cause a +CMS ERROR names when the network refuses
+	// the SIM's subscription rather than the message (cms.Error.Account:
+	// "barred", "not_subscribed"); empty otherwise.
+	Account string
 	// Sent is the number of parts confirmed before the failure.
 	Sent   int
 	Broken bool
@@ -102,7 +106,7 @@ func classify(err error, sent int) *SendError {
 	switch {
 	case errors.As(err, &cms):
 		se.Code = strings.TrimSpace(string(cms))
-		se.Class = cmsClass(se.Code)
+		se.Class, se.Account = cmsClass(se.Code)
 	case errors.As(err, &cme):
 		se.Code = strings.TrimSpace(string(cme))
 		se.Class = Retryable
@@ -124,12 +128,16 @@ func classify(err error, sent int) *SendError {
 }
 
 // cmsClass classifies a +CMS ERROR value with the shared table (package
-// cms). Unknown and textual values are retryable: the caller bounds the
-// number of attempts.
-func cmsClass(code string) Class {
+// cms), and names the account cause it is, if any. Unknown and textual
+// values are retryable: the caller bounds the number of attempts.
+func cmsClass(code string) (Class, string) {
 	n, err := strconv.Atoi(code)
-	if err != nil || !cms.IsPermanent(n) {
-		return Retryable
+	if err != nil {
+		return Retryable, ""
 	}
-	return Permanent
+	e, _ := cms.Lookup(n)
+	if !cms.IsPermanent(n) {
+		return Retryable, e.Account
+	}
+	return Permanent, e.Account
 }

@@ -44,4 +44,14 @@ func TestClassify(t *testing.T) {
 			t.Errorf("%v: SendError does not wrap the cause", tc.err)
 		}
 	}
+	// The account causes come from +CMS values only: +CME 10 (SIM not
+	// inserted) shares a number with +CMS 10 (call barred).
+	for err, want := range map[error]string{
+		at.CMSError("8"): "barred", at.CMSError("10"): "barred", at.CMSError("50"): "not_subscribed",
+		at.CMEError("10"): "", at.CMEError("8"): "", at.CMSError("42"): "", at.ErrError: "",
+	} {
+		if got := classify(err, 0).Account; got != want {
+			t.Errorf("%v: account cause %q, want %q", err, got, want)
+		}
+	}
 }
