@@ -53,6 +53,11 @@ simgate_verify_checks_total{result="rejected"} 0`},
 simgate_rate_limited_total{scope="global"} 0
 simgate_rate_limited_total{scope="number"} 0
 simgate_rate_limited_total{scope="prefix"} 0`},
+		{"sim refused", func(m *Metrics) { m.SIMRefused("m1", "barred") }, "simgate_sim_refusals_total",
+			// From 0 for every cause, so that the first refusal is an
+			// increase (SimgateSIMRefused).
+			`simgate_sim_refusals_total{cause="barred",modem="m1"} 1
+simgate_sim_refusals_total{cause="not_subscribed",modem="m1"} 0`},
 		{"rejected reason", func(m *Metrics) { m.Rejected(&otp.RejectError{Reason: otp.ReasonInvalidCode}) }, "simgate_jobs_rejected_total",
 			`simgate_jobs_rejected_total{reason="invalid_code"} 1`},
 		{"sent", func(m *Metrics) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/simgate/simgate/modem/cms"
 	"github.com/simgate/simgate/otp"
 )
 
@@ -264,6 +265,10 @@ func New(reg prometheus.Registerer, version string, modems []string) *Metrics {
 		m.modemFailuresInRow.WithLabelValues(name)
 		m.smsSent.WithLabelValues(name)
 		m.smsReceived.WithLabelValues(name)
+		for _, cause := range cms.Accounts() {
+			// From 0, so that the first refusal is an increase.
+			m.simRefused.WithLabelValues(name, cause)
+		}
 		m.smsParts.WithLabelValues(name)
 		m.modemUp.WithLabelValues(name)
 		m.modemBusy.WithLabelValues(name)

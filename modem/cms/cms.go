@@ -91,6 +91,18 @@ func Lookup(code int) (Error, bool) {
 	return table[i], true
 }
 
+// Accounts returns the account causes the table names (Error.Account),
+// each once.
+func Accounts() []string {
+	var causes []string
+	for _, e := range table {
+		if e.Account != "" && !slices.Contains(causes, e.Account) {
+			causes = append(causes, e.Account)
+		}
+	}
+	return causes
+}
+
 // Text returns the verbose text of code, or "" when it has no standard
 // text.
 func Text(code int) string {
