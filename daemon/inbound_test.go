@@ -127,6 +127,9 @@ func TestOptOut(t *testing.T) {
 	if r := h.request(map[string]any{"id": "o2", "to": to, "code": "123456"}); r.Status != otp.ReplyRejected || r.Reason != otp.ReasonOptedOut {
 		t.Errorf("after STOP: %+v, want opted_out", r)
 	}
+	if r := h.request(map[string]any{"id": "o2b", "to": "+4526227922", "code": "123456"}); r.Status != otp.ReplyRejected || r.Reason != otp.ReasonOptedOut {
+		t.Errorf("after a lower-case stop: %+v, want opted_out", r)
+	}
 	var v otp.Reply
 	h.call(otp.SubjectVerify, map[string]any{"id": "o3", "to": to}, &v)
 	if v.Reason != otp.ReasonOptedOut {
@@ -282,7 +285,13 @@ func TestStatusFloodKeepsRequestsAnswered(t *testing.T) {
 	s := startSim(t, "m1", 0)
 	h := start(t, testConfig(t.TempDir(), s))
 	inbox := h.nc.NewRespInbox()
-	for range 2000 {
+	answers, err := h.nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers.SetPendingLimits(-1, -1)
+	const flood = 2000
+	for range flood {
 		if err := h.nc.PublishRequest(otp.SubjectStatus, inbox, []byte("{}")); err != nil {
 			t.Fatal(err)
 		}
@@ -292,6 +301,20 @@ func TestStatusFloodKeepsRequestsAnswered(t *testing.T) {
 		t.Fatalf("otp.request during a status flood: %+v", r)
 	}
 	t.Logf("answered in %s during the flood", time.Since(began).Round(time.Millisecond))
+	// A status request answered after the flood's: the daemon takes them
+	// in order, so the flood's answers are all in by then.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if _, err := h.nc.Request(otp.SubjectStatus, []byte("{}"), time.Second); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no status answer after the flood: %v", err)
+		}
+	}
+	n, _, _ := answers.Pending()
+	t.Logf("%d of %d flooded status requests answered", n, flood)
+	if n > flood/2 {
+		t.Errorf("%d of %d status requests answered: not shed", n, flood)
+	}
 }
 
 // TestMissedIndicationIsSwept: a message stored without its +CMTI (the
