@@ -21,6 +21,7 @@ import (
 	"github.com/simgate/simgate/client"
 	"github.com/simgate/simgate/internal/testtls"
 	"github.com/simgate/simgate/natsauth"
+	"github.com/simgate/simgate/optout"
 	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/queue"
 )
@@ -170,7 +171,8 @@ func attack(t *testing.T, url string, publisher, anonymous []nats.Option, daemon
 	t.Run("forbidden", func(t *testing.T) {
 		// Reading jobs, which hold codes: subscribing to the job subjects or
 		// to everything, or to the daemon's inbox.
-		for _, subject := range []string{otp.SubjectSend, otp.SubjectRequest, ">", "otp.>", queue.DaemonInboxPrefix + ".>", "$KV.>"} {
+		// Nor the messages people send to the SIMs.
+		for _, subject := range []string{otp.SubjectSend, otp.SubjectRequest, ">", "otp.>", queue.DaemonInboxPrefix + ".>", "$KV.>", otp.SubjectReceived + ".>"} {
 			sub, err := p.nc.SubscribeSync(subject)
 			if err == nil {
 				p.nc.Flush()
@@ -185,6 +187,7 @@ func attack(t *testing.T, url string, publisher, anonymous []nats.Option, daemon
 			otp.EventSubject("victim"),
 			"$KV." + queue.BucketPolicy + ".global",
 			"$KV." + queue.BucketConfig + ".policy_hash_key",
+			"$KV." + optout.Bucket + ".victim", // opting a number out, or in
 			"$JS.API.STREAM.DELETE." + otp.StreamEvents,
 			"$JS.API.STREAM.PURGE." + otp.StreamJobs,
 		} {
@@ -205,6 +208,10 @@ func attack(t *testing.T, url string, publisher, anonymous []nats.Option, daemon
 			},
 			"read OTP_JOBS (direct)": func(ctx context.Context) error {
 				_, err := p.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+otp.StreamJobs, []byte(`{"seq":1}`))
+				return err
+			},
+			"read SMS_IN (direct)": func(ctx context.Context) error {
+				_, err := p.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+otp.StreamInbound, []byte(`{"seq":1}`))
 				return err
 			},
 			"read OTP_JOBS (msg get)": func(ctx context.Context) error {
