@@ -11,6 +11,7 @@ import (
 	"github.com/warthog618/sms"
 	"github.com/warthog618/sms/encoding/pdumode"
 	"github.com/warthog618/sms/encoding/tpdu"
+	"github.com/warthog618/sms/encoding/ucs2"
 )
 
 // Incoming is an SMS the network delivers to the modem (Modem.Receive).
@@ -73,7 +74,7 @@ func (m *Modem) Receive(in Incoming) ([]Delivery, error) {
 	msg := []byte(in.Text)
 	if in.UCS2 {
 		opts = append(opts, sms.AsUCS2)
-		msg = ucs2Bytes(in.Text)
+		msg = ucs2.Encode([]rune(in.Text))
 	}
 	tps, err := sms.Encode(msg, opts...)
 	if err != nil {
@@ -107,26 +108,6 @@ func (m *Modem) Receive(in Incoming) ([]Delivery, error) {
 		out = append(out, ip.deliver(&tps[i], in.Unannounced))
 	}
 	return out, nil
-}
-
-// ucs2Bytes returns s as UTF-16 big-endian octets, which sms.AsUCS2
-// takes.
-func ucs2Bytes(s string) []byte {
-	var b []byte
-	for _, r := range s {
-		if r > 0xffff {
-			r1, r2 := surrogates(r)
-			b = append(b, byte(r1>>8), byte(r1), byte(r2>>8), byte(r2))
-			continue
-		}
-		b = append(b, byte(r>>8), byte(r))
-	}
-	return b
-}
-
-func surrogates(r rune) (rune, rune) {
-	r -= 0x10000
-	return 0xd800 + (r>>10)&0x3ff, 0xdc00 + r&0x3ff
 }
 
 // deliver hands one SMS-DELIVER to the client as AT+CNMI <mt> says, or

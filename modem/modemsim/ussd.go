@@ -1,10 +1,8 @@
 package modemsim
 
 import (
-	"encoding/hex"
 	"strconv"
 	"strings"
-	"unicode/utf16"
 
 	"github.com/warthog618/sms/encoding/gsm7"
 )
@@ -64,9 +62,5 @@ func ussdText(s string) string {
 	if _, err := gsm7.Encode([]byte(s)); err == nil && !strings.Contains(s, `"`) {
 		return strconv.Quote(s) + ",15"
 	}
-	var b []byte
-	for _, u := range utf16.Encode([]rune(s)) {
-		b = append(b, byte(u>>8), byte(u))
-	}
-	return `"` + strings.ToUpper(hex.EncodeToString(b)) + `",72`
+	return `"` + encodeCSCS(s, "UCS2") + `",72`
 }
