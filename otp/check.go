@@ -1,8 +1,6 @@
 package otp
 
-import (
-	"strings"
-)
+import ()
 
 // SubjectCheck is the subject on which an auth service asks whether a
 // code is right for a managed verification (package verify).
@@ -50,9 +48,10 @@ type CheckReply struct {
 	RetryAfter float64 `json:"retry_after,omitempty"`
 }
 
-// verifyCode is the form of a managed code: 6-10 ASCII digits.
+// verifyCode is the form of a managed code: MinManagedDigits to
+// MaxCodeDigits ASCII digits.
 func verifyCode(code string) bool {
-	if len(code) < 6 || len(code) > 10 {
+	if len(code) < MinManagedDigits || len(code) > MaxCodeDigits {
 		return false
 	}
 	for i := 0; i < len(code); i++ {
@@ -79,12 +78,12 @@ func DecodeCheck(data []byte) (CheckRequest, error) {
 		return c, reject(ReasonInvalidID, "id", "id must be 1-64 characters of [A-Za-z0-9_-]")
 	case c.ID != "" && c.Region != "":
 		return c, reject(ReasonMalformed, "region", "region goes with to, not with id")
-	case len(c.To) > 40 || strings.ContainsFunc(c.To, func(r rune) bool { return !strings.ContainsRune("0123456789 +-().", r) }):
-		return c, reject(ReasonInvalidNumber, "to", "phone number may contain only digits, spaces and +-().")
+	case c.To != "" && numberForm(c.To) != nil:
+		return c, numberForm(c.To)
 	case c.Code == "":
 		return c, reject(ReasonMissingField, "code", "code is required")
 	case !verifyCode(c.Code):
-		return c, reject(ReasonInvalidCode, "code", "code must be 6-10 digits")
+		return c, reject(ReasonInvalidCode, "code", "code must be %d-%d digits", MinManagedDigits, MaxCodeDigits)
 	}
 	return c, nil
 }

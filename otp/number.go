@@ -101,6 +101,18 @@ func MaskRaw(s string) string {
 	return strings.Repeat("*", n) + string(r[len(r)-2:])
 }
 
+// numberForm refuses what cannot be a phone number as a person types it:
+// over 40 characters, or characters other than digits, spaces and +-().
+func numberForm(raw string) *RejectError {
+	if len(raw) > 40 {
+		return reject(ReasonInvalidNumber, "to", "phone number is longer than 40 characters")
+	}
+	if strings.ContainsFunc(raw, func(r rune) bool { return !strings.ContainsRune("0123456789 +-().", r) }) {
+		return reject(ReasonInvalidNumber, "to", "phone number may contain only digits, spaces and +-().")
+	}
+	return nil
+}
+
 // ParseNumber normalises what a person typed into an E.164 number. region is
 // the ISO region used for national numbers and for the international dialling
 // prefix ("011" in "US"); it may be empty when raw starts with '+'.
@@ -120,13 +132,8 @@ func ParseNumber(raw, region string) (Number, error) {
 	if raw == "" {
 		return Number{}, reject(ReasonMissingField, "to", "phone number is empty")
 	}
-	if len(raw) > 40 {
-		return Number{}, reject(ReasonInvalidNumber, "to", "phone number is longer than 40 characters")
-	}
-	for _, c := range raw {
-		if !strings.ContainsRune("0123456789 +-().", c) {
-			return Number{}, reject(ReasonInvalidNumber, "to", "phone number may contain only digits, spaces and +-().")
-		}
+	if err := numberForm(raw); err != nil {
+		return Number{}, err
 	}
 	region = strings.ToUpper(region)
 	if region == "" {

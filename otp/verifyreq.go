@@ -28,6 +28,11 @@ func (r VerifyRequest) Job(code string) Job {
 		Locale: r.Locale, Origin: r.Origin, AppHash: r.AppHash}
 }
 
+// MinManagedDigits is the fewest digits of a code simgate makes
+// (otp.verify), whatever an operator allows for codes of its own
+// (Limits.MinCodeDigits).
+const MinManagedDigits = 6
+
 // DecodeVerify reads a verification request strictly, as DecodeJob reads
 // a job, with the same rejections for the fields they share.
 func DecodeVerify(data []byte) (VerifyRequest, error) {
@@ -35,8 +40,8 @@ func DecodeVerify(data []byte) (VerifyRequest, error) {
 	if err := decodeObject(data, MaxJobSize, "request", &r); err != nil {
 		return r, err
 	}
-	if r.Digits != 0 && (r.Digits < 6 || r.Digits > 10) {
-		return r, reject(ReasonInvalidCode, "digits", "digits must be 6 to 10")
+	if r.Digits != 0 && (r.Digits < MinManagedDigits || r.Digits > MaxCodeDigits) {
+		return r, reject(ReasonInvalidCode, "digits", "digits must be %d to %d", MinManagedDigits, MaxCodeDigits)
 	}
 	// The fields a job has are a job's: checked as one, a code standing
 	// in for the one simgate makes.

@@ -52,11 +52,12 @@ type Secrets interface {
 	Delete(ctx context.Context, id string) error
 }
 
-// Digits bounds.
+// Digits bounds: those of the contract (otp.MinManagedDigits,
+// otp.MaxCodeDigits).
 const (
-	MinDigits     = 6
-	MaxDigits     = 10
-	DefaultDigits = 6
+	MinDigits     = otp.MinManagedDigits
+	MaxDigits     = otp.MaxCodeDigits
+	DefaultDigits = otp.MinManagedDigits
 )
 
 // Defaults of Config.
