@@ -1,7 +1,5 @@
 package otp
 
-import ()
-
 // SubjectCheck is the subject on which an auth service asks whether a
 // code is right for a managed verification (package verify).
 const SubjectCheck = "otp.check"
