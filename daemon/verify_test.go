@@ -190,6 +190,31 @@ func TestManagedCodeResendAndLock(t *testing.T) {
 }
 
 // TestManagedCodeExpiry: at its ttl the code's secrets leave the bucket
+// TestChecksRateLimited: a number's checks beyond otp.verify
+// checks_per_minute, by id or by number, are refused rate_limited with
+// when to try again, and counted.
+func TestChecksRateLimited(t *testing.T) {
+	s := startSim(t, "m1", 0)
+	cfg := testConfig(t.TempDir(), s)
+	cfg.OTP.Verify.ChecksPerMinute = 2
+	h := start(t, cfg)
+	h.verify(map[string]any{"id": "v1", "to": "+4526227921"})
+	code := codeOf(t, s)
+	for i, req := range []map[string]any{
+		{"id": "v1", "code": otherCode(code, 0)},
+		{"to": "+4526227921", "code": otherCode(code, 1)},
+	} {
+		if c := h.check(req); c.Status != otp.CheckDenied {
+			t.Fatalf("check %d: %+v, want denied", i+1, c)
+		}
+	}
+	c := h.check(map[string]any{"id": "v1", "code": code})
+	if c.Status != otp.CheckRejected || c.Reason != otp.ReasonRateLimited || c.RetryAfter <= 0 {
+		t.Errorf("a third check within the minute: %+v, want rejected rate_limited with retry_after", c)
+	}
+	waitMetrics(t, h.d.MetricsAddr(), `simgate_verify_checks_total{result="rate_limited"} 1`)
+}
+
 // with nobody checking; a check then answers expired.
 func TestManagedCodeExpiry(t *testing.T) {
 	s := startSim(t, "m1", 0)
