@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
-	"time"
 
 	"github.com/simgate/simgate/metrics"
 	"github.com/simgate/simgate/otp"
@@ -57,18 +56,7 @@ func (g *Gateway) verify(ctx context.Context, data []byte) (otp.Reply, func(cont
 	}
 	vr := verify.Request{ID: r.ID, Number: g.policy().NumberKey(p.Number.E164), Region: p.Number.Region,
 		To: p.Number.Masked(), TTL: p.TTL, Digits: digits, New: r.New}
-	var st verify.Started
-	for pause := time.Millisecond; ; pause *= 2 {
-		if st, err = g.opts.Verifier.Plan(ctx, vr); err == nil {
-			err = g.opts.Verifier.Commit(ctx, &st)
-		}
-		// Another start of the number is under way (its job being
-		// queued: milliseconds), or a check came between: again.
-		if !errors.Is(err, verify.ErrReplan) || pause > time.Second {
-			break
-		}
-		sleep(ctx, pause)
-	}
+	st, err := g.opts.Verifier.Begin(ctx, vr)
 	if err == nil {
 		p.Sealed, err = g.opts.Verifier.SealJob(r.ID, p.Number.E164, st.Code)
 	}

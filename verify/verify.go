@@ -343,22 +343,27 @@ var ErrExists = errors.New("the id names another verification")
 // (after a short pause).
 var ErrReplan = errors.New("the number's verification is changing; plan again")
 
-// Start plans, commits and finishes verification r at once (see Plan,
-// Commit and Finish), planning again while another start for the number
-// is under way: for a caller with nothing to do between.
-func (v *Verifier) Start(ctx context.Context, r Request) (Started, error) {
-	for try := 0; ; try++ {
+// Begin plans and commits verification r (see Plan and Commit),
+// planning again, after a pause that doubles, while another start of the
+// number is under way (its job being queued: milliseconds) or a check
+// came between, for about a second or until ctx ends. The caller queues
+// the code's job, then calls Finish, or Abort when it could not.
+func (v *Verifier) Begin(ctx context.Context, r Request) (Started, error) {
+	for pause := time.Millisecond; ; pause *= 2 {
 		s, err := v.Plan(ctx, r)
 		if err == nil {
 			err = v.Commit(ctx, &s)
 		}
-		if err == nil {
-			v.Finish(ctx, &s)
-		}
-		if !errors.Is(err, ErrReplan) || try == 50 {
+		if !errors.Is(err, ErrReplan) || pause > time.Second {
 			return s, err
 		}
-		time.Sleep(time.Millisecond)
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return s, err
+		}
 	}
 }
 

@@ -179,7 +179,7 @@ func newFixture(t *testing.T, cfg Config) fixture {
 // test.
 func (f fixture) start(t *testing.T, id, number string, fresh bool) Started {
 	t.Helper()
-	st, err := f.Start(context.Background(), Request{ID: id, Number: number, Region: "DK", TTL: 10 * time.Minute, New: fresh})
+	st, err := f.startNow(context.Background(), Request{ID: id, Number: number, Region: "DK", TTL: 10 * time.Minute, New: fresh})
 	if err != nil {
 		t.Fatalf("start %s: %v", id, err)
 	}
@@ -250,7 +250,7 @@ func TestLockAndGuess(t *testing.T) {
 // expired, once as its end.
 func TestExpiry(t *testing.T) {
 	f := newFixture(t, Config{})
-	st, _ := f.Start(context.Background(), Request{ID: "v1", Number: "num.a", TTL: time.Minute})
+	st, _ := f.startNow(context.Background(), Request{ID: "v1", Number: "num.a", TTL: time.Minute})
 	f.clock.add(time.Minute)
 	if n := f.secrets.live(); n != 0 {
 		t.Errorf("%d secrets kept after the ttl", n)
@@ -273,15 +273,15 @@ func TestExpiry(t *testing.T) {
 func TestResend(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, Config{})
-	st, _ := f.Start(ctx, Request{ID: "v1", Number: "num.a", TTL: 10 * time.Minute, Digits: 8})
-	again, err := f.Start(ctx, Request{ID: "v2", Number: "num.a", TTL: 10 * time.Minute, Digits: 8})
+	st, _ := f.startNow(ctx, Request{ID: "v1", Number: "num.a", TTL: 10 * time.Minute, Digits: 8})
+	again, err := f.startNow(ctx, Request{ID: "v2", Number: "num.a", TTL: 10 * time.Minute, Digits: 8})
 	if err != nil || !again.Resend || again.ID != "v1" || again.Code != st.Code {
 		t.Fatalf("resend: %+v %v, want v1's code again", again, err)
 	}
 	if r := f.check(t, "v2", wrong(st.Code, 1), otp.CheckDenied, 4); r.ID != "v1" {
 		t.Errorf("a check by the resend's id checked %q, want v1", r.ID)
 	}
-	fresh, err := f.Start(ctx, Request{ID: "v3", Number: "num.a", TTL: 10 * time.Minute, Digits: 8, New: true})
+	fresh, err := f.startNow(ctx, Request{ID: "v3", Number: "num.a", TTL: 10 * time.Minute, Digits: 8, New: true})
 	if err != nil || fresh.Resend || fresh.ID != "v3" || len(fresh.Code) != 8 {
 		t.Fatalf("new code: %+v %v", fresh, err)
 	}
@@ -297,7 +297,7 @@ func TestResend(t *testing.T) {
 	f.check(t, "v3", fresh.Code, otp.CheckApproved, 0)
 	// The id of an approved verification (whose job the policy forgot):
 	// afresh.
-	if st, err := f.Start(ctx, Request{ID: "v3", Number: "num.a", TTL: time.Minute}); err != nil || st.Resend || st.Code == fresh.Code {
+	if st, err := f.startNow(ctx, Request{ID: "v3", Number: "num.a", TTL: time.Minute}); err != nil || st.Resend || st.Code == fresh.Code {
 		t.Errorf("an approved id used again: %+v %v, want a new code", st, err)
 	}
 }
@@ -363,7 +363,7 @@ func TestConcurrentStarts(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			st, err := v.Start(ctx, Request{ID: fmt.Sprint("v", i), Number: "num.a", TTL: 10 * time.Minute})
+			st, err := v.startNow(ctx, Request{ID: fmt.Sprint("v", i), Number: "num.a", TTL: 10 * time.Minute})
 			if err != nil {
 				t.Error(err)
 			}
@@ -477,10 +477,10 @@ func TestOrphanRecord(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, Config{})
 	f.store.Create(ctx, recordKey("v1"), []byte(`{"n":"num.a"}`))
-	if st, err := f.Start(ctx, Request{ID: "v1", Number: "num.a", TTL: 10 * time.Minute}); err != nil || st.Resend {
+	if st, err := f.startNow(ctx, Request{ID: "v1", Number: "num.a", TTL: 10 * time.Minute}); err != nil || st.Resend {
 		t.Fatalf("start of an orphan id: %+v %v, want a new code", st, err)
 	}
-	if _, err := f.Start(ctx, Request{ID: "v1", Number: "num.b", TTL: 10 * time.Minute}); !errors.Is(err, ErrExists) {
+	if _, err := f.startNow(ctx, Request{ID: "v1", Number: "num.b", TTL: 10 * time.Minute}); !errors.Is(err, ErrExists) {
 		t.Errorf("the id for another number: %v, want ErrExists", err)
 	}
 }
@@ -494,7 +494,7 @@ func TestRetriedRequest(t *testing.T) {
 	st := f.start(t, "v1", "num.a", false)
 	f.start(t, "v2", "num.a", false) // a resend
 	for _, id := range []string{"v1", "v2"} {
-		again, err := f.Start(ctx, Request{ID: id, Number: "num.a", TTL: 10 * time.Minute, New: true})
+		again, err := f.startNow(ctx, Request{ID: id, Number: "num.a", TTL: 10 * time.Minute, New: true})
 		if err != nil || again.Code != st.Code || again.ID != "v1" {
 			t.Errorf("%s again: %+v %v, want v1's code", id, again, err)
 		}
@@ -535,7 +535,7 @@ func TestRacingChecks(t *testing.T) {
 	b, _ := New(store, f.secrets, cfg)
 	a.SetClock(f.clock.now)
 	b.SetClock(f.clock.now)
-	st, _ := a.Start(ctx, Request{ID: "v1", Number: "num.a", TTL: 10 * time.Minute})
+	st, _ := a.startNow(ctx, Request{ID: "v1", Number: "num.a", TTL: 10 * time.Minute})
 	var denied, locked, other atomic.Int64
 	var wg sync.WaitGroup
 	for i := range 64 {
@@ -666,7 +666,7 @@ func TestLockHoldsAcrossCodes(t *testing.T) {
 	f.check(t, "v2", wrong(st2.Code, 8), otp.CheckLocked, 0)
 	f.clock.add(time.Minute)
 	for _, fresh := range []bool{false, true} {
-		_, err := f.Start(ctx, Request{ID: "v3", Number: "num.a", TTL: 10 * time.Minute, New: fresh})
+		_, err := f.startNow(ctx, Request{ID: "v3", Number: "num.a", TTL: 10 * time.Minute, New: fresh})
 		if le := (*LockedError)(nil); !errors.As(err, &le) || le.RetryAfter != 9*time.Minute {
 			t.Errorf("start (new code %v) after the lock: %v, want LockedError for 9m", fresh, err)
 		}
@@ -720,4 +720,14 @@ func TestSwappedSecrets(t *testing.T) {
 			t.Error("a hash moved to another verification approved its code")
 		}
 	}
+}
+
+// startNow begins, and at once finishes, verification r: for tests with
+// nothing to do between.
+func (v *Verifier) startNow(ctx context.Context, r Request) (Started, error) {
+	s, err := v.Begin(ctx, r)
+	if err == nil {
+		v.Finish(ctx, &s)
+	}
+	return s, err
 }
