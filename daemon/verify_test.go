@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/simgate/simgate/config"
 	"github.com/simgate/simgate/natsauth"
 	"github.com/simgate/simgate/otp"
 	"github.com/simgate/simgate/queue"
@@ -302,22 +303,32 @@ func TestChecksRaceAcrossDaemons(t *testing.T) {
 	}
 }
 
+// queuedJobs follows what crosses NATS on otp.send from now on, as the
+// daemon sees it.
+func queuedJobs(t *testing.T, cfg config.Config, h *harness) *nats.Subscription {
+	t.Helper()
+	dnc, err := connectAs(cfg, h.d, natsauth.RoleDaemon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dnc.Close)
+	queued, err := dnc.SubscribeSync(otp.SubjectSend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dnc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return queued
+}
+
 // TestManagedCodeAttacks: what a publisher must not do with managed codes.
 func TestManagedCodeAttacks(t *testing.T) {
 	s := startSim(t, "m1", 0)
 	cfg := testConfig(t.TempDir(), s)
 	h := start(t, cfg)
 	// The queued job as it crosses NATS, to replay its sealed code.
-	dnc, err := connectAs(cfg, h.d, natsauth.RoleDaemon)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dnc.Close()
-	queued, err := dnc.SubscribeSync(otp.SubjectSend)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dnc.Flush()
+	queued := queuedJobs(t, cfg, h)
 	h.verify(map[string]any{"id": "v1", "to": "+4526227921"})
 	code := codeOf(t, s)
 
@@ -420,17 +431,7 @@ func TestManagedCodeLeaksNowhere(t *testing.T) {
 	s := startSim(t, "m1", 0)
 	cfg := testConfig(t.TempDir(), s)
 	h := start(t, cfg)
-	// What crosses NATS on otp.send, as the daemon sees it.
-	dnc, err := connectAs(cfg, h.d, natsauth.RoleDaemon)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dnc.Close()
-	queued, err := dnc.SubscribeSync(otp.SubjectSend)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dnc.Flush()
+	queued := queuedJobs(t, cfg, h)
 	var answers []string
 	keep := func(v any) { b, _ := json.Marshal(v); answers = append(answers, string(b)) }
 	to := "+4526227921"
