@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,6 +37,8 @@ var floodFor = flag.Duration("flood.for", 10*time.Second, "how long BenchmarkFlo
 //	p99-flood-ms      the same during the flood (<= 2 x p99-idle-ms)
 //	kv-writes/refusal messages written to the policy bucket per refusal (0)
 //	events/refusal    events stored per refusal (0)
+//	cpu-us/refusal    CPU time of the daemon's process (with the real users)
+//	                  per refusal, and of the generator's (gen-cpu-us/refusal)
 //
 //	go test ./daemon -run '^$' -bench Flood -benchtime 1x [-flood.for 10s]
 //
@@ -126,7 +129,9 @@ func BenchmarkFlood(b *testing.B) {
 		if err := gen.Start(); err != nil {
 			b.Fatal(err)
 		}
+		cpu0 := processCPU(b)
 		flood := realUsers(*floodFor)
+		cpu1 := processCPU(b)
 		if err := gen.Wait(); err != nil {
 			b.Fatalf("flood generator: %v", err)
 		}
@@ -147,9 +152,20 @@ func BenchmarkFlood(b *testing.B) {
 		b.ReportMetric(p99(flood), "p99-flood-ms")
 		b.ReportMetric(max(float64(kv1-kv0)-realKV, 0)/n, "kv-writes/refusal")
 		b.ReportMetric(max(float64(ev1-ev0)-realEv, 0)/n, "events/refusal")
+		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/n, "cpu-us/refusal")
+		b.ReportMetric(float64((gen.ProcessState.UserTime()+gen.ProcessState.SystemTime()).Microseconds())/n, "gen-cpu-us/refusal")
 		b.Logf("targets: refusals/s >= 20000, p99-flood-ms <= 2 x p99-idle-ms, 0 kv-writes/refusal, 0 events/refusal; "+
 			"%d refusals, %d other answers (%d accepted), %d real users during the flood", refusals, others, res.Accepted, len(flood))
 	}
+}
+
+// processCPU returns the CPU time the process has used, user and system.
+func processCPU(b *testing.B) time.Duration {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
 }
 
 // floodEnv, set to a floodSpec in JSON, makes the test binary the flood's
