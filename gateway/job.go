@@ -28,23 +28,32 @@ func (g *Gateway) prepare(data []byte) (otp.Job, otp.Prepared, string, error) {
 	return job, p, text, err
 }
 
-// prepareJob checks a decoded job, opens its sealed code if it has one (a
-// managed verification's, sealed for its id and number), renders it and
-// counts its SMS parts (refusing a message of more than the configured
-// maximum). It serves otp.request, otp.verify and the queue worker alike.
-// The error is a *otp.RejectError.
+// prepareJob checks a decoded job (checkJob), renders it and counts its
+// SMS parts (renderJob). It serves otp.request, otp.verify and the queue
+// worker alike. The error is a *otp.RejectError.
 func (g *Gateway) prepareJob(job otp.Job) (otp.Prepared, string, error) {
-	limits := g.limits()
-	p, err := limits.Prepare(job)
+	p, err := g.checkJob(job)
 	if err != nil {
 		return p, "", err
 	}
+	return g.renderJob(p)
+}
+
+// checkJob checks a decoded job against the limits (its number read and
+// typed) and the opt-out list, and opens its sealed code if it has one (a
+// managed verification's, sealed for its id and number). The error is a
+// *otp.RejectError.
+func (g *Gateway) checkJob(job otp.Job) (otp.Prepared, error) {
+	p, err := g.limits().Prepare(job)
+	if err != nil {
+		return p, err
+	}
 	if o := g.opts.Inbound.OptOut; o != nil && o.Has(g.policy().NumberKey(p.Number.E164)) {
-		return p, "", &otp.RejectError{Reason: otp.ReasonOptedOut, Field: "to", Detail: "the number replied STOP: it gets no messages until it replies START"}
+		return p, &otp.RejectError{Reason: otp.ReasonOptedOut, Field: "to", Detail: "the number replied STOP: it gets no messages until it replies START"}
 	}
 	if p.Sealed != "" && p.Code == "" {
 		if g.opts.Verifier == nil {
-			return p, "", &otp.RejectError{Reason: otp.ReasonInvalidCode, Field: "sealed", Detail: "this daemon keeps no managed codes"}
+			return p, &otp.RejectError{Reason: otp.ReasonInvalidCode, Field: "sealed", Detail: "this daemon keeps no managed codes"}
 		}
 		code, err := g.opts.Verifier.OpenJob(p.ID, p.Number.E164, p.Sealed)
 		if err != nil {
@@ -53,11 +62,18 @@ func (g *Gateway) prepareJob(job otp.Job) (otp.Prepared, string, error) {
 			// line of its own: a publisher could write one per job;
 			// refusals are counted (simgate_jobs_rejected_total) and
 			// logged together.
-			return p, "", &otp.RejectError{Reason: otp.ReasonInvalidCode, Field: "sealed",
+			return p, &otp.RejectError{Reason: otp.ReasonInvalidCode, Field: "sealed",
 				Detail: err.Error() + " (forged, or sealed by a daemon with another policy hash key)"}
 		}
 		p.Code = code
 	}
+	return p, nil
+}
+
+// renderJob renders checked job p and counts its SMS parts, refusing a
+// message of more than the configured maximum. The error is a
+// *otp.RejectError.
+func (g *Gateway) renderJob(p otp.Prepared) (otp.Prepared, string, error) {
 	text, err := g.renderer().Render(p)
 	if err != nil {
 		if _, ok := otp.AsReject(err); !ok {
@@ -65,7 +81,7 @@ func (g *Gateway) prepareJob(job otp.Job) (otp.Prepared, string, error) {
 		}
 		return p, "", err
 	}
-	if p, err = limits.Fit(p, text); err != nil {
+	if p, err = g.limits().Fit(p, text); err != nil {
 		return p, "", err
 	}
 	return p, text, nil

@@ -216,10 +216,20 @@ func (g *Gateway) request(ctx context.Context, data []byte) (otp.Reply, func(con
 	}
 	var p otp.Prepared
 	if err == nil {
-		p, _, err = g.prepareJob(job)
+		p, err = g.checkJob(job)
 	}
 	if err == nil && g.opts.StoreFull != nil && g.opts.StoreFull() {
 		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "the store's disk is full; try again later"}, nil
+	}
+	if err == nil && g.policy().Blocked(p) {
+		// A flood's refusal, most likely: answered before the job is
+		// rendered, which a refusal does not need.
+		if _, stop := g.refuse(ctx, p); stop != nil {
+			return *stop, nil
+		}
+	}
+	if err == nil {
+		p, _, err = g.renderJob(p)
 	}
 	if err != nil {
 		re, _ := otp.AsReject(err)
@@ -237,16 +247,36 @@ func (g *Gateway) request(ctx context.Context, data []byte) (otp.Reply, func(con
 // admit decides p by the policy: its verdict, or the reply that ends the
 // request (a refusal, a duplicate, an error).
 func (g *Gateway) admit(ctx context.Context, p otp.Prepared) (policy.Verdict, *otp.Reply) {
+	if g.policy().Blocked(p) {
+		if v, stop := g.refuse(ctx, p); stop != nil {
+			return v, stop
+		}
+	}
+	return g.verdict(ctx, p, g.policy().Admit)
+}
+
+// refuse answers p, which a cached block refuses, by policy.Refuse: the
+// reply that ends the request, as admit's; none when no block refuses p
+// any more (p then needs admit).
+func (g *Gateway) refuse(ctx context.Context, p otp.Prepared) (policy.Verdict, *otp.Reply) {
+	// A flood's refusals wait their turn, a few at a time: they need no
+	// hurry, and each one waiting is a goroutine fewer between the CPU
+	// and the jobs of real users.
+	g.refusing <- struct{}{}
+	defer func() { <-g.refusing }()
+	return g.verdict(ctx, p, g.policy().Refuse)
+}
+
+// verdict decides p by decide: its verdict, or the reply that ends the
+// request (a refusal, a duplicate, an error); neither when decide is
+// policy.Refuse and no block refuses p.
+func (g *Gateway) verdict(ctx context.Context, p otp.Prepared, decide func(context.Context, otp.Prepared) (policy.Verdict, error)) (policy.Verdict, *otp.Reply) {
 	job := p.Job
 	stop := func(r otp.Reply) (policy.Verdict, *otp.Reply) { return policy.Verdict{}, &r }
-	if g.policy().Blocked(p) {
-		// A flood's refusals wait their turn, a few at a time: they
-		// need no hurry, and each one waiting is a goroutine fewer
-		// between the CPU and the jobs of real users.
-		g.refusing <- struct{}{}
-		defer func() { <-g.refusing }()
+	v, err := decide(ctx, p)
+	if errors.Is(err, policy.ErrNotBlocked) {
+		return policy.Verdict{}, nil
 	}
-	v, err := g.policy().Admit(ctx, p)
 	if re, ok := otp.AsReject(err); ok {
 		g.refused(re)
 		return stop(otp.RejectReply(job.ID, re))

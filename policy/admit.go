@@ -24,7 +24,20 @@ import (
 // blocks), and one that a cached block answers reads only the job's own
 // record.
 func (p *Policy) Admit(ctx context.Context, j otp.Prepared) (Verdict, error) {
-	return p.admitJob(ctx, j, 0)
+	return p.admitJob(ctx, j, 0, false)
+}
+
+// ErrNotBlocked is Refuse's answer for a job that no cached block refuses.
+var ErrNotBlocked = errors.New("no cached block refuses the job")
+
+// Refuse answers job j, about to be queued through otp.request, when a
+// cached block refuses it (see Blocked): as Admit would, from the job's
+// own record alone (a duplicate when its id names a job admitted before),
+// deciding and writing nothing. It counts no parts, so j need not be
+// rendered. It returns ErrNotBlocked when no cached block refuses j (any
+// more): j then needs Admit.
+func (p *Policy) Refuse(ctx context.Context, j otp.Prepared) (Verdict, error) {
+	return p.admitJob(ctx, j, 0, true)
 }
 
 // AdmitQueued is Admit for job j taken from the queue, carried by the
@@ -32,7 +45,7 @@ func (p *Policy) Admit(ctx context.Context, j otp.Prepared) (Verdict, error) {
 // Duplicate: admitted now, or Earlier (by otp.request, or by an earlier
 // delivery of this message).
 func (p *Policy) AdmitQueued(ctx context.Context, j otp.Prepared, seq uint64) (Verdict, error) {
-	return p.admitJob(ctx, j, seq)
+	return p.admitJob(ctx, j, seq, false)
 }
 
 // The records of one decision, in the order of decision.keys.
@@ -71,8 +84,8 @@ func (d *decision) write(kind int, value []byte) {
 	d.nw++
 }
 
-// admitJob is Admit (seq 0) and AdmitQueued.
-func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verdict, error) {
+// admitJob is Admit (seq 0), AdmitQueued and, refuseOnly, Refuse.
+func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64, refuseOnly bool) (Verdict, error) {
 	d := p.decisions.Get().(*decision)
 	defer p.decisions.Put(d)
 	k := p.keysOf(j, d.mac)
@@ -91,8 +104,11 @@ func (p *Policy) admitJob(ctx context.Context, j otp.Prepared, seq uint64) (Verd
 		now := p.now()
 		n := read
 		blocked := p.cachedBlocks(k.block, k.country, now)
-		if blocked != nil {
+		switch {
+		case blocked != nil:
 			n = 1 // only the job's own record: its id may be a duplicate
+		case refuseOnly:
+			return Verdict{}, ErrNotBlocked
 		}
 		clear(d.entries[:])
 		if err := p.store.GetMany(ctx, d.keys[:n], d.entries[:n]); err != nil {

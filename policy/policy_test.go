@@ -877,3 +877,72 @@ func TestAdoptedWhileTakenBack(t *testing.T) {
 		})
 	}
 }
+
+// readCountingStore counts a Store's reads.
+type readCountingStore struct {
+	Store
+	reads atomic.Int32
+}
+
+func (s *readCountingStore) GetMany(ctx context.Context, keys []string, entries []Entry) error {
+	s.reads.Add(1)
+	return s.Store.GetMany(ctx, keys, entries)
+}
+
+// TestRefuse: Refuse answers a job that a cached block refuses as Admit
+// would, from the job's record alone and writing nothing: the refusal, or
+// a duplicate for the retry of a job admitted before the block; a job no
+// block refuses is left to Admit (ErrNotBlocked) with nothing read, also
+// once the block has ended.
+func TestRefuse(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Cooldown, cfg.Number, cfg.PrefixDistinct = 0, nil, 0
+	cfg.CountryPerHour, cfg.GlobalPerMinute = 2, 0
+	p, c, store := newPolicy(t, cfg)
+	reads := &readCountingStore{Store: store}
+	p.store = reads
+	ctx := context.Background()
+	number := func(i int) string { return fmt.Sprintf("+4526%06d", 220000+i*1000) }
+
+	if _, err := p.Refuse(ctx, job("j0", number(0), "1234")); !errors.Is(err, ErrNotBlocked) || reads.reads.Load() != 0 {
+		t.Fatalf("no block: %v after %d reads, want ErrNotBlocked and none", err, reads.reads.Load())
+	}
+	for i := range 2 {
+		j := job(fmt.Sprint("j", i), number(i), "1234")
+		v, err := p.Admit(ctx, j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Queued(ctx, j, v, uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p.Admit(ctx, job("j2", number(2), "1234")); err == nil {
+		t.Fatal("the country's third job admitted")
+	}
+	if !p.Blocked(job("j3", number(3), "1234")) {
+		t.Fatal("the country's limit is not cached")
+	}
+
+	writes, before := store.count(), reads.reads.Load()
+	_, err := p.Refuse(ctx, job("j3", number(3), "1234"))
+	if re, _ := otp.AsReject(err); re == nil || re.Scope != otp.ScopeCountry {
+		t.Errorf("a new job under the block: %v, want the country's refusal", err)
+	}
+	v, err := p.Refuse(ctx, job("j1", number(1), "1234"))
+	if err != nil || !v.Duplicate {
+		t.Errorf("the retry of a job admitted before the block: %+v %v, want a duplicate", v, err)
+	}
+	if n := reads.reads.Load() - before; n != 2 || store.count() != writes {
+		t.Errorf("two refusals read %d times and wrote %d, want 2 reads and no write", n, store.count()-writes)
+	}
+
+	c.add(2 * time.Hour) // the block, and the sends it counted, gone
+	before = reads.reads.Load()
+	if _, err := p.Refuse(ctx, job("j4", number(4), "1234")); !errors.Is(err, ErrNotBlocked) || reads.reads.Load() != before {
+		t.Errorf("after the block: %v, want ErrNotBlocked and no read", err)
+	}
+	if _, err := p.Admit(ctx, job("j4", number(4), "1234")); err != nil {
+		t.Errorf("after the block, Admit: %v", err)
+	}
+}
