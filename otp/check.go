@@ -64,7 +64,7 @@ func verifyCode(code string) bool {
 // bad input is a *RejectError with a reason and the field at fault.
 func DecodeCheck(data []byte) (CheckRequest, error) {
 	var c CheckRequest
-	if err := decodeObject(data, MaxCheckSize, "check", &c); err != nil {
+	if err := decodeObject(data, MaxCheckSize, "check", &c, checkFields); err != nil {
 		return c, err
 	}
 	switch {

@@ -1,11 +1,9 @@
 package otp
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -111,36 +109,10 @@ func ValidID(id string) bool { return idPattern.MatchString(id) }
 // the caller can name the job in its answer.
 func DecodeJob(data []byte) (Job, error) {
 	var j Job
-	if err := decodeObject(data, MaxJobSize, "job", &j); err != nil {
+	if err := decodeObject(data, MaxJobSize, "job", &j, jobFields); err != nil {
 		return j, err
 	}
 	return j, j.validate()
-}
-
-// decodeObject reads data, at most limit bytes of one JSON object, into v
-// strictly: valid UTF-8, no unknown field, nothing after it. what names
-// the object in rejections.
-func decodeObject(data []byte, limit int, what string, v any) error {
-	if len(data) > limit {
-		return reject(ReasonMalformed, "", "%s is larger than %d bytes", what, limit)
-	}
-	// encoding/json silently turns invalid UTF-8 into U+FFFD, and decodes a
-	// top-level null into the zero value: refuse both before decoding.
-	if !utf8.Valid(data) {
-		return reject(ReasonMalformed, "", "%s is not valid UTF-8", what)
-	}
-	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-		return reject(ReasonMalformed, "", "%s is not a JSON object", what)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeError(what, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return reject(ReasonMalformed, "", "trailing data after the %s object", what)
-	}
-	return nil
 }
 
 // decodeError turns an encoding/json error decoding what into a typed

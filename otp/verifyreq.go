@@ -37,7 +37,7 @@ const MinManagedDigits = 6
 // a job, with the same rejections for the fields they share.
 func DecodeVerify(data []byte) (VerifyRequest, error) {
 	var r VerifyRequest
-	if err := decodeObject(data, MaxJobSize, "request", &r); err != nil {
+	if err := decodeObject(data, MaxJobSize, "request", &r, verifyFields); err != nil {
 		return r, err
 	}
 	if r.Digits != 0 && (r.Digits < MinManagedDigits || r.Digits > MaxCodeDigits) {
