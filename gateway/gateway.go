@@ -125,10 +125,10 @@ type Gateway struct {
 	depth   int64
 	depthAt time.Time
 	svc     micro.Service
-	// answering holds a token for each otp.request answer in progress
-	// (see handler); answers waits for them, and stopped refuses
-	// new ones, at StopRequests.
-	answering chan struct{}
+	// tasks hands requests to the answerers (see handler); answers
+	// waits for the answers in progress, and stopped refuses new
+	// requests, at StopRequests.
+	tasks chan answerTask
 	// refusing holds a token for each answer of a request a cached
 	// block refuses (maxRefusing at once).
 	refusing chan struct{}
@@ -160,7 +160,7 @@ func New(opts Options) *Gateway {
 		now = time.Now
 	}
 	g := &Gateway{opts: opts, log: opts.Logger, now: now, ready: map[string]bool{}, busy: map[string]bool{}, capped: map[string]bool{}, settling: map[string]int{}, workers: map[string]*worker{}, modems: map[string]*modemState{},
-		answering: make(chan struct{}, maxAnswering), refusing: make(chan struct{}, maxRefusing),
+		refusing: make(chan struct{}, maxRefusing),
 		statusSlots: make(chan struct{}, maxStatus)}
 	g.live.Store(&Live{Limits: opts.Limits, Renderer: opts.Renderer, Policy: opts.Policy})
 	g.tracker = delivery.New(delivery.Config{

@@ -22,6 +22,13 @@ import (
 // and otp.check (as endpoints of a NATS micro service, so every daemon
 // answers in one queue group), until StopRequests.
 func (g *Gateway) StartRequests() error {
+	tasks := make(chan answerTask)
+	for range maxAnswering {
+		go g.answerer(tasks)
+	}
+	g.mu.Lock()
+	g.tasks = tasks
+	g.mu.Unlock()
 	svc, err := micro.AddService(g.opts.NC, micro.Config{
 		Name:        "simgate",
 		Version:     serviceVersion(g.opts.Version),
@@ -32,12 +39,13 @@ func (g *Gateway) StartRequests() error {
 		},
 	})
 	if err != nil {
+		close(tasks)
 		return fmt.Errorf("serve %s: %w", otp.SubjectRequest, err)
 	}
 	// Every daemon answers the status: no queue group.
-	if err := svc.AddEndpoint("status", g.handlerIn(g.statusSlots, true, g.answerStatus, otp.Status{Node: g.opts.Node, QueuePending: -1}),
+	if err := svc.AddEndpoint("status", g.shedHandler(g.statusSlots, g.answerStatus, otp.Status{Node: g.opts.Node, QueuePending: -1}),
 		micro.WithEndpointSubject(otp.SubjectStatus), micro.WithEndpointQueueGroupDisabled()); err != nil {
-		svc.Stop()
+		g.abortRequests(svc, tasks)
 		return fmt.Errorf("serve %s: %w", otp.SubjectStatus, err)
 	}
 	if g.opts.Verifier != nil {
@@ -49,7 +57,7 @@ func (g *Gateway) StartRequests() error {
 			{"check", otp.SubjectCheck, g.handler(g.answerCheck, stoppingCheck)},
 		} {
 			if err := svc.AddEndpoint(e.name, e.h, micro.WithEndpointSubject(e.subject)); err != nil {
-				svc.Stop()
+				g.abortRequests(svc, tasks)
 				return fmt.Errorf("serve %s: %w", e.subject, err)
 			}
 		}
@@ -57,13 +65,24 @@ func (g *Gateway) StartRequests() error {
 	// Make sure the server knows the subscriptions before callers are told
 	// the daemon is up.
 	if err := g.opts.NC.Flush(); err != nil {
-		svc.Stop()
+		g.abortRequests(svc, tasks)
 		return fmt.Errorf("serve %s: %w", otp.SubjectRequest, err)
 	}
 	g.mu.Lock()
 	g.svc, g.stopped = svc, false
 	g.mu.Unlock()
 	return nil
+}
+
+// abortRequests stops svc, which StartRequests could not finish, and
+// its answerers, once the requests it handed over are answered.
+func (g *Gateway) abortRequests(svc micro.Service, tasks chan answerTask) {
+	svc.Stop()
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
+	g.answers.Wait()
+	close(tasks)
 }
 
 // StopRequests stops answering otp.request.
@@ -82,13 +101,20 @@ func (g *Gateway) StopRequests() error {
 	g.stopped = true
 	g.mu.Unlock()
 	g.answers.Wait()
+	// No request comes to the answerers any more: a request handed over
+	// before stopped was set is one of the answers waited for.
+	g.mu.Lock()
+	close(g.tasks)
+	g.tasks = nil
+	g.mu.Unlock()
 	return err
 }
 
-// maxAnswering is how many otp.request answers one daemon works on at
-// once. The micro service hands requests over one at a time; an answer
-// waits mostly on the policy store, so answers overlap, and a flood
-// is answered at the speed of the CPU rather than of one store round trip
+// maxAnswering is how many otp.request, otp.verify and otp.check answers
+// one daemon works on at once: the goroutines that answer them (see
+// handler). The micro service hands requests over one at a time; an answer
+// waits mostly on the policy store, so answers overlap, and a flood is
+// answered at the speed of the CPU rather than of one store round trip
 // after another. Past the bound, requests wait in the subscription (whose
 // pending limits drop what a stalled daemon cannot take); more would only
 // add goroutines that take the CPU from the jobs being sent (measured with
@@ -121,12 +147,30 @@ var (
 	stoppingCheck = otp.CheckReply{Status: otp.CheckError, Detail: "the daemon is stopping; try again"}
 )
 
+// answerTask is a request handed to an answerer.
+type answerTask struct {
+	answer           answerFunc
+	replyTo, subject string
+	data             []byte
+}
+
 // handler returns the handler of an endpoint whose requests answer
-// answers, each in a goroutine of its own, at most maxAnswering at once
-// over otp.request, otp.verify and otp.check; stopping is the answer once
-// StopRequests began.
+// answers: it hands each to one of the maxAnswering answerers, waiting
+// while all are busy, over otp.request, otp.verify and otp.check;
+// stopping is the answer once StopRequests began.
+//
+// The answerers live as long as the service: a goroutine for each
+// request would grow its stack to a decision's depth every time (a tenth
+// of the daemon's CPU in a flood, measured with BenchmarkFlood).
 func (g *Gateway) handler(answer answerFunc, stopping any) micro.HandlerFunc {
-	return g.handlerIn(g.answering, false, answer, stopping)
+	return func(req micro.Request) {
+		tasks, ok := g.begin(req, nil, stopping)
+		if ok {
+			// The request's reply subject, subject and data are read
+			// now: the micro service reads req again once this returns.
+			tasks <- answerTask{answer: answer, replyTo: req.Reply(), subject: req.Subject(), data: req.Data()}
+		}
+	}
 }
 
 // maxStatus is how many status answers one daemon works on at once: every
@@ -134,59 +178,72 @@ func (g *Gateway) handler(answer answerFunc, stopping any) micro.HandlerFunc {
 // they have slots of their own, and one that finds them taken is dropped.
 const maxStatus = 2
 
-// handlerIn is handler with the answering slots slots; with shed, a
-// request that finds them taken is dropped rather than waited for.
-func (g *Gateway) handlerIn(slots chan struct{}, shed bool, answer answerFunc, stopping any) micro.HandlerFunc {
+// shedHandler is handler for answers that take one of slots, each in a
+// goroutine of its own: a request that finds them taken is dropped.
+func (g *Gateway) shedHandler(slots chan struct{}, answer answerFunc, stopping any) micro.HandlerFunc {
 	return func(req micro.Request) {
-		g.mu.Lock()
-		if g.stopped {
-			g.mu.Unlock()
-			// Handed over by a service that is stopping: say so at
-			// once, rather than leave the caller to its timeout.
-			if replySubject(req.Reply()) {
-				b, _ := json.Marshal(stopping)
-				_ = g.opts.NC.Publish(req.Reply(), b)
-			}
-			return
+		if _, ok := g.begin(req, slots, stopping); ok {
+			t := answerTask{answer: answer, replyTo: req.Reply(), subject: req.Subject(), data: req.Data()}
+			go func() {
+				defer func() { <-slots }()
+				g.serve(t)
+			}()
 		}
-		if shed {
-			select {
-			case slots <- struct{}{}:
-			default:
-				g.mu.Unlock()
-				return // busy: the caller hears from the other daemons
-			}
+	}
+}
+
+// begin counts req as an answer in progress, having taken one of slots
+// (when not nil; a request that finds them taken is dropped), and returns
+// where to hand it; it answers stopping itself once StopRequests began.
+func (g *Gateway) begin(req micro.Request, slots chan struct{}, stopping any) (chan<- answerTask, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		// Handed over by a service that is stopping: say so at once,
+		// rather than leave the caller to its timeout.
+		if replySubject(req.Reply()) {
+			b, _ := json.Marshal(stopping)
+			_ = g.opts.NC.Publish(req.Reply(), b)
 		}
-		g.answers.Add(1)
-		g.mu.Unlock()
-		if !shed {
-			slots <- struct{}{}
+		return nil, false
+	}
+	if slots != nil {
+		select {
+		case slots <- struct{}{}:
+		default:
+			return nil, false // busy: the caller hears from the other daemons
 		}
-		// The answer is published on the request's reply subject, not
-		// through req, which the micro service reads once this handler
-		// returns.
-		replyTo, subject, data := req.Reply(), req.Subject(), req.Data()
-		go func() {
-			defer func() { <-slots; g.answers.Done() }()
-			if !replySubject(replyTo) {
-				// The daemon may publish anywhere in its account: an
-				// answer to a reply subject the caller chose (an event
-				// subject, a key) would write there with the daemon's
-				// rights.
-				g.log.Warn("request with a reply subject outside _INBOX and _R_; not answered", "subject", subject)
-				return
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			reply, after := answer(ctx, data)
-			b, _ := json.Marshal(reply)
-			if err := g.opts.NC.Publish(replyTo, b); err != nil {
-				g.log.Warn("answer request", "subject", subject, "err", err)
-			}
-			if after != nil {
-				after(ctx)
-			}
-		}()
+	}
+	g.answers.Add(1)
+	return g.tasks, true
+}
+
+// answerer serves the tasks until they end.
+func (g *Gateway) answerer(tasks <-chan answerTask) {
+	for t := range tasks {
+		g.serve(t)
+	}
+}
+
+// serve answers t and publishes the answer on its reply subject.
+func (g *Gateway) serve(t answerTask) {
+	defer g.answers.Done()
+	if !replySubject(t.replyTo) {
+		// The daemon may publish anywhere in its account: an answer to
+		// a reply subject the caller chose (an event subject, a key)
+		// would write there with the daemon's rights.
+		g.log.Warn("request with a reply subject outside _INBOX and _R_; not answered", "subject", t.subject)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reply, after := t.answer(ctx, t.data)
+	b, _ := json.Marshal(reply)
+	if err := g.opts.NC.Publish(t.replyTo, b); err != nil {
+		g.log.Warn("answer request", "subject", t.subject, "err", err)
+	}
+	if after != nil {
+		after(ctx)
 	}
 }
 
