@@ -160,7 +160,7 @@ func New(opts Options) *Gateway {
 		now = time.Now
 	}
 	g := &Gateway{opts: opts, log: opts.Logger, now: now, ready: map[string]bool{}, busy: map[string]bool{}, capped: map[string]bool{}, settling: map[string]int{}, workers: map[string]*worker{}, modems: map[string]*modemState{},
-		refusing: make(chan struct{}, maxRefusing),
+		refusing:    make(chan struct{}, maxRefusing),
 		statusSlots: make(chan struct{}, maxStatus)}
 	g.live.Store(&Live{Limits: opts.Limits, Renderer: opts.Renderer, Policy: opts.Policy})
 	g.tracker = delivery.New(delivery.Config{

@@ -141,7 +141,15 @@ func (g *directGet) takeLocked() []*read {
 // the reads that came meanwhile.
 func (g *directGet) run(batch []*read) {
 	for batch != nil {
-		found, err := g.request(batch)
+		g.mu.Lock()
+		var keys []string
+		for _, r := range batch {
+			if !r.abandoned {
+				keys = append(keys, r.keys...)
+			}
+		}
+		g.mu.Unlock()
+		found, err := g.request(keys)
 		g.mu.Lock()
 		for _, r := range batch {
 			if !r.abandoned && err == nil {
@@ -161,20 +169,15 @@ func (g *directGet) run(batch []*read) {
 	}
 }
 
-// request asks for the last messages of batch's keys and returns the
-// entries of those that have one.
-func (g *directGet) request(batch []*read) (map[string]policy.Entry, error) {
-	var subjects []string
-	seen := make(map[string]policy.Entry, len(batch))
-	for _, r := range batch {
-		if r.abandoned {
-			continue
-		}
-		for _, k := range r.keys {
-			if _, ok := seen[k]; !ok {
-				seen[k] = policy.Entry{}
-				subjects = append(subjects, g.prefix+k)
-			}
+// request asks for the last messages of keys (which may repeat) and
+// returns the entries of those that have one.
+func (g *directGet) request(keys []string) (map[string]policy.Entry, error) {
+	subjects := make([]string, 0, len(keys))
+	seen := make(map[string]policy.Entry, len(keys))
+	for _, k := range keys {
+		if _, ok := seen[k]; !ok {
+			seen[k] = policy.Entry{}
+			subjects = append(subjects, g.prefix+k)
 		}
 	}
 	clear(seen)
