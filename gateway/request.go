@@ -39,7 +39,7 @@ func (g *Gateway) StartRequests() error {
 		},
 	})
 	if err != nil {
-		close(tasks)
+		g.abortRequests(nil, tasks)
 		return fmt.Errorf("serve %s: %w", otp.SubjectRequest, err)
 	}
 	// Every daemon answers the status: no queue group.
@@ -74,14 +74,20 @@ func (g *Gateway) StartRequests() error {
 	return nil
 }
 
-// abortRequests stops svc, which StartRequests could not finish, and
-// its answerers, once the requests it handed over are answered.
+// abortRequests stops svc (if any), which StartRequests could not
+// finish, and its answerers, once the requests it handed over are
+// answered.
 func (g *Gateway) abortRequests(svc micro.Service, tasks chan answerTask) {
-	svc.Stop()
+	if svc != nil {
+		svc.Stop()
+	}
 	g.mu.Lock()
 	g.stopped = true
 	g.mu.Unlock()
 	g.answers.Wait()
+	g.mu.Lock()
+	g.tasks = nil
+	g.mu.Unlock()
 	close(tasks)
 }
 
@@ -197,8 +203,8 @@ func (g *Gateway) shedHandler(slots chan struct{}, answer answerFunc, stopping a
 // where to hand it; it answers stopping itself once StopRequests began.
 func (g *Gateway) begin(req micro.Request, slots chan struct{}, stopping any) (chan<- answerTask, bool) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.stopped {
+	if g.stopped || g.tasks == nil {
+		g.mu.Unlock()
 		// Handed over by a service that is stopping: say so at once,
 		// rather than leave the caller to its timeout.
 		if replySubject(req.Reply()) {
@@ -207,6 +213,7 @@ func (g *Gateway) begin(req micro.Request, slots chan struct{}, stopping any) (c
 		}
 		return nil, false
 	}
+	defer g.mu.Unlock()
 	if slots != nil {
 		select {
 		case slots <- struct{}{}:
@@ -275,18 +282,19 @@ func (g *Gateway) request(ctx context.Context, data []byte) (otp.Reply, func(con
 	if err == nil {
 		p, err = g.checkJob(job)
 	}
-	if err == nil && g.opts.StoreFull != nil && g.opts.StoreFull() {
-		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "the store's disk is full; try again later"}, nil
-	}
 	if err == nil && g.policy().Blocked(p) {
 		// A flood's refusal, most likely: answered before the job is
-		// rendered, which a refusal does not need.
-		if _, stop := g.refuse(ctx, p); stop != nil {
+		// rendered, which a refusal does not need (so a cached block
+		// comes before a template's or a length's rejection).
+		if stop := g.refuse(ctx, p); stop != nil {
 			return *stop, nil
 		}
 	}
 	if err == nil {
 		p, _, err = g.renderJob(p)
+	}
+	if err == nil && g.opts.StoreFull != nil && g.opts.StoreFull() {
+		return otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "the store's disk is full; try again later"}, nil
 	}
 	if err != nil {
 		re, _ := otp.AsReject(err)
@@ -305,35 +313,37 @@ func (g *Gateway) request(ctx context.Context, data []byte) (otp.Reply, func(con
 // request (a refusal, a duplicate, an error).
 func (g *Gateway) admit(ctx context.Context, p otp.Prepared) (policy.Verdict, *otp.Reply) {
 	if g.policy().Blocked(p) {
-		if v, stop := g.refuse(ctx, p); stop != nil {
-			return v, stop
+		if stop := g.refuse(ctx, p); stop != nil {
+			return policy.Verdict{}, stop
 		}
 	}
-	return g.verdict(ctx, p, g.policy().Admit)
+	v, err := g.policy().Admit(ctx, p)
+	return g.verdict(ctx, p, v, err, true)
 }
 
 // refuse answers p, which a cached block refuses, by policy.Refuse: the
 // reply that ends the request, as admit's; none when no block refuses p
 // any more (p then needs admit).
-func (g *Gateway) refuse(ctx context.Context, p otp.Prepared) (policy.Verdict, *otp.Reply) {
+func (g *Gateway) refuse(ctx context.Context, p otp.Prepared) *otp.Reply {
 	// A flood's refusals wait their turn, a few at a time: they need no
 	// hurry, and each one waiting is a goroutine fewer between the CPU
 	// and the jobs of real users.
 	g.refusing <- struct{}{}
 	defer func() { <-g.refusing }()
-	return g.verdict(ctx, p, g.policy().Refuse)
+	v, err := g.policy().Refuse(ctx, p)
+	if errors.Is(err, policy.ErrNotBlocked) {
+		return nil
+	}
+	_, stop := g.verdict(ctx, p, v, err, false)
+	return stop
 }
 
-// verdict decides p by decide: its verdict, or the reply that ends the
-// request (a refusal, a duplicate, an error); neither when decide is
-// policy.Refuse and no block refuses p.
-func (g *Gateway) verdict(ctx context.Context, p otp.Prepared, decide func(context.Context, otp.Prepared) (policy.Verdict, error)) (policy.Verdict, *otp.Reply) {
+// verdict turns a policy decision of p (v, err) into its verdict, or the
+// reply that ends the request (a refusal, a duplicate, an error). After
+// an error, what the decision may have written (recorded) is taken back.
+func (g *Gateway) verdict(ctx context.Context, p otp.Prepared, v policy.Verdict, err error, recorded bool) (policy.Verdict, *otp.Reply) {
 	job := p.Job
 	stop := func(r otp.Reply) (policy.Verdict, *otp.Reply) { return policy.Verdict{}, &r }
-	v, err := decide(ctx, p)
-	if errors.Is(err, policy.ErrNotBlocked) {
-		return policy.Verdict{}, nil
-	}
 	if re, ok := otp.AsReject(err); ok {
 		g.refused(re)
 		return stop(otp.RejectReply(job.ID, re))
@@ -343,9 +353,11 @@ func (g *Gateway) verdict(ctx context.Context, p otp.Prepared, decide func(conte
 	}
 	if err != nil {
 		g.log.Error("policy", "id", job.ID, "err", err)
-		// What the decision may have written is taken back: a record
-		// left would make a retry a duplicate of a job never queued.
-		g.withdraw(ctx, p)
+		if recorded {
+			// A record left would make a retry a duplicate of a job
+			// never queued.
+			g.withdraw(ctx, p)
+		}
 		return stop(otp.Reply{Status: otp.ReplyError, ID: job.ID, Detail: "policy store unavailable; try again"})
 	}
 	if v.Duplicate {

@@ -122,9 +122,6 @@ func decodeError(what string, err error) *RejectError {
 	switch {
 	case errors.As(err, &typeErr):
 		return reject(ReasonMalformed, typeErr.Field, "%s must be a %s", typeErr.Field, jsonKind(typeErr.Field))
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return reject(ReasonUnknownField, field, "unknown field %q", field)
 	case errors.Is(err, errBadDuration):
 		return reject(ReasonInvalidTTL, "ttl", "ttl must be a duration string such as \"5m\" or a number of seconds")
 	default:

@@ -15,9 +15,11 @@ import (
 // the object in rejections.
 //
 // It answers as a json.Decoder with DisallowUnknownFields would, at about
-// half its cost: json.Unmarshal decodes, and knownFields finds the first
-// field v does not have (FuzzDecodeObject holds the two to the same
-// answers).
+// two thirds of its time and a third of its memory: json.Unmarshal
+// decodes, and unknownField finds the first field v does not have
+// (FuzzDecodeObject holds the two to the same answers). It relies on
+// encoding/json's v1 errors: the offsets of syntax and type errors, and
+// "after top-level value" for trailing data.
 func decodeObject(data []byte, limit int, what string, v any, fields []string) error {
 	if len(data) > limit {
 		return reject(ReasonMalformed, "", "%s is larger than %d bytes", what, limit)

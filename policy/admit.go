@@ -33,7 +33,8 @@ var ErrNotBlocked = errors.New("no cached block refuses the job")
 // Refuse answers job j, about to be queued through otp.request, when a
 // cached block refuses it (see Blocked): as Admit would, from the job's
 // own record alone (a duplicate when its id names a job admitted before),
-// deciding and writing nothing. It counts no parts, so j need not be
+// deciding nothing and writing nothing but, as Admit, the count of an id
+// submitted with another body. It counts no parts, so j need not be
 // rendered. It returns ErrNotBlocked when no cached block refuses j (any
 // more): j then needs Admit.
 func (p *Policy) Refuse(ctx context.Context, j otp.Prepared) (Verdict, error) {

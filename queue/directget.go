@@ -53,9 +53,9 @@ const (
 type read struct {
 	keys    []string
 	entries []policy.Entry
-	// done gets the read's outcome once entries are filled; abandoned
-	// (under directGet.mu) is true once the caller stopped waiting, and
-	// its entries must not be written.
+	// done gets the read's outcome, after entries are filled unless
+	// abandoned; abandoned (under directGet.mu) is true once the caller
+	// stopped waiting, and its entries must not be written.
 	done      chan error
 	abandoned bool
 }
@@ -99,6 +99,9 @@ func (g *directGet) get(ctx context.Context, keys []string, entries []policy.Ent
 	}
 	if len(keys) > maxBatchKeys {
 		return fmt.Errorf("direct get: %d keys, more than %d", len(keys), maxBatchKeys)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("direct get: %w", err)
 	}
 	r := &read{keys: keys, entries: entries, done: make(chan error, 1)}
 	g.mu.Lock()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -14,13 +13,14 @@ import (
 	"github.com/simgate/simgate/policy"
 )
 
-// directGetRequests counts the direct get requests to the policy bucket's
-// stream, as the server sees them.
-func directGetRequests(t *testing.T, nc *nats.Conn) *atomic.Int64 {
+// directGetRequests returns a channel that gets a copy of every direct get
+// request to the policy bucket's stream: on the store's connection, the
+// copy of a request is in the channel before its answer is read.
+func directGetRequests(t *testing.T, nc *nats.Conn) chan *nats.Msg {
 	t.Helper()
-	var n atomic.Int64
+	ch := make(chan *nats.Msg, 1024)
 	for _, subject := range []string{"$JS.API.DIRECT.GET.KV_" + BucketPolicy, "$JS.API.DIRECT.GET.KV_" + BucketPolicy + ".>"} {
-		sub, err := nc.Subscribe(subject, func(*nats.Msg) { n.Add(1) })
+		sub, err := nc.ChanSubscribe(subject, ch)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -29,7 +29,7 @@ func directGetRequests(t *testing.T, nc *nats.Conn) *atomic.Int64 {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	return &n
+	return ch
 }
 
 // TestDirectGetBatches: reads that arrive while the requests are out go
@@ -93,7 +93,7 @@ func TestDirectGetBatches(t *testing.T) {
 	if err := <-abandonedErr; !errors.Is(err, context.Canceled) {
 		t.Fatalf("a read whose caller stopped waiting: %v, want context.Canceled", err)
 	}
-	before := requests.Load()
+	before := len(requests)
 	// One request is answered: the waiting reads go out in the next, as
 	// the answered one's run would send them.
 	g.mu.Lock()
@@ -101,7 +101,7 @@ func TestDirectGetBatches(t *testing.T) {
 	g.mu.Unlock()
 	g.run(batch)
 	wg.Wait()
-	if n := requests.Load() - before; n != 1 {
+	if n := len(requests) - before; n != 1 {
 		t.Errorf("65 waiting reads took %d requests, want 1", n)
 	}
 	if abandoned[0].Rev != 7 || abandoned[1].Rev != 7 {
@@ -118,12 +118,12 @@ func TestDirectGetBatches(t *testing.T) {
 	g.mu.Lock()
 	g.out = 0
 	g.mu.Unlock()
-	before = requests.Load()
+	before = len(requests)
 	e := make([]policy.Entry, 1)
 	if err := g.get(ctx, []string{"k2"}, e); err != nil || string(e[0].Value) != "k2" {
 		t.Errorf("k2 alone: %+v %v", e[0], err)
 	}
-	if n := requests.Load() - before; n != 1 {
+	if n := len(requests) - before; n != 1 {
 		t.Errorf("a lone read took %d requests, want 1", n)
 	}
 	if err := g.get(ctx, make([]string, maxBatchKeys+1), make([]policy.Entry, maxBatchKeys+1)); err == nil {
