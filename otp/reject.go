@@ -90,6 +90,12 @@ func reject(reason Reason, field, format string, args ...any) *RejectError {
 
 // AsReject returns the RejectError in err's chain, if any.
 func AsReject(err error) (*RejectError, bool) {
+	switch e := err.(type) {
+	case nil:
+		return nil, false
+	case *RejectError:
+		return e, true // as errors.As, also for a nil *RejectError
+	}
 	var re *RejectError
 	ok := errors.As(err, &re)
 	return re, ok
