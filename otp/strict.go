@@ -21,16 +21,8 @@ import (
 // encoding/json's v1 errors: the offsets of syntax and type errors, and
 // "after top-level value" for trailing data.
 func decodeObject(data []byte, limit int, what string, v any, fields []string) error {
-	if len(data) > limit {
-		return reject(ReasonMalformed, "", "%s is larger than %d bytes", what, limit)
-	}
-	// encoding/json silently turns invalid UTF-8 into U+FFFD, and decodes a
-	// top-level null into the zero value: refuse both before decoding.
-	if !utf8.Valid(data) {
-		return reject(ReasonMalformed, "", "%s is not valid UTF-8", what)
-	}
-	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-		return reject(ReasonMalformed, "", "%s is not a JSON object", what)
+	if err := checkObject(data, limit, what); err != nil {
+		return err
 	}
 	err := json.Unmarshal(data, v)
 	var syntaxErr *json.SyntaxError
@@ -53,6 +45,23 @@ func decodeObject(data []byte, limit int, what string, v any, fields []string) e
 	}
 	if err != nil {
 		return decodeError(what, err)
+	}
+	return nil
+}
+
+// checkObject refuses what is not to be decoded at all: data of more than
+// limit bytes, not valid UTF-8 (which encoding/json silently turns into
+// U+FFFD) or not an object (encoding/json decodes a top-level null into
+// the zero value).
+func checkObject(data []byte, limit int, what string) error {
+	if len(data) > limit {
+		return reject(ReasonMalformed, "", "%s is larger than %d bytes", what, limit)
+	}
+	if !utf8.Valid(data) {
+		return reject(ReasonMalformed, "", "%s is not valid UTF-8", what)
+	}
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return reject(ReasonMalformed, "", "%s is not a JSON object", what)
 	}
 	return nil
 }

@@ -9,20 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"unicode/utf8"
 )
 
 // decodeWithDecoder is decodeObject as a json.Decoder with
 // DisallowUnknownFields does it: what decodeObject must answer alike.
 func decodeWithDecoder(data []byte, limit int, what string, v any, _ []string) error {
-	if len(data) > limit {
-		return reject(ReasonMalformed, "", "%s is larger than %d bytes", what, limit)
-	}
-	if !utf8.Valid(data) {
-		return reject(ReasonMalformed, "", "%s is not valid UTF-8", what)
-	}
-	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-		return reject(ReasonMalformed, "", "%s is not a JSON object", what)
+	if err := checkObject(data, limit, what); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -37,13 +37,8 @@ func directGetRequests(t *testing.T, nc *nats.Conn) chan *nats.Msg {
 // (present, missing, asked for by several callers); a caller that stops
 // waiting gets its context's error, and its entries are left alone.
 func TestDirectGetBatches(t *testing.T) {
-	js := embedded(t)
+	s, js := policyStore(t)
 	ctx := context.Background()
-	s, err := OpenPolicyStore(ctx, js, 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
 	shared, _ := s.Create(ctx, "shared", []byte("S"))
 	revs := map[string]uint64{}
 	for i := range 64 {

@@ -58,12 +58,8 @@ func (s *countingStore) Apply(ctx context.Context, writes []policy.Write) {
 // (country and global included), and reports the round trips to the store
 // per decision (target: 2) and the bucket's bytes per tracked number.
 func BenchmarkAdmitKV(b *testing.B) {
-	js := embedded(b)
+	kv, js := policyStore(b)
 	ctx := context.Background()
-	kv, err := OpenPolicyStore(ctx, js, 1, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
 	store := &countingStore{Store: kv}
 	cfg := policy.DefaultConfig()
 	cfg.Key = []byte("0123456789abcdef0123456789abcdef")

@@ -63,12 +63,8 @@ func TestStartEmbeddedBadAddress(t *testing.T) {
 }
 
 func TestKVStore(t *testing.T) {
-	js := embedded(t)
+	s, _ := policyStore(t)
 	ctx := context.Background()
-	s, err := OpenPolicyStore(ctx, js, 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := s.Get(ctx, "k"); !errors.Is(err, policy.ErrNotFound) {
 		t.Errorf("get missing: %v", err)
 	}
@@ -119,17 +115,25 @@ func embedded(tb testing.TB) jetstream.JetStream {
 	return js
 }
 
+// policyStore opens the policy bucket on an embedded server for the test,
+// and returns it and its JetStream context.
+func policyStore(tb testing.TB) (*KVStore, jetstream.JetStream) {
+	tb.Helper()
+	js := embedded(tb)
+	s, err := OpenPolicyStore(context.Background(), js, 1, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s, js
+}
+
 // TestKVStoreMany: GetMany reads present, missing and deleted keys in one
 // request; Apply writes each key only at the revision it expects, and one
 // write's conflict leaves the others written.
 func TestKVStoreMany(t *testing.T) {
-	js := embedded(t)
+	s, _ := policyStore(t)
 	ctx := context.Background()
-	s, err := OpenPolicyStore(ctx, js, 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
 	revA, _ := s.Create(ctx, "a", []byte("A"))
 	revGone, _ := s.Create(ctx, "gone", []byte("G"))
 	if err := s.Delete(ctx, "gone", revGone); err != nil {
