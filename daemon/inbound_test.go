@@ -160,6 +160,26 @@ func TestSIMBalance(t *testing.T) {
 	waitMetrics(t, h.d.MetricsAddr(), `simgate_sim_balance{modem="m1"} 12.34`)
 }
 
+// TestSIMBalanceAfterFailure: a balance query that fails (the network does
+// not know the code yet) is asked again at the next health checks, not
+// only after balance.interval, and the balance comes once it answers.
+func TestSIMBalanceAfterFailure(t *testing.T) {
+	s := startSimWith(t, modemsim.Config{Name: "m1"})
+	cfg := testConfig(t.TempDir(), s)
+	cfg.Modems[0].Balance = config.Balance{USSD: "*100#", Interval: time.Hour}
+	h := start(t, cfg)
+	for deadline := time.Now().Add(10 * time.Second); len(s.USSDRequests()) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no balance query in 10 s")
+		}
+	}
+	s.SetUSSD("*100#", "Your balance is 7.50 EUR")
+	waitMetrics(t, h.d.MetricsAddr(), `simgate_sim_balance{modem="m1"} 7.5`)
+	if n := len(s.USSDRequests()); n < 2 {
+		t.Errorf("%d balance queries, want the failed one and another", n)
+	}
+}
+
 // TestStatusAcrossDaemons: every daemon of a cluster answers simgate.status
 // (asked with the publisher's credentials), with its own modems; a modem
 // that failed a send shows it.

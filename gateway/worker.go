@@ -28,9 +28,11 @@ type Worker struct {
 	// takes no job while its modem is at a cap.
 	PerMinute, PerDay int
 	// Balance, when its USSD code is set, asks the network for the SIM's
-	// balance every BalanceInterval (6 h when zero) between jobs, and
-	// reads it with BalancePattern (its first group, or the whole match;
-	// a comma is a decimal point) into simgate_sim_balance.
+	// balance every BalanceInterval (6 h when zero) between jobs while
+	// the modem can send (after a failed query: again at the next health
+	// check, then twice as long each time), and reads it with
+	// BalancePattern (its first group, or the whole match; a comma is a
+	// decimal point) into simgate_sim_balance.
 	BalanceUSSD     string
 	BalanceInterval time.Duration
 	BalancePattern  *regexp.Regexp
@@ -112,6 +114,7 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, w *worker, wc 
 	interval := wc.HealthInterval
 	caps := &sendCaps{perMinute: wc.PerMinute, perDay: wc.PerDay}
 	var nextCheck, nextBalance time.Time
+	var balanceWait time.Duration // after a failed balance query
 	for {
 		if !time.Now().Before(nextCheck) {
 			if !g.checkHealth(m, log) {
@@ -119,9 +122,16 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, w *worker, wc 
 				return // no answer: reopen
 			}
 			nextCheck = time.Now().Add(interval)
-			if wc.BalanceUSSD != "" && !time.Now().Before(nextBalance) {
-				g.checkBalance(ctx, m, wc, log)
-				nextBalance = time.Now().Add(cmp.Or(wc.BalanceInterval, 6*time.Hour))
+			if wc.BalanceUSSD != "" && !time.Now().Before(nextBalance) && g.modemReady(m.Name()) {
+				every := cmp.Or(wc.BalanceInterval, 6*time.Hour)
+				if g.checkBalance(ctx, m, wc, log) {
+					balanceWait = 0
+				} else {
+					// USSD fails now and then (a busy network): try
+					// again soon, then less and less often.
+					balanceWait = min(max(2*balanceWait, interval), every)
+				}
+				nextBalance = time.Now().Add(cmp.Or(balanceWait, every))
 			}
 			if !g.modemReady(m.Name()) {
 				g.drainInbox(w)
@@ -192,23 +202,25 @@ func (g *Gateway) serveModem(ctx context.Context, m *modem.Modem, w *worker, wc 
 	}
 }
 
-// checkBalance asks the network for the SIM's balance and records it.
-func (g *Gateway) checkBalance(ctx context.Context, m *modem.Modem, wc Worker, log *slog.Logger) {
+// checkBalance asks the network for the SIM's balance and records it,
+// and reports whether it did.
+func (g *Gateway) checkBalance(ctx context.Context, m *modem.Modem, wc Worker, log *slog.Logger) bool {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	answer, err := m.USSD(ctx, wc.BalanceUSSD)
 	if err != nil {
 		log.Warn("balance query", "err", err)
-		return
+		return false
 	}
 	v, ok := balanceIn(answer, wc.BalancePattern)
 	if !ok {
 		log.Warn("balance query: no balance in the answer; check balance.pattern", "answer_length", len(answer))
-		return
+		return false
 	}
 	g.opts.Metrics.SIMBalance(m.Name(), v)
 	g.noteModem(m.Name(), func(s *modemState) { s.balance = &v })
 	log.Info("sim balance", "balance", v)
+	return true
 }
 
 // balanceIn reads the balance in answer with pattern: its first group, or

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -101,6 +102,8 @@ type interpreter struct {
 	tosca        int
 	cpms         [3]string
 	signal       int
+	ussd         map[string]string // the USSD answers (Config.USSD, SetUSSD)
+	ussdAsked    []string          // the USSD codes asked, in order
 	reg          int
 	regReported  int
 	sendDelay    time.Duration
@@ -148,6 +151,7 @@ func newInterpreter(cfg Config, w io.Writer, post func(func()), done <-chan stru
 		tosca:        toa(cfg.SCA),
 		cpms:         [3]string{"SM", "SM", "SM"},
 		signal:       cfg.Signal,
+		ussd:         maps.Clone(cfg.USSD),
 		reg:          cfg.Registration,
 		sendDelay:    cfg.SendDelay,
 		delayChanged: make(chan struct{}),

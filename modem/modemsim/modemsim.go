@@ -572,6 +572,29 @@ func (m *Modem) Inject(lines ...string) {
 	m.ip.out.urc([]byte("\r\n" + strings.Join(lines, "\r\n") + "\r\n"))
 }
 
+// USSDRequests returns the USSD codes the DTE sent to the network so far
+// (AT+CUSD while registered), in order.
+func (m *Modem) USSDRequests() []string {
+	m.ip.mu.Lock()
+	defer m.ip.mu.Unlock()
+	return append([]string(nil), m.ip.ussdAsked...)
+}
+
+// SetUSSD makes the network answer USSD code with answer from now on; an
+// empty answer makes the code unknown (`+CUSD: 4`).
+func (m *Modem) SetUSSD(code, answer string) {
+	m.ip.mu.Lock()
+	defer m.ip.mu.Unlock()
+	if answer == "" {
+		delete(m.ip.ussd, code)
+		return
+	}
+	if m.ip.ussd == nil {
+		m.ip.ussd = map[string]string{}
+	}
+	m.ip.ussd[code] = answer
+}
+
 // SetSignal changes the <rssi> reported by AT+CSQ (not validated, so odd
 // values can be simulated).
 func (m *Modem) SetSignal(rssi int) {

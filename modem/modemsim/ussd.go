@@ -45,7 +45,8 @@ func (ip *interpreter) cmdCUSD(c command) error {
 	if !registered(ip.effReg()) {
 		return cmeError(30) // no network service
 	}
-	answer, known := ip.cfg.USSD[code]
+	ip.ussdAsked = append(ip.ussdAsked, code)
+	answer, known := ip.ussd[code]
 	line := "+CUSD: 4"
 	if known {
 		line = "+CUSD: 0," + ussdText(answer)
