@@ -304,7 +304,9 @@ func (g *Gateway) request(ctx context.Context, data []byte) (otp.Reply, func(con
 		g.refused(re)
 		return otp.RejectReply(job.ID, re), nil
 	}
-	v, stop := g.admit(ctx, p)
+	// Blocked was asked above: a block cached since is Admit's to answer.
+	v, err := g.policy().Admit(ctx, p)
+	v, stop := g.verdict(ctx, p, v, err, true)
 	if stop != nil {
 		return *stop, nil
 	}
