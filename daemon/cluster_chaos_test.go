@@ -482,6 +482,7 @@ func TestClusterChaos(t *testing.T) {
 				t.Logf("%s: its end was not seen live; the stream has it (%s)", id, ev.Type)
 				log.mu.Lock()
 				log.at[id] = ev.Time
+				log.events[id] = append(log.events[id], ev)
 				log.mu.Unlock()
 				continue
 			}
@@ -510,30 +511,46 @@ func TestClusterChaos(t *testing.T) {
 
 	// Delivery verdicts: a message sent with a report asked gets one;
 	// the killed daemon's journal brings back those it sent (they end
-	// delivery_unknown: its modem died with it).
-	log.wait(t, 60*time.Second, "every delivery verdict", func() bool {
-		for _, id := range ids {
-			evs := log.events[id]
-			want := false
-			for _, ev := range evs {
-				if ev.Type == otp.StateSent && ev.Report {
-					want = true
-				}
-			}
-			if want && !slices.ContainsFunc(evs, func(ev otp.Event) bool { return ev.Type.DeliveryFinal() }) {
-				return false
-			}
-		}
-		return true
+	// delivery_unknown: its modem died with it). As with the ends, a
+	// verdict not seen live within a minute is judged from the stream.
+	wantsVerdict := func(evs []otp.Event) bool {
+		return slices.ContainsFunc(evs, func(ev otp.Event) bool { return ev.Type == otp.StateSent && ev.Report }) &&
+			!slices.ContainsFunc(evs, func(ev otp.Event) bool { return ev.Type.DeliveryFinal() })
+	}
+	deadline = time.Now().Add(60 * time.Second)
+	log.wait(t, 65*time.Second, "every delivery verdict", func() bool {
+		return !slices.ContainsFunc(ids, func(id string) bool { return wantsVerdict(log.events[id]) }) || time.Now().After(deadline)
 	})
 
-	// The stream is the record: read every stored event.
-	stored := map[string][]otp.Event{}
+	// The stream is the record: read every stored event. A subscriber
+	// may see an event before the stream has it stored (replicated):
+	// first, the verdicts seen live must be the last events stored.
 	es, err := js.Stream(t.Context(), otp.StreamEvents)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info := es.CachedInfo()
+	for _, id := range ids {
+		log.mu.Lock()
+		live := slices.ContainsFunc(log.events[id], func(ev otp.Event) bool { return ev.Type.DeliveryFinal() })
+		log.mu.Unlock()
+		for wait := time.Now().Add(10 * time.Second); live; {
+			msg, err := es.GetLastMsgForSubject(t.Context(), otp.EventSubject(id))
+			var ev otp.Event
+			if err == nil && json.Unmarshal(msg.Data, &ev) == nil && ev.Type.DeliveryFinal() {
+				break
+			}
+			if time.Now().After(wait) {
+				t.Errorf("%s: a delivery verdict seen live, never stored (last stored: %s, %v)", id, ev.Type, err)
+				break
+			}
+			time.Sleep(50 * time.Millisecond) // nothing to await: the stream is polled
+		}
+	}
+	info, err := es.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string][]otp.Event{}
 	events := 0
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
 		msg, err := es.GetMsg(t.Context(), seq)
@@ -570,6 +587,9 @@ func TestClusterChaos(t *testing.T) {
 			}
 		}
 		finalEvents += final
+		if wantsVerdict(evs) {
+			t.Errorf("%s: sent with a report asked, but no delivery verdict stored: %v (seen live: %+v)", id, order, log.events[id])
+		}
 		if accepted != 1 || final != 1 || verdicts > 1 || len(evs) == 0 || evs[0].Type != otp.StateAccepted {
 			t.Errorf("%s: stored events %v; want one accepted first, one final, at most one verdict", id, order)
 		}
