@@ -158,7 +158,10 @@ func (c *Client) Publish(ctx context.Context, job otp.Job) (duplicate bool, err 
 // It needs no JetStream consumer (publishers may create none): it
 // subscribes to the job's live events, then reads the stored ones with
 // direct gets, and yields the stored ones first and then the live ones it
-// has not yielded yet.
+// has not yielded yet. An event published just before the subscription
+// may be stored only after that first read: a daemon stores each event of
+// a job before it publishes the next, so before a live event is yielded
+// the stored ones are read again from where the last read ended.
 func (c *Client) Events(ctx context.Context, id string) iter.Seq2[otp.Event, error] {
 	return func(yield func(otp.Event, error) bool) {
 		if !otp.ValidID(id) {
@@ -194,7 +197,8 @@ func (c *Client) Events(ctx context.Context, id string) iter.Seq2[otp.Event, err
 			}
 			return yield(ev, nil) && !ev.Last()
 		}
-		stored, err := c.stored(ctx, subject)
+		next := uint64(1) // the stream sequence to read on from
+		stored, err := c.stored(ctx, subject, &next)
 		if err != nil {
 			yield(otp.Event{}, fmt.Errorf("replay events: %w", err))
 			return
@@ -207,6 +211,17 @@ func (c *Client) Events(ctx context.Context, id string) iter.Seq2[otp.Event, err
 		for {
 			select {
 			case m := <-live:
+				if seen[string(m.Data)] {
+					continue
+				}
+				// The events before this one are stored by now. One that
+				// failed to be read is not waited for: live ones go on.
+				stored, _ := c.stored(ctx, subject, &next)
+				for _, data := range stored {
+					if !emit(data) {
+						return
+					}
+				}
 				if !emit(m.Data) {
 					return
 				}
@@ -227,10 +242,10 @@ func flush(ctx context.Context, nc *nats.Conn) error {
 }
 
 // stored returns the bodies of the messages on subject in the events
-// stream, oldest first, read with batched direct gets.
-func (c *Client) stored(ctx context.Context, subject string) ([][]byte, error) {
+// stream from sequence *next on, oldest first, read with batched direct
+// gets, and moves *next past the last one read.
+func (c *Client) stored(ctx context.Context, subject string, next *uint64) ([][]byte, error) {
 	var out [][]byte
-	next := uint64(1)
 	for {
 		inbox := c.nc.NewRespInbox()
 		sub, err := c.nc.SubscribeSync(inbox)
@@ -241,12 +256,12 @@ func (c *Client) stored(ctx context.Context, subject string) ([][]byte, error) {
 			Seq        uint64 `json:"seq"`
 			NextBySubj string `json:"next_by_subj"`
 			Batch      int    `json:"batch"`
-		}{next, subject, 64})
+		}{*next, subject, 64})
 		if err := c.nc.PublishRequest("$JS.API.DIRECT.GET."+otp.StreamEvents, inbox, req); err != nil {
 			sub.Unsubscribe()
 			return nil, err
 		}
-		n, done, err := readBatch(ctx, sub, &out, &next)
+		n, done, err := readBatch(ctx, sub, &out, next)
 		sub.Unsubscribe()
 		if err != nil || done || n == 0 {
 			return out, err

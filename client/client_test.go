@@ -340,3 +340,52 @@ func TestEventsOfTheJobOnly(t *testing.T) {
 		t.Errorf("wait: %+v %v", ev, err)
 	}
 }
+
+// TestEventsStoredLate: an event that Events neither saw live nor found
+// in its first read of the stream (published before the subscription, and
+// stored a moment after that read) is yielded still, in its place, before
+// the live event that follows it. A subject transform stands in for the
+// moment: an event published on late.<id> is stored as the job's and
+// never seen live.
+func TestEventsStoredLate(t *testing.T) {
+	nc := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	js, _ := jetstream.New(nc)
+	if _, err := queue.Setup(ctx, js, queue.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	es, err := js.Stream(ctx, otp.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := es.CachedInfo().Config
+	cfg.Subjects = append(cfg.Subjects, "late.>")
+	cfg.SubjectTransform = &jetstream.SubjectTransformConfig{Source: "late.>", Destination: otp.SubjectEvents + ".>"}
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(subject string, ev otp.Event) {
+		t.Helper()
+		b, _ := json.Marshal(ev)
+		if _, err := js.Publish(ctx, subject, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(otp.EventSubject("v"), otp.Event{Type: otp.StateAccepted, ID: "v"})
+	c, _ := client.New(nc)
+	var seen []otp.State
+	for ev, err := range c.Events(ctx, "v") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, ev.Type)
+		if len(seen) == 1 { // the first read is over
+			publish("late.v", otp.Event{Type: otp.StateSent, ID: "v", Report: true})
+			publish(otp.EventSubject("v"), otp.Event{Type: otp.StateDelivered, ID: "v"})
+		}
+	}
+	if want := []otp.State{otp.StateAccepted, otp.StateSent, otp.StateDelivered}; !slices.Equal(seen, want) {
+		t.Errorf("events %v, want %v", seen, want)
+	}
+}
