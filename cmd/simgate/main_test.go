@@ -105,7 +105,8 @@ func TestServeAndSend(t *testing.T) {
 	}
 
 	// The simulated network reports delivery: --wait-delivery follows it.
-	out, err = run("send", "--nats-url", url, "--to", "+4526227922", "--code", "034813", "--wait-delivery")
+	// (The code from standard input, out of the shell's history.)
+	out, _, err = runIn("034813\n", "send", "--nats-url", url, "--to", "+4526227922", "--code", "-", "--wait-delivery")
 	if err != nil {
 		t.Fatalf("send --wait-delivery: %v\n%s", err, out)
 	}

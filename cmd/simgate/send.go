@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -46,6 +49,9 @@ Exit status: 0 sent (delivered with --wait-delivery; accepted without
 				job.ID = rand.Text()
 			}
 			job.TTL = otp.Duration(ttl)
+			if err := codeFromStdin(cmd, &job.Code); err != nil {
+				return err
+			}
 			opts, err := clientOptions(cmd, &conn)
 			if err != nil {
 				return err
@@ -58,7 +64,7 @@ Exit status: 0 sent (delivered with --wait-delivery; accepted without
 	f := cmd.Flags()
 	f.StringVar(&job.To, "to", "", "destination phone number")
 	f.StringVar(&job.Region, "region", "", "ISO region for a national number (DK)")
-	f.StringVar(&job.Code, "code", "", "one-time code: 6-10 digits (4 or 5 only where the daemon sets otp.min_code_digits lower)")
+	f.StringVar(&job.Code, "code", "", "one-time code: 6-10 digits (4 or 5 only where the daemon sets otp.min_code_digits lower); - reads it from standard input")
 	f.StringVar(&job.Text, "text", "", "plain SMS text instead of a code (refused unless the daemon sets otp.allow_text)")
 	f.StringVar(&job.ID, "id", "", "job id (idempotency key); random when empty")
 	f.StringVar(&job.Template, "template", "", "template name")
@@ -70,6 +76,26 @@ Exit status: 0 sent (delivered with --wait-delivery; accepted without
 	conn.Flags(f)
 	cmd.MarkFlagRequired("to")
 	return cmd
+}
+
+// codeFromStdin replaces a code given as "-" with the first line of cmd's
+// standard input, without its surrounding white space: a code on the
+// command line stays in the shell's history.
+func codeFromStdin(cmd *cobra.Command, code *string) error {
+	if *code != "-" {
+		return nil
+	}
+	// A code is at most 10 digits: a longer line is cut, and the daemon
+	// refuses what is left.
+	line, err := bufio.NewReader(io.LimitReader(cmd.InOrStdin(), 256)).ReadString('\n')
+	if line = strings.TrimSpace(line); line == "" {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = errors.New("nothing there")
+		}
+		return fmt.Errorf("read the code from standard input: %w", err)
+	}
+	*code = line
+	return nil
 }
 
 // clientOptions completes conn (the URL and secrets from the environment,

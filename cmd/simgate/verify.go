@@ -103,7 +103,8 @@ JSON: approved, denied (with attempts_left), expired, locked, not_found,
 rejected (with a reason) or error. The code is never printed.
 Exit status: 0 approved (and only then), 3 denied, expired, locked or
 not_found, 2 rejected (a malformed check, or rate_limited), 1 any other
-error.`,
+error. With --code -, the code is the first line of standard input: a
+code on the command line stays in the shell's history.`,
 		// No positional arguments, and none echoed: a code typed without
 		// --code would be.
 		Args: func(_ *cobra.Command, args []string) error {
@@ -113,6 +114,9 @@ error.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := codeFromStdin(cmd, &req.Code); err != nil {
+				return err
+			}
 			opts, err := clientOptions(cmd, &conn)
 			if err != nil {
 				return err
@@ -126,7 +130,7 @@ error.`,
 	f.StringVar(&req.ID, "id", "", "the verification's id (its \"verification\" in simgate verify's answer)")
 	f.StringVar(&req.To, "to", "", "the number whose newest pending verification to check, instead of --id")
 	f.StringVar(&req.Region, "region", "", "ISO region for a national --to number (DK)")
-	f.StringVar(&req.Code, "code", "", "the code the user typed: 6-10 digits")
+	f.StringVar(&req.Code, "code", "", "the code the user typed: 6-10 digits; - reads it from standard input (kept out of shell history)")
 	f.DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
 	conn.Flags(f)
 	cmd.MarkFlagsOneRequired("id", "to")

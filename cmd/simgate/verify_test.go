@@ -18,8 +18,14 @@ import (
 // runOut runs simgate with args and returns what it printed on stdout and
 // on stderr (where an error is printed too).
 func runOut(args ...string) (stdout, stderr string, err error) {
+	return runIn("", args...)
+}
+
+// runIn is runOut with stdin as the command's standard input.
+func runIn(stdin string, args ...string) (stdout, stderr string, err error) {
 	var out, errOut bytes.Buffer
 	cmd := newRootCmd(&out, &errOut)
+	cmd.SetIn(strings.NewReader(stdin))
 	cmd.SetArgs(args)
 	err = cmd.ExecuteContext(context.Background())
 	return out.String(), errOut.String(), err
@@ -97,15 +103,19 @@ func TestVerifyAndCheck(t *testing.T) {
 		noCode("verify", out, errOut)
 		return r, err
 	}
-	check := func(args ...string) (otp.CheckReply, error) {
+	checkIn := func(stdin string, args ...string) (otp.CheckReply, error) {
 		t.Helper()
-		out, errOut, err := runOut(append([]string{"check", "--nats-url", url}, args...)...)
+		out, errOut, err := runIn(stdin, append([]string{"check", "--nats-url", url}, args...)...)
 		var a otp.CheckReply
 		if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &a) != nil {
 			t.Fatalf("check: %v, output:\n%s", err, out)
 		}
 		noCode("check", out, errOut)
 		return a, err
+	}
+	check := func(args ...string) (otp.CheckReply, error) {
+		t.Helper()
+		return checkIn("", args...)
 	}
 
 	r, err := verify("--to", "+45 26 22 79 21", "--id", "cli-v1")
@@ -122,9 +132,15 @@ func TestVerifyAndCheck(t *testing.T) {
 	if exitCode(err) != exitNotApproved || a.Status != otp.CheckDenied || a.AttemptsLeft != 4 {
 		t.Errorf("a wrong code: %+v, exit %d (%v)", a, exitCode(err), err)
 	}
-	a, err = check("--to", "26227921", "--region", "DK", "--code", code)
+	// --code - takes the code from standard input, out of the shell's
+	// history.
+	a, err = checkIn(wrong+"\n", "--id", "cli-v1", "--code", "-")
+	if exitCode(err) != exitNotApproved || a.Status != otp.CheckDenied || a.AttemptsLeft != 3 {
+		t.Errorf("a wrong code on stdin: %+v, exit %d (%v)", a, exitCode(err), err)
+	}
+	a, err = checkIn(" "+code+"\r\nmore\n", "--to", "26227921", "--region", "DK", "--code", "-")
 	if err != nil || a.Status != otp.CheckApproved || a.ID != "cli-v1" {
-		t.Errorf("the right code by number: %+v %v", a, err)
+		t.Errorf("the right code by number, on stdin: %+v %v", a, err)
 	}
 	a, err = check("--id", "cli-v1", "--code", code)
 	if exitCode(err) != exitNotApproved || a.Status != otp.CheckNotFound {
@@ -197,6 +213,7 @@ func TestCheckFlags(t *testing.T) {
 		{[]string{"--id", "v1", "--to", "+4526227921", "--code", "918273"}, "[id to]"},
 		{[]string{"--id", "v1"}, `"code"`},
 		{[]string{"--id", "v1", "918273"}, "give the code with --code"},
+		{[]string{"--id", "v1", "--code", "-"}, "read the code from standard input: nothing there"},
 	} {
 		out, errOut, err := runOut(append([]string{"check", "--nats-url", url}, tc.args...)...)
 		if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), tc.want) {
