@@ -152,12 +152,18 @@ func TestOptOut(t *testing.T) {
 // TestSIMBalance: a modem with a balance query gets its SIM's balance from
 // the network's USSD answer into simgate_sim_balance.
 func TestSIMBalance(t *testing.T) {
-	s := startSimWith(t, modemsim.Config{Name: "m1",
-		USSD: map[string]string{"*100#": "Your balance is 12.34 EUR. Valid until 01.02.2027"}})
-	cfg := testConfig(t.TempDir(), s)
-	cfg.Modems[0].Balance = config.Balance{USSD: "*100#"}
-	h := start(t, cfg)
-	waitMetrics(t, h.d.MetricsAddr(), `simgate_sim_balance{modem="m1"} 12.34`)
+	// A Huawei modem (packed) asks and answers in hexadecimal: read as
+	// it is, its first number would not be the balance.
+	for _, packed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("packed=%t", packed), func(t *testing.T) {
+			s := startSimWith(t, modemsim.Config{Name: "m1", USSDPacked: packed,
+				USSD: map[string]string{"*100#": "Your balance is 12.34 EUR. Valid until 01.02.2027"}})
+			cfg := testConfig(t.TempDir(), s)
+			cfg.Modems[0].Balance = config.Balance{USSD: "*100#"}
+			h := start(t, cfg)
+			waitMetrics(t, h.d.MetricsAddr(), `simgate_sim_balance{modem="m1"} 12.34`)
+		})
+	}
 }
 
 // TestSIMBalanceAfterFailure: a balance query that fails (the network does

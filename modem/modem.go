@@ -115,8 +115,11 @@ type Modem struct {
 	readMu sync.Mutex
 	mem1   string
 	// ussdMu orders USSD requests; ussd carries the +CUSD answer.
-	ussdMu sync.Mutex
-	ussd   chan ussdAnswer
+	// ussdPacked is set once the modem refused a request as text and took
+	// it packed (see USSD).
+	ussdMu     sync.Mutex
+	ussd       chan ussdAnswer
+	ussdPacked bool
 
 	closeOnce sync.Once
 	closeErr  error

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf16"
+	"unicode/utf8"
 
+	"github.com/warthog618/modem/at"
 	"github.com/warthog618/modem/info"
+	"github.com/warthog618/sms/encoding/gsm7"
+	"github.com/warthog618/sms/encoding/ucs2"
 )
 
 // USSD status values (<m> of +CUSD, 3GPP TS 27.007 §7.15).
@@ -40,6 +43,11 @@ type ussdAnswer struct {
 // USSD sends the USSD request code ("*100#", a balance query) and returns
 // the network's answer, which comes as a +CUSD indication. ctx bounds the
 // wait (networks take seconds). A menu the answer opens is closed.
+//
+// The request goes as text, as 3GPP TS 27.007 has it. A modem that
+// refuses it (ERROR) is asked again with the code packed as GSM 7-bit
+// septets in hexadecimal, as Huawei modems want it; one that takes that is
+// asked so from then on.
 func (m *Modem) USSD(ctx context.Context, code string) (string, error) {
 	if code == "" || strings.ContainsAny(code, "\"\r\n") {
 		return "", fmt.Errorf("USSD code %q: not a code", code)
@@ -63,8 +71,24 @@ func (m *Modem) USSD(ctx context.Context, code string) (string, error) {
 	case <-m.ussd: // a late answer to an earlier request
 	default:
 	}
-	if _, err := m.at.Command(`+CUSD=1,"` + code + `",15`); err != nil {
-		return "", fmt.Errorf("USSD %s: %w", code, err)
+	packed, err := packUSSD(code)
+	if err != nil {
+		return "", fmt.Errorf("USSD code %q: not in GSM 7-bit", code)
+	}
+	forms := []string{code, packed}
+	if m.ussdPacked {
+		forms = forms[1:]
+	}
+	for i, req := range forms {
+		_, err = m.at.Command(`+CUSD=1,"` + req + `",15`)
+		if err == nil {
+			m.ussdPacked = req == packed
+			break
+		}
+		var cme at.CMEError
+		if i == len(forms)-1 || !errors.Is(err, at.ErrError) && !errors.As(err, &cme) {
+			return "", fmt.Errorf("USSD %s: %w", code, err)
+		}
 	}
 	select {
 	case a := <-m.ussd:
@@ -84,9 +108,17 @@ func (m *Modem) USSD(ctx context.Context, code string) (string, error) {
 	}
 }
 
-// ParseCUSD parses a +CUSD indication: `+CUSD: <m>[,"<str>"[,<dcs>]]`.
-// With <dcs> 72 (UCS-2) the string is hexadecimal UTF-16, as modems give
-// it; otherwise it is taken as text.
+// ParseCUSD parses a +CUSD indication: `+CUSD: <m>[,"<str>"[,<dcs>]]`,
+// and decodes <str> by <dcs>, a CBS data coding scheme (3GPP TS 23.038
+// §5):
+//   - UCS-2: hexadecimal UTF-16, as modems give it;
+//   - GSM 7-bit: text as the modem gives it, but for an even number of
+//     hexadecimal digits with a letter among them, which is taken for
+//     septets packed in octets (Huawei modems answer so). An answer in
+//     words has other letters, one of figures alone (a number) has none.
+//   - 8-bit data: hexadecimal octets, taken as text when they are UTF-8.
+//
+// A language indication the scheme says the text starts with is dropped.
 func ParseCUSD(line string) (status int, text string, err error) {
 	s := strings.TrimSpace(info.TrimPrefix(line, "+CUSD"))
 	head, rest, hasStr := strings.Cut(s, ",")
@@ -106,24 +138,100 @@ func ParseCUSD(line string) (status int, text string, err error) {
 		return 0, "", errBadCUSD
 	}
 	text = rest[1:end]
-	dcs := -1
+	dcs := 0 // the default
 	if tail := strings.TrimSpace(rest[end+1:]); tail != "" {
 		d, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(tail, ",")))
-		if err != nil || !strings.HasPrefix(tail, ",") {
+		if err != nil || !strings.HasPrefix(tail, ",") || d < 0 || d > 255 {
 			return 0, "", errBadCUSD
 		}
 		dcs = d
 	}
-	if dcs == 72 {
-		b, err := hex.DecodeString(text)
-		if err != nil || len(b)%2 != 0 {
-			return 0, "", fmt.Errorf("%w: UCS-2 not in hexadecimal", errBadCUSD)
-		}
-		u := make([]uint16, len(b)/2)
-		for i := range u {
-			u[i] = uint16(b[2*i])<<8 | uint16(b[2*i+1])
-		}
-		text = string(utf16.Decode(u))
+	text, err = decodeUSSD(text, dcs)
+	if err != nil {
+		return 0, "", err
 	}
 	return status, text, nil
+}
+
+// USSD string codings (3GPP TS 23.038 §5).
+const (
+	codingGSM7 = iota
+	coding8Bit
+	codingUCS2
+)
+
+// ussdCoding returns how a USSD string of CBS data coding scheme dcs is
+// coded, and whether a language indication starts it.
+func ussdCoding(dcs int) (coding int, lang bool) {
+	switch group := dcs >> 4; {
+	case dcs == 0x10:
+		return codingGSM7, true
+	case dcs == 0x11:
+		return codingUCS2, true
+	case group == 0x4, group == 0x5, group == 0x6, group == 0x7, group == 0x9:
+		// General data coding (compressed or not) and messages with a
+		// user data header: bits 3-2 say.
+		switch dcs >> 2 & 3 {
+		case 1:
+			return coding8Bit, false
+		case 2:
+			return codingUCS2, false
+		}
+	case group == 0xf:
+		if dcs&0x4 != 0 {
+			return coding8Bit, false
+		}
+	}
+	return codingGSM7, false // and the reserved values
+}
+
+// decodeUSSD decodes str, a USSD string of data coding scheme dcs as a
+// modem gives it (see ParseCUSD).
+func decodeUSSD(str string, dcs int) (string, error) {
+	coding, lang := ussdCoding(dcs)
+	switch coding {
+	case codingUCS2:
+		b, err := hex.DecodeString(str)
+		if err != nil || len(b)%2 != 0 {
+			return "", fmt.Errorf("%w: UCS-2 not in hexadecimal", errBadCUSD)
+		}
+		if lang {
+			// Two GSM 7-bit characters packed in two octets.
+			b = b[min(2, len(b)):]
+		}
+		r, err := ucs2.Decode(b)
+		if err != nil {
+			return "", fmt.Errorf("%w: UCS-2: %w", errBadCUSD, err)
+		}
+		return string(r), nil
+	case coding8Bit:
+		if b, err := hex.DecodeString(str); err == nil && utf8.Valid(b) {
+			return string(b), nil
+		}
+		return str, nil
+	}
+	if b, err := hex.DecodeString(str); err == nil && strings.ContainsAny(str, "ABCDEFabcdef") {
+		t, err := gsm7.Decode(gsm7.Unpack7BitUSSD(b, 0))
+		if err != nil {
+			return "", fmt.Errorf("%w: packed GSM 7-bit: %w", errBadCUSD, err)
+		}
+		str = string(t)
+	}
+	if lang {
+		// Two characters of language, then CR.
+		if i := strings.IndexByte(str, '\r'); i >= 0 && i <= 2 {
+			str = str[i+1:]
+		}
+	}
+	return str, nil
+}
+
+// packUSSD returns code, in GSM 7-bit, as septets packed in octets in
+// hexadecimal: the form of a request that some modems (Huawei's) take.
+func packUSSD(code string) (string, error) {
+	u, err := gsm7.Encode([]byte(code))
+	if err != nil {
+		return "", err
+	}
+	return strings.ToUpper(hex.EncodeToString(gsm7.Pack7BitUSSD(u, 0))), nil
 }

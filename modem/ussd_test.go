@@ -2,9 +2,14 @@ package modem
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/warthog618/sms/encoding/gsm7"
 
 	"github.com/simgate/simgate/modem/modemsim"
 )
@@ -29,6 +34,25 @@ func TestParseCUSD(t *testing.T) {
 		{`+CUSD: 0,"ZZ",72`, 0, "", false},
 		{`+CUSD: 0,"abc",72`, 0, "", false},
 		{`+CUSD: 0,"a",x`, 0, "", false},
+		{`+CUSD: 0,"a",256`, 0, "", false},
+		// Packed GSM 7-bit in hexadecimal (Huawei): "*100#", and an
+		// answer with a letter past 'F' in its digits.
+		{`+CUSD: 0,"AA180C3602",15`, 0, "*100#", true},
+		{`+CUSD: 0,"` + packed("Balance: 7,25 EUR") + `",15`, 0, "Balance: 7,25 EUR", true},
+		{`+CUSD: 1,"` + packed("1 Top-up\n2 Bundles") + `",0`, 1, "1 Top-up\n2 Bundles", true},
+		// Figures alone are a number, not packed septets.
+		{`+CUSD: 0,"4520123456",15`, 0, "4520123456", true},
+		{`+CUSD: 0,"CAB1E",15`, 0, "CAB1E", true}, // odd: not octets
+		// A language indication first: GSM 7-bit ("en", CR), UCS-2 (two
+		// packed characters).
+		{`+CUSD: 0,"en` + "\r" + `Balance 5",16`, 0, "Balance 5", true},
+		{`+CUSD: 0,"` + packed("en\rBalance 5") + `",16`, 0, "Balance 5", true},
+		{`+CUSD: 0,"653704110430043B",17`, 0, "Бал", true},
+		// General data coding: UCS-2 (bits 3-2 = 10), 8-bit (01).
+		{`+CUSD: 0,"04110430043B",72`, 0, "Бал", true},
+		{`+CUSD: 0,"4F4B",68`, 0, "OK", true},
+		{`+CUSD: 0,"FF00",68`, 0, "FF00", true}, // not UTF-8: as it is
+		{`+CUSD: 0,"D800",72`, 0, "", false},    // half a surrogate pair
 	} {
 		st, text, err := ParseCUSD(tc.line)
 		if tc.ok != (err == nil) || tc.ok && (st != tc.status || text != tc.text) {
@@ -37,10 +61,35 @@ func TestParseCUSD(t *testing.T) {
 	}
 }
 
+// packed returns s as the hexadecimal of its GSM 7-bit septets packed
+// in octets, as Huawei modems give USSD text.
+func packed(s string) string {
+	u, err := gsm7.Encode([]byte(s))
+	if err != nil {
+		panic(err)
+	}
+	return strings.ToUpper(hex.EncodeToString(gsm7.Pack7BitUSSD(u, 0)))
+}
+
+func TestPackUSSD(t *testing.T) {
+	// The form Huawei modems take (AT+CUSD=1,"AA180C3602",15).
+	if got, err := packUSSD("*100#"); err != nil || got != "AA180C3602" {
+		t.Errorf("packUSSD(*100#) = %q, %v", got, err)
+	}
+	if _, err := packUSSD("*100#€ä"); err != nil {
+		t.Errorf("GSM 7-bit has € (escaped) and ä: %v", err)
+	}
+	if _, err := packUSSD("*100#ж"); err == nil {
+		t.Error("a code GSM 7-bit cannot hold was packed")
+	}
+}
+
 func FuzzParseCUSD(f *testing.F) {
 	f.Add(`+CUSD: 0,"Your balance is 12.34 EUR",15`)
 	f.Add(`+CUSD: 0,"0411043004",72`)
 	f.Add(`+CUSD: 4`)
+	f.Add(`+CUSD: 0,"AA180C3602",15`)
+	f.Add(`+CUSD: 0,"653704110430043B",17`)
 	f.Fuzz(func(t *testing.T, line string) {
 		st, _, err := ParseCUSD(line)
 		if err == nil && (st < 0 || st > 5) {
@@ -68,5 +117,35 @@ func TestUSSD(t *testing.T) {
 	}
 	if _, err := m.USSD(ctx, `*1"#`); err == nil {
 		t.Error("a code with a quote was sent")
+	}
+	if m.ussdPacked {
+		t.Error("a modem that takes text was asked packed")
+	}
+}
+
+// TestUSSDPacked: a modem that takes a request only packed, and answers
+// packed (Huawei), is asked again packed, and so from then on; its
+// answers are unpacked.
+func TestUSSDPacked(t *testing.T) {
+	s, m := openSim(t, modemsim.Config{USSDPacked: true, USSD: map[string]string{
+		"*100#": "Your balance is 12.34 EUR",
+		"*101#": "Баланс: 5,00 ₽",
+	}}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, code := range []string{"*100#", "*101#", "*100#"} {
+		want := map[string]string{"*100#": "Your balance is 12.34 EUR", "*101#": "Баланс: 5,00 ₽"}[code]
+		if got, err := m.USSD(ctx, code); err != nil || got != want {
+			t.Errorf("USSD(%s) = %q, %v", code, got, err)
+		}
+		if !m.ussdPacked {
+			t.Fatal("the modem is not asked packed")
+		}
+	}
+	if got := s.USSDRequests(); !slices.Equal(got, []string{"*100#", "*101#", "*100#"}) {
+		t.Errorf("the network was asked %q", got)
+	}
+	if _, err := m.USSD(ctx, "*999#"); !errors.Is(err, ErrUSSD) {
+		t.Errorf("an unknown code: %v, want ErrUSSD", err)
 	}
 }

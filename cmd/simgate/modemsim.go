@@ -33,7 +33,8 @@ AT+CNMI <ds> says: +CDS (acknowledged with AT+CNMA after AT+CSMS=1), or stored
 in "SR" with +CDSI (the only way with --store-reports). The --*-rate flags
 inject faults at random; --seed repeats them. --ussd answers USSD codes
 (AT+CUSD), as a network's balance query: --ussd '*100#=Your balance is
-12.34 EUR'.
+12.34 EUR'; with --ussd-packed, as a Huawei modem does (the code and the
+answer as GSM 7-bit septets packed in octets, in hexadecimal).
 
 Incoming SMS: each line on standard input "<sender> <text>" (a number or
 an operator's name, then the text) is delivered to the modem as the
@@ -85,6 +86,7 @@ Long texts come in concatenated parts.`,
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&ussd, "ussd", nil, "a USSD code and its answer, <code>=<answer> (repeatable)")
+	f.BoolVar(&cfg.USSDPacked, "ussd-packed", false, "take USSD requests and give answers only packed in hexadecimal, as Huawei modems do")
 	f.BoolVar(&cfg.FullStorageRefuses, "full-storage-refuses", false, "answer AT+CMGS with +CMS ERROR: 322 while the SIM's 30 message slots are full, as some modems do")
 	f.StringVar(&cfg.Name, "name", "sim1", "modem name")
 	f.StringVar(&cfg.Link, "link", "", "also make this symlink to the device")

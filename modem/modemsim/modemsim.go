@@ -119,6 +119,11 @@ type Config struct {
 	// answer: {"*100#": "Your balance is 12.34 EUR"}. Others answer
 	// `+CUSD: 4` (not supported).
 	USSD map[string]string
+	// USSDPacked makes the modem take a USSD request only as GSM 7-bit
+	// septets packed in octets, in hexadecimal (a code as text is
+	// answered ERROR), and answer in the same form with <dcs> 15, as
+	// Huawei modems do (UCS-2 answers stay as they are).
+	USSDPacked bool
 
 	// OnSubmit is called for every accepted SMS-SUBMIT (each part of a
 	// concatenated message), once the final result code of the command

@@ -1,6 +1,7 @@
 package modemsim
 
 import (
+	"encoding/hex"
 	"strconv"
 	"strings"
 
@@ -45,11 +46,22 @@ func (ip *interpreter) cmdCUSD(c command) error {
 	if !registered(ip.effReg()) {
 		return cmeError(30) // no network service
 	}
+	if ip.cfg.USSDPacked {
+		b, err := hex.DecodeString(code)
+		if err != nil {
+			return errSyntax
+		}
+		u, err := gsm7.Decode(gsm7.Unpack7BitUSSD(b, 0))
+		if err != nil {
+			return errSyntax
+		}
+		code = string(u)
+	}
 	ip.ussdAsked = append(ip.ussdAsked, code)
 	answer, known := ip.ussd[code]
 	line := "+CUSD: 4"
 	if known {
-		line = "+CUSD: 0," + ussdText(answer)
+		line = "+CUSD: 0," + ussdText(answer, ip.cfg.USSDPacked)
 	}
 	ip.afterFinal = append(ip.afterFinal, func() {
 		ip.out.urc([]byte("\r\n" + line + "\r\n"))
@@ -57,9 +69,13 @@ func (ip *interpreter) cmdCUSD(c command) error {
 	return nil
 }
 
-// ussdText returns `"<str>",<dcs>` for a USSD answer: as it is with dcs 15
-// when GSM 7-bit holds it, else UCS-2 in hexadecimal with dcs 72.
-func ussdText(s string) string {
+// ussdText returns `"<str>",<dcs>` for a USSD answer: with dcs 15 when GSM
+// 7-bit holds it, as it is or, packed, as septets packed in octets in
+// hexadecimal; else UCS-2 in hexadecimal with dcs 72.
+func ussdText(s string, packed bool) string {
+	if u, err := gsm7.Encode([]byte(s)); err == nil && packed {
+		return `"` + strings.ToUpper(hex.EncodeToString(gsm7.Pack7BitUSSD(u, 0))) + `",15`
+	}
 	if _, err := gsm7.Encode([]byte(s)); err == nil && !strings.Contains(s, `"`) {
 		return strconv.Quote(s) + ",15"
 	}
