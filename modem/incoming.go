@@ -103,27 +103,47 @@ func (m *Modem) listStored(mem string) ([]storedPDU, error) {
 	return parseCMGL(lines), nil
 }
 
-// onCMT hands on a message routed without storing.
+// onCMT hands on a message routed without storing. After AT+CSMS=1 the
+// network takes it for delivered only once acknowledged (AT+CNMA): that
+// comes once Config.OnMessage kept it, and a message not kept is refused
+// (AT+CNMA=2, RP-ERROR), so that the network sends it again later. Before
+// that (phase 2), the modem acknowledges by itself.
 func (m *Modem) onCMT(lines []string) {
 	// +CMT: [<alpha>],<length> and the PDU on the next line.
 	f := strings.Split(info.TrimPrefix(lines[0], "+CMT"), ",")
 	n, err := strconv.Atoi(strings.TrimSpace(f[len(f)-1]))
-	if m.cnma {
-		if _, err := m.at.Command("+CNMA"); err != nil {
-			m.log.Warn("acknowledge incoming message (AT+CNMA)", "err", err)
-		}
-	}
 	if err != nil || len(lines) < 2 {
+		// Acknowledged: sent again, it would not read better.
+		m.ackCMT(true)
 		m.log.Warn("incoming message: bad +CMT header") // its <alpha> may name the sender
 		return
 	}
 	tp, err := ParseDeliver(lines[1], n)
 	if err != nil {
+		m.ackCMT(true)
 		m.log.Warn("incoming message", "err", err)
 		return
 	}
-	if err := m.cfg.OnMessage(Incoming{TPDU: tp, PDU: strings.ToUpper(strings.TrimSpace(lines[1]))}); err != nil && !errors.Is(err, ErrHeld) {
-		m.log.Warn("incoming message not kept", "err", err)
+	err = m.cfg.OnMessage(Incoming{TPDU: tp, PDU: strings.ToUpper(strings.TrimSpace(lines[1]))})
+	kept := err == nil || errors.Is(err, ErrHeld)
+	if !kept {
+		m.log.Warn("incoming message not kept; the network is to send it again", "err", err)
+	}
+	m.ackCMT(kept)
+}
+
+// ackCMT acknowledges a routed +CMT, when the modem waits for that:
+// RP-ACK when kept, else RP-ERROR.
+func (m *Modem) ackCMT(kept bool) {
+	if !m.cnma {
+		return
+	}
+	cmd := "+CNMA"
+	if !kept {
+		cmd = "+CNMA=2"
+	}
+	if _, err := m.at.Command(cmd); err != nil {
+		m.log.Warn("acknowledge incoming message (AT"+cmd+")", "err", err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,5 +136,51 @@ func TestStorageNeverFills(t *testing.T) {
 	}
 	if n := s.Stored("SM"); n > 1 {
 		t.Errorf("%d left stored", n)
+	}
+}
+
+// TestRoutedAcknowledgedOnceKept: a message routed without storing (+CMT,
+// after AT+CSMS=1) is acknowledged only once kept; one that could not be
+// kept is refused (AT+CNMA=2, RP-ERROR), for the network to send it again,
+// and acknowledged when it comes again and is kept.
+func TestRoutedAcknowledgedOnceKept(t *testing.T) {
+	s, err := modemsim.Start(modemsim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	var down atomic.Bool
+	down.Store(true)
+	m, got := openReceiving(t, s, func(Incoming) error {
+		if down.Load() {
+			return errors.New("the stream is away")
+		}
+		return nil
+	})
+	// As if the modem refused phase 2 (see TestReportsAcknowledged).
+	m.cnma = true
+	if _, err := m.at.Command("+CSMS=1"); err != nil {
+		t.Fatal(err)
+	}
+	acks := func(want ...int) {
+		t.Helper()
+		// The acknowledgement follows OnMessage's return: nothing to
+		// await but the simulator's record.
+		for deadline := time.Now().Add(5 * time.Second); !slices.Equal(s.CMTAcks(), want); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("AT+CNMA <n>s %v, want %v", s.CMTAcks(), want)
+			}
+		}
+	}
+	for i, want := range [][]int{{2}, {2, 0}} {
+		ds, err := s.Receive(modemsim.Incoming{From: "+4520000000", Text: "STOP", Routed: true})
+		if err != nil || ds[0].Route != modemsim.RouteCMT {
+			t.Fatalf("delivery %d: %+v %v", i+1, ds, err)
+		}
+		if in := next(t, got); text(t, in) != "STOP" || in.Index != 0 {
+			t.Fatalf("delivery %d read as %q at %d", i+1, text(t, in), in.Index)
+		}
+		acks(want...)
+		down.Store(false)
 	}
 }

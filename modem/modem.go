@@ -49,7 +49,10 @@ type Config struct {
 	// receives (+CMTI, +CMT, and those stored before, see SweepIncoming);
 	// a stored one is deleted from the modem once OnMessage returns nil
 	// (kept), and left there otherwise: for the next sweep, or, with
-	// ErrHeld, until its message is whole. It is called from goroutines of
+	// ErrHeld, until its message is whole. A routed one (+CMT) is
+	// acknowledged to the network, where the modem leaves that to us
+	// (AT+CSMS=1), only once kept or held, and refused otherwise, for the
+	// network to send it again. It is called from goroutines of
 	// the modem's, possibly concurrently (a routed +CMT). Nothing of a
 	// message's text is logged.
 	OnMessage func(Incoming) error

@@ -34,6 +34,11 @@ type Incoming struct {
 	// Unannounced stores the message with no indication, whatever
 	// AT+CNMI says: a +CMTI the line lost.
 	Unannounced bool
+	// Routed hands the message on with +CMT, without storing it,
+	// whatever AT+CNMI says, as modems do with a class 0 message or when
+	// set to route (<mt>=2). After AT+CSMS=1 each owes an AT+CNMA (see
+	// Modem.CMTAcks).
+	Routed bool
 	// At is the service centre's time stamp; now when zero.
 	At time.Time
 }
@@ -105,14 +110,15 @@ func (m *Modem) Receive(in Incoming) ([]Delivery, error) {
 		}
 		tps[i].OA = oa
 		tps[i].SCTS = tpdu.Timestamp{Time: at}
-		out = append(out, ip.deliver(&tps[i], in.Unannounced))
+		out = append(out, ip.deliver(&tps[i], in.Unannounced, in.Routed))
 	}
 	return out, nil
 }
 
 // deliver hands one SMS-DELIVER to the client as AT+CNMI <mt> says, or
-// only stores it when quiet. The caller holds ip.mu.
-func (ip *interpreter) deliver(t *tpdu.TPDU, quiet bool) Delivery {
+// only stores it when quiet, or routes it (+CMT) when routed. The caller
+// holds ip.mu.
+func (ip *interpreter) deliver(t *tpdu.TPDU, quiet, routed bool) Delivery {
 	b, err := t.MarshalBinary()
 	if err != nil {
 		return Delivery{Route: RouteLost}
@@ -126,8 +132,11 @@ func (ip *interpreter) deliver(t *tpdu.TPDU, quiet bool) Delivery {
 	hexs = strings.ToUpper(hexs)
 	var d Delivery
 	mt := ip.set.cnmi[1]
-	if quiet {
+	switch {
+	case quiet:
 		mt = 0
+	case routed:
+		mt = 2
 	}
 	switch {
 	case ip.hung.Load():

@@ -70,6 +70,7 @@ type interpreter struct {
 
 	hung     atomic.Bool
 	cnmaOwed atomic.Int32 // routed +CMT/+CDS indications not yet acknowledged
+	cmtAcks  []int        // the <n> of each AT+CNMA that answered a +CMT (Modem.CMTAcks)
 	hangMu   sync.Mutex   // orders SetHung and the random hangs' recovery
 	hangGen  uint64       // counts hangs and recoveries; guarded by hangMu
 

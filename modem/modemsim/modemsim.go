@@ -577,6 +577,15 @@ func (m *Modem) Inject(lines ...string) {
 	m.ip.out.urc([]byte("\r\n" + strings.Join(lines, "\r\n") + "\r\n"))
 }
 
+// CMTAcks returns the <n> of each AT+CNMA that acknowledged a routed
+// +CMT (or an injected +CDS) so far, in order: 0 or 1 for RP-ACK, 2 for
+// RP-ERROR (the network is to send the message again).
+func (m *Modem) CMTAcks() []int {
+	m.ip.mu.Lock()
+	defer m.ip.mu.Unlock()
+	return append([]int(nil), m.ip.cmtAcks...)
+}
+
 // USSDRequests returns the USSD codes the DTE sent to the network so far
 // (AT+CUSD while registered), in order.
 func (m *Modem) USSDRequests() []string {

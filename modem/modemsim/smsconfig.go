@@ -166,6 +166,7 @@ func (ip *interpreter) cmdCSMP(c command) error {
 }
 
 func (ip *interpreter) cmdCNMA(c command) error {
+	n := 0 // RP-ACK; 2: RP-ERROR
 	switch c.op {
 	case opTest:
 		if ip.set.cmgf == 0 {
@@ -180,7 +181,7 @@ func (ip *interpreter) cmdCNMA(c command) error {
 		if err != nil {
 			return err
 		}
-		if _, err := intParam(ps, 0, 0, 0, 2); err != nil {
+		if n, err = intParam(ps, 0, 0, 0, 2); err != nil {
 			return err
 		}
 	case opAction:
@@ -194,11 +195,12 @@ func (ip *interpreter) cmdCNMA(c command) error {
 		return nil
 	}
 	for {
-		n := ip.cnmaOwed.Load()
-		if n <= 0 {
+		owed := ip.cnmaOwed.Load()
+		if owed <= 0 {
 			return cmsNoCNMAExpected
 		}
-		if ip.cnmaOwed.CompareAndSwap(n, n-1) {
+		if ip.cnmaOwed.CompareAndSwap(owed, owed-1) {
+			ip.cmtAcks = append(ip.cmtAcks, n)
 			return nil
 		}
 	}
