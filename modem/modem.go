@@ -118,10 +118,10 @@ type Modem struct {
 	readMu sync.Mutex
 	mem1   string
 	// ussdMu orders USSD requests; ussd carries the +CUSD answer.
-	// ussdPacked is set once the modem refused a request as text and took
-	// it packed (see USSD).
+	// ussdPacked says the last request the network answered went packed
+	// (see USSD).
 	ussdMu     sync.Mutex
-	ussd       chan ussdAnswer
+	ussd       chan string
 	ussdPacked bool
 
 	closeOnce sync.Once

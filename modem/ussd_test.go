@@ -4,11 +4,12 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/warthog618/modem/at"
 	"github.com/warthog618/sms/encoding/gsm7"
 
 	"github.com/simgate/simgate/modem/modemsim"
@@ -35,24 +36,31 @@ func TestParseCUSD(t *testing.T) {
 		{`+CUSD: 0,"abc",72`, 0, "", false},
 		{`+CUSD: 0,"a",x`, 0, "", false},
 		{`+CUSD: 0,"a",256`, 0, "", false},
-		// Packed GSM 7-bit in hexadecimal (Huawei): "*100#", and an
-		// answer with a letter past 'F' in its digits.
+		// Packed GSM 7-bit in hexadecimal (Huawei), the vectors worked
+		// out apart: "*100#"; CR filling 7 spare bits ("1234567"); no
+		// filler on a boundary ("12345678"); a last octet whose top bits
+		// read CR ("Saldo 12.5"); a menu.
 		{`+CUSD: 0,"AA180C3602",15`, 0, "*100#", true},
-		{`+CUSD: 0,"` + packed("Balance: 7,25 EUR") + `",15`, 0, "Balance: 7,25 EUR", true},
-		{`+CUSD: 1,"` + packed("1 Top-up\n2 Bundles") + `",0`, 1, "1 Top-up\n2 Bundles", true},
+		{`+CUSD: 0,"31D98C56B3DD1A",15`, 0, "1234567", true},
+		{`+CUSD: 0,"31D98C56B3DD70",15`, 0, "12345678", true},
+		{`+CUSD: 0,"D3309BFC06C564AE1A",15`, 0, "Saldo 12.5", true},
+		{`+CUSD: 0,"C2303BEC1E9775A01B4B560315AB52",15`, 0, "Balance: 7,25 EUR", true},
+		{`+CUSD: 1,"3110F50D6FD5E10A1948587793D9E539",0`, 1, "1 Top-up\n2 Bundles", true},
 		// Figures alone are a number, not packed septets.
 		{`+CUSD: 0,"4520123456",15`, 0, "4520123456", true},
 		{`+CUSD: 0,"CAB1E",15`, 0, "CAB1E", true}, // odd: not octets
 		// A language indication first: GSM 7-bit ("en", CR), UCS-2 (two
 		// packed characters).
 		{`+CUSD: 0,"en` + "\r" + `Balance 5",16`, 0, "Balance 5", true},
-		{`+CUSD: 0,"` + packed("en\rBalance 5") + `",16`, 0, "Balance 5", true},
+		{`+CUSD: 0,"657743186687DDE332A806",16`, 0, "Balance 5", true},
 		{`+CUSD: 0,"653704110430043B",17`, 0, "Бал", true},
 		// General data coding: UCS-2 (bits 3-2 = 10), 8-bit (01).
 		{`+CUSD: 0,"04110430043B",72`, 0, "Бал", true},
 		{`+CUSD: 0,"4F4B",68`, 0, "OK", true},
-		{`+CUSD: 0,"FF00",68`, 0, "FF00", true}, // not UTF-8: as it is
-		{`+CUSD: 0,"D800",72`, 0, "", false},    // half a surrogate pair
+		{`+CUSD: 0,"FF00",68`, 0, "FF00", true},        // not UTF-8: as it is
+		{`+CUSD: 0,"0041D800",72`, 0, "A\uFFFD", true}, // cut in a surrogate pair
+		{`+CUSD: 0,"0041",104`, 0, "0041", true},       // compressed: as it is
+		{`+CUSD: 0,"0041",148`, 0, "0041", true},       // with a header: as it is
 	} {
 		st, text, err := ParseCUSD(tc.line)
 		if tc.ok != (err == nil) || tc.ok && (st != tc.status || text != tc.text) {
@@ -61,23 +69,29 @@ func TestParseCUSD(t *testing.T) {
 	}
 }
 
-// packed returns s as the hexadecimal of its GSM 7-bit septets packed
-// in octets, as Huawei modems give USSD text.
-func packed(s string) string {
-	u, err := gsm7.Encode([]byte(s))
-	if err != nil {
-		panic(err)
-	}
-	return strings.ToUpper(hex.EncodeToString(gsm7.Pack7BitUSSD(u, 0)))
-}
-
 func TestPackUSSD(t *testing.T) {
-	// The form Huawei modems take (AT+CUSD=1,"AA180C3602",15).
-	if got, err := packUSSD("*100#"); err != nil || got != "AA180C3602" {
-		t.Errorf("packUSSD(*100#) = %q, %v", got, err)
-	}
-	if _, err := packUSSD("*100#€ä"); err != nil {
-		t.Errorf("GSM 7-bit has € (escaped) and ä: %v", err)
+	// Vectors worked out apart from this code (3GPP TS 23.038
+	// §6.1.2.3.1). sms v0.3.0's Pack7BitUSSD gives AA986C461B1B for
+	// *1234#.
+	for code, want := range map[string]string{
+		"*100#":     "AA180C3602", // the form Huawei modems take
+		"*1234#":    "AA986C461B01",
+		"*#100#":    "AA510C061B01",
+		"1234567":   "31D98C56B3DD1A",   // CR fills 7 spare bits
+		"12345678":  "31D98C56B3DD70",   // no filler on a boundary
+		"1234567\r": "31D98C56B3DD1A0D", // a CR on a boundary: another
+	} {
+		if got, err := packUSSD(code); err != nil || got != want {
+			t.Errorf("packUSSD(%q) = %q, %v, want %s", code, got, err, want)
+		}
+		b, _ := hex.DecodeString(want)
+		u, _ := gsm7.Decode(unpackUSSD(b))
+		if code == "1234567\r" {
+			code += "\r" // performed twice, as the standard says
+		}
+		if string(u) != code {
+			t.Errorf("unpackUSSD(%s) = %q", want, u)
+		}
 	}
 	if _, err := packUSSD("*100#ж"); err == nil {
 		t.Error("a code GSM 7-bit cannot hold was packed")
@@ -128,13 +142,14 @@ func TestUSSD(t *testing.T) {
 // answers are unpacked.
 func TestUSSDPacked(t *testing.T) {
 	s, m := openSim(t, modemsim.Config{USSDPacked: true, USSD: map[string]string{
-		"*100#": "Your balance is 12.34 EUR",
-		"*101#": "Баланс: 5,00 ₽",
+		"*100#":  "Your balance is 12.34 EUR",
+		"*101#":  "Баланс: 5,00 ₽",
+		"*1234#": "Saldo 12.5",
 	}}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, code := range []string{"*100#", "*101#", "*100#"} {
-		want := map[string]string{"*100#": "Your balance is 12.34 EUR", "*101#": "Баланс: 5,00 ₽"}[code]
+	for _, code := range []string{"*100#", "*101#", "*1234#", "*100#"} {
+		want := map[string]string{"*100#": "Your balance is 12.34 EUR", "*101#": "Баланс: 5,00 ₽", "*1234#": "Saldo 12.5"}[code]
 		if got, err := m.USSD(ctx, code); err != nil || got != want {
 			t.Errorf("USSD(%s) = %q, %v", code, got, err)
 		}
@@ -142,10 +157,32 @@ func TestUSSDPacked(t *testing.T) {
 			t.Fatal("the modem is not asked packed")
 		}
 	}
-	if got := s.USSDRequests(); !slices.Equal(got, []string{"*100#", "*101#", "*100#"}) {
+	if got := s.USSDRequests(); !slices.Equal(got, []string{"*100#", "*101#", "*1234#", "*100#"}) {
 		t.Errorf("the network was asked %q", got)
 	}
 	if _, err := m.USSD(ctx, "*999#"); !errors.Is(err, ErrUSSD) {
 		t.Errorf("an unknown code: %v, want ErrUSSD", err)
+	}
+}
+
+// TestFormRefused: only an answer that may refuse the request's form has
+// the request asked again in the other form.
+func TestFormRefused(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{at.ErrError, true},
+		{at.CMEError("4"), true},
+		{at.CMEError("50"), true},
+		{at.CMEError("100"), true},
+		{at.CMEError("30"), false}, // no network service
+		{at.CMEError("14"), false}, // SIM busy
+		{at.ErrDeadlineExceeded, false},
+		{fmt.Errorf("wrapped: %w", at.ErrError), true},
+	} {
+		if got := formRefused(tc.err); got != tc.want {
+			t.Errorf("formRefused(%v) = %t", tc.err, got)
+		}
 	}
 }

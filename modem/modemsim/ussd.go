@@ -51,7 +51,7 @@ func (ip *interpreter) cmdCUSD(c command) error {
 		if err != nil {
 			return errSyntax
 		}
-		u, err := gsm7.Decode(gsm7.Unpack7BitUSSD(b, 0))
+		u, err := gsm7.Decode(unpackSeptets(b))
 		if err != nil {
 			return errSyntax
 		}
@@ -73,11 +73,62 @@ func (ip *interpreter) cmdCUSD(c command) error {
 // 7-bit holds it, as it is or, packed, as septets packed in octets in
 // hexadecimal; else UCS-2 in hexadecimal with dcs 72.
 func ussdText(s string, packed bool) string {
-	if u, err := gsm7.Encode([]byte(s)); err == nil && packed {
-		return `"` + strings.ToUpper(hex.EncodeToString(gsm7.Pack7BitUSSD(u, 0))) + `",15`
-	}
-	if _, err := gsm7.Encode([]byte(s)); err == nil && !strings.Contains(s, `"`) {
+	u, err := gsm7.Encode([]byte(s))
+	switch {
+	case err == nil && packed:
+		return `"` + strings.ToUpper(hex.EncodeToString(packSeptets(u))) + `",15`
+	case err == nil && !strings.Contains(s, `"`):
 		return strconv.Quote(s) + ",15"
 	}
 	return `"` + encodeCSCS(s, "UCS2") + `",72`
+}
+
+// packSeptets packs GSM 7-bit septets into octets, least significant bit
+// first, for USSD (3GPP TS 23.038 §6.1.2.3.1): 7 spare bits at the end
+// are filled with CR, and a CR that ends on an octet boundary is followed
+// by another. It is written apart from the driver's packing (package
+// modem), so that the two check each other.
+func packSeptets(u []byte) []byte {
+	var out []byte
+	var acc uint32
+	bits := 0
+	for _, s := range u {
+		acc |= uint32(s&0x7f) << bits
+		bits += 7
+		for bits >= 8 {
+			out = append(out, byte(acc))
+			acc >>= 8
+			bits -= 8
+		}
+	}
+	switch {
+	case bits == 1: // 7 spare bits
+		out = append(out, byte(acc)|0x0d<<1)
+	case bits > 0:
+		out = append(out, byte(acc))
+	case len(u) > 0 && u[len(u)-1] == 0x0d:
+		out = append(out, 0x0d)
+	}
+	return out
+}
+
+// unpackSeptets unpacks what packSeptets packs: a CR that ends on an octet
+// boundary is filler.
+func unpackSeptets(b []byte) []byte {
+	var out []byte
+	var acc uint32
+	bits := 0
+	for _, o := range b {
+		acc |= uint32(o) << bits
+		bits += 8
+		for bits >= 7 {
+			out = append(out, byte(acc&0x7f))
+			acc >>= 7
+			bits -= 7
+		}
+	}
+	if bits == 0 && len(out) > 0 && out[len(out)-1] == 0x0d {
+		out = out[:len(out)-1]
+	}
+	return out
 }
