@@ -161,7 +161,9 @@ func (c *Client) Publish(ctx context.Context, job otp.Job) (duplicate bool, err 
 // has not yielded yet. An event published just before the subscription
 // may be stored only after that first read: a daemon stores each event of
 // a job before it publishes the next, so before a live event is yielded
-// the stored ones are read again from where the last read ended.
+// the stored ones are read again from where the last read ended (briefly:
+// a read that fails or is slow is let go, and a replica that lags may not
+// have them yet).
 func (c *Client) Events(ctx context.Context, id string) iter.Seq2[otp.Event, error] {
 	return func(yield func(otp.Event, error) bool) {
 		if !otp.ValidID(id) {
@@ -214,9 +216,11 @@ func (c *Client) Events(ctx context.Context, id string) iter.Seq2[otp.Event, err
 				if seen[string(m.Data)] {
 					continue
 				}
-				// The events before this one are stored by now. One that
-				// failed to be read is not waited for: live ones go on.
-				stored, _ := c.stored(ctx, subject, &next)
+				// The events before this one are stored by now. Live ones
+				// do not wait long on the stream.
+				rctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
+				stored, _ := c.stored(rctx, subject, &next)
+				cancel()
 				for _, data := range stored {
 					if !emit(data) {
 						return
@@ -241,16 +245,21 @@ func flush(ctx context.Context, nc *nats.Conn) error {
 	return nc.Flush()
 }
 
+// catchUpTimeout bounds Events' read of the stored events before a live
+// one.
+const catchUpTimeout = 2 * time.Second
+
 // stored returns the bodies of the messages on subject in the events
 // stream from sequence *next on, oldest first, read with batched direct
-// gets, and moves *next past the last one read.
+// gets, and moves *next past the last one read. On an error it returns
+// those read before it too.
 func (c *Client) stored(ctx context.Context, subject string, next *uint64) ([][]byte, error) {
 	var out [][]byte
 	for {
 		inbox := c.nc.NewRespInbox()
 		sub, err := c.nc.SubscribeSync(inbox)
 		if err != nil {
-			return nil, err
+			return out, err
 		}
 		req, _ := json.Marshal(struct {
 			Seq        uint64 `json:"seq"`
@@ -259,7 +268,7 @@ func (c *Client) stored(ctx context.Context, subject string, next *uint64) ([][]
 		}{*next, subject, 64})
 		if err := c.nc.PublishRequest("$JS.API.DIRECT.GET."+otp.StreamEvents, inbox, req); err != nil {
 			sub.Unsubscribe()
-			return nil, err
+			return out, err
 		}
 		n, done, err := readBatch(ctx, sub, &out, next)
 		sub.Unsubscribe()
