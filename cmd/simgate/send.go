@@ -85,14 +85,14 @@ func codeFromStdin(cmd *cobra.Command, code *string) error {
 	if *code != "-" {
 		return nil
 	}
-	// A code is at most 10 digits: a longer line is cut, and the daemon
-	// refuses what is left.
+	// A code is at most 10 digits: past 256 bytes the line is cut (and
+	// the daemon refuses it).
 	line, err := bufio.NewReader(io.LimitReader(cmd.InOrStdin(), 256)).ReadString('\n')
-	if line = strings.TrimSpace(line); line == "" {
-		if err == nil || errors.Is(err, io.EOF) {
-			err = errors.New("nothing there")
-		}
+	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("read the code from standard input: %w", err)
+	}
+	if line = strings.TrimSpace(line); line == "" {
+		return errors.New("read the code from standard input: nothing there")
 	}
 	*code = line
 	return nil
