@@ -235,6 +235,50 @@ func startServer(t *testing.T) *nats.Conn {
 	return nc
 }
 
+// startStreams starts a NATS server with simgate's streams and no
+// daemon, and returns a connection to it and a context for the test's
+// calls.
+func startStreams(t *testing.T) (*nats.Conn, jetstream.JetStream, context.Context) {
+	t.Helper()
+	nc := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	js, _ := jetstream.New(nc)
+	if _, err := queue.Setup(ctx, js, queue.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	return nc, js, ctx
+}
+
+// publisher returns a function that publishes v as JSON on subject to
+// js's streams.
+func publisher(t *testing.T, ctx context.Context, js jetstream.JetStream) func(subject string, v any) {
+	return func(subject string, v any) {
+		t.Helper()
+		b, _ := json.Marshal(v)
+		if _, err := js.Publish(ctx, subject, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// eventTypes follows job id's events with c to their last, calling then
+// after the first, and returns their types.
+func eventTypes(t *testing.T, ctx context.Context, c *client.Client, id string, then func()) []otp.State {
+	t.Helper()
+	var seen []otp.State
+	for ev, err := range c.Events(ctx, id) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, ev.Type)
+		if len(seen) == 1 {
+			then()
+		}
+	}
+	return seen
+}
+
 func TestNoDaemon(t *testing.T) {
 	nc := startServer(t)
 	c, _ := client.New(nc)
@@ -291,20 +335,8 @@ func TestCheckWire(t *testing.T) {
 // which another publisher had sent there as its reply subject) is not
 // taken, stored or live.
 func TestEventsOfTheJobOnly(t *testing.T) {
-	nc := startServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	js, _ := jetstream.New(nc)
-	if _, err := queue.Setup(ctx, js, queue.StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	publish := func(subject string, v any) {
-		t.Helper()
-		b, _ := json.Marshal(v)
-		if _, err := js.Publish(ctx, subject, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	nc, js, ctx := startStreams(t)
+	publish := publisher(t, ctx, js)
 	forged := []any{
 		otp.Event{Type: otp.StateDelivered, ID: "other"},
 		otp.Reply{ID: "v", Status: otp.ReplyRejected, Reason: otp.ReasonInvalidNumber},
@@ -315,19 +347,12 @@ func TestEventsOfTheJobOnly(t *testing.T) {
 		publish(otp.EventSubject("v"), f)
 	}
 	c, _ := client.New(nc)
-	var seen []otp.State
-	for ev, err := range c.Events(ctx, "v") {
-		if err != nil {
-			t.Fatal(err)
+	seen := eventTypes(t, ctx, c, "v", func() { // replayed; now the same live
+		for _, f := range forged {
+			publish(otp.EventSubject("v"), f)
 		}
-		seen = append(seen, ev.Type)
-		if len(seen) == 1 { // replayed; now the same live
-			for _, f := range forged {
-				publish(otp.EventSubject("v"), f)
-			}
-			publish(otp.EventSubject("v"), otp.Event{Type: otp.StateSent, ID: "v"})
-		}
-	}
+		publish(otp.EventSubject("v"), otp.Event{Type: otp.StateSent, ID: "v"})
+	})
 	if !slices.Equal(seen, []otp.State{otp.StateAccepted, otp.StateSent}) {
 		t.Errorf("events %v, want accepted and sent", seen)
 	}
@@ -348,13 +373,7 @@ func TestEventsOfTheJobOnly(t *testing.T) {
 // moment: an event published on late.<id> is stored as the job's and
 // never seen live.
 func TestEventsStoredLate(t *testing.T) {
-	nc := startServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	js, _ := jetstream.New(nc)
-	if _, err := queue.Setup(ctx, js, queue.StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	nc, js, ctx := startStreams(t)
 	es, err := js.Stream(ctx, otp.StreamEvents)
 	if err != nil {
 		t.Fatal(err)
@@ -365,26 +384,13 @@ func TestEventsStoredLate(t *testing.T) {
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	publish := func(subject string, ev otp.Event) {
-		t.Helper()
-		b, _ := json.Marshal(ev)
-		if _, err := js.Publish(ctx, subject, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publish := publisher(t, ctx, js)
 	publish(otp.EventSubject("v"), otp.Event{Type: otp.StateAccepted, ID: "v"})
 	c, _ := client.New(nc)
-	var seen []otp.State
-	for ev, err := range c.Events(ctx, "v") {
-		if err != nil {
-			t.Fatal(err)
-		}
-		seen = append(seen, ev.Type)
-		if len(seen) == 1 { // the first read is over
-			publish("late.v", otp.Event{Type: otp.StateSent, ID: "v", Report: true})
-			publish(otp.EventSubject("v"), otp.Event{Type: otp.StateDelivered, ID: "v"})
-		}
-	}
+	seen := eventTypes(t, ctx, c, "v", func() { // the first read is over
+		publish("late.v", otp.Event{Type: otp.StateSent, ID: "v", Report: true})
+		publish(otp.EventSubject("v"), otp.Event{Type: otp.StateDelivered, ID: "v"})
+	})
 	if want := []otp.State{otp.StateAccepted, otp.StateSent, otp.StateDelivered}; !slices.Equal(seen, want) {
 		t.Errorf("events %v, want %v", seen, want)
 	}
