@@ -106,12 +106,13 @@ func (m *Modem) USSD(ctx context.Context, code string) (string, error) {
 // formRefused reports whether err, a modem's answer to AT+CUSD, may
 // refuse the form of the request rather than the request: ERROR, or +CME
 // ERROR 4 (operation not supported), 50 (incorrect parameters), 100
-// (unknown). Others (no network service, SIM busy) would refuse either.
+// (unknown), by number (AT+CMEE=1) or in words from a modem that ignores
+// that. Others (no network service, SIM busy) would refuse either.
 func formRefused(err error) bool {
 	var cme at.CMEError
 	if errors.As(err, &cme) {
-		switch string(cme) {
-		case "4", "50", "100":
+		switch strings.ToLower(string(cme)) {
+		case "4", "50", "100", "operation not supported", "incorrect parameters", "unknown":
 			return true
 		}
 	}

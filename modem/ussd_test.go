@@ -176,6 +176,8 @@ func TestFormRefused(t *testing.T) {
 		{at.CMEError("4"), true},
 		{at.CMEError("50"), true},
 		{at.CMEError("100"), true},
+		{at.CMEError("Operation not supported"), true}, // a modem that ignores AT+CMEE=1
+		{at.CMEError("no network service"), false},
 		{at.CMEError("30"), false}, // no network service
 		{at.CMEError("14"), false}, // SIM busy
 		{at.ErrDeadlineExceeded, false},
