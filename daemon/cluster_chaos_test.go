@@ -416,9 +416,9 @@ func TestClusterChaos(t *testing.T) {
 		a.kill()
 		killed := time.Now()
 		log.mu.Lock()
-		held := heldByA()
+		held, ended := heldByA(), finals()
 		log.mu.Unlock()
-		t.Logf("kill %d: daemon a killed after %d jobs ended, holding %v", k+1, finals(), held)
+		t.Logf("kill %d: daemon a killed after %d jobs ended, holding %v", k+1, ended, held)
 		if len(held) == 0 {
 			t.Fatal("daemon a ended its job before the kill: nothing to fail over")
 		}
@@ -497,6 +497,8 @@ func TestClusterChaos(t *testing.T) {
 				return
 			}
 			if time.Now().After(deadline) {
+				log.mu.Lock()
+				defer log.mu.Unlock()
 				for _, id := range left {
 					t.Errorf("%s: %s not within a minute: %+v", id, what, log.events[id])
 				}
@@ -609,7 +611,9 @@ func TestClusterChaos(t *testing.T) {
 		}
 		finalEvents += final
 		if wantsVerdict(evs) {
+			log.mu.Lock()
 			t.Errorf("%s: sent with a report asked, but no delivery verdict stored: %v (seen live: %+v)", id, order, log.events[id])
+			log.mu.Unlock()
 		}
 		if accepted != 1 || final != 1 || verdicts > 1 || len(evs) == 0 || evs[0].Type != otp.StateAccepted {
 			t.Errorf("%s: stored events %v; want one accepted first, one final, at most one verdict", id, order)

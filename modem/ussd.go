@@ -284,12 +284,11 @@ func packUSSD(code string) (string, error) {
 }
 
 // unpackUSSD returns the septets packed in b as packUSSD packs them: a
-// last septet that ends on an octet boundary is filler when it is CR, or
-// 0 (7 bits of zeros, as some modems pad). (Package sms v0.3.0's
+// last CR that ends on an octet boundary is filler. (Package sms v0.3.0's
 // Unpack7BitUSSD drops a last character whose top bits read CR.)
 func unpackUSSD(b []byte) []byte {
 	u := gsm7.Unpack7Bit(b, 0)
-	if n := len(u); len(b)%7 == 0 && n > 0 && (u[n-1] == cr || u[n-1] == 0) {
+	if n := len(u); len(b)%7 == 0 && n > 0 && u[n-1] == cr {
 		u = u[:n-1]
 	}
 	return u

@@ -43,6 +43,7 @@ func TestParseCUSD(t *testing.T) {
 		{`+CUSD: 0,"AA180C3602",15`, 0, "*100#", true},
 		{`+CUSD: 0,"31D98C56B3DD1A",15`, 0, "1234567", true},
 		{`+CUSD: 0,"31D98C56B3DD70",15`, 0, "12345678", true},
+		{`+CUSD: 0,"31D98C56B3DD00",15`, 0, "1234567@", true}, // @ is 0: only CR is filler
 		{`+CUSD: 0,"D3309BFC06C564AE1A",15`, 0, "Saldo 12.5", true},
 		{`+CUSD: 0,"C2303BEC1E9775A01B4B560315AB52",15`, 0, "Balance: 7,25 EUR", true},
 		{`+CUSD: 1,"3110F50D6FD5E10A1948587793D9E539",0`, 1, "1 Top-up\n2 Bundles", true},
