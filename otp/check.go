@@ -67,6 +67,7 @@ func DecodeCheck(data []byte) (CheckRequest, error) {
 	if err := decodeObject(data, MaxCheckSize, "check", &c, checkFields); err != nil {
 		return c, err
 	}
+	numberErr := numberForm(c.To) // nil for none
 	switch {
 	case c.ID == "" && c.To == "":
 		return c, reject(ReasonMissingField, "id", "give the verification's id, or the number (to)")
@@ -76,8 +77,8 @@ func DecodeCheck(data []byte) (CheckRequest, error) {
 		return c, reject(ReasonInvalidID, "id", "id must be 1-64 characters of [A-Za-z0-9_-]")
 	case c.ID != "" && c.Region != "":
 		return c, reject(ReasonMalformed, "region", "region goes with to, not with id")
-	case c.To != "" && numberForm(c.To) != nil:
-		return c, numberForm(c.To)
+	case numberErr != nil:
+		return c, numberErr
 	case c.Code == "":
 		return c, reject(ReasonMissingField, "code", "code is required")
 	case !verifyCode(c.Code):

@@ -36,17 +36,22 @@ type mac struct {
 	sum [sha256.Size]byte
 }
 
-// macs hands out macs keyed with one key.
-type macs struct{ pool sync.Pool }
+// macs hands out macs keyed with one key: from pool, or new ones to keep.
+type macs struct {
+	key  []byte
+	pool sync.Pool
+}
 
 func newMACs(key []byte) *macs {
-	key = append([]byte(nil), key...)
-	m := &macs{}
-	m.pool.New = func() any { return newMAC(key) }
+	m := &macs{key: append([]byte(nil), key...)}
+	m.pool.New = func() any { return m.new() }
 	return m
 }
 
-func newMAC(key []byte) *mac { return &mac{h: hmac.New(sha256.New, key), in: make([]byte, 0, 256)} }
+// new returns a new mac.
+func (m *macs) new() *mac {
+	return &mac{h: hmac.New(sha256.New, m.key), in: make([]byte, 0, 256)}
+}
 
 // hash hashes m.in (which the caller built) into m.sum.
 func (m *mac) hash() []byte {

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -146,8 +145,7 @@ func New(cfg Config, store Store) (*Policy, error) {
 		return nil, err
 	}
 	p := &Policy{cfg: cfg, store: store, now: time.Now, blocked: map[string]blockEntry{}, macs: newMACs(cfg.Key)}
-	key := slices.Clone(cfg.Key)
-	p.decisions.New = func() any { return &decision{mac: newMAC(key)} }
+	p.decisions.New = func() any { return &decision{mac: p.macs.new()} }
 	return p, nil
 }
 

@@ -853,7 +853,7 @@ func TestAdoptedWhileTakenBack(t *testing.T) {
 			rs := &raceStore{MemoryStore: mem.MemoryStore}
 			p.store = rs
 			j := job("adopt", "+4526227921", "123456")
-			k := p.keysOf(j, newMAC(testKey))
+			k := p.keysOf(j, p.macs.new())
 			rs.before = func() {
 				// Another decision writes the record first.
 				key, value := k.block, (&prefixRecord{}).marshal(nil)
